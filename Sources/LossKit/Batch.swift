@@ -1,0 +1,70 @@
+/// Weights, ignored examples and reductions (DESIGN.md §3), shared by every structure.
+///
+/// An example is *ignored* when the structure says so (dense rows: gold == ignore_label); it is
+/// *skipped* when ignored or when its weight is exactly 0. Skipped examples are not read beyond
+/// their weight and label, add exactly 0 and get a zero gradient; only ignored ones are left
+/// out of the mean's denominator (a zero weight adds 0 to it anyway).
+struct Batch<T: Real> {
+    let count: Int
+    let weights: UnsafePointer<T>?
+    let reduction: Reduction
+
+    @inline(__always) func weight(_ i: Int) -> Double { weights.map { $0[i].wide } ?? 1 }
+
+    /// Whether example `i`, not ignored, is skipped for a zero weight.
+    @inline(__always) func hasZeroWeight(_ i: Int) -> Bool { weight(i) == 0 }
+
+    /// A weight that is read must be finite and >= 0.
+    func checkWeight(_ i: Int) throws(Failure) {
+        let w = weight(i)
+        guard w >= 0, w.isFinite else {
+            throw .domain("weight[\(i)] = \(w) must be finite and >= 0")
+        }
+    }
+
+    /// What SUM and MEAN write for an empty batch.
+    func writeEmpty(_ loss: UnsafeMutablePointer<T>?) {
+        if reduction != .none { loss?.pointee = 0 }
+    }
+
+    /// The computing pass over validated input. `evaluate(i, c)` returns example i's unweighted
+    /// loss and adds c times its gradient; `skip(i)` zeroes example i's gradient.
+    func run(loss: UnsafeMutablePointer<T>?,
+             isIgnored: (Int) -> Bool,
+             skip: (Int) -> Void,
+             evaluate: (Int, Double) -> Double)
+    {
+        // The mean divides by the summed weight of the examples that are not ignored.
+        var counted = 0.0
+        if reduction == .mean {
+            for i in 0..<count where !isIgnored(i) { counted += weight(i) }
+        }
+        var total = 0.0
+        for i in 0..<count {
+            let w = isIgnored(i) ? 0 : weight(i)
+            if w == 0 {
+                skip(i)
+                if reduction == .none { loss?[i] = 0 }
+                continue
+            }
+            let value = evaluate(i, reduction == .mean ? w / counted : w)
+            total += w * value
+            if reduction == .none { loss?[i] = T(rounding: w * value) }
+        }
+        switch reduction {
+        case .none: break
+        case .sum: loss?.pointee = T(rounding: total)
+        case .mean: loss?.pointee = T(rounding: counted > 0 ? total / counted : 0)
+        }
+    }
+}
+
+/// Checks that a buffer of `a * b` elements of `T` is addressable; returns `a * b`.
+func elementCount<T>(_ a: Int, _ b: Int, of _: T.Type, _ what: String) throws(Failure) -> Int {
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    let (_, bytesOverflow) = product.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+    guard !overflow, !bytesOverflow else {
+        throw .size("\(what) = \(a) * \(b) elements overflow the address space")
+    }
+    return product
+}

@@ -1,0 +1,29 @@
+import CLossKit
+
+// Dense rows: argument checks and the core live in Dense.swift; these only forward.
+
+@c @implementation
+public func lk_dense_f32(
+    _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ k: Int64,
+    _ scores: UnsafePointer<Float>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Float>?,
+    _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
+    _ grad: UnsafeMutablePointer<Float>?
+) -> lk_status {
+    report { () throws(Failure) in
+        try Dense.compute(opt, n: n, k: k, scores: scores, gold: gold, cost: cost,
+                          weight: weight, loss: loss, grad: grad)
+    }
+}
+
+@c @implementation
+public func lk_dense_f64(
+    _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ k: Int64,
+    _ scores: UnsafePointer<Double>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Double>?,
+    _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
+    _ grad: UnsafeMutablePointer<Double>?
+) -> lk_status {
+    report { () throws(Failure) in
+        try Dense.compute(opt, n: n, k: k, scores: scores, gold: gold, cost: cost,
+                          weight: weight, loss: loss, grad: grad)
+    }
+}

@@ -1,0 +1,104 @@
+import CLossKit
+
+/// Dense rows (DESIGN.md §4.2): n examples of k classes, scores row-major, one gold class per
+/// row (or `ignore_label`), costs per `cost_layout`. Each row is a `FlatCandidates`.
+enum Dense {
+    static func compute<T: Real>(
+        _ opt: UnsafePointer<lk_options>?, n n64: Int64, k k64: Int64,
+        scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
+        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
+    ) throws(Failure) {
+        let options = try Options.parse(opt, for: .dense)
+        let recipe = options.recipe
+        let layout = recipe.readsCosts ? options.costLayout : .zeroOne
+
+        // Pointers (nothing is read when n = 0).
+        if n64 != 0 {
+            guard scores != nil else { throw .null("scores is NULL (required when n > 0)") }
+            guard gold != nil else { throw .null("gold is NULL (required when n > 0)") }
+            if layout != .zeroOne, cost == nil {
+                throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is \(layout == .perExample ? "LK_COST_PER_EXAMPLE" : "LK_COST_CLASS_MATRIX")")
+            }
+        }
+
+        // Sizes.
+        guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
+        guard k64 >= 0 else { throw .size("k = \(k64) is negative") }
+        let n = Int(n64), k = Int(k64)
+        let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
+        guard n > 0, let scores, let gold else {
+            batch.writeEmpty(loss)
+            return
+        }
+        guard k >= 1 else { throw .size("k = 0, but a row needs at least one class when n > 0") }
+        _ = try elementCount(n, k, of: T.self, "n * k")
+        if layout == .classMatrix { _ = try elementCount(k, k, of: T.self, "k * k (cost class matrix)") }
+
+        // Gold labels, for the examples that are neither ignored nor of zero weight.
+        let ignore = options.ignoreLabel
+        for i in 0..<n where gold[i] != ignore && !batch.hasZeroWeight(i) {
+            let g = gold[i]
+            guard g >= 0, Int(g) < k else {
+                throw .label("gold[\(i)] = \(g) is outside [0, \(k)) and is not ignore_label (\(ignore))")
+            }
+        }
+
+        // Values: weights, then each read row's scores and costs.
+        let costRow = { (i: Int) -> (UnsafePointer<T>?, String) in
+            switch layout {
+            case .zeroOne: return (nil, "")
+            case .perExample: return (cost.map { $0 + i * k }, "cost[\(i), ")
+            case .classMatrix:
+                let g = Int(gold[i])
+                return (cost.map { $0 + g * k }, "cost[\(g), ")
+            }
+        }
+        for i in 0..<n where gold[i] != ignore {
+            try batch.checkWeight(i)
+            if batch.hasZeroWeight(i) { continue }
+            let (costs, costName) = costRow(i)
+            try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs,
+                         usesGold: recipe.usesGoldScore,
+                         scoreName: "scores[\(i), ", costName: costName, row: "row \(i)")
+        }
+
+        // The computing pass.
+        batch.run(
+            loss: loss,
+            isIgnored: { gold[$0] == ignore },
+            skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
+            evaluate: { i, coefficient in
+                let example = FlatCandidates(
+                    scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
+                    costs: costRow(i).0, costScale: options.costScale,
+                    gradient: grad.map { $0 + i * k })
+                return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+            })
+    }
+
+    /// The value checks of one row of flat candidates (shared with candidate lists): no +inf
+    /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
+    /// score, and finite costs for the unmasked candidates when costs are read.
+    static func checkRow<T: Real>(
+        _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
+        usesGold: Bool, scoreName: String, costName: String, row: String
+    ) throws(Failure) {
+        var unmasked = 0
+        for j in 0..<count {
+            let s = scores[j]
+            if s == T.infinity {
+                throw .domain("\(scoreName)\(j)] = inf: +inf is not a valid score (-inf masks a candidate)")
+            }
+            if s != -T.infinity {
+                unmasked += 1
+                if let costs, !costs[j].isFinite {
+                    throw .domain("\(costName)\(j)] = \(describe(costs[j])) is not finite (read for \(row))")
+                }
+            }
+        }
+        guard unmasked > 0 else { throw .domain("\(row) has every candidate masked (-inf scores)") }
+        if usesGold, scores[gold] == -T.infinity {
+            throw .domain("\(scoreName)\(gold)] = -inf masks the gold of \(row), but this loss uses the gold score")
+        }
+    }
+}

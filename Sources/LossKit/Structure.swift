@@ -1,0 +1,54 @@
+/// What a structure (dense rows, candidate lists, linear chains) provides to the losses for one
+/// example: the primitives of DESIGN.md §1 over the cost-augmented scores v = s + a c, and
+/// sinks for their gradients. Losses are recipes over these (Losses.swift) and never see how a
+/// structure stores its candidates.
+///
+/// Rules every conformance follows (DESIGN.md §2): masked candidates (score -inf) never win a
+/// max, add nothing to a sum and are never the oracle; a max over tied values picks the gold
+/// if it is among them, else the first candidate; the oracle is the candidate of lowest
+/// unscaled cost, then highest score, then first.
+protocol LossStructure {
+    /// How the structure names one candidate (an index into a row; a path on a chain).
+    associatedtype Argmax
+    /// What a log-sum-exp keeps to produce its marginals afterwards.
+    associatedtype Marginals
+
+    /// The gold candidate's score s[gold].
+    func gold() -> (score: Double, arg: Argmax)
+    /// The oracle's score s[oracle].
+    func oracle() -> (score: Double, arg: Argmax)
+    /// max_y s[y] + a c[y], with the argmax.
+    func maximum(costWeight a: Double) -> (value: Double, arg: Argmax)
+    /// log sum_y exp(s[y] + a c[y]) = shift + rest, with rest = log1p(...) >= 0.
+    func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: Marginals)
+    /// The expected cost R = sum_y p[y] c[y] under p = softmax(s); adds
+    /// `coefficient * p[y] (c[y] - R)` to the gradient.
+    func expectedCost(gradientTimes coefficient: Double) -> Double
+
+    /// Adds `coefficient` to the gradient of the candidate `arg`.
+    func addOneHot(_ arg: Argmax, times coefficient: Double)
+    /// Adds `coefficient` times the marginals of a log-sum-exp to the gradient.
+    func addMarginals(_ marginals: Marginals, times coefficient: Double)
+
+    /// Whether any score that is read is NaN: the example's loss and gradient are then NaN.
+    var containsNaN: Bool { get }
+    /// Sets the example's gradient to 0 (terms then add to it).
+    func zeroGradient()
+    /// Sets the example's whole gradient to NaN.
+    func poisonGradient()
+}
+
+/// A structure whose candidates can be summed over one by one, which the square losses and
+/// label smoothing need (dense rows and candidate lists; not linear chains).
+protocol EnumerableStructure: LossStructure {
+    /// K, the number of candidates that are not masked.
+    var unmaskedCount: Int { get }
+    /// sum over unmasked candidates of s[y].
+    func sumOfScores() -> Double
+    /// sum over unmasked candidates other than the gold of s[y]^2.
+    func sumOfSquaresExceptGold() -> Double
+    /// Adds `coefficient * s[y]` to the gradient of every unmasked candidate but the gold.
+    func addScoresExceptGold(times coefficient: Double)
+    /// Adds `coefficient` to the gradient of every unmasked candidate.
+    func addToUnmasked(_ coefficient: Double)
+}

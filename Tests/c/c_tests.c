@@ -1,0 +1,132 @@
+/* C-side tests of the public ABI: struct layout, version, status names, lk_options_init, and
+ * the per-thread lk_last_error(). Built against include/ and the release liblosskit.so only. */
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "losskit.h"
+
+static int failures = 0;
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                        \
+        }                                                                      \
+    } while (0)
+
+/* The first published layout: 112 bytes on x86-64, fields at these offsets (DESIGN.md §4.1). */
+static void test_layout(void) {
+    CHECK(sizeof(lk_options) == 112);
+    CHECK(offsetof(lk_options, cost_scale) == 24);
+    CHECK(offsetof(lk_options, hope) == 56);
+    CHECK(offsetof(lk_options, hope_scale) == 64);
+    CHECK(offsetof(lk_options, margin) == 80);
+    CHECK(offsetof(lk_options, lambda) == 88);
+    CHECK(offsetof(lk_options, angular_margin) == 104);
+}
+
+static void test_version(void) {
+    CHECK(lk_version_number() == LK_VERSION_NUMBER);
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", LK_VERSION_MAJOR, LK_VERSION_MINOR, LK_VERSION_PATCH);
+    CHECK(strcmp(lk_version(), expected) == 0);
+}
+
+static void test_status_names(void) {
+    CHECK(strcmp(lk_status_name(LK_OK), "LK_OK") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_NULL), "LK_ERR_NULL") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_SIZE), "LK_ERR_SIZE") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_LABEL), "LK_ERR_LABEL") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_OPTION), "LK_ERR_OPTION") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_DOMAIN), "LK_ERR_DOMAIN") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_UNSUPPORTED), "LK_ERR_UNSUPPORTED") == 0);
+    CHECK(strcmp(lk_status_name(LK_ERR_ALLOC), "LK_ERR_ALLOC") == 0);
+    CHECK(strcmp(lk_status_name(99), "LK_ERR_UNKNOWN") == 0);
+    CHECK(strcmp(lk_status_name(-1), "LK_ERR_UNKNOWN") == 0);
+}
+
+static void test_options_init(void) {
+    lk_options o;
+    memset(&o, 0x5a, sizeof o);
+    CHECK(lk_options_init(&o, LK_LOSS_HOPE_FEAR) == LK_OK);
+    CHECK(o.size == sizeof(lk_options));
+    CHECK(o.loss == LK_LOSS_HOPE_FEAR);
+    CHECK(o.reduction == LK_REDUCE_MEAN);
+    CHECK(o.ignore_label == -100);
+    CHECK(o.cost_layout == LK_COST_ZERO_ONE);
+    CHECK(o.threads == 0);
+    CHECK(o.cost_scale == 1.0 && o.label_smoothing == 0.0);
+    CHECK(o.square_k == 1.0 && o.square_m == 1.0);
+    CHECK(o.hope == LK_TERM_GOLD && o.fear == LK_TERM_LSE);
+    CHECK(o.hope_scale == 0.0 && o.fear_scale == 1.0);
+    CHECK(o.margin == 2 && o.lambda == 0.0);
+    CHECK(o.angular_scale == 64.0);
+    CHECK(lk_options_init(NULL, LK_LOSS_LOG) == LK_ERR_NULL);
+    CHECK(strlen(lk_last_error()) > 0);
+    lk_options before = o;
+    CHECK(lk_options_init(&o, 4242) == LK_ERR_OPTION);
+    CHECK(memcmp(&before, &o, sizeof o) == 0); /* untouched on error */
+    CHECK(strstr(lk_last_error(), "4242") != NULL);
+    CHECK(lk_options_init(&o, LK_LOSS_LOG) == LK_OK);
+    CHECK(strcmp(lk_last_error(), "") == 0); /* success resets the message */
+}
+
+/* A caller compiled against a larger, future layout passes a bigger size: accepted. A size
+ * below the first layout is rejected before anything else is read. */
+static void test_options_size(void) {
+    lk_options o;
+    lk_options_init(&o, LK_LOSS_LOG);
+    float s[2] = {0.0f, 1.0f}, loss = -7.0f;
+    int32_t g[1] = {1};
+    o.size = 200;
+    CHECK(lk_dense_f32(&o, 1, 2, s, g, NULL, NULL, &loss, NULL) == LK_OK);
+    CHECK(fabs(loss - log1p(exp(-1.0))) < 1e-6);
+    o.size = 111;
+    loss = -7.0f;
+    CHECK(lk_dense_f32(&o, 1, 2, s, g, NULL, NULL, &loss, NULL) == LK_ERR_OPTION);
+    CHECK(loss == -7.0f);
+}
+
+/* lk_last_error() is per thread: a failure on one thread is not seen by another. */
+struct thread_result { int status; char message[256]; };
+
+static void *fail_in_thread(void *arg) {
+    struct thread_result *r = arg;
+    float s[2] = {0.0f, 1.0f};
+    int32_t g[1] = {9};
+    lk_options o;
+    lk_options_init(&o, LK_LOSS_LOG);
+    r->status = lk_dense_f32(&o, 1, 2, s, g, NULL, NULL, NULL, NULL);
+    snprintf(r->message, sizeof r->message, "%s", lk_last_error());
+    return NULL;
+}
+
+static void test_thread_local_error(void) {
+    lk_options o;
+    lk_options_init(&o, LK_LOSS_LOG); /* succeeds: this thread's message is "" */
+    struct thread_result r = {0, ""};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fail_in_thread, &r) == 0);
+    pthread_join(t, NULL);
+    CHECK(r.status == LK_ERR_LABEL);
+    CHECK(strstr(r.message, "gold[0] = 9") != NULL);
+    CHECK(strcmp(lk_last_error(), "") == 0);
+}
+
+int main(void) {
+    test_layout();
+    test_version();
+    test_status_names();
+    test_options_init();
+    test_options_size();
+    test_thread_local_error();
+    if (failures) {
+        fprintf(stderr, "c_tests: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("c_tests: all checks passed\n");
+    return 0;
+}

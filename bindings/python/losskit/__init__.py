@@ -1,0 +1,28 @@
+"""LossKit: training losses and their gradients over NumPy arrays.
+
+    >>> import numpy as np, losskit
+    >>> r = losskit.dense(np.array([[0.0, np.log(3.0)]]), np.array([1]), loss="log")
+    >>> round(float(r.loss), 6)   # log(4/3)
+    0.287682
+
+Every loss of include/losskit.h over dense class rows; float64 input is computed by the _f64
+functions, anything else in float32. Failures raise LossKitError carrying the library's message.
+"""
+
+from ._native import LossKitError, library_path, lib as _lib
+from ._dense import DenseResult, dense
+
+__all__ = ["dense", "DenseResult", "LossKitError", "version", "version_number", "library_path"]
+
+
+def version() -> str:
+    """The loaded library's version, "MAJOR.MINOR.PATCH"."""
+    return _lib.lk_version().decode()
+
+
+def version_number() -> int:
+    """The loaded library's LK_VERSION_NUMBER (MAJOR*10000 + MINOR*100 + PATCH)."""
+    return _lib.lk_version_number()
+
+
+__version__ = "0.1.0"

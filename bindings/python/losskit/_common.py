@@ -1,0 +1,101 @@
+"""Shared helpers of the public functions (private): names of the enums, option building,
+array checks. Every check happens before the library is called and raises a ValueError that
+names the argument and what was received."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ._native import Options, lib
+
+LOSSES = {
+    "log": 1, "perceptron": 2, "hinge": 3, "softmax_margin": 4, "risk": 5, "ramp": 6,
+    "soft_ramp": 7, "infinite_ramp": 8, "squared": 9, "squentropy": 10, "hope_fear": 11,
+}
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+COST_LAYOUTS = {"zero_one": 0, "per_example": 1, "class_matrix": 2}
+TERMS = {"gold": 0, "oracle": 1, "max": 2, "lse": 3}
+
+
+def _pick(table: dict, value, what: str) -> int:
+    if value not in table:
+        raise ValueError(f"{what}={value!r} is not one of {sorted(table)}")
+    return table[value]
+
+
+def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cost_layout=None,
+                 label_smoothing=0.0, square_k=1.0, square_m=1.0, hope=None, fear=None,
+                 hope_scale=None, fear_scale=None) -> Options:
+    """An lk_options from keyword options: lk_options_init(loss), then the given fields."""
+    code = _pick(LOSSES, loss, "loss")
+    opt = Options()
+    lib.lk_options_init(ctypes.byref(opt), code)
+    opt.reduction = _pick(REDUCTIONS, reduction, "reduction")
+    opt.cost_scale = float(cost_scale)
+    opt.threads = _int32(threads, "threads")
+    opt.ignore_label = _int32(ignore_label, "ignore_label")
+    if cost_layout is not None:
+        opt.cost_layout = _pick(COST_LAYOUTS, cost_layout, "cost_layout")
+    opt.label_smoothing = float(label_smoothing)
+    opt.square_k = float(square_k)
+    opt.square_m = float(square_m)
+    hope_fear = {"hope": hope, "fear": fear, "hope_scale": hope_scale, "fear_scale": fear_scale}
+    if loss != "hope_fear":
+        given = [name for name, value in hope_fear.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply only to loss='hope_fear' (got loss={loss!r})")
+    else:
+        if hope is not None:
+            opt.hope = _pick(TERMS, hope, "hope")
+        if fear is not None:
+            opt.fear = _pick(TERMS, fear, "fear")
+        if hope_scale is not None:
+            opt.hope_scale = float(hope_scale)
+        if fear_scale is not None:
+            opt.fear_scale = float(fear_scale)
+    return opt
+
+
+def _int32(value, what: str) -> int:
+    value = int(value)
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"{what}={value} does not fit in int32")
+    return value
+
+
+def float_dtype(scores) -> np.dtype:
+    """float64 input takes the _f64 path; everything else is computed in float32."""
+    dtype = getattr(scores, "dtype", None)
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def as_float(array, dtype, name: str, shape: tuple) -> np.ndarray:
+    """`array` as a C-contiguous array of `dtype` and exactly `shape`, or a ValueError."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def as_labels(array, name: str, shape: tuple) -> np.ndarray:
+    """Integer labels as a C-contiguous int32 array of `shape`, or a ValueError."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "iu" and not (a.dtype.kind == "b" and a.size == 0):
+        if a.size == 0:
+            a = a.astype(np.int32)
+        else:
+            raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if a.size and (a.min() < -(2**31) or a.max() >= 2**31):
+        raise ValueError(f"{name} holds values that do not fit in int32")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def address(a) -> int | None:
+    """The data pointer of an array, or None (NULL)."""
+    return None if a is None else a.ctypes.data

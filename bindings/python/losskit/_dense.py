@@ -1,0 +1,90 @@
+"""losskit.dense: every loss over dense class rows (lk_dense_f32 / lk_dense_f64)."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _common as c
+from ._native import lib
+
+__all__ = ["dense", "DenseResult"]
+
+
+class DenseResult(NamedTuple):
+    """loss: a scalar (reduction "sum"/"mean") or an (n,) array ("none");
+    grad: the (n, k) gradient of exactly that loss w.r.t. the scores, or None."""
+
+    loss: object
+    grad: Optional[np.ndarray]
+
+
+def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
+          reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
+          square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
+          threads=0, with_grad=True) -> DenseResult:
+    """Loss and gradient of every example of a batch of class scores.
+
+    Args:
+      scores: (n, k) scores (logits). float64 is computed in double, anything else in float32.
+        -inf masks a class.
+      gold: (n,) integer labels in [0, k), or ``ignore_label``.
+      loss: "log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
+        "infinite_ramp", "squared", "squentropy" or "hope_fear" (formulas in include/losskit.h).
+      cost: None (0/1 cost), an (n, k) per-example cost or a (k, k) class matrix (row = gold).
+        When n == k the layout is ambiguous and ``cost_layout`` must be given.
+      cost_layout: "zero_one", "per_example" or "class_matrix"; inferred from cost's shape.
+      weight: (n,) non-negative example weights, or None.
+      reduction: "mean" (over the weight of non-ignored examples), "sum" or "none".
+      cost_scale, label_smoothing, square_k, square_m, hope, fear, hope_scale, fear_scale:
+        as the lk_options fields of the same names; hope/fear are "gold", "oracle", "max",
+        "lse" and apply to loss="hope_fear" only.
+      threads: 0 = library default.
+      with_grad: False skips the gradient (grad is None).
+
+    Returns:
+      DenseResult(loss, grad).
+
+    Raises:
+      ValueError: an argument has the wrong shape, dtype or name (checked before the call).
+      LossKitError: the library rejected the input (message names the argument and index).
+    """
+    dtype = c.float_dtype(scores)
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 2-D (n, k), got shape {s.shape}")
+    n, k = s.shape
+    s = c.as_float(s, dtype, "scores", (n, k))
+    g = c.as_labels(gold, "gold", (n,))
+
+    layout = cost_layout
+    cost_array = None
+    if cost is not None:
+        shape = np.shape(cost)
+        if layout is None:
+            if shape == (n, k) and shape == (k, k):
+                raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
+                                 "pass cost_layout='per_example' or 'class_matrix'")
+            layout = "per_example" if shape == (n, k) else "class_matrix"
+        if layout == "zero_one":
+            raise ValueError("cost is given, but cost_layout='zero_one' ignores it")
+        expected = {"per_example": (n, k), "class_matrix": (k, k)}.get(layout)
+        if expected is None:
+            c._pick(c.COST_LAYOUTS, layout, "cost_layout")
+        cost_array = c.as_float(cost, dtype, "cost", expected)
+    elif layout not in (None, "zero_one"):
+        raise ValueError(f"cost_layout={layout!r} needs a cost array")
+    w = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
+
+    opt = c.make_options(loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
+                         ignore_label=ignore_label, cost_layout=layout,
+                         label_smoothing=label_smoothing, square_k=square_k, square_m=square_m,
+                         hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale)
+    out = np.empty(n if reduction == "none" else 1, dtype=dtype)
+    grad = np.empty((n, k), dtype=dtype) if with_grad else None
+    fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
+    fn(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array), c.address(w),
+       c.address(out), c.address(grad))
+    return DenseResult(out if reduction == "none" else out[0], grad)

@@ -1,0 +1,282 @@
+/*
+ * losskit.h — training losses and their gradients over raw float buffers.
+ *
+ * LossKit computes, per example, a training loss and its gradient with respect to the scores
+ * a model produced. The math is written once in Swift; this hand-written header and the shared
+ * library liblosskit.so make it callable from C, C++, Python (ctypes) and anything that can
+ * call C. This header is the whole public contract: what is not declared here is not public.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Conventions shared by every function (stated once here)
+ * ---------------------------------------------------------------------------------------------
+ *  - Every function returns an lk_status. LK_OK (0) is success. On any error the function
+ *    writes NOTHING to its outputs and records a message for this thread, available through
+ *    lk_last_error(), naming the argument and the index (e.g. "gold[17] = 1003 is outside
+ *    [0, 1000)"). A successful call resets this thread's message to "". No input, however
+ *    malformed, may crash the calling process.
+ *  - Sizes are int64_t, labels int32_t. Every computing function comes as _f32 (float) and _f64
+ *    (double) with identical semantics; sums over candidates and over the batch accumulate in
+ *    double in both.
+ *  - Scores. A score of -INFINITY means "this candidate does not exist" (a mask): it never wins
+ *    a max, adds nothing to a log-sum-exp or an expectation, is never the oracle, and gets a
+ *    zero gradient. An example with no candidate other than masked ones is LK_ERR_DOMAIN, as is
+ *    a masked gold under a loss that uses the gold score. +INFINITY anywhere in a score is
+ *    LK_ERR_DOMAIN. A NaN score makes that example's loss and whole gradient row NaN (it is
+ *    never silently dropped); under SUM and MEAN the total is then NaN.
+ *  - Costs. c[y] = cost_scale * cost(gold, y). Costs are read only by the losses that use them
+ *    (HINGE, SOFTMAX_MARGIN, RISK, RAMP, SOFT_RAMP, INFINITE_RAMP; HOPE_FEAR when its fear or a
+ *    MAX/LSE hope has a non-zero scale or its hope is ORACLE; never LOG, PERCEPTRON, SQUARED,
+ *    SQUENTROPY), and only for candidates that are not masked; every cost read must be finite
+ *    (else LK_ERR_DOMAIN). Costs may be negative; the ">= 0" properties of the losses below
+ *    assume costs >= 0 with a zero cost for the gold.
+ *  - Ties. A max over tied values picks the gold candidate if it is among them, otherwise the
+ *    lowest index. The oracle (the candidate of lowest unscaled cost) breaks ties by highest
+ *    score, then lowest index.
+ *  - Weights. weight (NULL = all 1) multiplies each example's loss and gradient; a weight read
+ *    must be finite and >= 0 (else LK_ERR_DOMAIN).
+ *  - Ignored and zero-weight examples (gold == opt->ignore_label, or weight exactly 0) are not
+ *    read beyond their weight and label: their gold is not validated, they contribute exactly 0
+ *    (never NaN) and get a zero gradient.
+ *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
+ *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
+ *    default) writes that total divided by the summed weight of the examples that were not
+ *    ignored; a mean over zero weight is 0 with a zero gradient, never NaN. With n = 0, SUM and
+ *    MEAN write 0 to a non-NULL loss and nothing else is read.
+ *  - The gradient is always the gradient of exactly what was written to loss: for SUM
+ *    weight[i] * dloss_i, for MEAN that divided by the summed weight, for NONE weight[i] * dloss_i
+ *    (each example's own weighted loss).
+ *  - Optional outputs: loss and every gradient buffer may be NULL; that work is skipped.
+ *    With n = 0 nothing is read and every pointer may be NULL.
+ *  - Order of checks when several errors apply: a NULL opt (LK_ERR_NULL), then the options
+ *    (LK_ERR_OPTION, LK_ERR_UNSUPPORTED; checked even when n = 0), then required pointers
+ *    (LK_ERR_NULL), then sizes (LK_ERR_SIZE), then gold labels (LK_ERR_LABEL), then values
+ *    (LK_ERR_DOMAIN). Each phase scans the whole batch before the next begins, so the error
+ *    reported is the first one (lowest index) of the earliest phase.
+ *  - Options are validated only for the losses that use them (cost_scale, reduction and threads
+ *    always; label_smoothing only by LOG; square_k and square_m only by SQUARED; hope, fear,
+ *    hope_scale and fear_scale only by HOPE_FEAR; cost_layout only by the losses that read
+ *    costs). A NaN or infinite option value, an unknown enum value, or opt->size smaller than
+ *    the first published layout (this struct, 112 bytes on x86-64) is LK_ERR_OPTION.
+ *  - Determinism and reentrancy: the same inputs give bit-identical outputs at any thread count;
+ *    the library keeps no global mutable state (the error message is per thread), so functions
+ *    may be called concurrently from many threads on different buffers.
+ *
+ * References used throughout:
+ *  [GS10]  K. Gimpel, N. A. Smith. Softmax-Margin CRFs: Training Log-Linear Models with Cost
+ *          Functions. NAACL 2010.
+ *  [GS12]  K. Gimpel, N. A. Smith. Structured Ramp Loss Minimization for Machine Translation.
+ *          NAACL 2012.
+ *  [CS01]  K. Crammer, Y. Singer. On the Algorithmic Implementation of Multiclass Kernel-based
+ *          Vector Machines. JMLR 2001.
+ *  [TJHA05] I. Tsochantaridis et al. Large Margin Methods for Structured and Interdependent
+ *          Output Variables. JMLR 2005.
+ *  [DLSVL08] C. B. Do, Q. Le, C. H. Teo, O. Chapelle, A. Smola. Tighter Bounds for Structured
+ *          Estimation. NIPS 2008.
+ *  [SMTH06] D. A. Smith, J. Eisner. Minimum Risk Annealing for Training Log-Linear Models.
+ *          COLING/ACL 2006.
+ *  [SZVWW16] C. Szegedy et al. Rethinking the Inception Architecture (label smoothing). CVPR 2016.
+ *  [HB20]  L. Hui, M. Belkin. Evaluation of Neural Architectures Trained with Square Loss vs
+ *          Cross-Entropy in Classification Tasks. ICLR 2021 (arXiv 2006.07322).
+ *  [HBW23] L. Hui, M. Belkin, S. Wright. Cut your Losses with Squentropy. ICML 2023.
+ */
+#ifndef LOSSKIT_H
+#define LOSSKIT_H
+
+#include <stdint.h> /* int32_t, int64_t, uint32_t: the fixed-width types of every signature */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+ * Version
+ * ========================================================================================== */
+
+#define LK_VERSION_MAJOR 0
+#define LK_VERSION_MINOR 1
+#define LK_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH; compare with lk_version_number() to detect a mismatch
+ * between the header a program was compiled with and the library it loaded. */
+#define LK_VERSION_NUMBER (LK_VERSION_MAJOR * 10000 + LK_VERSION_MINOR * 100 + LK_VERSION_PATCH)
+
+/* "MAJOR.MINOR.PATCH" of the loaded library; a static string, never NULL. Since 0.1.0. */
+const char *lk_version(void);
+/* LK_VERSION_NUMBER of the loaded library. Since 0.1.0. */
+int32_t lk_version_number(void);
+
+/* ============================================================================================
+ * Status codes — values are pinned and only ever appended.
+ * ========================================================================================== */
+
+typedef int32_t lk_status;
+#define LK_OK              0 /* success */
+#define LK_ERR_NULL        1 /* a required pointer is NULL */
+#define LK_ERR_SIZE        2 /* a size is negative, inconsistent or overflows */
+#define LK_ERR_LABEL       3 /* a gold label, index or offset is out of range */
+#define LK_ERR_OPTION      4 /* an option or parameter is outside its domain */
+#define LK_ERR_DOMAIN      5 /* the inputs have no defined loss (e.g. no finite candidate) */
+#define LK_ERR_UNSUPPORTED 6 /* this loss is not defined on this structure */
+#define LK_ERR_ALLOC       7 /* scratch memory could not be allocated */
+
+/* The name of a status, e.g. "LK_ERR_LABEL"; "LK_ERR_UNKNOWN" for a value not listed above.
+ * A static string, never NULL. Since 0.1.0. */
+const char *lk_status_name(lk_status status);
+
+/* This thread's message for its last failed call, naming the argument and the index; "" if the
+ * last call succeeded or none was made. Never NULL; valid until this thread's next LossKit
+ * call. Since 0.1.0. */
+const char *lk_last_error(void);
+
+/* ============================================================================================
+ * Enumerations — values are pinned once published; callers use the names.
+ * ========================================================================================== */
+
+/* Losses (see lk_dense_f32 for the formula of each). */
+#define LK_LOSS_LOG             1  /* log loss, cross-entropy, CRF loss */
+#define LK_LOSS_PERCEPTRON      2  /* perceptron */
+#define LK_LOSS_HINGE           3  /* hinge, structured SVM (margin rescaling) */
+#define LK_LOSS_SOFTMAX_MARGIN  4  /* softmax-margin [GS10] */
+#define LK_LOSS_RISK            5  /* risk, expected cost [SMTH06] */
+#define LK_LOSS_RAMP            6  /* ramp (hope-fear) [DLSVL08, GS12] */
+#define LK_LOSS_SOFT_RAMP       7  /* soft ramp [GS12] */
+#define LK_LOSS_INFINITE_RAMP   8  /* infinite ramp [GS12] */
+#define LK_LOSS_SQUARED         9  /* square loss [HB20] */
+#define LK_LOSS_SQUENTROPY      10 /* squentropy [HBW23] */
+#define LK_LOSS_HOPE_FEAR       11 /* the general form F(s + f*c) - H(s - h*c) */
+/* 12 and 13 are reserved for the angular-margin losses (CosFace, ArcFace). */
+
+/* Reductions over the batch. */
+#define LK_REDUCE_NONE 0 /* one weighted loss per example */
+#define LK_REDUCE_SUM  1 /* one total: sum_i weight[i] * loss_i */
+#define LK_REDUCE_MEAN 2 /* the total divided by the summed weight of non-ignored examples */
+
+/* Cost layouts of the dense structure. */
+#define LK_COST_ZERO_ONE     0 /* c[j] = [j != gold]; the cost pointer is ignored (may be NULL) */
+#define LK_COST_PER_EXAMPLE  1 /* cost is n*k, row i = example i's cost of each class */
+#define LK_COST_CLASS_MATRIX 2 /* cost is k*k, row g = the cost of each class when gold is g */
+
+/* Hope and fear terms of LK_LOSS_HOPE_FEAR. */
+#define LK_TERM_GOLD   0 /* hope only: s[gold] */
+#define LK_TERM_ORACLE 1 /* hope only: s[oracle], the candidate of lowest cost */
+#define LK_TERM_MAX    2 /* max over candidates of the cost-augmented scores */
+#define LK_TERM_LSE    3 /* log-sum-exp over candidates of the cost-augmented scores */
+
+/* ============================================================================================
+ * Options
+ * ========================================================================================== */
+
+/* Options of every computing function. Initialise with lk_options_init, then set fields by
+ * name. The library reads only the first opt->size bytes and rejects a size smaller than this
+ * first published layout (112 bytes on x86-64), so fields can be appended in later versions
+ * without breaking callers compiled against this one; fields an older caller lacks take their
+ * defaults. */
+typedef struct lk_options {
+    uint32_t size;            /* sizeof(lk_options) as the caller compiled it */
+    int32_t  loss;            /* LK_LOSS_* */
+    int32_t  reduction;       /* LK_REDUCE_NONE | LK_REDUCE_SUM | LK_REDUCE_MEAN (default) */
+    int32_t  ignore_label;    /* dense rows: a gold equal to it is ignored; default -100 */
+    int32_t  cost_layout;     /* dense rows: LK_COST_ZERO_ONE (default), LK_COST_PER_EXAMPLE,
+                                 LK_COST_CLASS_MATRIX */
+    int32_t  threads;         /* >= 0; 0 = library default. Accepted and validated in 0.1.0,
+                                 which computes on the calling thread only. */
+    double   cost_scale;      /* alpha >= 0, finite; multiplies every cost; default 1 */
+    double   label_smoothing; /* LK_LOSS_LOG only, epsilon in [0, 1); default 0 */
+    double   square_k;        /* LK_LOSS_SQUARED kappa > 0, finite; default 1 */
+    double   square_m;        /* LK_LOSS_SQUARED M, finite; default 1 */
+    int32_t  hope;            /* LK_LOSS_HOPE_FEAR: LK_TERM_GOLD (default) | ORACLE | MAX | LSE */
+    int32_t  fear;            /* LK_LOSS_HOPE_FEAR: LK_TERM_MAX | LK_TERM_LSE (default) */
+    double   hope_scale;      /* LK_LOSS_HOPE_FEAR h >= 0, finite; default 0 */
+    double   fear_scale;      /* LK_LOSS_HOPE_FEAR f >= 0, finite; default 1 */
+    int32_t  margin;          /* reserved for L-Softmax (m >= 1); default 2 */
+    double   lambda;          /* reserved for L-Softmax (blend >= 0); default 0 */
+    double   angular_scale;   /* reserved for CosFace/ArcFace (s > 0); default 64 */
+    double   angular_margin;  /* reserved for CosFace/ArcFace (m >= 0); default 0.5 */
+} lk_options;
+
+/* Sets opt->size = sizeof(lk_options), opt->loss = loss, and every other field to its default
+ * (listed beside each field above; with the defaults, HOPE_FEAR is softmax-margin).
+ * @return LK_OK; LK_ERR_NULL if opt is NULL; LK_ERR_OPTION if loss is not an LK_LOSS_* value
+ *         (then *opt is left untouched). Since 0.1.0. */
+lk_status lk_options_init(lk_options *opt, int32_t loss);
+
+/* ============================================================================================
+ * Dense rows — multiclass classification, fixed candidate sets.
+ * ========================================================================================== */
+
+/* Loss and gradient over n examples of k classes each.
+ *
+ * Per example with scores s (k), gold g, costs c[j] = cost_scale * cost(g, j), p = softmax(s)
+ * and K = the number of unmasked classes:
+ *
+ *   LK_LOSS_LOG             lse(s) - s[g]                    grad p - e_g
+ *     with label smoothing eps:  lse(s) - (1-eps) s[g] - (eps/K) sum_j s[j]
+ *                                                            grad p - ((1-eps) e_g + eps/K)
+ *                                                            (= PyTorch cross_entropy's
+ *                                                            label_smoothing, unweighted) [SZVWW16]
+ *   LK_LOSS_PERCEPTRON      max(s) - s[g]                    grad e_argmax - e_g
+ *   LK_LOSS_HINGE           max(s + c) - s[g]                grad e_argmax(s+c) - e_g
+ *                           (0/1 cost: Crammer-Singer [CS01]; margin rescaling [TJHA05])
+ *   LK_LOSS_SOFTMAX_MARGIN  lse(s + c) - s[g]                grad softmax(s + c) - e_g  [GS10]
+ *   LK_LOSS_RISK            R = sum_j p_j c_j                grad p_j (c_j - R)        [SMTH06]
+ *   LK_LOSS_RAMP            max(s + c) - max(s - c)          grad e_argmax(s+c) - e_argmax(s-c)
+ *                                                            [DLSVL08, GS12]; ignores s[g]
+ *   LK_LOSS_SOFT_RAMP       lse(s + c) - lse(s - c)          grad softmax(s+c) - softmax(s-c)
+ *   LK_LOSS_INFINITE_RAMP   max(s + c) - s[o]                grad e_argmax(s+c) - e_o  [GS12]
+ *                           o = oracle: lowest unscaled cost, then highest score, then lowest
+ *                           index (with 0/1 cost, the gold unless it is masked)
+ *   LK_LOSS_SQUARED         (1/K) [kappa (s[g] - M)^2 + sum_{j != g} s[j]^2]
+ *                           grad (2/K) kappa (s[g] - M) at g, (2/K) s[j] elsewhere   [HB20]
+ *                           (kappa = square_k, M = square_m)
+ *   LK_LOSS_SQUENTROPY      lse(s) - s[g] + (1/(K-1)) sum_{j != g} s[j]^2  (0 when K = 1)
+ *                           grad p - e_g + (2/(K-1)) s[j] for j != g                  [HBW23]
+ *   LK_LOSS_HOPE_FEAR       F(s + f c) - H(s - h c), F in {MAX, LSE} with scale f = fear_scale,
+ *                           H in {GOLD: s[g], ORACLE: s[o], MAX, LSE} with scale h = hope_scale
+ *                           (h applies to MAX and LSE only). LOG = (GOLD, LSE, f = 0),
+ *                           PERCEPTRON = (GOLD, MAX, f = 0), HINGE = (GOLD, MAX, 1),
+ *                           SOFTMAX_MARGIN = (GOLD, LSE, 1), RAMP = (MAX h=1, MAX f=1),
+ *                           SOFT_RAMP = (LSE 1, LSE 1), INFINITE_RAMP = (ORACLE, MAX 1).
+ *
+ * Masked classes (score -INFINITY) are left out of every max, sum and count K. Every log-sum-exp
+ * is computed as m + log1p(sum_{j != argmax} exp(v[j] - m)) with m = max v, so LOG with the gold
+ * the argmax is log1p(sum_{j != g} exp(s[j] - s[g])) and a loss near zero keeps its digits.
+ * Ties, costs, weights, reductions, NaN and errors: see the conventions at the top.
+ * Properties: PERCEPTRON >= 0 always; with costs >= 0, HINGE, RISK, RAMP, SOFT_RAMP and
+ * INFINITE_RAMP >= 0, and SOFTMAX_MARGIN >= LOG and SOFTMAX_MARGIN >= HINGE.
+ *
+ * @param opt     options (required); opt->loss any LK_LOSS_* of the list above.
+ * @param n       number of examples, >= 0.
+ * @param k       number of classes, >= 1 when n > 0.
+ * @param scores  n*k, row-major; required when n > 0.
+ * @param gold    n labels, each in [0, k) or equal to opt->ignore_label; required when n > 0.
+ * @param cost    read per opt->cost_layout by the losses that use costs: NULL/ignored for
+ *                LK_COST_ZERO_ONE, n*k for LK_COST_PER_EXAMPLE, k*k for LK_COST_CLASS_MATRIX
+ *                (row = gold class); required in those two layouts when the loss reads costs.
+ * @param weight  n per-example weights, finite and >= 0, or NULL (all 1).
+ * @param loss    n values under LK_REDUCE_NONE, else 1; or NULL.
+ * @param grad    n*k gradient w.r.t. scores (0 for ignored rows and masked classes); or NULL.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; scores or gold NULL with n > 0; cost NULL when read;
+ *   LK_ERR_OPTION      opt->size too small; unknown loss, reduction, cost_layout, hope or fear;
+ *                      threads < 0; cost_scale, label_smoothing, square_k, square_m,
+ *                      hope_scale or fear_scale outside its domain (see lk_options);
+ *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;
+ *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) overflowing the address space;
+ *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
+ *   LK_ERR_DOMAIN      +INFINITY score; a row with every class masked; a masked gold under a
+ *                      loss that uses s[g] (LOG, PERCEPTRON, HINGE, SOFTMAX_MARGIN, SQUARED,
+ *                      SQUENTROPY, HOPE_FEAR with GOLD hope); a non-finite cost read; a weight
+ *                      that is NaN, infinite or negative.
+ * Since 0.1.0. */
+lk_status lk_dense_f32(const lk_options *opt, int64_t n, int64_t k,
+                       const float *scores, const int32_t *gold, const float *cost,
+                       const float *weight, float *loss, float *grad);
+/* As lk_dense_f32, in double. Since 0.1.0. */
+lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
+                       const double *scores, const int32_t *gold, const double *cost,
+                       const double *weight, double *loss, double *grad);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* LOSSKIT_H */
