@@ -44,22 +44,16 @@ enum Dense {
         }
 
         // Values: weights, then each read row's scores and costs.
-        let costRow = { (i: Int) -> (UnsafePointer<T>?, String) in
-            switch layout {
-            case .zeroOne: return (nil, "")
-            case .perExample: return (cost.map { $0 + i * k }, "cost[\(i), ")
-            case .classMatrix:
-                let g = Int(gold[i])
-                return (cost.map { $0 + g * k }, "cost[\(g), ")
-            }
+        let costRow = { (i: Int) -> Int in layout == .classMatrix ? Int(gold[i]) : i }
+        let costs = { (i: Int) -> UnsafePointer<T>? in
+            layout == .zeroOne ? nil : cost.map { $0 + costRow(i) * k }
         }
         for i in 0..<n where gold[i] != ignore {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { continue }
-            let (costs, costName) = costRow(i)
-            try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs,
+            try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
                          usesGold: recipe.usesGoldScore,
-                         scoreName: "scores[\(i), ", costName: costName, row: "row \(i)")
+                         names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
         }
 
         // The computing pass.
@@ -70,7 +64,7 @@ enum Dense {
             evaluate: { i, coefficient in
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
-                    costs: costRow(i).0, costScale: options.costScale,
+                    costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k })
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
@@ -81,24 +75,36 @@ enum Dense {
     /// score, and finite costs for the unmasked candidates when costs are read.
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
-        usesGold: Bool, scoreName: String, costName: String, row: String
+        usesGold: Bool, names: RowNames
     ) throws(Failure) {
         var unmasked = 0
         for j in 0..<count {
             let s = scores[j]
             if s == T.infinity {
-                throw .domain("\(scoreName)\(j)] = inf: +inf is not a valid score (-inf masks a candidate)")
+                throw .domain("\(names.score(j)) = inf: +inf is not a valid score (-inf masks a candidate)")
             }
             if s != -T.infinity {
                 unmasked += 1
                 if let costs, !costs[j].isFinite {
-                    throw .domain("\(costName)\(j)] = \(describe(costs[j])) is not finite (read for \(row))")
+                    throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example \(names.example))")
                 }
             }
         }
-        guard unmasked > 0 else { throw .domain("\(row) has every candidate masked (-inf scores)") }
+        guard unmasked > 0 else {
+            throw .domain("example \(names.example) has every candidate masked (-inf scores)")
+        }
         if usesGold, scores[gold] == -T.infinity {
-            throw .domain("\(scoreName)\(gold)] = -inf masks the gold of \(row), but this loss uses the gold score")
+            throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses the gold score")
         }
     }
+}
+
+/// How messages name an entry of a dense row: `scores[row, j]`, `cost[row, j]`. Built only
+/// when a check fails.
+struct RowNames {
+    let example: Int
+    let scoreRow: Int
+    let costRow: Int
+    func score(_ j: Int) -> String { "scores[\(scoreRow), \(j)]" }
+    func cost(_ j: Int) -> String { "cost[\(costRow), \(j)]" }
 }

@@ -16,7 +16,8 @@ LOSSES = {
 }
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 COST_LAYOUTS = {"zero_one": 0, "per_example": 1, "class_matrix": 2}
-TERMS = {"gold": 0, "oracle": 1, "max": 2, "lse": 3}
+HOPE_TERMS = {"gold": 0, "oracle": 1, "max": 2, "lse": 3}
+FEAR_TERMS = {"max": 2, "lse": 3}
 
 
 def _pick(table: dict, value, what: str) -> int:
@@ -38,6 +39,13 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
     opt.ignore_label = _int32(ignore_label, "ignore_label")
     if cost_layout is not None:
         opt.cost_layout = _pick(COST_LAYOUTS, cost_layout, "cost_layout")
+    # The library ignores the options of other losses (so one C struct serves every call); a
+    # keyword argument is explicit, so giving one to a loss that does not use it is an error.
+    used_by = {"label_smoothing": ("log", label_smoothing, 0.0),
+               "square_k": ("squared", square_k, 1.0), "square_m": ("squared", square_m, 1.0)}
+    for name, (owner, value, default) in used_by.items():
+        if loss != owner and value != default:
+            raise ValueError(f"{name} applies only to loss={owner!r} (got loss={loss!r})")
     opt.label_smoothing = float(label_smoothing)
     opt.square_k = float(square_k)
     opt.square_m = float(square_m)
@@ -48,9 +56,9 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
             raise ValueError(f"{', '.join(given)} apply only to loss='hope_fear' (got loss={loss!r})")
     else:
         if hope is not None:
-            opt.hope = _pick(TERMS, hope, "hope")
+            opt.hope = _pick(HOPE_TERMS, hope, "hope")
         if fear is not None:
-            opt.fear = _pick(TERMS, fear, "fear")
+            opt.fear = _pick(FEAR_TERMS, fear, "fear")
         if hope_scale is not None:
             opt.hope_scale = float(hope_scale)
         if fear_scale is not None:
@@ -66,8 +74,9 @@ def _int32(value, what: str) -> int:
 
 
 def float_dtype(scores) -> np.dtype:
-    """float64 input takes the _f64 path; everything else is computed in float32."""
-    dtype = getattr(scores, "dtype", None)
+    """float64 input takes the _f64 path (as do Python lists of floats, which NumPy makes
+    float64); everything else (float32, float16, integers) is computed in float32."""
+    dtype = np.asarray(scores).dtype
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 

@@ -28,7 +28,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
     """Loss and gradient of every example of a batch of class scores.
 
     Args:
-      scores: (n, k) scores (logits). float64 is computed in double, anything else in float32.
+      scores: (n, k) scores (logits). float64 (and Python floats) are computed in double,
+        float32, float16 and integers in float32.
         -inf masks a class.
       gold: (n,) integer labels in [0, k), or ``ignore_label``.
       loss: "log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
@@ -39,8 +40,10 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       weight: (n,) non-negative example weights, or None.
       reduction: "mean" (over the weight of non-ignored examples), "sum" or "none".
       cost_scale, label_smoothing, square_k, square_m, hope, fear, hope_scale, fear_scale:
-        as the lk_options fields of the same names; hope/fear are "gold", "oracle", "max",
-        "lse" and apply to loss="hope_fear" only.
+        as the lk_options fields of the same names. Each applies only to the loss that uses
+        it (label_smoothing: "log"; square_k, square_m: "squared"; hope ("gold", "oracle",
+        "max", "lse"), fear ("max", "lse") and their scales: "hope_fear"); a non-default value
+        given to another loss is a ValueError.
       threads: 0 = library default.
       with_grad: False skips the gradient (grad is None).
 
