@@ -27,7 +27,8 @@
  *    (HINGE, SOFTMAX_MARGIN, RISK, RAMP, SOFT_RAMP, INFINITE_RAMP; HOPE_FEAR when its fear or a
  *    MAX/LSE hope has a non-zero scale or its hope is ORACLE; never LOG, PERCEPTRON, SQUARED,
  *    SQUENTROPY), and only for candidates that are not masked; every cost read must be finite
- *    (else LK_ERR_DOMAIN). Costs may be negative; the ">= 0" properties of the losses below
+ *    and stay finite when multiplied by cost_scale and the largest term scale (else
+ *    LK_ERR_DOMAIN). Costs may be negative; the ">= 0" properties of the losses below
  *    assume costs >= 0 with a zero cost for the gold.
  *  - Ties. A max over tied values picks the gold candidate if it is among them, otherwise the
  *    lowest index. The oracle (the candidate of lowest unscaled cost) breaks ties by highest
@@ -40,7 +41,8 @@
  *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
  *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
  *    default) writes that total divided by the summed weight of the examples that were not
- *    ignored; a mean over zero weight is 0 with a zero gradient, never NaN. With n = 0, SUM and
+ *    ignored (LK_ERR_DOMAIN if that sum overflows); a mean over zero weight is 0 with a zero
+ *    gradient, never NaN. With n = 0, SUM and
  *    MEAN write 0 to a non-NULL loss and nothing else is read.
  *  - The gradient is always the gradient of exactly what was written to loss: for SUM
  *    weight[i] * dloss_i, for MEAN that divided by the summed weight, for NONE weight[i] * dloss_i
@@ -264,8 +266,9 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
  *   LK_ERR_DOMAIN      +INFINITY score; a row with every class masked; a masked gold under a
  *                      loss that uses s[g] (LOG, PERCEPTRON, HINGE, SOFTMAX_MARGIN, SQUARED,
- *                      SQUENTROPY, HOPE_FEAR with GOLD hope); a non-finite cost read; a weight
- *                      that is NaN, infinite or negative.
+ *                      SQUENTROPY, HOPE_FEAR with GOLD hope); a non-finite cost read, or one
+ *                      that overflows once scaled; a weight that is NaN, infinite or
+ *                      negative; under MEAN, a summed weight that overflows.
  * Since 0.1.0. */
 lk_status lk_dense_f32(const lk_options *opt, int64_t n, int64_t k,
                        const float *scores, const int32_t *gold, const float *cost,

@@ -27,18 +27,27 @@ struct Batch<T: Real> {
         if reduction != .none { loss?.pointee = 0 }
     }
 
+    /// The mean's denominator: the summed weight of the examples that are not ignored (1 for
+    /// SUM and NONE). Part of validation: a sum that overflows is LK_ERR_DOMAIN.
+    func denominator(isIgnored: (Int) -> Bool) throws(Failure) -> Double {
+        guard reduction == .mean else { return 1 }
+        var counted = 0.0
+        for i in 0..<count where !isIgnored(i) { counted += weight(i) }
+        guard counted.isFinite else {
+            throw .domain("the summed weight of the examples overflows (\(counted)); the mean is undefined")
+        }
+        return counted
+    }
+
     /// The computing pass over validated input. `evaluate(i, c)` returns example i's unweighted
-    /// loss and adds c times its gradient; `skip(i)` zeroes example i's gradient.
+    /// loss and adds c times its gradient; `skip(i)` zeroes example i's gradient. `counted` is
+    /// what `denominator` returned.
     func run(loss: UnsafeMutablePointer<T>?,
+             counted: Double,
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
              evaluate: (Int, Double) -> Double)
     {
-        // The mean divides by the summed weight of the examples that are not ignored.
-        var counted = 0.0
-        if reduction == .mean {
-            for i in 0..<count where !isIgnored(i) { counted += weight(i) }
-        }
         var total = 0.0
         for i in 0..<count {
             let w = isIgnored(i) ? 0 : weight(i)

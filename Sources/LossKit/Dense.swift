@@ -52,14 +52,18 @@ enum Dense {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { continue }
             try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
+                         costBound: options.costScale * recipe.costFactor,
                          usesGold: recipe.usesGoldScore,
                          names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
         }
 
+        let isIgnored = { (i: Int) in gold[i] == ignore }
+        let counted = try batch.denominator(isIgnored: isIgnored)
+
         // The computing pass.
         batch.run(
-            loss: loss,
-            isIgnored: { gold[$0] == ignore },
+            loss: loss, counted: counted,
+            isIgnored: isIgnored,
             skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
             evaluate: { i, coefficient in
                 let example = FlatCandidates(
@@ -72,10 +76,11 @@ enum Dense {
 
     /// The value checks of one row of flat candidates (shared with candidate lists): no +inf
     /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
-    /// score, and finite costs for the unmasked candidates when costs are read.
+    /// score, and finite costs for the unmasked candidates when costs are read, which stay
+    /// finite when multiplied by `costBound` (cost_scale times the largest term scale).
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
-        usesGold: Bool, names: RowNames
+        costBound: Double, usesGold: Bool, names: RowNames
     ) throws(Failure) {
         var unmasked = 0
         for j in 0..<count {
@@ -85,8 +90,14 @@ enum Dense {
             }
             if s != -T.infinity {
                 unmasked += 1
-                if let costs, !costs[j].isFinite {
-                    throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example \(names.example))")
+                if let costs {
+                    let c = costs[j]
+                    guard c.isFinite else {
+                        throw .domain("\(names.cost(j)) = \(describe(c)) is not finite (read for example \(names.example))")
+                    }
+                    guard (costBound * c.wide.magnitude).isFinite else {
+                        throw .domain("\(names.cost(j)) = \(describe(c)) overflows when scaled by cost_scale and the term scales (\(costBound))")
+                    }
                 }
             }
         }

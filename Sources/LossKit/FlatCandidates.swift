@@ -40,11 +40,14 @@ struct FlatCandidates<T: Real> {
     }
 }
 
-/// The state a log-sum-exp keeps for its marginals exp(v[j] - shift) / denominator.
+/// The state a log-sum-exp keeps for its marginals exp(v[j] - shift) / (1 + rest), where
+/// `shift` is the max, reached at `argmax`, and `rest` the sum of the other exps.
 struct FlatMarginals {
     let costWeight: Double
     let shift: Double
-    let denominator: Double
+    let argmax: Int
+    let rest: Double
+    var denominator: Double { 1 + rest }
 }
 
 extension FlatCandidates: EnumerableStructure {
@@ -88,7 +91,7 @@ extension FlatCandidates: EnumerableStructure {
         for j in 0..<count where j != arg && !isMasked(j) {
             rest += exp(augmented(j, a) - m)
         }
-        return (m, log1p(rest), FlatMarginals(costWeight: a, shift: m, denominator: 1 + rest))
+        return (m, log1p(rest), FlatMarginals(costWeight: a, shift: m, argmax: arg, rest: rest))
     }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
@@ -116,6 +119,20 @@ extension FlatCandidates: EnumerableStructure {
         let scale = coefficient / m.denominator
         for j in 0..<count where !isMasked(j) {
             add(j, scale * exp(augmented(j, m.costWeight) - m.shift))
+        }
+    }
+
+    func addMarginals(_ m: FlatMarginals, minusOneHot arg: Int, times coefficient: Double) {
+        guard gradient != nil else { return }
+        let scale = coefficient / m.denominator
+        for j in 0..<count where !isMasked(j) {
+            if j == arg {
+                // p[arg] - 1: at the argmax p = 1/(1 + rest), so p - 1 = -rest/(1 + rest) exactly;
+                // elsewhere p <= 1/2 and the subtraction loses nothing.
+                add(j, j == m.argmax ? -scale * m.rest : coefficient * (exp(augmented(j, m.costWeight) - m.shift) / m.denominator - 1))
+            } else {
+                add(j, scale * exp(augmented(j, m.costWeight) - m.shift))
+            }
         }
     }
 

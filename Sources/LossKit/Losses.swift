@@ -33,6 +33,15 @@ enum Recipe: Equatable {
         }
     }
 
+    /// The largest factor a cost is multiplied by besides cost_scale (1 for risk, |f| or |h|
+    /// for the terms): cost_scale * this * |cost| must be finite for every cost read.
+    var costFactor: Double {
+        switch self {
+        case .fearMinusHope(let fear, let hope): return Swift.max(1, fear.costFactor, hope.costFactor)
+        case .risk, .smoothedLog, .squared, .squentropy: return 1
+        }
+    }
+
     /// Whether the loss uses the gold score (a masked gold is then LK_ERR_DOMAIN).
     var usesGoldScore: Bool {
         switch self {
@@ -118,8 +127,13 @@ enum Recipe: Equatable {
     ) -> Double {
         let f = x.evaluate(fear)
         let h = x.evaluate(hope)
-        x.addGradient(f.gradient, times: coefficient)
-        x.addGradient(h.gradient, times: -coefficient)
+        if case .marginals(let marginals) = f.gradient, case .oneHot(let arg) = h.gradient {
+            // lse - score: p - e_arg, formed so that a near-zero loss keeps its gradient's digits.
+            x.addMarginals(marginals, minusOneHot: arg, times: coefficient)
+        } else {
+            x.addGradient(f.gradient, times: coefficient)
+            x.addGradient(h.gradient, times: -coefficient)
+        }
         return (f.shift - h.shift) + (f.rest - h.rest)
     }
 }

@@ -29,6 +29,11 @@ protocol LossStructure {
     func addOneHot(_ arg: Argmax, times coefficient: Double)
     /// Adds `coefficient` times the marginals of a log-sum-exp to the gradient.
     func addMarginals(_ marginals: Marginals, times coefficient: Double)
+    /// Adds `coefficient` times (marginals - one-hot at `arg`), the gradient of lse - score.
+    /// A structure may do better than the two separate adds (the default below): when the
+    /// loss is near zero, the marginal at `arg` is within an ulp of 1 and p - 1 must be formed
+    /// without subtracting 1.
+    func addMarginals(_ marginals: Marginals, minusOneHot arg: Argmax, times coefficient: Double)
 
     /// Whether any score that is read is NaN: the example's loss and gradient are then NaN.
     var containsNaN: Bool { get }
@@ -36,6 +41,13 @@ protocol LossStructure {
     func zeroGradient()
     /// Sets the example's whole gradient to NaN.
     func poisonGradient()
+}
+
+extension LossStructure {
+    func addMarginals(_ marginals: Marginals, minusOneHot arg: Argmax, times coefficient: Double) {
+        addMarginals(marginals, times: coefficient)
+        addOneHot(arg, times: -coefficient)
+    }
 }
 
 /// A structure whose candidates can be summed over one by one, which the square losses and

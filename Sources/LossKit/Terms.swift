@@ -13,6 +13,14 @@ enum Term: Equatable {
     case max(Double)
     case logSumExp(Double)
 
+    /// |a|, the factor this term multiplies a cost by (0 for gold and oracle).
+    var costFactor: Double {
+        switch self {
+        case .gold, .oracle: return 0
+        case .max(let a), .logSumExp(let a): return abs(a)
+        }
+    }
+
     /// Whether evaluating this term reads the costs (the oracle always does).
     var readsCosts: Bool {
         switch self {
