@@ -16,11 +16,15 @@ RELEASE_FLAGS = -c release -Xswiftc -static-stdlib \
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
 
-.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example clean
+.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example clean FORCE
 
 all: lib
 
-lib:
+lib: $(LIB)
+
+# swift build decides what to rebuild; the .so's mtime changes only when it is relinked, so the
+# C programs below relink only then.
+$(LIB): FORCE
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
@@ -44,12 +48,12 @@ test-swift:
 test-library: lib
 	scripts/check-library.sh $(LIB) include/losskit.h
 
-build/example: bindings/c/example.c include/losskit.h lib
+build/example: bindings/c/example.c include/losskit.h $(LIB)
 	@mkdir -p build
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude bindings/c/example.c \
 	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -o $@
 
-build/c-tests: Tests/c/c_tests.c include/losskit.h lib
+build/c-tests: Tests/c/c_tests.c include/losskit.h $(LIB)
 	@mkdir -p build
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/c_tests.c \
 	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -lpthread -o $@

@@ -49,6 +49,9 @@
  *    (each example's own weighted loss).
  *  - Optional outputs: loss and every gradient buffer may be NULL; that work is skipped.
  *    With n = 0 nothing is read and every pointer may be NULL.
+ *  - Buffers: outputs must not overlap any input or each other (as with memcpy); a gradient
+ *    cannot be computed in place of the scores. A float32 output whose true value exceeds
+ *    FLT_MAX is stored as +-INFINITY.
  *  - Order of checks when several errors apply: a NULL opt (LK_ERR_NULL), then the options
  *    (LK_ERR_OPTION, LK_ERR_UNSUPPORTED; checked even when n = 0), then required pointers
  *    (LK_ERR_NULL), then sizes (LK_ERR_SIZE), then gold labels (LK_ERR_LABEL), then values
@@ -233,7 +236,10 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *                           grad p - e_g + (2/(K-1)) s[j] for j != g                  [HBW23]
  *   LK_LOSS_HOPE_FEAR       F(s + f c) - H(s - h c), F in {MAX, LSE} with scale f = fear_scale,
  *                           H in {GOLD: s[g], ORACLE: s[o], MAX, LSE} with scale h = hope_scale
- *                           (h applies to MAX and LSE only). LOG = (GOLD, LSE, f = 0),
+ *                           (h applies to MAX and LSE only)           [GS12, DLSVL08]
+ *                           grad dF - dH: a MAX term's gradient is the one-hot at its argmax,
+ *                           an LSE term's the softmax of its argument, GOLD/ORACLE one-hots.
+ *                           LOG = (GOLD, LSE, f = 0),
  *                           PERCEPTRON = (GOLD, MAX, f = 0), HINGE = (GOLD, MAX, 1),
  *                           SOFTMAX_MARGIN = (GOLD, LSE, 1), RAMP = (MAX h=1, MAX f=1),
  *                           SOFT_RAMP = (LSE 1, LSE 1), INFINITE_RAMP = (ORACLE, MAX 1).
@@ -261,14 +267,15 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *   LK_ERR_OPTION      opt->size too small; unknown loss, reduction, cost_layout, hope or fear;
  *                      threads < 0; cost_scale, label_smoothing, square_k, square_m,
  *                      hope_scale or fear_scale outside its domain (see lk_options);
+ *                      cost_scale times fear_scale or hope_scale overflowing;
  *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;
  *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) overflowing the address space;
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
  *   LK_ERR_DOMAIN      +INFINITY score; a row with every class masked; a masked gold under a
  *                      loss that uses s[g] (LOG, PERCEPTRON, HINGE, SOFTMAX_MARGIN, SQUARED,
  *                      SQUENTROPY, HOPE_FEAR with GOLD hope); a non-finite cost read, or one
- *                      that overflows once scaled; a weight that is NaN, infinite or
- *                      negative; under MEAN, a summed weight that overflows.
+ *                      that overflows once scaled and added to its score; a weight that is
+ *                      NaN, infinite or negative; under MEAN, a summed weight that overflows.
  * Since 0.1.0. */
 lk_status lk_dense_f32(const lk_options *opt, int64_t n, int64_t k,
                        const float *scores, const int32_t *gold, const float *cost,

@@ -26,7 +26,8 @@ echo "SONAME: $(grep SONAME <<<"$dyn" | sed -E 's/.*\[(.*)\]/\1/')   size: $(sta
 
 # 2. Exports = header functions.
 exported=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u)
-declared=$(grep -Eo '\blk_[a-z0-9_]+[[:space:]]*\(' "$header" | tr -d ' (' | sort -u)
+# Declarations only: comments are stripped first (a comment may mention a function).
+declared=$(gcc -fpreprocessed -dD -E -P "$header" | grep -Eo '\blk_[a-z0-9_]+[[:space:]]*\(' | tr -d ' (' | sort -u)
 extra=$(comm -23 <(echo "$exported") <(echo "$declared"))
 missing=$(comm -13 <(echo "$exported") <(echo "$declared"))
 [ -z "$extra" ] || bad "exported but not declared in $header: $(echo $extra)"

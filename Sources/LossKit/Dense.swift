@@ -10,12 +10,12 @@ enum Dense {
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .dense)
         let recipe = options.recipe
-        let layout = recipe.readsCosts ? options.costLayout : .zeroOne
+        let layout = options.costLayout  // .zeroOne for the losses that read no costs
 
         // Pointers (nothing is read when n = 0).
         if n64 != 0 {
-            guard scores != nil else { throw .null("scores is NULL (required when n > 0)") }
-            guard gold != nil else { throw .null("gold is NULL (required when n > 0)") }
+            guard scores != nil else { throw .null("scores is NULL (required when n != 0)") }
+            guard gold != nil else { throw .null("gold is NULL (required when n != 0)") }
             if layout != .zeroOne, cost == nil {
                 throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is \(layout == .perExample ? "LK_COST_PER_EXAMPLE" : "LK_COST_CLASS_MATRIX")")
             }
@@ -24,7 +24,9 @@ enum Dense {
         // Sizes.
         guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
         guard k64 >= 0 else { throw .size("k = \(k64) is negative") }
-        let n = Int(n64), k = Int(k64)
+        guard let n = Int(exactly: n64), let k = Int(exactly: k64) else {
+            throw .size("n = \(n64), k = \(k64) do not fit this platform's address space")
+        }
         let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
         guard n > 0, let scores, let gold else {
             batch.writeEmpty(loss)
@@ -52,7 +54,7 @@ enum Dense {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { continue }
             try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
-                         costBound: options.costScale * recipe.costFactor,
+                         costBound: recipe.readsCosts ? options.costScale * recipe.costFactor : 0,
                          usesGold: recipe.usesGoldScore,
                          names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
         }
@@ -77,7 +79,8 @@ enum Dense {
     /// The value checks of one row of flat candidates (shared with candidate lists): no +inf
     /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
     /// score, and finite costs for the unmasked candidates when costs are read, which stay
-    /// finite when multiplied by `costBound` (cost_scale times the largest term scale).
+    /// finite when multiplied by `costBound` (cost_scale times the largest term scale; 0 when
+    /// no cost is read) and added to the score.
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
         costBound: Double, usesGold: Bool, names: RowNames
@@ -95,9 +98,11 @@ enum Dense {
                     guard c.isFinite else {
                         throw .domain("\(names.cost(j)) = \(describe(c)) is not finite (read for example \(names.example))")
                     }
-                    guard (costBound * c.wide.magnitude).isFinite else {
-                        throw .domain("\(names.cost(j)) = \(describe(c)) overflows when scaled by cost_scale and the term scales (\(costBound))")
+                    guard !(s.wide.magnitude + costBound * c.wide.magnitude).isInfinite else {  // NaN scores pass
+                        throw .domain("\(names.cost(j)) = \(describe(c)) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
                     }
+                } else if costBound > 0, (s.wide.magnitude + costBound).isInfinite {
+                    throw .domain("\(names.score(j)) = \(describe(s)) overflows when the scaled 0/1 cost (\(costBound)) is added")
                 }
             }
         }

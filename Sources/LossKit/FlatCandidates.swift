@@ -96,14 +96,14 @@ extension FlatCandidates: EnumerableStructure {
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
         let (_, _, p) = logSumExp(costWeight: 0)
+        @inline(__always) func probability(_ j: Int) -> Double { exp(scores[j].wide - p.shift) / p.denominator }
         var risk = 0.0
         for j in 0..<count where !isMasked(j) {
-            risk += exp(scores[j].wide - p.shift) / p.denominator * (costScale * unscaledCost(j))
+            risk += probability(j) * (costScale * unscaledCost(j))
         }
         if gradient != nil {
             for j in 0..<count where !isMasked(j) {
-                let pj = exp(scores[j].wide - p.shift) / p.denominator
-                add(j, coefficient * pj * (costScale * unscaledCost(j) - risk))
+                add(j, coefficient * probability(j) * (costScale * unscaledCost(j) - risk))
             }
         }
         return risk

@@ -21,8 +21,8 @@
 //   Real.swift             the storage types (Float, Double); all arithmetic is in Double
 //   CAPI*.swift            the @c entry points: parse, validate, call the core; no math
 //
-// Numerics: every value is loaded as Double and accumulated in Double, for both _f32 and _f64,
-// and rounded once when stored. Log-sum-exp is max-shifted and kept as the pair
+// Numerics: every value is loaded as Double and accumulated in Double, for both _f32 and _f64;
+// a result is rounded when stored (a gradient entry once per term that adds to it). Log-sum-exp is max-shifted and kept as the pair
 // (m, log1p(sum_{j != argmax} exp(v_j - m))) so that differences of terms near zero keep their
 // digits. Nothing reachable from C traps: sizes are checked with overflow-reporting arithmetic
 // and every index is validated before the computing pass, which runs only on valid input.

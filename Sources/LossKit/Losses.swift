@@ -61,8 +61,9 @@ enum Recipe: Equatable {
 
     /// The loss of one example on any structure; adds `coefficient` times its gradient to the
     /// example's gradient (which it first zeroes). A NaN score makes the loss and the whole
-    /// gradient NaN. Recipes that need enumeration are rejected for other structures when the
-    /// options are parsed; here they would yield NaN rather than trap.
+    /// gradient NaN. Recipes that need enumeration are rejected with LK_ERR_UNSUPPORTED for
+    /// other structures when the options are parsed (`Options.parse`); here they would yield
+    /// NaN rather than trap.
     func loss<S: LossStructure>(on x: S, gradientTimes coefficient: Double) -> Double {
         guard Self.prepare(x) else { return .nan }
         return structuredLoss(x, coefficient)

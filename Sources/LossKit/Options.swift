@@ -3,6 +3,13 @@ import CLossKit
 /// The structures of DESIGN.md §4; a loss may be defined on some and not others.
 enum StructureKind {
     case dense
+
+    /// Whether candidates can be summed over one by one (the square losses, label smoothing).
+    var enumeratesCandidates: Bool {
+        switch self {
+        case .dense: return true
+        }
+    }
 }
 
 /// How a batch of per-example losses is reduced (`LK_REDUCE_*`).
@@ -24,7 +31,8 @@ struct Options {
     var threads: Int
     var costScale: Double
 
-    /// The first published layout of `lk_options`; a smaller `size` is rejected.
+    /// The first published layout of `lk_options` (112 bytes on x86-64); a smaller `size` is
+    /// rejected.
     static let firstLayoutSize = 112
 
     /// Validates `raw` for `structure` in the order DESIGN.md §2 gives: NULL, then options.
@@ -33,12 +41,18 @@ struct Options {
         throws(Failure) -> Options
     {
         guard let raw else { throw .null("opt is NULL") }
-        // Only `size` may be read before it is known that the caller's struct is large enough.
-        let size = Int(raw.pointer(to: \.size)!.pointee)
+        // Only `size` may be read before it is known how large the caller's struct is.
+        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
         guard size >= firstLayoutSize else {
             throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
         }
-        let o = raw.pointee
+        // Read the caller's bytes, at most our layout's; fields a caller's (older, smaller)
+        // layout lacks keep their defaults, fields a newer layout appends are not read.
+        let loss = UnsafeRawPointer(raw).load(fromByteOffset: 4, as: Int32.self)
+        var o = defaults(loss: loss) ?? defaults(loss: LK_LOSS_LOG)!
+        withUnsafeMutableBytes(of: &o) { mine in
+            mine.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, mine.count)))
+        }
 
         let reduction: Reduction
         switch o.reduction {
@@ -94,7 +108,13 @@ struct Options {
         default:
             throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
         }
-        _ = structure  // every loss of 0.1.0 is defined on dense rows
+        if recipe.needsEnumeration, !structure.enumeratesCandidates {
+            throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one; this structure has none")
+        }
+        // c = cost_scale * (term scale) * cost must stay finite for any cost up to 1 (0/1 costs).
+        guard (costScale * recipe.costFactor).isFinite else {
+            throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows")
+        }
 
         var costLayout = CostLayout.zeroOne
         if recipe.readsCosts, structure == .dense {

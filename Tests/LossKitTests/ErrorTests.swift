@@ -426,6 +426,27 @@ struct ErrorTests {
         expectStatus(LK_ERR_DOMAIN, hopeFear.with { $0.cost![4] = 1e10 }, mentionsAny: ["cost[1, 1]"])
     }
 
+    @Test("cost_scale times a term scale that overflows is LK_ERR_OPTION; a score plus its scaled cost that overflows is LK_ERR_DOMAIN")
+    func scaledOptionOverflow() {
+        // 1e200 * 1e200 is not finite: no cost, not even the implicit 0/1 one, can be scaled.
+        let options = Fixture(LK_LOSS_HOPE_FEAR, layout: LK_COST_ZERO_ONE) {
+            $0.cost_scale = 1e200
+            $0.fear_scale = 1e200
+        }
+        expectStatus(LK_ERR_OPTION, options, mentions: ["cost_scale"])
+        // ... but only for the losses that read costs (LOG reads none).
+        expectStatus(LK_OK, Fixture(LK_LOSS_LOG) { $0.cost_scale = 1e300 })
+        // A finite score near DBL_MAX plus a finite scaled cost overflows (float64 only: in
+        // float32 the score itself rounds to +inf, which is an error of its own).
+        let f = Fixture(LK_LOSS_SOFTMAX_MARGIN, layout: LK_COST_ZERO_ONE) { $0.cost_scale = 1e308 }
+            .with { $0.scores![4] = 1.7e308 }
+        let out: DenseOutput<Double> = callDense(f.opt, n: f.n, k: f.k, scores: f.scores, gold: f.gold,
+                                                 cost: f.cost, weight: f.weight, lossCount: 4, gradCount: 16)
+        #expect(out.status == LK_ERR_DOMAIN)
+        #expect(out.message.contains("scores[1, 1]"), "\(out.message)")
+        #expect(out.loss.allSatisfy { $0 == poisonValue } && out.grad.allSatisfy { $0 == poisonValue })
+    }
+
     // MARK: Order of checks
 
     @Test("order: NULL opt, options, pointers, sizes, labels, values; lowest index first")

@@ -5,6 +5,7 @@ names the argument and what was received."""
 from __future__ import annotations
 
 import ctypes
+import operator
 
 import numpy as np
 
@@ -67,7 +68,10 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
 
 
 def _int32(value, what: str) -> int:
-    value = int(value)
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be an integer, got {value!r}") from None
     if not -(2**31) <= value < 2**31:
         raise ValueError(f"{what}={value} does not fit in int32")
     return value
@@ -77,7 +81,8 @@ def float_dtype(scores) -> np.dtype:
     """float64 input takes the _f64 path (as do Python lists of floats, which NumPy makes
     float64); everything else (float32, float16, integers) is computed in float32."""
     dtype = np.asarray(scores).dtype
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    double = dtype.kind == "f" and dtype.itemsize == 8  # any byte order
+    return np.dtype(np.float64) if double else np.dtype(np.float32)
 
 
 def as_float(array, dtype, name: str, shape: tuple) -> np.ndarray:
@@ -93,11 +98,10 @@ def as_float(array, dtype, name: str, shape: tuple) -> np.ndarray:
 def as_labels(array, name: str, shape: tuple) -> np.ndarray:
     """Integer labels as a C-contiguous int32 array of `shape`, or a ValueError."""
     a = np.asarray(array)
-    if a.dtype.kind not in "iu" and not (a.dtype.kind == "b" and a.size == 0):
-        if a.size == 0:
-            a = a.astype(np.int32)
-        else:
-            raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+    if a.size == 0:
+        a = a.astype(np.int32)  # [] is float64 to NumPy
+    elif a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
     if a.size and (a.min() < -(2**31) or a.max() >= 2**31):

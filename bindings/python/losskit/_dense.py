@@ -35,7 +35,9 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       loss: "log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
         "infinite_ramp", "squared", "squentropy" or "hope_fear" (formulas in include/losskit.h).
       cost: None (0/1 cost), an (n, k) per-example cost or a (k, k) class matrix (row = gold).
-        When n == k the layout is ambiguous and ``cost_layout`` must be given.
+        When n == k the layout is ambiguous and ``cost_layout`` must be given. Losses that
+        read no costs ("log", "perceptron", "squared", "squentropy") ignore it, so one call
+        can switch losses.
       cost_layout: "zero_one", "per_example" or "class_matrix"; inferred from cost's shape.
       weight: (n,) non-negative example weights, or None.
       reduction: "mean" (over the weight of non-ignored examples), "sum" or "none".
@@ -63,6 +65,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
     g = c.as_labels(gold, "gold", (n,))
 
     layout = cost_layout
+    if layout is not None:
+        c._pick(c.COST_LAYOUTS, layout, "cost_layout")
     cost_array = None
     if cost is not None:
         shape = np.shape(cost)
@@ -70,12 +74,13 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
             if shape == (n, k) and shape == (k, k):
                 raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
                                  "pass cost_layout='per_example' or 'class_matrix'")
+            if shape not in ((n, k), (k, k)):
+                raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
+                                 f"(k, k) = {(k, k)} (class matrix), got {shape}")
             layout = "per_example" if shape == (n, k) else "class_matrix"
         if layout == "zero_one":
             raise ValueError("cost is given, but cost_layout='zero_one' ignores it")
-        expected = {"per_example": (n, k), "class_matrix": (k, k)}.get(layout)
-        if expected is None:
-            c._pick(c.COST_LAYOUTS, layout, "cost_layout")
+        expected = (n, k) if layout == "per_example" else (k, k)
         cost_array = c.as_float(cost, dtype, "cost", expected)
     elif layout not in (None, "zero_one"):
         raise ValueError(f"cost_layout={layout!r} needs a cost array")

@@ -15,10 +15,8 @@ from pathlib import Path
 __all__ = ["LossKitError", "lib", "library_path", "Options"]
 
 LK_OK = 0
-_STATUS_NAMES = {
-    0: "LK_OK", 1: "LK_ERR_NULL", 2: "LK_ERR_SIZE", 3: "LK_ERR_LABEL", 4: "LK_ERR_OPTION",
-    5: "LK_ERR_DOMAIN", 6: "LK_ERR_UNSUPPORTED", 7: "LK_ERR_ALLOC",
-}
+# The header this package was written against (LK_VERSION_MAJOR, LK_VERSION_MINOR).
+_HEADER_VERSION = (0, 1)
 
 
 class LossKitError(RuntimeError):
@@ -64,10 +62,10 @@ def _candidates():
         return
     here = Path(__file__).resolve().parent
     yield here / "liblosskit.so"
-    for parent in here.parents:
-        if (parent / "Package.swift").is_file():
-            yield parent / ".build" / "release" / "liblosskit.so"
-            break
+    # The LossKit repository this package sits in (bindings/python/losskit): its release build.
+    repo = here.parents[2] if len(here.parents) > 2 else None
+    if repo and (repo / "Package.swift").is_file() and (repo / "include" / "losskit.h").is_file():
+        yield repo / ".build" / "release" / "liblosskit.so"
 
 
 def library_path() -> Path:
@@ -103,7 +101,7 @@ _PROTOTYPES = [
 def _errcheck(status, func, args):
     if status != LK_OK:
         message = lib.lk_last_error().decode("utf-8", "replace")
-        name = _STATUS_NAMES.get(status, f"status {status}")
+        name = lib.lk_status_name(status).decode("ascii")
         raise LossKitError(status, name, message)
     return status
 
@@ -114,3 +112,10 @@ for _name, _argtypes, _restype in _PROTOTYPES:
     _f.restype = _restype
     if _restype is _i32 and _name not in ("lk_version_number",):
         _f.errcheck = _errcheck
+
+
+_loaded = lib.lk_version_number()
+if (_loaded // 10000, _loaded // 100 % 100) != _HEADER_VERSION:
+    raise ImportError(
+        f"{library_path()} is LossKit {lib.lk_version().decode()}, but this package needs "
+        f"{_HEADER_VERSION[0]}.{_HEADER_VERSION[1]}.x; rebuild it with `make lib`")

@@ -101,6 +101,12 @@ BAD_ARGUMENTS = [
     ("string scores", dict(scores=np.array([["a", "b"]]), gold=np.array([0])), r"\bscores\b"),
     ("fear_scale for a non-hope_fear loss",
      dict(scores=S, gold=G, loss="log", fear_scale=1.0), r"\bfear_scale\b"),
+    ("non-integer ignore_label", dict(scores=S, gold=G, ignore_label=2.7), r"\bignore_label\b"),
+    ("non-integer threads", dict(scores=S, gold=G, threads=1.5), r"\bthreads\b"),
+    ("unknown cost_layout without cost", dict(scores=S, gold=G, cost_layout="per-example"),
+     r"\bcost_layout\b.*per-example"),
+    ("cost of neither accepted shape",
+     dict(scores=S, gold=G, loss="hinge", cost=np.zeros((3, 5))), r"\(n, k\).*\(k, k\)"),
     ("label_smoothing for a loss other than log",
      dict(scores=S, gold=G, loss="hinge", label_smoothing=0.1), r"\blabel_smoothing\b"),
     ("square_k for a loss other than squared",
@@ -354,3 +360,11 @@ def test_losskit_library_is_honoured():
     p = _run("import losskit; print(losskit.library_path())", env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(losskit.library_path())
+
+
+def test_big_endian_float64_takes_the_float64_path():
+    # dtype('>f8') != np.float64, but it is a float64 all the same.
+    s = np.array([[0.0, np.log(3.0)]], dtype=">f8")
+    r = losskit.dense(s, np.array([1]))
+    assert r.grad.dtype == np.float64
+    assert abs(r.loss - np.log(4 / 3)) < 1e-15
