@@ -1,4 +1,5 @@
-/// Weights, ignored examples and reductions (DESIGN.md §3), shared by every structure.
+/// Weights, ignored examples and reductions (DESIGN.md §3), shared by every structure, and the
+/// computing pass over chunks of examples (Parallel.swift).
 ///
 /// An example is *ignored* when the structure says so (dense rows: gold == ignore_label); it is
 /// *skipped* when ignored or when its weight is exactly 0. Skipped examples are not read beyond
@@ -39,32 +40,66 @@ struct Batch<T: Real> {
         return counted
     }
 
-    /// The computing pass over validated input. `evaluate(i, c)` returns example i's unweighted
-    /// loss and adds c times its gradient; `skip(i)` zeroes example i's gradient. `counted` is
-    /// what `denominator` returned.
-    func run(loss: UnsafeMutablePointer<T>?,
-             counted: Double,
+    /// Runs `check(i)` for every example in chunks of `chunkSize` on up to `threads` threads,
+    /// and throws the failure of the lowest example, as a sequential scan would.
+    func validate(chunkSize: Int, threads: Int, _ check: (Int) throws(Failure) -> Void) throws(Failure) {
+        let chunks = (count + chunkSize - 1) / chunkSize
+        if threads <= 1 {
+            for i in 0..<count { try check(i) }
+            return
+        }
+        var failures = [Failure?](repeating: nil, count: chunks)
+        failures.withUnsafeMutableBufferPointer { failures in
+            Parallel.forEach(chunks: chunks, threads: threads) { chunk, _ in
+                do throws(Failure) {
+                    for i in (chunk * chunkSize)..<Swift.min(count, (chunk + 1) * chunkSize) { try check(i) }
+                } catch {
+                    failures[chunk] = error
+                }
+            }
+        }
+        if let first = failures.lazy.compactMap({ $0 }).first { throw first }
+    }
+
+    /// The computing pass over validated input, in chunks of `chunkSize` examples on up to
+    /// `threads` threads. `evaluate(i, c, worker)` returns example i's unweighted loss and sets
+    /// its gradient to c times the loss's gradient; `skip(i)` zeroes example i's gradient.
+    /// `counted` is what `denominator` returned; `partials` has room for one value per chunk.
+    func run(loss: UnsafeMutablePointer<T>?, counted: Double,
+             chunkSize: Int, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
-             evaluate: (Int, Double) -> Double)
+             evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int) -> Double)
     {
-        var total = 0.0
-        for i in 0..<count {
-            let w = isIgnored(i) ? 0 : weight(i)
-            if w == 0 {
-                skip(i)
-                if reduction == .none { loss?[i] = 0 }
-                continue
+        let chunks = (count + chunkSize - 1) / chunkSize
+        Parallel.forEach(chunks: chunks, threads: threads) { chunk, worker in
+            var total = 0.0
+            for i in (chunk * chunkSize)..<Swift.min(count, (chunk + 1) * chunkSize) {
+                let w = isIgnored(i) ? 0 : weight(i)
+                if w == 0 {
+                    skip(i)
+                    if reduction == .none { loss?[i] = 0 }
+                    continue
+                }
+                let value = evaluate(i, reduction == .mean ? w / counted : w, worker)
+                total += w * value
+                if reduction == .none { loss?[i] = T(rounding: w * value) }
             }
-            let value = evaluate(i, reduction == .mean ? w / counted : w)
-            total += w * value
-            if reduction == .none { loss?[i] = T(rounding: w * value) }
+            partials[chunk] = total
         }
+        // Partial sums added in chunk order: the same bits at any thread count.
+        var total = 0.0
+        for chunk in 0..<chunks { total += partials[chunk] }
         switch reduction {
         case .none: break
         case .sum: loss?.pointee = T(rounding: total)
         case .mean: loss?.pointee = T(rounding: counted > 0 ? total / counted : 0)
         }
+    }
+
+    /// Examples per chunk: about `elements` values of work each, whatever the thread count.
+    static func chunkSize(elementsPerExample: Int, elements: Int = 1 << 14) -> Int {
+        Swift.max(1, elements / Swift.max(1, elementsPerExample))
     }
 }
 

@@ -33,7 +33,7 @@ enum Dense {
             return
         }
         guard k >= 1 else { throw .size("k = 0, but a row needs at least one class when n > 0") }
-        _ = try elementCount(n, k, of: T.self, "n * k")
+        let elements = try elementCount(n, k, of: T.self, "n * k")
         if layout == .classMatrix { _ = try elementCount(k, k, of: T.self, "k * k (cost class matrix)") }
 
         // Gold labels, for the examples that are neither ignored nor of zero weight.
@@ -45,33 +45,49 @@ enum Dense {
             }
         }
 
-        // Values: weights, then each read row's scores and costs.
+        // Values: weights, then each read row's scores and costs. The scan of the scores also
+        // keeps each row's max, which the log-sum-exp terms without costs reuse.
         let costRow = { (i: Int) -> Int in layout == .classMatrix ? Int(gold[i]) : i }
         let costs = { (i: Int) -> UnsafePointer<T>? in
             layout == .zeroOne ? nil : cost.map { $0 + costRow(i) * k }
         }
-        for i in 0..<n where gold[i] != ignore {
+        let costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
+        let chunkSize = Batch<T>.chunkSize(elementsPerExample: k)
+        let chunks = (n + chunkSize - 1) / chunkSize
+        let threads = Parallel.threads(requested: options.threads, elements: elements, chunks: chunks)
+        let maxima = try Scratch<T>(n, "the row maxima")
+        defer { maxima.free() }
+        let argmaxima = try Scratch<Int>(n, "the row argmaxima")
+        defer { argmaxima.free() }
+        try batch.validate(chunkSize: chunkSize, threads: threads) { (i: Int) throws(Failure) in
+            guard gold[i] != ignore else { return }
             try batch.checkWeight(i)
-            if batch.hasZeroWeight(i) { continue }
-            try checkRow(scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
-                         costBound: recipe.readsCosts ? options.costScale * recipe.costFactor : 0,
-                         usesGold: recipe.usesGoldScore,
-                         names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
+            if batch.hasZeroWeight(i) { return }
+            (maxima[i], argmaxima[i]) = try checkRow(
+                scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
+                costBound: costBound, usesGold: recipe.usesGoldScore,
+                names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
         }
 
         let isIgnored = { (i: Int) in gold[i] == ignore }
         let counted = try batch.denominator(isIgnored: isIgnored)
 
-        // The computing pass.
+        // The computing pass: each thread has room for the exps of two terms.
+        let scratch = try Scratch<T>(threads * 2 * k, "the exps of the log-sum-exp terms")
+        defer { scratch.free() }
+        let partials = try Scratch<Double>(chunks, "the per-chunk sums")
+        defer { partials.free() }
         batch.run(
-            loss: loss, counted: counted,
+            loss: loss, counted: counted, chunkSize: chunkSize, threads: threads, partials: partials,
             isIgnored: isIgnored,
             skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
-            evaluate: { i, coefficient in
+            evaluate: { i, coefficient, worker in
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,
-                    gradient: grad.map { $0 + i * k })
+                    gradient: grad.map { $0 + i * k },
+                    scratch: scratch.base + worker * 2 * k,
+                    plainMaximum: (maxima[i], argmaxima[i]))
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
     }
@@ -80,38 +96,52 @@ enum Dense {
     /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
     /// score, and finite costs for the unmasked candidates when costs are read, which stay
     /// finite when multiplied by `costBound` (cost_scale times the largest term scale; 0 when
-    /// no cost is read) and added to the score.
+    /// no cost is read) and added to the score. Returns max_j s[j] (NaN if a score is NaN) and
+    /// the lowest index reaching it.
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
         costBound: Double, usesGold: Bool, names: RowNames
-    ) throws(Failure) {
-        var unmasked = 0
-        for j in 0..<count {
-            let s = scores[j]
-            if s == T.infinity {
+    ) throws(Failure) -> (T, Int) {
+        let (maximum, index, hasNaN) = RowKernel.survey(scores, count: count)
+        if maximum == T.infinity || hasNaN {
+            // The slow path names the first +inf (a NaN row may hide one from the max).
+            for j in 0..<count where scores[j] == T.infinity {
                 throw .domain("\(names.score(j)) = inf: +inf is not a valid score (-inf masks a candidate)")
             }
-            if s != -T.infinity {
-                unmasked += 1
-                if let costs {
-                    let c = costs[j]
-                    guard c.isFinite else {
-                        throw .domain("\(names.cost(j)) = \(describe(c)) is not finite (read for example \(names.example))")
-                    }
-                    guard !(s.wide.magnitude + costBound * c.wide.magnitude).isInfinite else {  // NaN scores pass
-                        throw .domain("\(names.cost(j)) = \(describe(c)) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
-                    }
-                } else if costBound > 0, (s.wide.magnitude + costBound).isInfinite {
-                    throw .domain("\(names.score(j)) = \(describe(s)) overflows when the scaled 0/1 cost (\(costBound)) is added")
-                }
-            }
         }
-        guard unmasked > 0 else {
+        if maximum == -T.infinity, !hasNaN {
             throw .domain("example \(names.example) has every candidate masked (-inf scores)")
         }
         if usesGold, scores[gold] == -T.infinity {
             throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses the gold score")
         }
+        if costBound > 0 {
+            // A score plus its scaled cost must stay finite. Checked per candidate only when the
+            // largest score and the largest scaled cost together could overflow.
+            var largestCost = 1.0  // 0/1 costs
+            if let costs {
+                let (largest, nonFinite) = RowKernel.costSurvey(costs, scores: scores, count: count)
+                largestCost = largest.wide
+                if nonFinite {
+                    for j in 0..<count where scores[j] != -T.infinity && !costs[j].isFinite {
+                        throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example \(names.example))")
+                    }
+                }
+            }
+            if (T.greatestFiniteMagnitude.wide + costBound * largestCost).isInfinite {
+                for j in 0..<count where scores[j] != -T.infinity {
+                    let s = scores[j].wide.magnitude
+                    let c = costs.map { $0[j].wide.magnitude } ?? 1
+                    guard !(s + costBound * c).isInfinite else {  // NaN scores pass
+                        if let costs {
+                            throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
+                        }
+                        throw .domain("\(names.score(j)) = \(describe(scores[j])) overflows when the scaled 0/1 cost (\(costBound)) is added")
+                    }
+                }
+            }
+        }
+        return (hasNaN ? .nan : maximum, index)
     }
 }
 

@@ -3,13 +3,13 @@ import Glibc
 #endif
 
 /// One example whose candidates sit side by side in flat buffers: a dense row of k classes
-/// (and, later, one candidate list). Provides the primitives of `LossStructure` by plain loops
-/// over the candidates.
+/// (and, later, one candidate list). Provides the primitives of `LossStructure` with the vector
+/// kernels of RowKernels.swift.
 ///
 /// Preconditions (established by the structure's validation before any computing pass): at
 /// least one candidate is unmasked, `goldIndex` is in `0..<count`, no score is +inf, and every
 /// cost read (unmasked candidates only) is finite. `costs == nil` means 0/1 cost against
-/// `goldIndex`.
+/// `goldIndex`. `scratch` holds 2 * count values.
 struct FlatCandidates<T: Real> {
     let scores: UnsafePointer<T>
     let count: Int
@@ -19,6 +19,10 @@ struct FlatCandidates<T: Real> {
     let costScale: Double
     /// Where the gradient goes (`count` entries), or nil when it is not wanted.
     let gradient: UnsafeMutablePointer<T>?
+    /// Room for the exps of two log-sum-exp terms (2 * count).
+    let scratch: UnsafeMutablePointer<T>
+    /// (max_j s[j], the lowest index reaching it) when validation already computed them.
+    let plainMaximum: (value: T, index: Int)?
 
     @inline(__always) func isMasked(_ j: Int) -> Bool { scores[j] == -T.infinity }
 
@@ -28,25 +32,91 @@ struct FlatCandidates<T: Real> {
         return j == goldIndex ? 0 : 1
     }
 
-    /// s[j] + a c[j]; the cost is not read when a = 0 (LOG and PERCEPTRON read no costs).
+    /// s[j] + a c[j], as the kernels compute it (in T); the cost is not read when a = 0.
     @inline(__always) func augmented(_ j: Int, _ a: Double) -> Double {
-        let s = scores[j].wide
-        return a == 0 ? s : s + a * (costScale * unscaledCost(j))
+        if a == 0 { return scores[j].wide }
+        let w = T(rounding: a * costScale)
+        if let costs { return (scores[j] + w * costs[j]).wide }
+        return (j == goldIndex ? scores[j] : scores[j] + w).wide
     }
 
-    @inline(__always) func add(_ j: Int, _ value: Double) {
-        guard let gradient else { return }
-        gradient[j] = T(rounding: gradient[j].wide + value)
+    // v = s + a c, seen three ways (plain; 0/1 cost; per-candidate cost) so that each kernel
+    // specialises without a branch inside. With 0/1 costs the max and its argmax follow from the
+    // plain ones validation kept, except when the gold is the plain max and the cost raises the
+    // others (then its second max is needed: one pass).
+
+    /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
+    @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
+        guard let (m, index) = plainMaximum else { return nil }
+        let g = goldIndex, sg = scores[g]
+        if a == 0 { return sg == m ? (m, g) : (m, index) }
+        guard costs == nil else { return nil }
+        let w = T(rounding: a * costScale)
+        if w >= 0 {
+            // Every candidate but the gold rises by w: the plain argmax stays ahead unless it
+            // is the gold.
+            return sg < m ? (m + w, index) : nil
+        }
+        // Every candidate but the gold drops by |w|.
+        if sg == m { return (sg, g) }
+        let other = m + w
+        return other > sg ? (other, index) : (sg, g)  // a tie goes to the gold
+    }
+
+    @inline(__always) func maximum(_ a: Double) -> T {
+        if let known = maximumFromPlain(a) { return known.value }
+        if a == 0 { return RowKernel.maximum(PlainRow(scores: scores, count: count)) }
+        let w = T(rounding: a * costScale)
+        if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
+        return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+    }
+
+    @inline(__always) func maximumWithIndex(_ a: Double) -> (value: T, index: Int) {
+        if let known = maximumFromPlain(a) { return known }
+        if a == 0 { return RowKernel.maximumWithIndex(PlainRow(scores: scores, count: count), gold: goldIndex) }
+        let w = T(rounding: a * costScale)
+        if let costs {
+            return RowKernel.maximumWithIndex(CostRow(scores: scores, costs: costs, count: count, weight: w), gold: goldIndex)
+        }
+        return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex), gold: goldIndex)
+    }
+
+    /// exp(v[j] - shift) into `store`; returns sum_j exp(v[j] - shift) - 1, exactly enough for
+    /// a near-zero loss (RowKernel.rest).
+    @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>) -> Double {
+        var total: Double
+        if a == 0 {
+            total = RowKernel.expSum(PlainRow(scores: scores, count: count), shift: shift, store: store)
+        } else if let costs {
+            let w = T(rounding: a * costScale)
+            total = RowKernel.expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
+        } else {
+            // 0/1: shift everything by w, then put the gold (cost 0) right.
+            let w = T(rounding: a * costScale)
+            total = RowKernel.expSum(ShiftedRow(scores: scores, count: count, weight: w), shift: shift, store: store)
+            let g = goldIndex
+            let right = scores[g] == -.infinity ? 0 : T(rounding: exp((scores[g] - shift).wide))
+            total += right.wide - store[g].wide
+            store[g] = right
+        }
+        return RowKernel.rest(total: total, exps: UnsafePointer(store), count: count)
+    }
+
+    /// log sum_j exp(v[j]) = shift + log1p(rest), its exps stored into `store`.
+    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
+        let m = maximum(a)
+        let rest = expSum(a, shift: m, store: store)
+        return (m.wide, log1p(rest), FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store))
     }
 }
 
-/// The state a log-sum-exp keeps for its marginals exp(v[j] - shift) / (1 + rest), where
-/// `shift` is the max, reached at `argmax`, and `rest` the sum of the other exps.
-struct FlatMarginals {
+/// What a log-sum-exp keeps for its marginals p[j] = exp(v[j] - shift) / (1 + rest): `rest`
+/// is the sum of the exps but the argmax's, and `exps` the exps themselves.
+struct FlatMarginals<T: Real> {
     let costWeight: Double
-    let shift: Double
-    let argmax: Int
+    let shift: T
     let rest: Double
+    let exps: UnsafeMutablePointer<T>
     var denominator: Double { 1 + rest }
 }
 
@@ -54,6 +124,12 @@ extension FlatCandidates: EnumerableStructure {
     func gold() -> (score: Double, arg: Int) { (scores[goldIndex].wide, goldIndex) }
 
     func oracle() -> (score: Double, arg: Int) {
+        if costs == nil, let (_, index) = plainMaximum {
+            // 0/1 costs: the gold costs 0; if it is masked, every other candidate costs 1 and the
+            // highest score wins (the plain argmax, which cannot be the masked gold).
+            let g = scores[goldIndex] == -.infinity ? index : goldIndex
+            return (scores[g].wide, g)
+        }
         var best = -1
         var bestCost = Double.infinity
         var bestScore = -Double.infinity
@@ -70,113 +146,115 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     func maximum(costWeight a: Double) -> (value: Double, arg: Int) {
-        var best = -1
-        var bestValue = -Double.infinity
-        for j in 0..<count where !isMasked(j) {
-            let v = augmented(j, a)
-            // Ties go to the gold, else stay with the first (DESIGN.md §2 "Ties").
-            if best < 0 || v > bestValue || (v == bestValue && j == goldIndex) {
-                best = j
-                bestValue = v
-            }
-        }
-        return (bestValue, best)
+        let (value, index) = maximumWithIndex(a)
+        return (value.wide, index)
     }
 
-    func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals) {
-        let (m, arg) = maximum(costWeight: a)
-        // Sum without the argmax's own exp(0) = 1, so that lse = m + log1p(rest) keeps the
-        // digits of a loss near zero (log(1 + tiny) would round the tiny part away).
-        var rest = 0.0
-        for j in 0..<count where j != arg && !isMasked(j) {
-            rest += exp(augmented(j, a) - m)
-        }
-        return (m, log1p(rest), FlatMarginals(costWeight: a, shift: m, argmax: arg, rest: rest))
+    func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
+        logSumExp(a, store: scratch)
     }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
-        let (_, _, p) = logSumExp(costWeight: 0)
-        @inline(__always) func probability(_ j: Int) -> Double { exp(scores[j].wide - p.shift) / p.denominator }
-        var risk = 0.0
-        for j in 0..<count where !isMasked(j) {
-            risk += probability(j) * (costScale * unscaledCost(j))
-        }
-        if gradient != nil {
-            for j in 0..<count where !isMasked(j) {
-                add(j, coefficient * probability(j) * (costScale * unscaledCost(j) - risk))
-            }
+        // p = softmax(s): the exps go to scratch, which the cost sum and the gradient reuse.
+        let m = maximum(0)
+        let denominator = 1 + expSum(0, shift: m, store: scratch)
+        let weighted = costs.map { RowKernel.dot(scratch, $0, count: count) }
+            ?? (denominator - scratch[goldIndex].wide)  // 0/1: every candidate but the gold costs 1
+        let risk = costScale * weighted / denominator
+        if let gradient {
+            RowKernel.riskGradient(UnsafePointer(scratch), costs: costs, gold: goldIndex, count: count,
+                                   factor: T(rounding: coefficient / denominator),
+                                   alpha: T(rounding: costScale), risk: T(rounding: risk), into: gradient)
         }
         return risk
     }
 
-    func addOneHot(_ arg: Int, times coefficient: Double) {
-        guard arg >= 0 else { return }
-        add(arg, coefficient)
+    /// F - H fused: each log-sum-exp keeps its exps in scratch, and one pass writes the gradient.
+    func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double {
+        let f = term(fear, store: scratch)
+        let h = term(hope, store: scratch + count)
+        if let gradient { writeGradient(gradient, f, h, coefficient) }
+        return (f.shift - h.shift) + (f.rest - h.rest)
     }
 
-    func addMarginals(_ m: FlatMarginals, times coefficient: Double) {
-        guard gradient != nil else { return }
-        let scale = coefficient / m.denominator
-        for j in 0..<count where !isMasked(j) {
-            add(j, scale * exp(augmented(j, m.costWeight) - m.shift))
+    private func term(_ t: Term, store: UnsafeMutablePointer<T>) -> TermValue<Self> {
+        switch t {
+        case .logSumExp(let a):
+            let (shift, rest, marginals) = logSumExp(a, store: store)
+            return TermValue(shift: shift, rest: rest, gradient: .marginals(marginals))
+        case .gold, .oracle, .max:
+            return evaluate(t)
         }
     }
 
-    func addMarginals(_ m: FlatMarginals, minusOneHot arg: Int, times coefficient: Double) {
+    /// gradient = c (dF - dH), each term a one-hot or its stored exps over 1 + rest. Where a
+    /// one-hot meets the other term's argmax (its exp is exactly 1), p - 1 = -rest / (1 + rest)
+    /// is written directly: the subtraction would lose every digit of a near-zero loss.
+    private func writeGradient(_ gradient: UnsafeMutablePointer<T>, _ f: TermValue<Self>, _ h: TermValue<Self>,
+                               _ c: Double) {
+        func minusOne(_ m: FlatMarginals<T>, at j: Int) -> Double {
+            let e = m.exps[j]
+            return e == 1 ? -m.rest / m.denominator : e.wide / m.denominator - 1
+        }
+        switch (f.gradient, h.gradient) {
+        case (.marginals(let fm), .marginals(let hm)):
+            RowKernel.combine(UnsafePointer(fm.exps), T(rounding: c / fm.denominator),
+                              UnsafePointer(hm.exps), T(rounding: -c / hm.denominator), into: gradient, count: count)
+        case (.marginals(let fm), .oneHot(let t)):
+            RowKernel.scale(UnsafePointer(fm.exps), by: T(rounding: c / fm.denominator), into: gradient, count: count)
+            gradient[t] = T(rounding: c * minusOne(fm, at: t))
+        case (.oneHot(let a), .marginals(let hm)):
+            RowKernel.scale(UnsafePointer(hm.exps), by: T(rounding: -c / hm.denominator), into: gradient, count: count)
+            gradient[a] = T(rounding: -c * minusOne(hm, at: a))
+        case (.oneHot(let a), .oneHot(let t)):
+            gradient.update(repeating: 0, count: count)
+            gradient[a] = T(rounding: gradient[a].wide + c)
+            gradient[t] = T(rounding: gradient[t].wide - c)
+        }
+    }
+
+    func addOneHot(_ arg: Int, times coefficient: Double) {
+        guard let gradient, arg >= 0 else { return }
+        gradient[arg] = T(rounding: gradient[arg].wide + coefficient)
+    }
+
+    /// Recomputes the exps (scalar); the fused `fearMinusHope` above does not come here.
+    func addMarginals(_ m: FlatMarginals<T>, times coefficient: Double) {
         guard gradient != nil else { return }
-        let scale = coefficient / m.denominator
         for j in 0..<count where !isMasked(j) {
-            if j == arg {
-                // p[arg] - 1: at the argmax p = 1/(1 + rest), so p - 1 = -rest/(1 + rest) exactly;
-                // elsewhere p <= 1/2 and the subtraction loses nothing.
-                add(j, j == m.argmax ? -scale * m.rest : coefficient * (exp(augmented(j, m.costWeight) - m.shift) / m.denominator - 1))
-            } else {
-                add(j, scale * exp(augmented(j, m.costWeight) - m.shift))
-            }
+            addOneHot(j, times: coefficient * exp(augmented(j, m.costWeight) - m.shift.wide) / m.denominator)
         }
     }
 
     var containsNaN: Bool {
+        // Validation already took the plain max: NaN there means a NaN score.
+        if let plainMaximum { return plainMaximum.value.isNaN }
         for j in 0..<count where scores[j].isNaN { return true }
         return false
     }
 
-    func zeroGradient() {
-        gradient?.update(repeating: 0, count: count)
+    func zeroGradient() { gradient?.update(repeating: 0, count: count) }
+
+    func poisonGradient() { gradient?.update(repeating: .nan, count: count) }
+
+    func candidateSums(exceptGold: Bool) -> (unmasked: Int, sum: Double, sumOfSquares: Double) {
+        let (k, sum, squares) = RowKernel.unmaskedSums(scores, count: count, excluding: exceptGold ? goldIndex : -1)
+        return (k, sum, squares)
     }
 
-    func poisonGradient() {
-        gradient?.update(repeating: .nan, count: count)
+    func setScores(times factor: Double, exceptGold: Bool) {
+        guard let gradient else { return }
+        RowKernel.scores(scores, times: T(rounding: factor), plus: 0, excluding: exceptGold ? goldIndex : -1,
+                         adding: false, into: gradient, count: count)
     }
 
-    var unmaskedCount: Int {
-        var k = 0
-        for j in 0..<count where !isMasked(j) { k += 1 }
-        return k
+    func addScores(times factor: Double, plus constant: Double, exceptGold: Bool) {
+        guard let gradient else { return }
+        RowKernel.scores(scores, times: T(rounding: factor), plus: T(rounding: constant),
+                         excluding: exceptGold ? goldIndex : -1, adding: true, into: gradient, count: count)
     }
 
-    func sumOfScores() -> Double {
-        var sum = 0.0
-        for j in 0..<count where !isMasked(j) { sum += scores[j].wide }
-        return sum
-    }
-
-    func sumOfSquaresExceptGold() -> Double {
-        var sum = 0.0
-        for j in 0..<count where j != goldIndex && !isMasked(j) {
-            let s = scores[j].wide
-            sum += s * s
-        }
-        return sum
-    }
-
-    func addScoresExceptGold(times coefficient: Double) {
-        for j in 0..<count where j != goldIndex && !isMasked(j) {
-            add(j, coefficient * scores[j].wide)
-        }
-    }
-
-    func addToUnmasked(_ coefficient: Double) {
-        for j in 0..<count where !isMasked(j) { add(j, coefficient) }
+    func setGoldGradient(_ value: Double) {
+        gradient?[goldIndex] = T(rounding: value)
     }
 }

@@ -59,82 +59,55 @@ enum Recipe: Equatable {
         }
     }
 
-    /// The loss of one example on any structure; adds `coefficient` times its gradient to the
-    /// example's gradient (which it first zeroes). A NaN score makes the loss and the whole
-    /// gradient NaN. Recipes that need enumeration are rejected with LK_ERR_UNSUPPORTED for
-    /// other structures when the options are parsed (`Options.parse`); here they would yield
-    /// NaN rather than trap.
+    /// The loss of one example on any structure; SETS the example's gradient to `coefficient`
+    /// times the loss's gradient. A NaN score makes the loss and the whole gradient NaN.
+    /// Recipes that need enumeration are rejected with LK_ERR_UNSUPPORTED for other structures
+    /// when the options are parsed (`Options.parse`); here they would yield NaN, not trap.
     func loss<S: LossStructure>(on x: S, gradientTimes coefficient: Double) -> Double {
-        guard Self.prepare(x) else { return .nan }
-        return structuredLoss(x, coefficient)
-    }
-
-    /// The loss of one example on a structure with enumerable candidates (every recipe).
-    func loss<S: EnumerableStructure>(onEnumerable x: S, gradientTimes coefficient: Double) -> Double {
-        guard Self.prepare(x) else { return .nan }
-        switch self {
-        case .fearMinusHope, .risk:
-            return structuredLoss(x, coefficient)
-        case .smoothedLog(let epsilon):
-            // lse(s) - s[g] + eps (s[g] - mean(s)): the log loss, plus the pull towards the
-            // uniform target; its gradient is eps (e_g - 1/K) on top of p - e_g.
-            let log = Self.fearMinusHope(x, .logSumExp(0), .gold, coefficient)
-            let k = Double(x.unmaskedCount)
-            let goldScore = x.gold()
-            x.addOneHot(goldScore.arg, times: coefficient * epsilon)
-            x.addToUnmasked(-coefficient * epsilon / k)
-            return log + epsilon * (goldScore.score - x.sumOfScores() / k)
-        case .squared(let kappa, let target):
-            let k = Double(x.unmaskedCount)
-            let (goldScore, goldArg) = x.gold()
-            let miss = goldScore - target
-            x.addOneHot(goldArg, times: coefficient * 2 * kappa * miss / k)
-            x.addScoresExceptGold(times: coefficient * 2 / k)
-            return (kappa * miss * miss + x.sumOfSquaresExceptGold()) / k
-        case .squentropy:
-            let log = Self.fearMinusHope(x, .logSumExp(0), .gold, coefficient)
-            let others = Double(x.unmaskedCount - 1)
-            guard others > 0 else { return log }  // no other candidate: the square term is 0
-            x.addScoresExceptGold(times: coefficient * 2 / others)
-            return log + x.sumOfSquaresExceptGold() / others
-        }
-    }
-
-    /// The recipes every structure runs.
-    private func structuredLoss<S: LossStructure>(_ x: S, _ coefficient: Double) -> Double {
+        if x.containsNaN { x.poisonGradient(); return .nan }
         switch self {
         case .fearMinusHope(let fear, let hope):
-            return Self.fearMinusHope(x, fear, hope, coefficient)
+            return x.fearMinusHope(fear: fear, hope: hope, coefficient: coefficient)
         case .risk:
             return x.expectedCost(gradientTimes: coefficient)
         case .smoothedLog, .squared, .squentropy:
+            x.poisonGradient()
             return .nan
         }
     }
 
-    /// NaN check and zeroed gradient before the terms add to it; false when the example is NaN.
-    private static func prepare<S: LossStructure>(_ x: S) -> Bool {
-        if x.containsNaN {
-            x.poisonGradient()
-            return false
+    /// The loss of one example on a structure with enumerable candidates (every recipe).
+    func loss<S: EnumerableStructure>(onEnumerable x: S, gradientTimes coefficient: Double) -> Double {
+        switch self {
+        case .fearMinusHope, .risk:
+            return loss(on: x, gradientTimes: coefficient)
+        case .smoothedLog, .squared, .squentropy:
+            if x.containsNaN { x.poisonGradient(); return .nan }
         }
-        x.zeroGradient()
-        return true
-    }
-
-    /// F - H, with the large parts of the two terms subtracted first.
-    private static func fearMinusHope<S: LossStructure>(
-        _ x: S, _ fear: Term, _ hope: Term, _ coefficient: Double
-    ) -> Double {
-        let f = x.evaluate(fear)
-        let h = x.evaluate(hope)
-        if case .marginals(let marginals) = f.gradient, case .oneHot(let arg) = h.gradient {
-            // lse - score: p - e_arg, formed so that a near-zero loss keeps its gradient's digits.
-            x.addMarginals(marginals, minusOneHot: arg, times: coefficient)
-        } else {
-            x.addGradient(f.gradient, times: coefficient)
-            x.addGradient(h.gradient, times: -coefficient)
+        switch self {
+        case .smoothedLog(let epsilon):
+            // lse(s) - s[g] + eps (s[g] - mean(s)): the log loss, plus the pull towards the
+            // uniform target; its gradient is eps (e_g - 1/K) on top of p - e_g.
+            let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
+            let (k, sum, _) = x.candidateSums(exceptGold: false)
+            let (goldScore, goldArg) = x.gold()
+            x.addScores(times: 0, plus: -coefficient * epsilon / Double(k), exceptGold: false)
+            x.addOneHot(goldArg, times: coefficient * epsilon)
+            return log + epsilon * (goldScore - sum / Double(k))
+        case .squared(let kappa, let target):
+            let (k, _, others) = x.candidateSums(exceptGold: true)
+            let miss = x.gold().score - target
+            x.setScores(times: coefficient * 2 / Double(k), exceptGold: true)
+            x.setGoldGradient(coefficient * 2 * kappa * miss / Double(k))
+            return (kappa * miss * miss + others) / Double(k)
+        case .squentropy:
+            let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
+            let (k, _, others) = x.candidateSums(exceptGold: true)
+            guard k > 1 else { return log }  // no other candidate: the square term is 0
+            x.addScores(times: coefficient * 2 / Double(k - 1), plus: 0, exceptGold: true)
+            return log + others / Double(k - 1)
+        case .fearMinusHope, .risk:
+            return .nan  // handled above
         }
-        return (f.shift - h.shift) + (f.rest - h.rest)
     }
 }

@@ -21,9 +21,13 @@ protocol LossStructure {
     func maximum(costWeight a: Double) -> (value: Double, arg: Argmax)
     /// log sum_y exp(s[y] + a c[y]) = shift + rest, with rest = log1p(...) >= 0.
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: Marginals)
-    /// The expected cost R = sum_y p[y] c[y] under p = softmax(s); adds
-    /// `coefficient * p[y] (c[y] - R)` to the gradient.
+    /// The expected cost R = sum_y p[y] c[y] under p = softmax(s); SETS the gradient to
+    /// `coefficient * p[y] (c[y] - R)`.
     func expectedCost(gradientTimes coefficient: Double) -> Double
+    /// F - H, the "fear minus hope" of DESIGN.md §1; SETS the gradient to `coefficient` times
+    /// dF - dH. A default below evaluates the two terms with the primitives; a structure may
+    /// fuse them (flat rows keep each log-sum-exp's exps for the gradient pass).
+    func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double
 
     /// Adds `coefficient` to the gradient of the candidate `arg`.
     func addOneHot(_ arg: Argmax, times coefficient: Double)
@@ -37,7 +41,7 @@ protocol LossStructure {
 
     /// Whether any score that is read is NaN: the example's loss and gradient are then NaN.
     var containsNaN: Bool { get }
-    /// Sets the example's gradient to 0 (terms then add to it).
+    /// Sets the example's gradient to 0.
     func zeroGradient()
     /// Sets the example's whole gradient to NaN.
     func poisonGradient()
@@ -48,19 +52,35 @@ extension LossStructure {
         addMarginals(marginals, times: coefficient)
         addOneHot(arg, times: -coefficient)
     }
+
+    func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double {
+        zeroGradient()
+        let f = evaluate(fear)
+        let h = evaluate(hope)
+        if case .marginals(let marginals) = f.gradient, case .oneHot(let arg) = h.gradient {
+            // lse - score: p - e_arg, formed so that a near-zero loss keeps its gradient's digits.
+            addMarginals(marginals, minusOneHot: arg, times: coefficient)
+        } else {
+            addGradient(f.gradient, times: coefficient)
+            addGradient(h.gradient, times: -coefficient)
+        }
+        // The large parts of the two terms are subtracted first.
+        return (f.shift - h.shift) + (f.rest - h.rest)
+    }
 }
 
 /// A structure whose candidates can be summed over one by one, which the square losses and
 /// label smoothing need (dense rows and candidate lists; not linear chains).
 protocol EnumerableStructure: LossStructure {
-    /// K, the number of candidates that are not masked.
-    var unmaskedCount: Int { get }
-    /// sum over unmasked candidates of s[y].
-    func sumOfScores() -> Double
-    /// sum over unmasked candidates other than the gold of s[y]^2.
-    func sumOfSquaresExceptGold() -> Double
-    /// Adds `coefficient * s[y]` to the gradient of every unmasked candidate but the gold.
-    func addScoresExceptGold(times coefficient: Double)
-    /// Adds `coefficient` to the gradient of every unmasked candidate.
-    func addToUnmasked(_ coefficient: Double)
+    /// (K, sum, sum of squares): K counts the unmasked candidates; the sums of s[y] and s[y]^2
+    /// run over them, leaving out the gold when `exceptGold`.
+    func candidateSums(exceptGold: Bool) -> (unmasked: Int, sum: Double, sumOfSquares: Double)
+    /// SETS the gradient to `factor * s[y]` on unmasked candidates (0 on the gold when
+    /// `exceptGold`), 0 on masked ones.
+    func setScores(times factor: Double, exceptGold: Bool)
+    /// Adds `factor * s[y] + constant` to the gradient of every unmasked candidate (only the
+    /// constant to the gold when `exceptGold`).
+    func addScores(times factor: Double, plus constant: Double, exceptGold: Bool)
+    /// SETS the gold's gradient to `value`.
+    func setGoldGradient(_ value: Double)
 }

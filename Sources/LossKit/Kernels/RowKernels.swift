@@ -1,0 +1,420 @@
+/// Vector kernels over one row of candidates: the passes every flat structure (dense rows,
+/// candidate lists) runs. Each is a simple loop doing one thing a vector at a time, which is what
+/// the compiler turns into good SIMD code (fusing an accumulation into a 4-way unrolled exp loop
+/// made LLVM scatter the lanes and run 4x slower: measured, see bench/README.md).
+///
+/// Rows are read through `ScoreRow`, which yields the cost-augmented scores v = s + w c a vector
+/// at a time; the three conformances (plain, 0/1 cost, per-candidate cost) make each kernel
+/// specialise into three loops without a branch inside.
+
+/// The cost-augmented scores v[j] of one row.
+protocol ScoreRow<Scalar> {
+    associatedtype Scalar: Real
+    var count: Int { get }
+    /// v[i ..< i + laneCount]; requires i + laneCount <= count.
+    func load(_ i: Int) -> Scalar.Vector
+    /// v[i ..< count] padded with -inf; requires i < count < i + laneCount.
+    func loadTail(_ i: Int) -> Scalar.Vector
+    /// v[j].
+    func value(_ j: Int) -> Scalar
+}
+
+@inline(__always) func loadVector<T: Real>(_ p: UnsafePointer<T>, _ i: Int) -> T.Vector {
+    UnsafeRawPointer(p + i).loadUnaligned(as: T.Vector.self)
+}
+@inline(__always) func storeVector<T: Real>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: T.Vector.self)
+}
+/// p[i ..< count] padded with `pad`.
+@inline(__always) func loadPartial<T: Real>(_ p: UnsafePointer<T>, _ i: Int, _ count: Int, pad: T) -> T.Vector {
+    var v = T.Vector(repeating: pad)
+    for j in 0..<(count - i) { v[j] = p[i + j] }
+    return v
+}
+@inline(__always) func storePartial<T: Real>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int, _ count: Int) {
+    for j in 0..<(count - i) { p[i + j] = v[j] }
+}
+
+/// v = s.
+struct PlainRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector { loadPartial(scores, i, count, pad: -.infinity) }
+    @inline(__always) func value(_ j: Int) -> T { scores[j] }
+}
+
+/// v[j] = s[j] + w for j != gold, v[gold] = s[gold]: 0/1 cost against the gold, scaled by w.
+struct ZeroOneRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    let gold: Int
+    @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
+        guard gold >= i, gold < i + T.laneCount else { return v }
+        var v = v
+        v[gold - i] = scores[gold]
+        return v
+    }
+    @inline(__always) func load(_ i: Int) -> T.Vector {
+        patchGold(loadVector(scores, i) + T.Vector(repeating: weight), i)
+    }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        patchGold(loadPartial(scores, i, count, pad: -.infinity) + T.Vector(repeating: weight), i)
+    }
+    @inline(__always) func value(_ j: Int) -> T { j == gold ? scores[j] : scores[j] + weight }
+}
+
+/// v[j] = s[j] + w for every j, the gold included: the 0/1 row without its per-vector gold
+/// patch, for passes whose caller corrects the gold's entry afterwards.
+struct ShiftedRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) + T.Vector(repeating: weight) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        loadPartial(scores, i, count, pad: -.infinity) + T.Vector(repeating: weight)
+    }
+    @inline(__always) func value(_ j: Int) -> T { scores[j] + weight }
+}
+
+/// v[j] = s[j] + w c[j]; masked candidates stay -inf whatever their (unread, unvalidated) cost.
+struct CostRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let costs: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    @inline(__always) func combine(_ s: T.Vector, _ c: T.Vector) -> T.Vector {
+        T.select(T.equalMask(s, T.Vector(repeating: -.infinity)), s,
+                 T.fma(c, T.Vector(repeating: weight), s))
+    }
+    @inline(__always) func load(_ i: Int) -> T.Vector { combine(loadVector(scores, i), loadVector(costs, i)) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        combine(loadPartial(scores, i, count, pad: -.infinity), loadPartial(costs, i, count, pad: 0))
+    }
+    @inline(__always) func value(_ j: Int) -> T {
+        scores[j] == -.infinity ? scores[j] : scores[j] + weight * costs[j]
+    }
+}
+
+/// Horizontal reductions, kept out of line: inside a hot loop they invite LLVM to re-vectorise
+/// across lanes and scatter the loop.
+@inline(never) func horizontalSum<V: SIMD>(_ v: V) -> Double where V.Scalar: Real {
+    var total = 0.0
+    for j in 0..<V.scalarCount { total += v[j].wide }
+    return total
+}
+@inline(never) func horizontalMax<V: SIMD>(_ v: V) -> V.Scalar where V.Scalar: Real {
+    var m = v[0]
+    for j in 1..<V.scalarCount where v[j] > m { m = v[j] }
+    return m
+}
+@inline(never) func horizontalIntegerSum<B: SIMD>(_ v: B) -> Int where B.Scalar: FixedWidthInteger {
+    var total = 0
+    for j in 0..<B.scalarCount { total += Int(v[j]) }
+    return total
+}
+
+enum RowKernel {
+    /// max_j v[j] (-inf when every candidate is masked; rows with NaN never reach here).
+    @inline(__always) static func maximum<R: ScoreRow>(_ row: R) -> R.Scalar {
+        typealias T = R.Scalar
+        let w = T.laneCount
+        var m0 = T.Vector(repeating: -.infinity), m1 = m0
+        var i = 0
+        while i + 2 * w <= row.count {
+            m0 = T.maximum(m0, row.load(i))
+            m1 = T.maximum(m1, row.load(i + w))
+            i += 2 * w
+        }
+        if i + w <= row.count { m0 = T.maximum(m0, row.load(i)); i += w }
+        if i < row.count { m1 = T.maximum(m1, row.loadTail(i)) }
+        return horizontalMax(T.maximum(m0, m1))
+    }
+
+    /// One read of a row for validation: max_j s[j] (+inf if any score is +inf, -inf if all are
+    /// masked), the lowest index reaching it, and whether any score is NaN (then the max and
+    /// index are meaningless). The losses reuse the max and its index (FlatCandidates).
+    @inline(__always) static func survey<T: Real>(_ s: UnsafePointer<T>, count: Int)
+        -> (maximum: T, index: Int, hasNaN: Bool)
+    {
+        // Four independent streams: one (max, select) chain per vector would leave the loop
+        // latency-bound at a quarter of the memory's speed (measured).
+        let w = T.laneCount
+        var best = (T.Vector(repeating: -.infinity), T.Vector(repeating: -.infinity),
+                    T.Vector(repeating: -.infinity), T.Vector(repeating: -.infinity))
+        var at = (T.Bits(repeating: 0), T.Bits(repeating: 0), T.Bits(repeating: 0), T.Bits(repeating: 0))
+        var index = T.laneIndices
+        let step = T.Bits(repeating: T.Bits.Scalar(w))
+        var nan = T.Bits(repeating: 0)
+        @inline(__always) func track(_ v: T.Vector, _ best: inout T.Vector, _ at: inout T.Bits, _ index: T.Bits) {
+            let better = T.signMask(best - v)  // best < v, per lane: the first strict max stays
+            best = T.select(better, v, best)
+            at = (index & better) | (at & ~better)
+        }
+        var i = 0
+        while i + 4 * w <= count {
+            let v0 = loadVector(s, i), v1 = loadVector(s, i + w)
+            let v2 = loadVector(s, i + 2 * w), v3 = loadVector(s, i + 3 * w)
+            track(v0, &best.0, &at.0, index)
+            track(v1, &best.1, &at.1, index &+ step)
+            track(v2, &best.2, &at.2, index &+ step &+ step)
+            track(v3, &best.3, &at.3, index &+ step &+ step &+ step)
+            nan |= (T.nanMask(v0) | T.nanMask(v1)) | (T.nanMask(v2) | T.nanMask(v3))
+            index = index &+ step &+ step &+ step &+ step
+            i += 4 * w
+        }
+        while i < count {
+            let v = i + w <= count ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
+            track(v, &best.0, &at.0, index)
+            nan |= T.nanMask(v)
+            index = index &+ step
+            i += w
+        }
+        let (m, first): (T, Int) = lowestIndexOfMaximum(best, at)
+        return (m, first, horizontalIntegerSum(nan) != 0)
+    }
+
+    /// One read of the costs of a row for validation, over its unmasked candidates: the largest
+    /// |c[j]|, and whether any c[j] is not finite.
+    @inline(__always) static func costSurvey<T: Real>(_ c: UnsafePointer<T>, scores s: UnsafePointer<T>, count: Int)
+        -> (largest: T, nonFinite: Bool)
+    {
+        let w = T.laneCount
+        let minusInfinity = T.Vector(repeating: -.infinity)
+        let infinityBits = T.bits(T.Vector(repeating: .infinity))
+        let signBit = T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1)
+        var largest = T.Vector(repeating: 0)
+        var bad = T.Bits(repeating: 0)
+        var i = 0
+        while i < count {
+            let full = i + w <= count
+            let v = full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
+            let cv = full ? loadVector(c, i) : loadPartial(c, i, count, pad: 0)
+            let live = ~T.equalMask(v, minusInfinity)
+            let magnitude = T.bits(cv) & T.Bits(repeating: T.Bits.Scalar.max)
+            // |c| >= +inf as integers: infinite or NaN.
+            bad |= live & ~((magnitude &- infinityBits) &>> T.Bits(repeating: signBit))
+            largest = T.maximum(largest, T.vector(magnitude & live))
+            i += w
+        }
+        return (horizontalMax(largest), horizontalIntegerSum(bad) != 0)
+    }
+
+    /// The max over the lanes of four streams, and the lowest index among the lanes holding it.
+    @inline(never) static func lowestIndexOfMaximum<T: Real>(
+        _ best: (T.Vector, T.Vector, T.Vector, T.Vector), _ at: (T.Bits, T.Bits, T.Bits, T.Bits)
+    ) -> (T, Int) {
+        var m = -T.infinity
+        func top(_ v: T.Vector) { for lane in 0..<T.laneCount where v[lane] > m { m = v[lane] } }
+        top(best.0); top(best.1); top(best.2); top(best.3)
+        var first = Int.max
+        func lowest(_ v: T.Vector, _ index: T.Bits) {
+            for lane in 0..<T.laneCount where v[lane] == m { first = Swift.min(first, Int(index[lane])) }
+        }
+        lowest(best.0, at.0); lowest(best.1, at.1); lowest(best.2, at.2); lowest(best.3, at.3)
+        return (m, first == Int.max ? 0 : first)
+    }
+
+    /// (max_j v[j], its argmax): the gold if it is among the tied maxima, else the lowest index
+    /// (DESIGN.md §2 "Ties"). Each lane keeps the index of its first strict maximum; the lowest
+    /// index among the lanes that reach the max wins.
+    @inline(__always) static func maximumWithIndex<R: ScoreRow>(_ row: R, gold: Int) -> (value: R.Scalar, index: Int) {
+        typealias T = R.Scalar
+        let w = T.laneCount
+        var best = T.Vector(repeating: -.infinity)
+        var bestIndex = T.Bits(repeating: -1)
+        var index = T.laneIndices
+        let step = T.Bits(repeating: T.Bits.Scalar(w))
+        var i = 0
+        while i < row.count {
+            let v = i + w <= row.count ? row.load(i) : row.loadTail(i)
+            let better = T.signMask(best - v)  // best < v (NaN from -inf - -inf: both -inf)
+            best = T.select(better, v, best)
+            bestIndex = (index & better) | (bestIndex & ~better)
+            index = index &+ step
+            i += w
+        }
+        let m = horizontalMax(best)
+        if gold >= 0, gold < row.count, row.value(gold) == m { return (m, gold) }
+        var first = Int.max
+        for lane in 0..<w where best[lane] == m && bestIndex[lane] >= 0 {
+            first = Swift.min(first, Int(bestIndex[lane]))
+        }
+        return (m, first == Int.max ? 0 : first)
+    }
+
+    /// e[j] = exp(v[j] - shift), stored into `store`; returns sum_j e[j] in double. Lanes
+    /// accumulate in the storage type for blocks of 32 vectors, then in double.
+    @inline(__always) static func expSum<R: ScoreRow>(
+        _ row: R, shift: R.Scalar, store: UnsafeMutablePointer<R.Scalar>
+    ) -> Double {
+        typealias T = R.Scalar
+        let w = T.laneCount
+        let shiftVector = T.Vector(repeating: shift)
+        var total = 0.0
+        var i = 0
+        while i + w <= row.count {
+            let blockEnd = Swift.min(row.count, i + 32 * w)
+            var accumulator = T.Vector(repeating: 0)
+            while i + w <= blockEnd {
+                let e = T.expNonPositive(row.load(i) - shiftVector)
+                storeVector(e, store, i)
+                accumulator += e
+                i += w
+            }
+            total += horizontalSum(accumulator)
+        }
+        if i < row.count {
+            let e = T.expNonPositive(row.loadTail(i) - shiftVector)
+            storePartial(e, store, i, row.count)
+            total += horizontalSum(e)
+        }
+        return total
+    }
+
+    /// sum_j e[j] - 1 (the sum without the argmax's exp(0) = 1) from the total `expSum`
+    /// returned. When that leaves less than 1/16 beyond the 1 (a loss near zero) it is summed
+    /// again from the stored exps, leaving out the exact 1s, so that no digit is lost to the 1
+    /// (DESIGN.md §2 "a loss near zero keeps its digits").
+    @inline(__always) static func rest<T: Real>(total: Double, exps: UnsafePointer<T>, count: Int) -> Double {
+        let rest = total - 1
+        return rest < 1.0 / 16 ? restWithoutOnes(exps, count: count) : rest
+    }
+
+    /// sum_j e[j] - 1 formed without the 1s: the exps that are not exactly 1, plus one for each
+    /// exact 1 beyond the first.
+    static func restWithoutOnes<T: Real>(_ e: UnsafePointer<T>, count: Int) -> Double {
+        var others = 0.0
+        var ones = 0
+        for j in 0..<count {
+            if e[j] == 1 { ones += 1 } else { others += e[j].wide }
+        }
+        return others + Double(Swift.max(ones - 1, 0))
+    }
+
+    /// out[j] = factor * a[j].
+    @inline(__always) static func scale<T: Real>(_ a: UnsafePointer<T>, by factor: T,
+                                                 into out: UnsafeMutablePointer<T>, count: Int) {
+        let f = T.Vector(repeating: factor)
+        var i = 0
+        while i + T.laneCount <= count { storeVector(loadVector(a, i) * f, out, i); i += T.laneCount }
+        while i < count { out[i] = a[i] * factor; i += 1 }
+    }
+
+    /// out[j] = fa * a[j] + fb * b[j].
+    @inline(__always) static func combine<T: Real>(_ a: UnsafePointer<T>, _ fa: T, _ b: UnsafePointer<T>, _ fb: T,
+                                                   into out: UnsafeMutablePointer<T>, count: Int) {
+        let va = T.Vector(repeating: fa), vb = T.Vector(repeating: fb)
+        var i = 0
+        while i + T.laneCount <= count {
+            storeVector(T.fma(loadVector(a, i), va, loadVector(b, i) * vb), out, i)
+            i += T.laneCount
+        }
+        while i < count { out[i] = a[i] * fa + b[i] * fb; i += 1 }
+    }
+
+    /// sum_j e[j] c[j] in double, over the j with e[j] != 0 (so the unread costs of masked
+    /// candidates, whose e is 0, never enter the sum).
+    @inline(__always) static func dot<T: Real>(_ e: UnsafePointer<T>, _ c: UnsafePointer<T>, count: Int) -> Double {
+        var total = 0.0
+        var i = 0
+        while i + T.laneCount <= count {
+            let blockEnd = Swift.min(count, i + 32 * T.laneCount)
+            var accumulator = T.Vector(repeating: 0)
+            while i + T.laneCount <= blockEnd {
+                let v = loadVector(e, i)
+                accumulator += T.keep(T.nonZeroMask(T.bits(v)), v * loadVector(c, i))
+                i += T.laneCount
+            }
+            total += horizontalSum(accumulator)
+        }
+        while i < count { if e[i] != 0 { total += e[i].wide * c[i].wide }; i += 1 }
+        return total
+    }
+
+    /// The risk gradient f e[j] (alpha c[j] - risk), with c[j] the cost (0/1 against `gold`
+    /// when `costs` is nil); 0 where e[j] = 0 (masked candidates, whose cost is unread).
+    @inline(__always) static func riskGradient<T: Real>(
+        _ e: UnsafePointer<T>, costs: UnsafePointer<T>?, gold: Int, count: Int,
+        factor f: T, alpha: T, risk: T, into out: UnsafeMutablePointer<T>
+    ) {
+        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: risk)
+        var i = 0
+        if let costs {
+            while i + T.laneCount <= count {
+                let v = loadVector(e, i)
+                let g = v * vf * T.fma(loadVector(costs, i), va, -vr)
+                storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
+                i += T.laneCount
+            }
+            while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
+        } else {
+            let offGold = va - vr  // every candidate but the gold costs 1
+            while i + T.laneCount <= count { storeVector(loadVector(e, i) * vf * offGold, out, i); i += T.laneCount }
+            while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
+            out[gold] = e[gold] * f * (0 - risk)
+        }
+    }
+
+    /// Clears lane `index - i` of `mask` when `index` falls in the vector at i.
+    @inline(__always) static func dropLane<B: SIMD>(_ mask: B, _ index: Int, at i: Int) -> B where B.Scalar: FixedWidthInteger {
+        guard index >= i, index < i + B.scalarCount else { return mask }
+        var m = mask
+        m[index - i] = 0
+        return m
+    }
+
+    /// (K, sum s[j], sum s[j]^2): K counts the unmasked candidates (s[j] != -inf), the sums run
+    /// over them but `excluding` (-1: none); in double.
+    @inline(__always) static func unmaskedSums<T: Real>(_ s: UnsafePointer<T>, count: Int, excluding: Int)
+        -> (count: Int, sum: Double, sumOfSquares: Double)
+    {
+        let minusInfinity = T.Vector(repeating: -.infinity)
+        var kept = T.Bits(repeating: 0)
+        var sum = 0.0, squares = 0.0
+        var i = 0
+        while i < count {
+            let blockEnd = Swift.min(count, i + 32 * T.laneCount)
+            var a1 = T.Vector(repeating: 0), a2 = a1
+            while i < blockEnd {
+                let full = i + T.laneCount <= count
+                let v = full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
+                let live = ~T.equalMask(v, minusInfinity)
+                let x = T.keep(dropLane(live, excluding, at: i), v)
+                a1 += x
+                a2 = T.fma(x, x, a2)
+                kept = kept &- live
+                i += T.laneCount
+            }
+            sum += horizontalSum(a1)
+            squares += horizontalSum(a2)
+        }
+        return (horizontalIntegerSum(kept), sum, squares)
+    }
+
+    /// out[j] = factor * s[j] + constant (+ out[j] when `adding`) for unmasked j; masked
+    /// candidates get 0 (or keep theirs when adding); `excluding` (-1: none) gets only the
+    /// constant.
+    @inline(__always) static func scores<T: Real>(_ s: UnsafePointer<T>, times factor: T, plus constant: T,
+                                                  excluding: Int, adding: Bool,
+                                                  into out: UnsafeMutablePointer<T>, count: Int) {
+        let vf = T.Vector(repeating: factor), vc = T.Vector(repeating: constant)
+        let minusInfinity = T.Vector(repeating: -.infinity)
+        var i = 0
+        while i + T.laneCount <= count {
+            let v = loadVector(s, i)
+            let live = ~T.equalMask(v, minusInfinity)
+            var g = T.keep(live, T.fma(T.keep(dropLane(live, excluding, at: i), v), vf, vc))
+            if adding { g += loadVector(UnsafePointer(out), i) }
+            storeVector(g, out, i)
+            i += T.laneCount
+        }
+        while i < count {
+            let live = s[i] != -.infinity
+            let g = live ? (i == excluding ? 0 : s[i]) * factor + constant : 0
+            out[i] = adding ? out[i] + g : g
+            i += 1
+        }
+    }
+}

@@ -1,0 +1,168 @@
+/// The storage types of the C API — `Float` for the `_f32` entry points, `Double` for `_f64` —
+/// and the SIMD vocabulary the row kernels are written in, once, for both.
+///
+/// Width: `Vector` is SIMD8<Float> / SIMD4<Double> (two SSE registers or one AVX2 register),
+/// or SIMD16<Float> / SIMD8<Double> when built for AVX-512 (`-D LK_WIDE`). `-D LK_FMA` (set for
+/// every level from AVX2 up) turns `fma` into a fused multiply-add; without it `addingProduct`
+/// would call `fmaf` once per lane (DESIGN.md §7), so the baseline multiplies and adds.
+///
+/// Selects are built from sign bits (`signMask`): stdlib SIMD comparisons produce `SIMDMask`
+/// values that LLVM often scalarises inside real kernels.
+protocol Real: BinaryFloatingPoint, Sendable, Codable {
+    associatedtype Vector: SIMD where Vector.Scalar == Self
+    /// The same lanes as signed integers of the same width (the bits of `Vector`).
+    associatedtype Bits: SIMD where Bits.Scalar: FixedWidthInteger & SignedInteger
+
+    /// `self` widened to `Double` (exact for both conforming types).
+    var wide: Double { get }
+    /// `value` rounded to nearest.
+    init(rounding value: Double)
+
+    static func bits(_ v: Vector) -> Bits
+    static func vector(_ b: Bits) -> Vector
+    /// a * b + c (fused when the build has FMA).
+    static func fma(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector
+    /// exp(x) for x <= 0, -inf (-> 0) and NaN (-> NaN), the range the losses need (every
+    /// exponent is shifted by a max). Error <= 2 ulp; results below the smallest normal flush
+    /// to 0. Positive x is outside the domain.
+    static func expNonPositive(_ x: Vector) -> Vector
+    /// The lane index vector 0, 1, 2, ... as `Bits`.
+    static var laneIndices: Bits { get }
+}
+
+extension Real {
+    static var laneCount: Int { Vector.scalarCount }
+
+    /// All ones in the lanes where the sign bit of `v` is set (v < 0, -0, or a negative NaN).
+    @_transparent static func signMask(_ v: Vector) -> Bits {
+        bits(v) &>> Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+    }
+    /// All ones in the lanes where `b` is not zero: x | -x has its sign bit set iff x != 0.
+    @_transparent static func nonZeroMask(_ b: Bits) -> Bits {
+        (b | (Bits(repeating: 0) &- b)) &>> Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+    }
+    /// mask ? a : b, lane by lane.
+    @_transparent static func select(_ mask: Bits, _ a: Vector, _ b: Vector) -> Vector {
+        vector((bits(a) & mask) | (bits(b) & ~mask))
+    }
+    /// Lanes of `v` where `mask` is set, 0 elsewhere.
+    @_transparent static func keep(_ mask: Bits, _ v: Vector) -> Vector { vector(bits(v) & mask) }
+    /// max(a, b) lane by lane: b where a - b < 0. (-inf - -inf is NaN: either lane is -inf.)
+    @_transparent static func maximum(_ a: Vector, _ b: Vector) -> Vector {
+        select(signMask(a - b), b, a)
+    }
+    /// All ones in the lanes that hold NaN: as integers, |v| > +inf exactly for NaN.
+    @_transparent static func nanMask(_ v: Vector) -> Bits {
+        let magnitude = bits(v) & Bits(repeating: Bits.Scalar.max)  // the sign bit cleared
+        return (bits(Vector(repeating: .infinity)) &- magnitude) &>> Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+    }
+    /// All ones in the lanes that equal `value` exactly (bit for bit).
+    @_transparent static func equalMask(_ v: Vector, _ value: Vector) -> Bits {
+        ~nonZeroMask(bits(v) ^ bits(value))
+    }
+}
+
+extension Float: Real {
+    #if LK_WIDE
+    typealias Vector = SIMD16<Float>
+    typealias Bits = SIMD16<Int32>
+    #else
+    typealias Vector = SIMD8<Float>
+    typealias Bits = SIMD8<Int32>
+    #endif
+
+    @_transparent var wide: Double { Double(self) }
+    @_transparent init(rounding value: Double) { self = Float(value) }
+    @_transparent static func bits(_ v: Vector) -> Bits { unsafeBitCast(v, to: Bits.self) }
+    @_transparent static func vector(_ b: Bits) -> Vector { unsafeBitCast(b, to: Vector.self) }
+    @_transparent static func fma(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector {
+        #if LK_FMA
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+    static let laneIndices: Bits = {
+        var v = Bits(repeating: 0)
+        for i in 0..<Bits.scalarCount { v[i] = Int32(i) }
+        return v
+    }()
+
+    /// exp(x) = 2^n exp(r), n = round(x log2 e), r = x - n ln 2 (Cody-Waite, two parts), and a
+    /// degree-7 polynomial for exp(r) on [-ln2/2, ln2/2] (Cephes' expf coefficients, Estrin's
+    /// scheme for a short dependency chain). n is rounded by adding 1.5 * 2^23, whose low bits
+    /// then hold n, so 2^n is built from them directly. Lanes below -87.3365 (exp < FLT_MIN,
+    /// and -inf) are zeroed at the end, which also discards what the exponent trick made of
+    /// them; NaN propagates through the polynomial.
+    @inline(__always) static func expNonPositive(_ x: Vector) -> Vector {
+        let underflow = signMask(x - Vector(repeating: -87.33654))
+        let magic = Vector(repeating: 12582912.0)
+        let shifted = fma(x, Vector(repeating: 1.44269504088896341), magic)
+        let n = shifted - magic
+        let r = fma(n, Vector(repeating: 2.12194440e-4), fma(n, Vector(repeating: -0.693359375), x))
+        let r2 = r * r
+        let p01 = fma(r, Vector(repeating: 1.6666665459e-1), Vector(repeating: 5.0000001201e-1))
+        let p23 = fma(r, Vector(repeating: 8.3334519073e-3), Vector(repeating: 4.1665795894e-2))
+        let p45 = fma(r, Vector(repeating: 1.9875691500e-4), Vector(repeating: 1.3981999507e-3))
+        let p = fma(r2, fma(r2, fma(r2, p45, p23), p01), r + 1)
+        let scale = vector((bits(shifted) &- Bits(repeating: 0x4B40_0000 - 127)) &<< Bits(repeating: 23))
+        return vector(bits(p * scale) & ~underflow)
+    }
+}
+
+extension Double: Real {
+    #if LK_WIDE
+    typealias Vector = SIMD8<Double>
+    typealias Bits = SIMD8<Int64>
+    #else
+    typealias Vector = SIMD4<Double>
+    typealias Bits = SIMD4<Int64>
+    #endif
+
+    @_transparent var wide: Double { self }
+    @_transparent init(rounding value: Double) { self = value }
+    @_transparent static func bits(_ v: Vector) -> Bits { unsafeBitCast(v, to: Bits.self) }
+    @_transparent static func vector(_ b: Bits) -> Vector { unsafeBitCast(b, to: Vector.self) }
+    @_transparent static func fma(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector {
+        #if LK_FMA
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+    static let laneIndices: Bits = {
+        var v = Bits(repeating: 0)
+        for i in 0..<Bits.scalarCount { v[i] = Int64(i) }
+        return v
+    }()
+
+    /// As Float.expNonPositive, in double: round with 1.5 * 2^52, ln 2 in two parts (the high
+    /// part has 32 significant bits, so n * high is exact), and the Taylor polynomial of degree
+    /// 13 (remainder (ln2/2)^14 / 14! < 2e-17). Lanes below -708.39 (exp < DBL_MIN) flush to 0.
+    @inline(__always) static func expNonPositive(_ x: Vector) -> Vector {
+        let underflow = signMask(x - Vector(repeating: -708.39641853226408))
+        let magic = Vector(repeating: 6755399441055744.0)
+        let shifted = fma(x, Vector(repeating: 1.4426950408889634), magic)
+        let n = shifted - magic
+        let r = fma(n, Vector(repeating: -1.9082149292705877e-10),
+                    fma(n, Vector(repeating: -0.6931471803691238), x))
+        let r2 = r * r
+        let r4 = r2 * r2
+        // 1 + r + r^2/2! + ... + r^13/13!, in pairs (Estrin).
+        let q0 = fma(r, Vector(repeating: 1.0), Vector(repeating: 1.0))
+        let q1 = fma(r, Vector(repeating: 1.0 / 6), Vector(repeating: 1.0 / 2))
+        let q2 = fma(r, Vector(repeating: 1.0 / 120), Vector(repeating: 1.0 / 24))
+        let q3 = fma(r, Vector(repeating: 1.0 / 5040), Vector(repeating: 1.0 / 720))
+        let q4 = fma(r, Vector(repeating: 1.0 / 362880), Vector(repeating: 1.0 / 40320))
+        let q5 = fma(r, Vector(repeating: 1.0 / 39916800), Vector(repeating: 1.0 / 3628800))
+        let q6 = fma(r, Vector(repeating: 1.0 / 6227020800), Vector(repeating: 1.0 / 479001600))
+        let s01 = fma(r2, q1, q0)
+        let s23 = fma(r2, q3, q2)
+        let s45 = fma(r2, q5, q4)
+        let s0123 = fma(r4, s23, s01)
+        let s456 = fma(r4, q6, s45)
+        let p = fma(r4 * r4, s456, s0123)
+        let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023)) &<< Bits(repeating: 52))
+        return vector(bits(p * scale) & ~underflow)
+    }
+}
