@@ -2,30 +2,41 @@
 #   make demo   set up (Python packages, release library) and run the main job
 #   make test   set up and run every test: Swift, the shipped library's checks, C, Python
 #
-# Other targets: make lib (the standalone release library), make setup, make example, make clean.
+# Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# make setup, make example, make clean.
 
 PYTHON ?= python3
 SWIFT  ?= swift
 CC     ?= cc
 
-# The library users get: the Swift runtime linked in statically (-static-stdlib) so that it
-# loads without a toolchain, a soname, and only the lk_* symbols exported (DESIGN.md §7).
-RELEASE_FLAGS = -c release -Xswiftc -static-stdlib \
-                -Xlinker -soname=liblosskit.so \
-                -Xlinker --version-script=$(CURDIR)/scripts/exports.map
+# The library users get (DESIGN.md §7; issue 3): liblosskit.so, built for baseline x86-64, and
+# beside it the same source built for AVX2 and for AVX-512 (liblosskit-avx2.so,
+# liblosskit-avx512.so), which liblosskit.so loads on a CPU that has them. Each has the Swift
+# runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname,
+# and only the lk_* symbols exported.
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
+VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
+AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT
+AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
+               -Xswiftc -DLK_VARIANT
 
-.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example clean FORCE
+.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE
 
 all: lib
 
-lib: $(LIB)
+lib: $(LIB) $(VARIANTS)
 
-# swift build decides what to rebuild; the .so's mtime changes only when it is relinked, so the
+# swift build decides what to rebuild; a .so's mtime changes only when it is relinked, so the
 # C programs below relink only then.
 $(LIB): FORCE
-	$(SWIFT) build $(RELEASE_FLAGS)
+	scripts/build-variant.sh "" liblosskit.so
+
+$(LIBDIR)/liblosskit-avx2.so: $(LIB) FORCE
+	scripts/build-variant.sh avx2 liblosskit-avx2.so $(AVX2_FLAGS)
+
+$(LIBDIR)/liblosskit-avx512.so: $(LIB) FORCE
+	scripts/build-variant.sh avx512 liblosskit-avx512.so $(AVX512_FLAGS)
 
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
 # losskit package itself, editable, so `import losskit` works from any directory.
@@ -40,13 +51,24 @@ demo: setup
 
 test: setup test-swift test-library test-c test-python
 
-test-swift:
-	$(SWIFT) test
+# The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
+# SwiftPM compiles a module for one CPU level).
+LEVEL_FLAGS_x86-64 =
+LEVEL_FLAGS_avx2   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA
+LEVEL_FLAGS_avx512 = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE
+test-swift: lib
+	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
+	    echo "== Swift tests, $$level"; \
+	    $(MAKE) --no-print-directory test-swift-$$level || exit 1; \
+	done
+
+test-swift-%:
+	$(SWIFT) test -c release --scratch-path .build-test-$* -Xswiftc -enable-testing $(LEVEL_FLAGS_$*)
 
 # The shipped library stands alone, exports exactly the header's functions, and the header
 # compiles as C11 and C++ with every warning an error.
 test-library: lib
-	scripts/check-library.sh $(LIB) include/losskit.h
+	for so in $(LIB) $(VARIANTS); do scripts/check-library.sh $$so include/losskit.h || exit 1; done
 
 build/example: bindings/c/example.c include/losskit.h $(LIB)
 	@mkdir -p build
@@ -65,8 +87,16 @@ test-c: build/example build/c-tests
 	build/example
 	build/c-tests
 
+# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads).
 test-python: lib
-	cd bindings/python && $(PYTHON) -m pytest -q tests
+	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
+	    echo "== Python tests, $$level"; \
+	    (cd bindings/python && LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
+	done
+
+bench: lib
+	$(PYTHON) bench/bench.py --threads 1
+	$(PYTHON) bench/bench.py --threads 2
 
 clean:
-	rm -rf .build build
+	rm -rf .build .build-avx2 .build-avx512 .build-test-* build

@@ -109,6 +109,15 @@ const char *lk_version(void);
 /* LK_VERSION_NUMBER of the loaded library. Since 0.1.0. */
 int32_t lk_version_number(void);
 
+/* The vector instruction level the library computes with on this machine: "x86-64" (the
+ * baseline every x86-64 CPU runs), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/CD/BW/DQ/VL).
+ * liblosskit.so is built for the baseline and, on its first call, loads the widest build of
+ * itself that the CPU supports from the same folder (liblosskit-avx2.so, liblosskit-avx512.so),
+ * falling back to the baseline when a file is missing. The environment variable LOSSKIT_ISA
+ * (x86-64, avx2 or avx512) caps the level, e.g. to compare them. Results agree across levels
+ * within the documented float rounding. A static string, never NULL. Since 0.1.0. */
+const char *lk_cpu_level(void);
+
 /* ============================================================================================
  * Status codes — values are pinned and only ever appended.
  * ========================================================================================== */

@@ -9,7 +9,10 @@ public func lk_dense_f32(
     _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
     _ grad: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    report { () throws(Failure) in
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.denseF32(opt, n, k, scores, gold, cost, weight, loss, grad) }
+    #endif
+    return report { () throws(Failure) in
         try Dense.compute(opt, n: n, k: k, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad)
     }
@@ -22,7 +25,10 @@ public func lk_dense_f64(
     _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
     _ grad: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    report { () throws(Failure) in
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.denseF64(opt, n, k, scores, gold, cost, weight, loss, grad) }
+    #endif
+    return report { () throws(Failure) in
         try Dense.compute(opt, n: n, k: k, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad)
     }

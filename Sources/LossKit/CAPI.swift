@@ -20,13 +20,27 @@ public func lk_status_name(_ status: lk_status) -> UnsafePointer<CChar>? {
 }
 
 @c @implementation
+public func lk_cpu_level() -> UnsafePointer<CChar>? {
+    #if !LK_VARIANT
+    if let variant = Variant.active { return cString(variant.level) }
+    #endif
+    return cString(BuildLevel.name)
+}
+
+@c @implementation
 public func lk_last_error() -> UnsafePointer<CChar>? {
-    LastError.current
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.lastError() }
+    #endif
+    return LastError.current
 }
 
 @c @implementation
 public func lk_options_init(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32) -> lk_status {
-    report { () throws(Failure) in
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.optionsInit(opt, loss) }
+    #endif
+    return report { () throws(Failure) in
         guard let opt else { throw .null("opt is NULL") }
         guard let defaults = Options.defaults(loss: loss) else {
             throw .option("loss = \(loss) is not an LK_LOSS_* value")

@@ -35,6 +35,12 @@ static void test_version(void) {
     CHECK(strcmp(lk_version(), expected) == 0);
 }
 
+static void test_cpu_level(void) {
+    const char *level = lk_cpu_level();
+    CHECK(level != NULL);
+    CHECK(strcmp(level, "x86-64") == 0 || strcmp(level, "avx2") == 0 || strcmp(level, "avx512") == 0);
+}
+
 static void test_status_names(void) {
     CHECK(strcmp(lk_status_name(LK_OK), "LK_OK") == 0);
     CHECK(strcmp(lk_status_name(LK_ERR_NULL), "LK_ERR_NULL") == 0);
@@ -119,6 +125,7 @@ static void test_thread_local_error(void) {
 int main(void) {
     test_layout();
     test_version();
+    test_cpu_level();
     test_status_names();
     test_options_init();
     test_options_size();

@@ -109,6 +109,11 @@ struct CostRow<T: Real>: ScoreRow {
     for j in 1..<V.scalarCount where v[j] > m { m = v[j] }
     return m
 }
+@inline(never) func horizontalIntegerMin<B: SIMD>(_ v: B) -> Int where B.Scalar: FixedWidthInteger {
+    var m = v[0]
+    for j in 1..<B.scalarCount where v[j] < m { m = v[j] }
+    return Int(m)
+}
 @inline(never) func horizontalIntegerSum<B: SIMD>(_ v: B) -> Int where B.Scalar: FixedWidthInteger {
     var total = 0
     for j in 0..<B.scalarCount { total += Int(v[j]) }
@@ -201,19 +206,27 @@ enum RowKernel {
         return (horizontalMax(largest), horizontalIntegerSum(bad) != 0)
     }
 
-    /// The max over the lanes of four streams, and the lowest index among the lanes holding it.
-    @inline(never) static func lowestIndexOfMaximum<T: Real>(
+    /// The max over the lanes of four streams, and the lowest index among the lanes holding it:
+    /// lane-wise first (vector ops), then over the lanes of one vector.
+    @inline(__always) static func lowestIndexOfMaximum<T: Real>(
         _ best: (T.Vector, T.Vector, T.Vector, T.Vector), _ at: (T.Bits, T.Bits, T.Bits, T.Bits)
     ) -> (T, Int) {
-        var m = -T.infinity
-        func top(_ v: T.Vector) { for lane in 0..<T.laneCount where v[lane] > m { m = v[lane] } }
-        top(best.0); top(best.1); top(best.2); top(best.3)
-        var first = Int.max
-        func lowest(_ v: T.Vector, _ index: T.Bits) {
-            for lane in 0..<T.laneCount where v[lane] == m { first = Swift.min(first, Int(index[lane])) }
+        let m = horizontalMax(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3)))
+        let mv = T.Vector(repeating: m)
+        let none = T.Bits(repeating: T.Bits.Scalar.max)
+        @inline(__always) func candidate(_ v: T.Vector, _ index: T.Bits) -> T.Bits {
+            let hit = T.equalMask(v, mv)
+            return (index & hit) | (none & ~hit)
         }
-        lowest(best.0, at.0); lowest(best.1, at.1); lowest(best.2, at.2); lowest(best.3, at.3)
-        return (m, first == Int.max ? 0 : first)
+        @inline(__always) func smaller(_ a: T.Bits, _ b: T.Bits) -> T.Bits {
+            // Indices are >= 0 and < Int.max, so a - b does not overflow.
+            let aIsSmaller = (a &- b) &>> T.Bits(repeating: T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1))
+            return (a & aIsSmaller) | (b & ~aIsSmaller)
+        }
+        let lowest = smaller(smaller(candidate(best.0, at.0), candidate(best.1, at.1)),
+                             smaller(candidate(best.2, at.2), candidate(best.3, at.3)))
+        let first = horizontalIntegerMin(lowest)
+        return (m, first == Int(T.Bits.Scalar.max) ? 0 : first)
     }
 
     /// (max_j v[j], its argmax): the gold if it is among the tied maxima, else the lowest index

@@ -93,7 +93,7 @@ extension Float: Real {
     /// scheme for a short dependency chain). n is rounded by adding 1.5 * 2^23, whose low bits
     /// then hold n, so 2^n is built from them directly. Lanes below -87.3365 (exp < FLT_MIN,
     /// and -inf) are zeroed at the end, which also discards what the exponent trick made of
-    /// them; NaN propagates through the polynomial.
+    /// them; NaN (whose sign bit may be set, as x86's default NaN's is) propagates.
     @inline(__always) static func expNonPositive(_ x: Vector) -> Vector {
         let underflow = signMask(x - Vector(repeating: -87.33654))
         let magic = Vector(repeating: 12582912.0)
@@ -106,7 +106,7 @@ extension Float: Real {
         let p45 = fma(r, Vector(repeating: 1.9875691500e-4), Vector(repeating: 1.3981999507e-3))
         let p = fma(r2, fma(r2, fma(r2, p45, p23), p01), r + 1)
         let scale = vector((bits(shifted) &- Bits(repeating: 0x4B40_0000 - 127)) &<< Bits(repeating: 23))
-        return vector(bits(p * scale) & ~underflow)
+        return vector(bits(p * scale) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
     }
 }
 
@@ -163,6 +163,6 @@ extension Double: Real {
         let s456 = fma(r4, q6, s45)
         let p = fma(r4 * r4, s456, s0123)
         let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023)) &<< Bits(repeating: 52))
-        return vector(bits(p * scale) & ~underflow)
+        return vector(bits(p * scale) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
     }
 }

@@ -12,7 +12,8 @@ functions, anything else in float32. Failures raise LossKitError carrying the li
 from ._native import LossKitError, library_path, lib as _lib
 from ._dense import DenseResult, dense
 
-__all__ = ["dense", "DenseResult", "LossKitError", "version", "version_number", "library_path"]
+__all__ = ["dense", "DenseResult", "LossKitError", "version", "version_number", "cpu_level",
+           "library_path"]
 
 
 def version() -> str:
@@ -23,6 +24,12 @@ def version() -> str:
 def version_number() -> int:
     """The loaded library's LK_VERSION_NUMBER (MAJOR*10000 + MINOR*100 + PATCH)."""
     return _lib.lk_version_number()
+
+
+def cpu_level() -> str:
+    """The vector level the library computes with here: "x86-64", "avx2" or "avx512"
+    (lk_cpu_level; the environment variable LOSSKIT_ISA caps it)."""
+    return _lib.lk_cpu_level().decode()
 
 
 __version__ = "0.1.0"

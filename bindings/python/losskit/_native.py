@@ -90,6 +90,7 @@ _opt = ctypes.POINTER(Options)
 _PROTOTYPES = [
     ("lk_version", [], _c_char_p),
     ("lk_version_number", [], _i32),
+    ("lk_cpu_level", [], _c_char_p),
     ("lk_status_name", [_i32], _c_char_p),
     ("lk_last_error", [], _c_char_p),
     ("lk_options_init", [_opt, _i32], _i32),

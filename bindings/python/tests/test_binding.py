@@ -368,3 +368,17 @@ def test_big_endian_float64_takes_the_float64_path():
     r = losskit.dense(s, np.array([1]))
     assert r.grad.dtype == np.float64
     assert abs(r.loss - np.log(4 / 3)) < 1e-15
+
+
+def test_cpu_level_is_one_of_the_builds():
+    assert losskit.cpu_level() in ("x86-64", "avx2", "avx512")
+
+
+def test_losskit_isa_caps_the_level():
+    # A subprocess, since the level is chosen once per process, on the library's first call.
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import losskit; print(losskit.cpu_level())"],
+                         env={**__import__("os").environ, "LOSSKIT_ISA": "x86-64"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "x86-64"

@@ -1,0 +1,89 @@
+import CLossKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// CPU levels (issue 3). Swift compiles a whole module for one CPU level, and mixing levels in one
+// .so is unsafe (specialised SIMD code is emitted as weak symbols the linker may share), so the
+// library is built once per level: liblosskit.so for baseline x86-64, liblosskit-avx2.so and
+// liblosskit-avx512.so beside it (built with -D LK_VARIANT, which leaves this file out). On its
+// first call liblosskit.so picks the widest level the CPU supports, dlopens that file, and from
+// then on forwards every entry point to it through the table below. Nothing else changes: each
+// build validates and computes exactly as the source says, with the vector width of its level.
+
+/// The vector level this build was compiled for.
+enum BuildLevel {
+    #if LK_WIDE
+    static let name: StaticString = "avx512"
+    #elseif LK_FMA
+    static let name: StaticString = "avx2"
+    #else
+    static let name: StaticString = "x86-64"
+    #endif
+}
+
+#if !LK_VARIANT
+/// The entry points of a wider build of this library, loaded once.
+struct Variant {
+    typealias DenseF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Int32>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias DenseF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Int32>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
+    ) -> lk_status
+
+    let level: StaticString
+    let lastError: @convention(c) () -> UnsafePointer<CChar>?
+    let optionsInit: @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
+    let denseF32: DenseF32
+    let denseF64: DenseF64
+
+    /// The variant in use, or nil to compute here (baseline). Swift initialises a global once,
+    /// thread-safely, on first use.
+    static let active: Variant? = load()
+
+    private static func load() -> Variant? {
+        let levels: [(name: StaticString, file: String)] = [("avx512", "liblosskit-avx512.so"), ("avx2", "liblosskit-avx2.so")]
+        var supported = Int(losskit_internal_cpu_level())  // 0 baseline, 1 avx2, 2 avx512
+        if let cap = getenv("LOSSKIT_ISA").map({ String(cString: $0) }) {
+            switch cap {
+            case "x86-64", "baseline": supported = 0
+            case "avx2": supported = Swift.min(supported, 1)
+            default: break
+            }
+        }
+        guard supported > 0, let folder = folderOfThisLibrary() else { return nil }
+        for (index, level) in levels.enumerated() where 2 - index <= supported {
+            if let variant = open(folder + "/" + level.file, level: level.name) { return variant }
+        }
+        return nil
+    }
+
+    /// The folder this library was loaded from.
+    private static func folderOfThisLibrary() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard losskit_internal_library_folder(&buffer, buffer.count) == 0 else { return nil }
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func open(_ path: String, level: StaticString) -> Variant? {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
+        func symbol<F>(_ name: String, as _: F.Type) -> F? {
+            dlsym(handle, name).map { unsafeBitCast($0, to: F.self) }
+        }
+        guard let lastError = symbol("lk_last_error", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
+              let optionsInit = symbol("lk_options_init", as: (@convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status).self),
+              let denseF32 = symbol("lk_dense_f32", as: DenseF32.self),
+              let denseF64 = symbol("lk_dense_f64", as: DenseF64.self)
+        else {
+            dlclose(handle)
+            return nil
+        }
+        return Variant(level: level, lastError: lastError, optionsInit: optionsInit,
+                       denseF32: denseF32, denseF64: denseF64)
+    }
+}
+#endif

@@ -1,0 +1,289 @@
+"""LossKit against the libraries users would otherwise pick, side by side in one process.
+
+    python3 bench/bench.py --threads 1     (make bench runs 1 and 2 threads, one process each)
+
+Every contender computes the loss and its gradient w.r.t. the scores of the same fresh random
+normal float32 inputs. Each is warmed up, then timed over --repeats calls; the table shows the
+median and the min-max. Two ratios: each contender's median against the memory floor, and each
+peer's median against LossKit's (how many times faster LossKit is). The floor is what a fused
+pass must move, (bytes read + bytes written) / bandwidth, with the bandwidth measured in the
+same run at the same thread count by a large array copy (256 MiB, beyond every cache).
+
+Peers are optional (bench/install-peers.sh installs them from PyPI on request) and skipped when
+absent: NumPy (always), PyTorch, JAX + Optax. The thread count of every contender is set once,
+before any import that reads it (XLA fixes its thread pool at start-up), hence one process per
+thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+
+def configure_threads(threads: int) -> None:
+    # Before numpy / torch / jax are imported.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                               f"intra_op_parallelism_threads={threads}")
+    os.environ["LOSSKIT_NUM_THREADS"] = str(threads)
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=25)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--only", default="", help="comma-separated workload names (W1, W2a, ...)")
+    return p.parse_args()
+
+
+args = parse()
+configure_threads(args.threads)
+
+import numpy as np  # noqa: E402
+
+import losskit  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+    torch.set_num_threads(args.threads)
+except ImportError:
+    torch = None
+try:
+    import jax  # noqa: E402
+    jax.config.update("jax_platforms", "cpu")
+    import jax.numpy as jnp  # noqa: E402
+    import optax  # noqa: E402
+except ImportError:
+    jax = None
+
+
+def timed(fn, repeats=args.repeats, warmup=args.warmup):
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return samples[len(samples) // 2], samples[0], samples[-1]
+
+
+def copy_bandwidth(threads: int, mib: int = 256) -> float:
+    """Bytes moved per second (read + write) by `threads` threads copying halves of a large
+    array (np.copyto releases the GIL)."""
+    src = np.ones(mib * 2**20 // 4, np.float32)
+    dst = np.empty_like(src)
+    parts = np.array_split(np.arange(src.size), threads)
+    bounds = [(p[0], p[-1] + 1) for p in parts]
+
+    def copy():
+        if threads == 1:
+            np.copyto(dst, src)
+            return
+        workers = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in bounds]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    median, _, _ = timed(copy, repeats=9, warmup=2)
+    return 2 * src.nbytes / median
+
+
+# ------------------------------------------------------------------------------------------
+# Contenders. Each maker returns a zero-argument callable computing (loss, grad), or None.
+# ------------------------------------------------------------------------------------------
+
+def losskit_dense(s, g, **kw):
+    return lambda: losskit.dense(s, g, **kw)
+
+
+def numpy_log(s, g):
+    n = len(g)
+    rows = np.arange(n)
+
+    def run():
+        m = s.max(axis=1, keepdims=True)
+        e = np.exp(s - m)
+        total = e.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(total[:, 0]) + m[:, 0] - s[rows, g]))
+        grad = e / total
+        grad[rows, g] -= 1
+        grad /= n
+        return loss, grad
+    return run
+
+
+def numpy_hinge(s, g):
+    n = len(g)
+    rows = np.arange(n)
+
+    def run():
+        v = s + 1
+        v[rows, g] -= 1
+        a = v.argmax(axis=1)
+        loss = float(np.mean(v[rows, a] - s[rows, g]))
+        grad = np.zeros_like(s)
+        np.add.at(grad, (rows, a), 1.0 / n)
+        np.add.at(grad, (rows, g), -1.0 / n)
+        return loss, grad
+    return run
+
+
+def numpy_squared(s, g):
+    n, k = s.shape
+    rows = np.arange(n)
+
+    def run():
+        d = s.copy()
+        d[rows, g] -= 1
+        loss = float(np.mean(np.sum(d * d, axis=1) / k))
+        return loss, d * (2.0 / (n * k))
+    return run
+
+
+def torch_log(s, g):
+    if torch is None:
+        return None
+    x0, y = torch.from_numpy(s), torch.from_numpy(g.astype(np.int64))
+
+    def run():
+        x = x0.detach().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(x, y)
+        loss.backward()
+        return loss.item(), x.grad
+    return run
+
+
+def torch_squared(s, g):
+    if torch is None:
+        return None
+    x0 = torch.from_numpy(s)
+    target = torch.nn.functional.one_hot(torch.from_numpy(g.astype(np.int64)), s.shape[1]).float()
+
+    def run():
+        x = x0.detach().requires_grad_(True)
+        loss = torch.nn.functional.mse_loss(x, target)  # mean over n*k = mean_i (1/K) sum_j
+        loss.backward()
+        return loss.item(), x.grad
+    return run
+
+
+def jax_fn(loss_of):
+    if jax is None:
+        return None
+
+    def make(s, g):
+        f = jax.jit(jax.value_and_grad(lambda x, y: loss_of(x, y).mean()))
+        x, y = jnp.asarray(s), jnp.asarray(g)
+        return lambda: jax.block_until_ready(f(x, y))
+    return make
+
+
+jax_log = jax_fn(lambda x, y: optax.softmax_cross_entropy_with_integer_labels(x, y)) if jax else None
+jax_hinge = jax_fn(lambda x, y: optax.losses.multiclass_hinge_loss(x, y)) if jax else None
+jax_squared = jax_fn(lambda x, y: optax.squared_error(x, jax.nn.one_hot(y, x.shape[1])).mean(axis=1)) if jax else None
+
+
+# ------------------------------------------------------------------------------------------
+# Workloads
+# ------------------------------------------------------------------------------------------
+
+def inputs(n, k, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, k), dtype=np.float32), rng.integers(0, k, n).astype(np.int32)
+
+
+def float64_log_reference(s, g):
+    x = s.astype(np.float64)
+    m = x.max(axis=1)
+    return float(np.mean(np.log(np.exp(x - m[:, None]).sum(axis=1)) + m - x[np.arange(len(g)), g]))
+
+
+WORKLOADS = [
+    # name, title, (n, k), losskit kwargs, peers [(name, maker)]
+    ("W1", "log loss", (4096, 1000), dict(loss="log"),
+     [("NumPy", numpy_log), ("PyTorch", torch_log), ("JAX+Optax", jax_log)]),
+    ("W2a", "log loss", (256, 32000), dict(loss="log"),
+     [("NumPy", numpy_log), ("PyTorch", torch_log), ("JAX+Optax", jax_log)]),
+    ("W2b", "log loss", (64, 128256), dict(loss="log"),
+     [("NumPy", numpy_log), ("PyTorch", torch_log), ("JAX+Optax", jax_log)]),
+    ("W3", "hinge, 0/1 cost (Crammer-Singer)", (4096, 1000), dict(loss="hinge"),
+     [("NumPy", numpy_hinge), ("JAX+Optax", jax_hinge)]),
+    ("W4", "square loss (kappa = M = 1)", (4096, 1000), dict(loss="squared"),
+     [("NumPy", numpy_squared), ("PyTorch", torch_squared), ("JAX+Optax", jax_squared)]),
+]
+
+CATALOGUE = [
+    ("perceptron", dict(loss="perceptron")),
+    ("softmax_margin", dict(loss="softmax_margin")),
+    ("risk", dict(loss="risk")),
+    ("ramp", dict(loss="ramp")),
+    ("soft_ramp", dict(loss="soft_ramp")),
+    ("infinite_ramp", dict(loss="infinite_ramp")),
+    ("squentropy", dict(loss="squentropy")),
+    ("log, label smoothing 0.1", dict(loss="log", label_smoothing=0.1)),
+    ("hope_fear (lse, lse)", dict(loss="hope_fear", hope="lse", fear="lse", hope_scale=1, fear_scale=1)),
+]
+
+
+def fmt(seconds):
+    return f"{seconds * 1e3:8.3f}"
+
+
+def main():
+    only = set(filter(None, args.only.split(",")))
+    bandwidth = copy_bandwidth(args.threads)
+    print(f"LossKit {losskit.version()} ({losskit.cpu_level()}), NumPy {np.__version__}"
+          + (f", PyTorch {torch.__version__}" if torch else ", PyTorch absent")
+          + (f", JAX {jax.__version__} + Optax {optax.__version__}" if jax else ", JAX absent")
+          + f"; {args.threads} thread(s); copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write)")
+    header = f"  {'contender':26} {'median ms':>9} {'min-max ms':>19} {'x floor':>8} {'LossKit faster':>14}"
+
+    lk_medians = {}
+    for name, title, (n, k), kw, peers in WORKLOADS:
+        if only and name not in only:
+            continue
+        s, g = inputs(n, k)
+        floor = 2 * s.nbytes / bandwidth  # read the scores once, write the gradient once
+        print(f"\n{name}  {title}, {n} x {k} float32, loss + gradient; floor {floor * 1e3:.3f} ms")
+        print(header)
+        ours = timed(losskit_dense(s, g, threads=args.threads, **kw))
+        lk_medians[name] = ours[0]
+        rows = [("LossKit", ours)]
+        for peer, make in peers:
+            fn = make(s, g) if make else None
+            rows.append((peer, timed(fn) if fn else None))
+        for label, t in rows:
+            if t is None:
+                print(f"  {label:26} {'(not installed)':>9}")
+                continue
+            speedup = "" if label == "LossKit" else f"{t[0] / ours[0]:13.2f}x"
+            print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {t[0] / floor:8.2f} {speedup:>14}")
+        if kw.get("loss") == "log":
+            got = float(losskit.dense(s, g, threads=args.threads).loss)
+            want = float64_log_reference(s, g)
+            print(f"  float32 loss vs float64 reference: relative difference {abs(got - want) / abs(want):.1e}")
+
+    if not only or "catalogue" in only:
+        n, k = 4096, 1000
+        s, g = inputs(n, k)
+        floor = 2 * s.nbytes / bandwidth
+        base = lk_medians.get("W1") or timed(losskit_dense(s, g, loss="log", threads=args.threads))[0]
+        print(f"\nEvery other loss on W1's shape ({n} x {k}), against LossKit's own log loss "
+              f"({base * 1e3:.3f} ms); floor {floor * 1e3:.3f} ms")
+        print(f"  {'loss':26} {'median ms':>9} {'min-max ms':>19} {'x floor':>8} {'x log loss':>14}")
+        for label, kw in CATALOGUE:
+            t = timed(losskit_dense(s, g, threads=args.threads, **kw))
+            print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {t[0] / floor:8.2f} {t[0] / base:13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
