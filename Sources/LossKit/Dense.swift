@@ -55,15 +55,13 @@ enum Dense {
         let chunkSize = Batch<T>.chunkSize(elementsPerExample: k)
         let chunks = (n + chunkSize - 1) / chunkSize
         let threads = Parallel.threads(requested: options.threads, elements: elements, chunks: chunks)
-        let maxima = try Scratch<T>(n, "the row maxima")
-        defer { maxima.free() }
-        let argmaxima = try Scratch<Int>(n, "the row argmaxima")
-        defer { argmaxima.free() }
+        let surveys = try Scratch<RowSurvey<T>>(n, "the row surveys")
+        defer { surveys.free() }
         try batch.validate(chunkSize: chunkSize, threads: threads) { (i: Int) throws(Failure) in
             guard gold[i] != ignore else { return }
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { return }
-            (maxima[i], argmaxima[i]) = try checkRow(
+            surveys[i] = try checkRow(
                 scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
                 costBound: costBound, usesGold: recipe.usesGoldScore,
                 names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
@@ -87,7 +85,7 @@ enum Dense {
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
                     scratch: scratch.base + worker * 2 * k,
-                    plainMaximum: (maxima[i], argmaxima[i]))
+                    survey: surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
     }
@@ -96,13 +94,12 @@ enum Dense {
     /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
     /// score, and finite costs for the unmasked candidates when costs are read, which stay
     /// finite when multiplied by `costBound` (cost_scale times the largest term scale; 0 when
-    /// no cost is read) and added to the score. Returns max_j s[j] (NaN if a score is NaN) and
-    /// the lowest index reaching it.
+    /// no cost is read) and added to the score. Returns what the scan learnt of the scores.
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
         costBound: Double, usesGold: Bool, names: RowNames
-    ) throws(Failure) -> (T, Int) {
-        let (maximum, index, hasNaN) = RowKernel.survey(scores, count: count)
+    ) throws(Failure) -> RowSurvey<T> {
+        let (maximum, index, unmasked, hasNaN) = RowKernel.survey(scores, count: count)
         if maximum == T.infinity || hasNaN {
             // The slow path names the first +inf (a NaN row may hide one from the max).
             for j in 0..<count where scores[j] == T.infinity {
@@ -141,7 +138,7 @@ enum Dense {
                 }
             }
         }
-        return (hasNaN ? .nan : maximum, index)
+        return RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: index, unmasked: unmasked)
     }
 }
 

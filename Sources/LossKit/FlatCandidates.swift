@@ -21,8 +21,8 @@ struct FlatCandidates<T: Real> {
     let gradient: UnsafeMutablePointer<T>?
     /// Room for the exps of two log-sum-exp terms (2 * count).
     let scratch: UnsafeMutablePointer<T>
-    /// (max_j s[j], the lowest index reaching it) when validation already computed them.
-    let plainMaximum: (value: T, index: Int)?
+    /// What validation's scan of the scores learnt (max, argmax, unmasked count).
+    let survey: RowSurvey<T>
 
     @inline(__always) func isMasked(_ j: Int) -> Bool { scores[j] == -T.infinity }
 
@@ -47,7 +47,7 @@ struct FlatCandidates<T: Real> {
 
     /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
     @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
-        guard let (m, index) = plainMaximum else { return nil }
+        let (m, index) = (survey.maximum, survey.argmax)
         let g = goldIndex, sg = scores[g]
         if a == 0 { return sg == m ? (m, g) : (m, index) }
         guard costs == nil else { return nil }
@@ -65,7 +65,6 @@ struct FlatCandidates<T: Real> {
 
     @inline(__always) func maximum(_ a: Double) -> T {
         if let known = maximumFromPlain(a) { return known.value }
-        if a == 0 { return RowKernel.maximum(PlainRow(scores: scores, count: count)) }
         let w = T(rounding: a * costScale)
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
         return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
@@ -73,7 +72,6 @@ struct FlatCandidates<T: Real> {
 
     @inline(__always) func maximumWithIndex(_ a: Double) -> (value: T, index: Int) {
         if let known = maximumFromPlain(a) { return known }
-        if a == 0 { return RowKernel.maximumWithIndex(PlainRow(scores: scores, count: count), gold: goldIndex) }
         let w = T(rounding: a * costScale)
         if let costs {
             return RowKernel.maximumWithIndex(CostRow(scores: scores, costs: costs, count: count, weight: w), gold: goldIndex)
@@ -110,6 +108,14 @@ struct FlatCandidates<T: Real> {
     }
 }
 
+/// What validation's one read of a row's scores learnt, for the computing pass to reuse: the max
+/// (NaN if a score is NaN), the lowest index reaching it, and how many scores are not -inf.
+struct RowSurvey<T: Real> {
+    var maximum: T
+    var argmax: Int
+    var unmasked: Int
+}
+
 /// What a log-sum-exp keeps for its marginals p[j] = exp(v[j] - shift) / (1 + rest): `rest`
 /// is the sum of the exps but the argmax's, and `exps` the exps themselves.
 struct FlatMarginals<T: Real> {
@@ -124,10 +130,10 @@ extension FlatCandidates: EnumerableStructure {
     func gold() -> (score: Double, arg: Int) { (scores[goldIndex].wide, goldIndex) }
 
     func oracle() -> (score: Double, arg: Int) {
-        if costs == nil, let (_, index) = plainMaximum {
+        if costs == nil {
             // 0/1 costs: the gold costs 0; if it is masked, every other candidate costs 1 and the
             // highest score wins (the plain argmax, which cannot be the masked gold).
-            let g = scores[goldIndex] == -.infinity ? index : goldIndex
+            let g = scores[goldIndex] == -.infinity ? survey.argmax : goldIndex
             return (scores[g].wide, g)
         }
         var best = -1
@@ -226,32 +232,22 @@ extension FlatCandidates: EnumerableStructure {
         }
     }
 
-    var containsNaN: Bool {
-        // Validation already took the plain max: NaN there means a NaN score.
-        if let plainMaximum { return plainMaximum.value.isNaN }
-        for j in 0..<count where scores[j].isNaN { return true }
-        return false
-    }
+    /// Validation's scan records a NaN score as a NaN max.
+    var containsNaN: Bool { survey.maximum.isNaN }
 
     func zeroGradient() { gradient?.update(repeating: 0, count: count) }
 
     func poisonGradient() { gradient?.update(repeating: .nan, count: count) }
 
-    func candidateSums(exceptGold: Bool) -> (unmasked: Int, sum: Double, sumOfSquares: Double) {
-        let (k, sum, squares) = RowKernel.unmaskedSums(scores, count: count, excluding: exceptGold ? goldIndex : -1)
-        return (k, sum, squares)
-    }
+    var unmaskedCount: Int { survey.unmasked }
 
-    func setScores(times factor: Double, exceptGold: Bool) {
-        guard let gradient else { return }
-        RowKernel.scores(scores, times: T(rounding: factor), plus: 0, excluding: exceptGold ? goldIndex : -1,
-                         adding: false, into: gradient, count: count)
-    }
-
-    func addScores(times factor: Double, plus constant: Double, exceptGold: Bool) {
-        guard let gradient else { return }
+    func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
+        -> (sum: Double, sumOfSquares: Double)
+    {
+        // Without a gradient the pass writes to scratch: one loop, no branch inside.
         RowKernel.scores(scores, times: T(rounding: factor), plus: T(rounding: constant),
-                         excluding: exceptGold ? goldIndex : -1, adding: true, into: gradient, count: count)
+                         excluding: exceptGold ? goldIndex : -1, adding: adding && gradient != nil,
+                         into: gradient ?? scratch, count: count)
     }
 
     func setGoldGradient(_ value: Double) {

@@ -89,22 +89,22 @@ enum Recipe: Equatable {
             // lse(s) - s[g] + eps (s[g] - mean(s)): the log loss, plus the pull towards the
             // uniform target; its gradient is eps (e_g - 1/K) on top of p - e_g.
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
-            let (k, sum, _) = x.candidateSums(exceptGold: false)
+            let k = Double(x.unmaskedCount)
+            let (sum, _) = x.scores(times: 0, plus: -coefficient * epsilon / k, exceptGold: false, adding: true)
             let (goldScore, goldArg) = x.gold()
-            x.addScores(times: 0, plus: -coefficient * epsilon / Double(k), exceptGold: false)
             x.addOneHot(goldArg, times: coefficient * epsilon)
-            return log + epsilon * (goldScore - sum / Double(k))
+            return log + epsilon * (goldScore - sum / k)
         case .squared(let kappa, let target):
-            let (k, _, others) = x.candidateSums(exceptGold: true)
+            let k = Double(x.unmaskedCount)
+            let (_, others) = x.scores(times: coefficient * 2 / k, plus: 0, exceptGold: true, adding: false)
             let miss = x.gold().score - target
-            x.setScores(times: coefficient * 2 / Double(k), exceptGold: true)
-            x.setGoldGradient(coefficient * 2 * kappa * miss / Double(k))
-            return (kappa * miss * miss + others) / Double(k)
+            x.setGoldGradient(coefficient * 2 * kappa * miss / k)
+            return (kappa * miss * miss + others) / k
         case .squentropy:
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
-            let (k, _, others) = x.candidateSums(exceptGold: true)
+            let k = x.unmaskedCount
             guard k > 1 else { return log }  // no other candidate: the square term is 0
-            x.addScores(times: coefficient * 2 / Double(k - 1), plus: 0, exceptGold: true)
+            let (_, others) = x.scores(times: coefficient * 2 / Double(k - 1), plus: 0, exceptGold: true, adding: true)
             return log + others / Double(k - 1)
         case .fearMinusHope, .risk:
             return .nan  // handled above

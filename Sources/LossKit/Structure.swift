@@ -72,15 +72,14 @@ extension LossStructure {
 /// A structure whose candidates can be summed over one by one, which the square losses and
 /// label smoothing need (dense rows and candidate lists; not linear chains).
 protocol EnumerableStructure: LossStructure {
-    /// (K, sum, sum of squares): K counts the unmasked candidates; the sums of s[y] and s[y]^2
-    /// run over them, leaving out the gold when `exceptGold`.
-    func candidateSums(exceptGold: Bool) -> (unmasked: Int, sum: Double, sumOfSquares: Double)
-    /// SETS the gradient to `factor * s[y]` on unmasked candidates (0 on the gold when
-    /// `exceptGold`), 0 on masked ones.
-    func setScores(times factor: Double, exceptGold: Bool)
-    /// Adds `factor * s[y] + constant` to the gradient of every unmasked candidate (only the
-    /// constant to the gold when `exceptGold`).
-    func addScores(times factor: Double, plus constant: Double, exceptGold: Bool)
+    /// K, the number of unmasked candidates.
+    var unmaskedCount: Int { get }
+    /// One pass over the candidates: SETS (or, with `adding`, adds to) the gradient
+    /// `factor * s[y] + constant` on the unmasked candidates — only the constant on the gold when
+    /// `exceptGold`, 0 (or nothing) on masked ones — and returns the sum and the sum of squares
+    /// of s[y] over the unmasked candidates, without the gold when `exceptGold`.
+    func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
+        -> (sum: Double, sumOfSquares: Double)
     /// SETS the gold's gradient to `value`.
     func setGoldGradient(_ value: Double)
 }

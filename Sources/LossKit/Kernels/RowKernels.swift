@@ -141,7 +141,7 @@ enum RowKernel {
     /// masked), the lowest index reaching it, and whether any score is NaN (then the max and
     /// index are meaningless). The losses reuse the max and its index (FlatCandidates).
     @inline(__always) static func survey<T: Real>(_ s: UnsafePointer<T>, count: Int)
-        -> (maximum: T, index: Int, hasNaN: Bool)
+        -> (maximum: T, index: Int, unmasked: Int, hasNaN: Bool)
     {
         // Four independent streams: one (max, select) chain per vector would leave the loop
         // latency-bound at a quarter of the memory's speed (measured).
@@ -152,6 +152,8 @@ enum RowKernel {
         var index = T.laneIndices
         let step = T.Bits(repeating: T.Bits.Scalar(w))
         var nan = T.Bits(repeating: 0)
+        var masked = T.Bits(repeating: 0)  // minus the number of -inf lanes
+        let minusInfinity = T.Vector(repeating: -.infinity)
         @inline(__always) func track(_ v: T.Vector, _ best: inout T.Vector, _ at: inout T.Bits, _ index: T.Bits) {
             let better = T.signMask(best - v)  // best < v, per lane: the first strict max stays
             best = T.select(better, v, best)
@@ -166,6 +168,8 @@ enum RowKernel {
             track(v2, &best.2, &at.2, index &+ step &+ step)
             track(v3, &best.3, &at.3, index &+ step &+ step &+ step)
             nan |= (T.nanMask(v0) | T.nanMask(v1)) | (T.nanMask(v2) | T.nanMask(v3))
+            masked = masked &+ ((T.equalMask(v0, minusInfinity) &+ T.equalMask(v1, minusInfinity))
+                &+ (T.equalMask(v2, minusInfinity) &+ T.equalMask(v3, minusInfinity)))
             index = index &+ step &+ step &+ step &+ step
             i += 4 * w
         }
@@ -173,11 +177,14 @@ enum RowKernel {
             let v = i + w <= count ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
             track(v, &best.0, &at.0, index)
             nan |= T.nanMask(v)
+            masked = masked &+ T.equalMask(v, minusInfinity)
             index = index &+ step
             i += w
         }
         let (m, first): (T, Int) = lowestIndexOfMaximum(best, at)
-        return (m, first, horizontalIntegerSum(nan) != 0)
+        // The padding of a partial last vector is -inf: it counted as masked.
+        let padding = (w - count % w) % w
+        return (m, first, count + horizontalIntegerSum(masked) + padding, horizontalIntegerSum(nan) != 0)
     }
 
     /// One read of the costs of a row for validation, over its unmasked candidates: the largest
@@ -378,56 +385,48 @@ enum RowKernel {
         return m
     }
 
-    /// (K, sum s[j], sum s[j]^2): K counts the unmasked candidates (s[j] != -inf), the sums run
-    /// over them but `excluding` (-1: none); in double.
-    @inline(__always) static func unmaskedSums<T: Real>(_ s: UnsafePointer<T>, count: Int, excluding: Int)
-        -> (count: Int, sum: Double, sumOfSquares: Double)
-    {
+    /// One pass over a row for the square losses and label smoothing: out[j] = factor * s[j] +
+    /// constant (+ out[j] when `adding`) for unmasked j; masked candidates get 0 (or keep theirs
+    /// when adding); `excluding` (-1: none) gets only the constant. Returns, from the same pass,
+    /// sum s[j] and sum s[j]^2 over the unmasked j but `excluding` (blocks of 32 vectors in the
+    /// storage type, then double).
+    @inline(__always) static func scores<T: Real>(
+        _ s: UnsafePointer<T>, times factor: T, plus constant: T, excluding: Int, adding: Bool,
+        into out: UnsafeMutablePointer<T>, count: Int
+    ) -> (sum: Double, sumOfSquares: Double) {
+        let vf = T.Vector(repeating: factor), vc = T.Vector(repeating: constant)
         let minusInfinity = T.Vector(repeating: -.infinity)
-        var kept = T.Bits(repeating: 0)
         var sum = 0.0, squares = 0.0
         var i = 0
-        while i < count {
+        while i + T.laneCount <= count {
             let blockEnd = Swift.min(count, i + 32 * T.laneCount)
             var a1 = T.Vector(repeating: 0), a2 = a1
-            while i < blockEnd {
-                let full = i + T.laneCount <= count
-                let v = full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
+            while i + T.laneCount <= blockEnd {
+                let v = loadVector(s, i)
                 let live = ~T.equalMask(v, minusInfinity)
                 let x = T.keep(dropLane(live, excluding, at: i), v)
                 a1 += x
                 a2 = T.fma(x, x, a2)
-                kept = kept &- live
+                var g = T.keep(live, T.fma(x, vf, vc))
+                if adding { g += loadVector(UnsafePointer(out), i) }
+                storeVector(g, out, i)
                 i += T.laneCount
             }
             sum += horizontalSum(a1)
             squares += horizontalSum(a2)
         }
-        return (horizontalIntegerSum(kept), sum, squares)
-    }
-
-    /// out[j] = factor * s[j] + constant (+ out[j] when `adding`) for unmasked j; masked
-    /// candidates get 0 (or keep theirs when adding); `excluding` (-1: none) gets only the
-    /// constant.
-    @inline(__always) static func scores<T: Real>(_ s: UnsafePointer<T>, times factor: T, plus constant: T,
-                                                  excluding: Int, adding: Bool,
-                                                  into out: UnsafeMutablePointer<T>, count: Int) {
-        let vf = T.Vector(repeating: factor), vc = T.Vector(repeating: constant)
-        let minusInfinity = T.Vector(repeating: -.infinity)
-        var i = 0
-        while i + T.laneCount <= count {
-            let v = loadVector(s, i)
-            let live = ~T.equalMask(v, minusInfinity)
-            var g = T.keep(live, T.fma(T.keep(dropLane(live, excluding, at: i), v), vf, vc))
-            if adding { g += loadVector(UnsafePointer(out), i) }
-            storeVector(g, out, i)
-            i += T.laneCount
-        }
         while i < count {
-            let live = s[i] != -.infinity
-            let g = live ? (i == excluding ? 0 : s[i]) * factor + constant : 0
-            out[i] = adding ? out[i] + g : g
+            if s[i] != -.infinity {
+                let x = i == excluding ? 0 : s[i]
+                sum += x.wide
+                squares += x.wide * x.wide
+                let g = x * factor + constant
+                out[i] = adding ? out[i] + g : g
+            } else if !adding {
+                out[i] = 0
+            }
             i += 1
         }
+        return (sum, squares)
     }
 }

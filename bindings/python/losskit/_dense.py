@@ -24,7 +24,7 @@ class DenseResult(NamedTuple):
 def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
           square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
-          threads=0, with_grad=True) -> DenseResult:
+          threads=0, with_grad=True, grad_out=None) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
     Args:
@@ -48,6 +48,9 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         given to another loss is a ValueError.
       threads: 0 = library default.
       with_grad: False skips the gradient (grad is None).
+      grad_out: an (n, k) C-contiguous array of the computing dtype to write the gradient into
+        (returned as grad), so that a training loop can reuse one buffer instead of allocating
+        one per call. Left untouched when the call fails.
 
     Returns:
       DenseResult(loss, grad).
@@ -91,7 +94,20 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
                          label_smoothing=label_smoothing, square_k=square_k, square_m=square_m,
                          hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
-    grad = np.empty((n, k), dtype=dtype) if with_grad else None
+    if grad_out is not None:
+        if not with_grad:
+            raise ValueError("grad_out is given, but with_grad=False")
+        if (not isinstance(grad_out, np.ndarray) or grad_out.shape != (n, k)
+                or grad_out.dtype != dtype or not grad_out.flags.c_contiguous
+                or not grad_out.flags.writeable):
+            raise ValueError(f"grad_out must be a writeable C-contiguous {dtype} array of shape "
+                             f"{(n, k)}, got {getattr(grad_out, 'dtype', type(grad_out))} "
+                             f"{getattr(grad_out, 'shape', '')}")
+        if np.shares_memory(grad_out, s):
+            raise ValueError("grad_out must not overlap scores")
+        grad = grad_out
+    else:
+        grad = np.empty((n, k), dtype=dtype) if with_grad else None
     fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
     fn(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array), c.address(w),
        c.address(out), c.address(grad))

@@ -382,3 +382,34 @@ def test_losskit_isa_caps_the_level():
                          env={**__import__("os").environ, "LOSSKIT_ISA": "x86-64"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "x86-64"
+
+
+def test_grad_out_is_written_and_returned():
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=(5, 7)).astype(np.float32)
+    g = rng.integers(0, 7, 5)
+    out = np.full((5, 7), 123.0, np.float32)
+    r = losskit.dense(s, g, grad_out=out)
+    assert r.grad is out
+    np.testing.assert_array_equal(out, losskit.dense(s, g).grad)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((5, 7), np.float64), np.zeros((7, 5), np.float32),
+                                 np.zeros((5, 14), np.float32)[:, ::2], "buffer"])
+def test_grad_out_must_match(bad):
+    s = np.zeros((5, 7), np.float32)
+    with pytest.raises(ValueError, match="grad_out"):
+        losskit.dense(s, np.zeros(5, int), grad_out=bad)
+
+
+def test_grad_out_untouched_on_error():
+    out = np.full((2, 3), 7.0, np.float32)
+    with pytest.raises(losskit.LossKitError):
+        losskit.dense(np.zeros((2, 3), np.float32), np.array([0, 9]), grad_out=out)
+    assert np.all(out == 7.0)
+
+
+def test_grad_out_may_not_alias_scores():
+    s = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="overlap"):
+        losskit.dense(s, np.array([0, 1]), grad_out=s)
