@@ -70,8 +70,10 @@ enum Dense {
         let isIgnored = { (i: Int) in gold[i] == ignore }
         let counted = try batch.denominator(isIgnored: isIgnored)
 
-        // The computing pass: each thread has room for the exps of two terms.
-        let scratch = try Scratch<T>(threads * 2 * k, "the exps of the log-sum-exp terms")
+        // The computing pass. A first log-sum-exp keeps its exps in the gradient row; a second
+        // one needs a row of scratch per thread.
+        let scratchRow = recipe.hasTwoLogSumExps && grad != nil ? k : 0
+        let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(chunks, "the per-chunk sums")
         defer { partials.free() }
@@ -84,7 +86,7 @@ enum Dense {
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
-                    scratch: scratch.base + worker * 2 * k,
+                    scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
                     survey: surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })

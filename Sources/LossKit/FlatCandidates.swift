@@ -9,7 +9,7 @@ import Glibc
 /// Preconditions (established by the structure's validation before any computing pass): at
 /// least one candidate is unmasked, `goldIndex` is in `0..<count`, no score is +inf, and every
 /// cost read (unmasked candidates only) is finite. `costs == nil` means 0/1 cost against
-/// `goldIndex`. `scratch` holds 2 * count values.
+/// `goldIndex`.
 struct FlatCandidates<T: Real> {
     let scores: UnsafePointer<T>
     let count: Int
@@ -19,8 +19,9 @@ struct FlatCandidates<T: Real> {
     let costScale: Double
     /// Where the gradient goes (`count` entries), or nil when it is not wanted.
     let gradient: UnsafeMutablePointer<T>?
-    /// Room for the exps of two log-sum-exp terms (2 * count).
-    let scratch: UnsafeMutablePointer<T>
+    /// Room for the exps of a second log-sum-exp term (count values) when there is one and a
+    /// gradient is wanted; the first term keeps its exps in the gradient itself.
+    let scratch: UnsafeMutablePointer<T>?
     /// What validation's scan of the scores learnt (max, argmax, unmasked count).
     let survey: RowSurvey<T>
 
@@ -79,29 +80,37 @@ struct FlatCandidates<T: Real> {
         return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex), gold: goldIndex)
     }
 
-    /// exp(v[j] - shift) into `store`; returns sum_j exp(v[j] - shift) - 1, exactly enough for
-    /// a near-zero loss (RowKernel.rest).
-    @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>) -> Double {
-        var total: Double
-        if a == 0 {
-            total = RowKernel.expSum(PlainRow(scores: scores, count: count), shift: shift, store: store)
-        } else if let costs {
-            let w = T(rounding: a * costScale)
-            total = RowKernel.expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
-        } else {
-            // 0/1: shift everything by w, then put the gold (cost 0) right.
-            let w = T(rounding: a * costScale)
-            total = RowKernel.expSum(ShiftedRow(scores: scores, count: count, weight: w), shift: shift, store: store)
-            let g = goldIndex
-            let right = scores[g] == -.infinity ? 0 : T(rounding: exp((scores[g] - shift).wide))
-            total += right.wide - store[g].wide
-            store[g] = right
-        }
-        return RowKernel.rest(total: total, exps: UnsafePointer(store), count: count)
+    /// exp(v[j] - shift) into `store` (or nowhere); returns sum_j exp(v[j] - shift) - 1, exactly
+    /// enough for a near-zero loss (RowKernel.rest).
+    @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
+        if a == 0 { return expSum(PlainRow(scores: scores, count: count), shift: shift, store: store) }
+        let w = T(rounding: a * costScale)
+        if let costs { return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store) }
+        // 0/1: the whole row shifted by w, then the gold (cost 0) put right.
+        let shifted = ShiftedRow(scores: scores, count: count, weight: w)
+        var total = store.map { RowKernel.expSum(shifted, shift: shift, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(shifted, shift: shift, into: Discard<T>())
+        let g = goldIndex
+        // The kernel's own exp of the gold's shifted value (what it added), and the right one.
+        let wrong = Self.kernelExp(scores[g] + w - shift), right = Self.kernelExp(scores[g] - shift)
+        total += right.wide - wrong.wide
+        store?[g] = right
+        return RowKernel.rest(total: total, row: ZeroOneRow(scores: scores, count: count, weight: w, gold: g), shift: shift)
     }
 
-    /// log sum_j exp(v[j]) = shift + log1p(rest), its exps stored into `store`.
-    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
+    /// The kernels' exp of one value (so that a correction matches what a pass added).
+    @inline(__always) static func kernelExp(_ x: T) -> T { T.expNonPositive(T.Vector(repeating: x))[0] }
+
+    @inline(__always) private func expSum<R: ScoreRow>(_ row: R, shift: T, store: UnsafeMutablePointer<T>?) -> Double
+        where R.Scalar == T
+    {
+        let total = store.map { RowKernel.expSum(row, shift: shift, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(row, shift: shift, into: Discard<T>())
+        return RowKernel.rest(total: total, row: row, shift: shift)
+    }
+
+    /// log sum_j exp(v[j]) = shift + log1p(rest), its exps stored into `store` if given.
+    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
         let m = maximum(a)
         let rest = expSum(a, shift: m, store: store)
         return (m.wide, log1p(rest), FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store))
@@ -117,12 +126,12 @@ struct RowSurvey<T: Real> {
 }
 
 /// What a log-sum-exp keeps for its marginals p[j] = exp(v[j] - shift) / (1 + rest): `rest`
-/// is the sum of the exps but the argmax's, and `exps` the exps themselves.
+/// is the sum of the exps but the argmax's, and `exps` the exps themselves when they were kept.
 struct FlatMarginals<T: Real> {
     let costWeight: Double
     let shift: T
     let rest: Double
-    let exps: UnsafeMutablePointer<T>
+    let exps: UnsafeMutablePointer<T>?
     var denominator: Double { 1 + rest }
 }
 
@@ -157,33 +166,47 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
-        logSumExp(a, store: scratch)
+        logSumExp(a, store: nil)
     }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
-        // p = softmax(s): the exps go to scratch, which the cost sum and the gradient reuse.
+        // p = softmax(s): the exps go to the gradient (when wanted), which the gradient pass then
+        // turns into p (c - R) in place.
         let m = maximum(0)
-        let denominator = 1 + expSum(0, shift: m, store: scratch)
-        let weighted = costs.map { RowKernel.dot(scratch, $0, count: count) }
-            ?? (denominator - scratch[goldIndex].wide)  // 0/1: every candidate but the gold costs 1
+        var total: Double, weighted: Double
+        if let costs {
+            (total, weighted) = gradient.map {
+                RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: BufferSink(base: $0))
+            } ?? RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: Discard<T>())
+        } else {
+            let row = PlainRow(scores: scores, count: count)
+            total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
+                ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
+            // 0/1: every candidate but the gold costs 1.
+            weighted = total - Self.kernelExp(scores[goldIndex] - m).wide
+        }
+        let denominator = 1 + RowKernel.rest(total: total, row: PlainRow(scores: scores, count: count), shift: m)
         let risk = costScale * weighted / denominator
         if let gradient {
-            RowKernel.riskGradient(UnsafePointer(scratch), costs: costs, gold: goldIndex, count: count,
+            RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, gold: goldIndex, count: count,
                                    factor: T(rounding: coefficient / denominator),
                                    alpha: T(rounding: costScale), risk: T(rounding: risk), into: gradient)
         }
         return risk
     }
 
-    /// F - H fused: each log-sum-exp keeps its exps in scratch, and one pass writes the gradient.
+    /// F - H fused: a log-sum-exp keeps its exps in the gradient itself (a second one in
+    /// scratch), and one pass turns them into the gradient.
     func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double {
-        let f = term(fear, store: scratch)
-        let h = term(hope, store: scratch + count)
+        let fearKeepsExps: Bool
+        if case .logSumExp = fear { fearKeepsExps = true } else { fearKeepsExps = false }
+        let f = term(fear, store: gradient)
+        let h = term(hope, store: fearKeepsExps ? scratch : gradient)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
         return (f.shift - h.shift) + (f.rest - h.rest)
     }
 
-    private func term(_ t: Term, store: UnsafeMutablePointer<T>) -> TermValue<Self> {
+    private func term(_ t: Term, store: UnsafeMutablePointer<T>?) -> TermValue<Self> {
         switch t {
         case .logSumExp(let a):
             let (shift, rest, marginals) = logSumExp(a, store: store)
@@ -193,25 +216,29 @@ extension FlatCandidates: EnumerableStructure {
         }
     }
 
-    /// gradient = c (dF - dH), each term a one-hot or its stored exps over 1 + rest. Where a
-    /// one-hot meets the other term's argmax (its exp is exactly 1), p - 1 = -rest / (1 + rest)
-    /// is written directly: the subtraction would lose every digit of a near-zero loss.
+    /// gradient = c (dF - dH), each term a one-hot or its exps (kept in the gradient, or in
+    /// scratch for a second one) over 1 + rest. Where a one-hot meets the other term's argmax
+    /// (its exp is exactly 1), p - 1 = -rest / (1 + rest) is written directly: the subtraction
+    /// would lose every digit of a near-zero loss. It is read before the exps are scaled in place.
     private func writeGradient(_ gradient: UnsafeMutablePointer<T>, _ f: TermValue<Self>, _ h: TermValue<Self>,
                                _ c: Double) {
         func minusOne(_ m: FlatMarginals<T>, at j: Int) -> Double {
-            let e = m.exps[j]
+            let e = m.exps?[j] ?? 0
             return e == 1 ? -m.rest / m.denominator : e.wide / m.denominator - 1
         }
         switch (f.gradient, h.gradient) {
         case (.marginals(let fm), .marginals(let hm)):
-            RowKernel.combine(UnsafePointer(fm.exps), T(rounding: c / fm.denominator),
-                              UnsafePointer(hm.exps), T(rounding: -c / hm.denominator), into: gradient, count: count)
+            guard let hopeExps = hm.exps else { return poisonGradient() }  // no scratch: cannot happen
+            RowKernel.combine(UnsafePointer(gradient), T(rounding: c / fm.denominator),
+                              UnsafePointer(hopeExps), T(rounding: -c / hm.denominator), into: gradient, count: count)
         case (.marginals(let fm), .oneHot(let t)):
-            RowKernel.scale(UnsafePointer(fm.exps), by: T(rounding: c / fm.denominator), into: gradient, count: count)
-            gradient[t] = T(rounding: c * minusOne(fm, at: t))
+            let atT = c * minusOne(fm, at: t)
+            RowKernel.scale(UnsafePointer(gradient), by: T(rounding: c / fm.denominator), into: gradient, count: count)
+            gradient[t] = T(rounding: atT)
         case (.oneHot(let a), .marginals(let hm)):
-            RowKernel.scale(UnsafePointer(hm.exps), by: T(rounding: -c / hm.denominator), into: gradient, count: count)
-            gradient[a] = T(rounding: -c * minusOne(hm, at: a))
+            let atA = -c * minusOne(hm, at: a)
+            RowKernel.scale(UnsafePointer(gradient), by: T(rounding: -c / hm.denominator), into: gradient, count: count)
+            gradient[a] = T(rounding: atA)
         case (.oneHot(let a), .oneHot(let t)):
             gradient.update(repeating: 0, count: count)
             gradient[a] = T(rounding: gradient[a].wide + c)
@@ -228,7 +255,7 @@ extension FlatCandidates: EnumerableStructure {
     func addMarginals(_ m: FlatMarginals<T>, times coefficient: Double) {
         guard gradient != nil else { return }
         for j in 0..<count where !isMasked(j) {
-            addOneHot(j, times: coefficient * exp(augmented(j, m.costWeight) - m.shift.wide) / m.denominator)
+            addOneHot(j, times: coefficient * Glibc.exp(augmented(j, m.costWeight) - m.shift.wide) / m.denominator)
         }
     }
 
@@ -244,10 +271,13 @@ extension FlatCandidates: EnumerableStructure {
     func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)
     {
-        // Without a gradient the pass writes to scratch: one loop, no branch inside.
-        RowKernel.scores(scores, times: T(rounding: factor), plus: T(rounding: constant),
-                         excluding: exceptGold ? goldIndex : -1, adding: adding && gradient != nil,
-                         into: gradient ?? scratch, count: count)
+        let excluding = exceptGold ? goldIndex : -1
+        guard let gradient else {
+            return RowKernel.scores(scores, times: 0, plus: 0, excluding: excluding, adding: false,
+                                    into: Discard<T>(), count: count)
+        }
+        return RowKernel.scores(scores, times: T(rounding: factor), plus: T(rounding: constant),
+                                excluding: excluding, adding: adding, into: BufferSink(base: gradient), count: count)
     }
 
     func setGoldGradient(_ value: Double) {

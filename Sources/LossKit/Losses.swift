@@ -51,6 +51,12 @@ enum Recipe: Equatable {
         }
     }
 
+    /// Whether the loss has two log-sum-exp terms (the second keeps its exps in scratch).
+    var hasTwoLogSumExps: Bool {
+        if case .fearMinusHope(.logSumExp, .logSumExp) = self { return true }
+        return false
+    }
+
     /// Whether the loss needs a structure whose candidates can be enumerated.
     var needsEnumeration: Bool {
         switch self {

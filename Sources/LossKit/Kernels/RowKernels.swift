@@ -97,6 +97,37 @@ struct CostRow<T: Real>: ScoreRow {
     }
 }
 
+/// Where a kernel's per-candidate results go: a buffer, or nowhere when only its sums are
+/// wanted. Two types rather than an optional pointer, so that each kernel specialises into a
+/// loop without a branch inside.
+protocol RowSink<Scalar> {
+    associatedtype Scalar: Real
+    /// The current contents at i (zeros for `Discard`).
+    func load(_ i: Int) -> Scalar.Vector
+    /// The current contents at i ..< count, zero-padded.
+    func loadTail(_ i: Int, _ count: Int) -> Scalar.Vector
+    func store(_ v: Scalar.Vector, _ i: Int)
+    /// out[i ..< count] = v's first lanes.
+    func storeTail(_ v: Scalar.Vector, _ i: Int, _ count: Int)
+}
+
+struct BufferSink<T: Real>: RowSink {
+    typealias Scalar = T
+    let base: UnsafeMutablePointer<T>
+    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(UnsafePointer(base), i) }
+    @inline(__always) func loadTail(_ i: Int, _ count: Int) -> T.Vector { loadPartial(UnsafePointer(base), i, count, pad: 0) }
+    @inline(__always) func store(_ v: T.Vector, _ i: Int) { storeVector(v, base, i) }
+    @inline(__always) func storeTail(_ v: T.Vector, _ i: Int, _ count: Int) { storePartial(v, base, i, count) }
+}
+
+struct Discard<T: Real>: RowSink {
+    typealias Scalar = T
+    @inline(__always) func load(_ i: Int) -> T.Vector { T.Vector(repeating: 0) }
+    @inline(__always) func loadTail(_ i: Int, _ count: Int) -> T.Vector { T.Vector(repeating: 0) }
+    @inline(__always) func store(_ v: T.Vector, _ i: Int) {}
+    @inline(__always) func storeTail(_ v: T.Vector, _ i: Int, _ count: Int) {}
+}
+
 /// Horizontal reductions, kept out of line: inside a hot loop they invite LLVM to re-vectorise
 /// across lanes and scatter the loop.
 @inline(never) func horizontalSum<V: SIMD>(_ v: V) -> Double where V.Scalar: Real {
@@ -264,11 +295,11 @@ enum RowKernel {
         return (m, first == Int.max ? 0 : first)
     }
 
-    /// e[j] = exp(v[j] - shift), stored into `store`; returns sum_j e[j] in double. Lanes
-    /// accumulate in the storage type for blocks of 32 vectors, then in double.
-    @inline(__always) static func expSum<R: ScoreRow>(
-        _ row: R, shift: R.Scalar, store: UnsafeMutablePointer<R.Scalar>
-    ) -> Double {
+    /// e[j] = exp(v[j] - shift) into `sink`; returns sum_j e[j] in double. Lanes accumulate in
+    /// the storage type for blocks of 32 vectors, then in double.
+    @inline(__always) static func expSum<R: ScoreRow, S: RowSink>(_ row: R, shift: R.Scalar, into sink: S) -> Double
+        where S.Scalar == R.Scalar
+    {
         typealias T = R.Scalar
         let w = T.laneCount
         let shiftVector = T.Vector(repeating: shift)
@@ -279,7 +310,7 @@ enum RowKernel {
             var accumulator = T.Vector(repeating: 0)
             while i + w <= blockEnd {
                 let e = T.expNonPositive(row.load(i) - shiftVector)
-                storeVector(e, store, i)
+                sink.store(e, i)
                 accumulator += e
                 i += w
             }
@@ -287,28 +318,61 @@ enum RowKernel {
         }
         if i < row.count {
             let e = T.expNonPositive(row.loadTail(i) - shiftVector)
-            storePartial(e, store, i, row.count)
+            sink.storeTail(e, i, row.count)
             total += horizontalSum(e)
         }
         return total
     }
 
-    /// sum_j e[j] - 1 (the sum without the argmax's exp(0) = 1) from the total `expSum`
-    /// returned. When that leaves less than 1/16 beyond the 1 (a loss near zero) it is summed
-    /// again from the stored exps, leaving out the exact 1s, so that no digit is lost to the 1
-    /// (DESIGN.md §2 "a loss near zero keeps its digits").
-    @inline(__always) static func rest<T: Real>(total: Double, exps: UnsafePointer<T>, count: Int) -> Double {
-        let rest = total - 1
-        return rest < 1.0 / 16 ? restWithoutOnes(exps, count: count) : rest
+    /// (sum_j e[j], sum_j e[j] c[j]) for e[j] = exp(s[j] - shift) into `sink`; c of masked
+    /// candidates (e = 0) is not used, whatever it holds. For the risk.
+    @inline(__always) static func expSumAndDot<T: Real, S: RowSink>(
+        _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, count: Int, shift: T, into sink: S
+    ) -> (sum: Double, dot: Double) where S.Scalar == T {
+        let w = T.laneCount
+        let shiftVector = T.Vector(repeating: shift)
+        var sum = 0.0, dot = 0.0
+        var i = 0
+        while i < count {
+            let blockEnd = Swift.min(count, i + 32 * w)
+            var a1 = T.Vector(repeating: 0), a2 = a1
+            while i < blockEnd {
+                let full = i + w <= count
+                let e = T.expNonPositive((full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)) - shiftVector)
+                let cv = full ? loadVector(c, i) : loadPartial(c, i, count, pad: 0)
+                if full { sink.store(e, i) } else { sink.storeTail(e, i, count) }
+                a1 += e
+                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * cv)
+                i += w
+            }
+            sum += horizontalSum(a1)
+            dot += horizontalSum(a2)
+        }
+        return (sum, dot)
     }
 
-    /// sum_j e[j] - 1 formed without the 1s: the exps that are not exactly 1, plus one for each
-    /// exact 1 beyond the first.
-    static func restWithoutOnes<T: Real>(_ e: UnsafePointer<T>, count: Int) -> Double {
+    /// sum_j e[j] - 1 (the sum without the argmax's exp(0) = 1) from the `total` expSum
+    /// returned for the same row and shift. When that leaves less than 1/16 beyond the 1 (a
+    /// loss near zero) the exps are summed again without the exact 1s (the argmax and its exact
+    /// ties), so that no digit is lost to the 1 (DESIGN.md §2 "a loss near zero keeps its
+    /// digits").
+    @inline(__always) static func rest<R: ScoreRow>(total: Double, row: R, shift: R.Scalar) -> Double {
+        let rest = total - 1
+        return rest < 1.0 / 16 ? restWithoutOnes(row, shift: shift) : rest
+    }
+
+    static func restWithoutOnes<R: ScoreRow>(_ row: R, shift: R.Scalar) -> Double {
+        typealias T = R.Scalar
         var others = 0.0
         var ones = 0
-        for j in 0..<count {
-            if e[j] == 1 { ones += 1 } else { others += e[j].wide }
+        var i = 0
+        while i < row.count {
+            let e = T.expNonPositive((i + T.laneCount <= row.count ? row.load(i) : row.loadTail(i))
+                                     - T.Vector(repeating: shift))
+            for lane in 0..<Swift.min(T.laneCount, row.count - i) {
+                if e[lane] == 1 { ones += 1 } else { others += e[lane].wide }
+            }
+            i += T.laneCount
         }
         return others + Double(Swift.max(ones - 1, 0))
     }
@@ -334,27 +398,9 @@ enum RowKernel {
         while i < count { out[i] = a[i] * fa + b[i] * fb; i += 1 }
     }
 
-    /// sum_j e[j] c[j] in double, over the j with e[j] != 0 (so the unread costs of masked
-    /// candidates, whose e is 0, never enter the sum).
-    @inline(__always) static func dot<T: Real>(_ e: UnsafePointer<T>, _ c: UnsafePointer<T>, count: Int) -> Double {
-        var total = 0.0
-        var i = 0
-        while i + T.laneCount <= count {
-            let blockEnd = Swift.min(count, i + 32 * T.laneCount)
-            var accumulator = T.Vector(repeating: 0)
-            while i + T.laneCount <= blockEnd {
-                let v = loadVector(e, i)
-                accumulator += T.keep(T.nonZeroMask(T.bits(v)), v * loadVector(c, i))
-                i += T.laneCount
-            }
-            total += horizontalSum(accumulator)
-        }
-        while i < count { if e[i] != 0 { total += e[i].wide * c[i].wide }; i += 1 }
-        return total
-    }
-
     /// The risk gradient f e[j] (alpha c[j] - risk), with c[j] the cost (0/1 against `gold`
-    /// when `costs` is nil); 0 where e[j] = 0 (masked candidates, whose cost is unread).
+    /// when `costs` is nil); 0 where e[j] = 0 (masked candidates, whose cost is unread). `out`
+    /// may be `e` (in place).
     @inline(__always) static func riskGradient<T: Real>(
         _ e: UnsafePointer<T>, costs: UnsafePointer<T>?, gold: Int, count: Int,
         factor f: T, alpha: T, risk: T, into out: UnsafeMutablePointer<T>
@@ -371,9 +417,10 @@ enum RowKernel {
             while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
         } else {
             let offGold = va - vr  // every candidate but the gold costs 1
+            let atGold = e[gold] * f * (0 - risk)  // read first: `out` may be `e`
             while i + T.laneCount <= count { storeVector(loadVector(e, i) * vf * offGold, out, i); i += T.laneCount }
             while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
-            out[gold] = e[gold] * f * (0 - risk)
+            out[gold] = atGold
         }
     }
 
@@ -390,10 +437,10 @@ enum RowKernel {
     /// when adding); `excluding` (-1: none) gets only the constant. Returns, from the same pass,
     /// sum s[j] and sum s[j]^2 over the unmasked j but `excluding` (blocks of 32 vectors in the
     /// storage type, then double).
-    @inline(__always) static func scores<T: Real>(
+    @inline(__always) static func scores<T: Real, S: RowSink>(
         _ s: UnsafePointer<T>, times factor: T, plus constant: T, excluding: Int, adding: Bool,
-        into out: UnsafeMutablePointer<T>, count: Int
-    ) -> (sum: Double, sumOfSquares: Double) {
+        into out: S, count: Int
+    ) -> (sum: Double, sumOfSquares: Double) where S.Scalar == T {
         let vf = T.Vector(repeating: factor), vc = T.Vector(repeating: constant)
         let minusInfinity = T.Vector(repeating: -.infinity)
         var sum = 0.0, squares = 0.0
@@ -408,24 +455,23 @@ enum RowKernel {
                 a1 += x
                 a2 = T.fma(x, x, a2)
                 var g = T.keep(live, T.fma(x, vf, vc))
-                if adding { g += loadVector(UnsafePointer(out), i) }
-                storeVector(g, out, i)
+                if adding { g += out.load(i) }
+                out.store(g, i)
                 i += T.laneCount
             }
             sum += horizontalSum(a1)
             squares += horizontalSum(a2)
         }
-        while i < count {
-            if s[i] != -.infinity {
-                let x = i == excluding ? 0 : s[i]
-                sum += x.wide
-                squares += x.wide * x.wide
-                let g = x * factor + constant
-                out[i] = adding ? out[i] + g : g
-            } else if !adding {
-                out[i] = 0
-            }
-            i += 1
+        if i < count {
+            // The last partial vector: masked padding, and only its live lanes stored.
+            let v = loadPartial(s, i, count, pad: -.infinity)
+            let live = ~T.equalMask(v, minusInfinity)
+            let x = T.keep(dropLane(live, excluding, at: i), v)
+            sum += horizontalSum(x)
+            squares += horizontalSum(x * x)
+            var g = T.keep(live, T.fma(x, vf, vc))
+            if adding { g += out.loadTail(i, count) }
+            out.storeTail(g, i, count)
         }
         return (sum, squares)
     }
