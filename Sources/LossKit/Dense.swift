@@ -64,6 +64,7 @@ enum Dense {
             surveys[i] = try checkRow(
                 scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
                 costBound: costBound, usesGold: recipe.usesGoldScore,
+                needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
                 names: RowNames(example: i, scoreRow: i, costRow: costRow(i)))
         }
 
@@ -99,9 +100,14 @@ enum Dense {
     /// no cost is read) and added to the score. Returns what the scan learnt of the scores.
     static func checkRow<T: Real>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
-        costBound: Double, usesGold: Bool, names: RowNames
+        costBound: Double, usesGold: Bool, needsArgmax: Bool, needsUnmaskedCount: Bool, names: RowNames
     ) throws(Failure) -> RowSurvey<T> {
-        let (maximum, index, unmasked, hasNaN) = RowKernel.survey(scores, count: count)
+        let (maximum, index, unmasked, hasNaN) = switch (needsArgmax, needsUnmaskedCount) {
+        case (false, false): RowKernel.survey(scores, count: count, SurveyMaximum.self)
+        case (true, false): RowKernel.survey(scores, count: count, SurveyArgmax.self)
+        case (false, true): RowKernel.survey(scores, count: count, SurveyUnmasked.self)
+        case (true, true): RowKernel.survey(scores, count: count, SurveyAll.self)
+        }
         if maximum == T.infinity || hasNaN {
             // The slow path names the first +inf (a NaN row may hide one from the max).
             for j in 0..<count where scores[j] == T.infinity {

@@ -51,6 +51,24 @@ enum Recipe: Equatable {
         }
     }
 
+    /// Whether the loss needs the argmax of the plain scores from validation's scan (its max
+    /// and oracle terms follow from it with 0/1 costs).
+    var needsArgmax: Bool {
+        switch self {
+        case .fearMinusHope(let fear, let hope):
+            return [fear, hope].contains { if case .logSumExp = $0 { return false } else { return $0 != .gold } }
+        case .risk, .smoothedLog, .squared, .squentropy: return false
+        }
+    }
+
+    /// Whether the loss needs K, the number of unmasked candidates.
+    var needsUnmaskedCount: Bool {
+        switch self {
+        case .smoothedLog, .squared, .squentropy: return true
+        case .fearMinusHope, .risk: return false
+        }
+    }
+
     /// Whether the loss has two log-sum-exp terms (the second keeps its exps in scratch).
     var hasTwoLogSumExps: Bool {
         if case .fearMinusHope(.logSumExp, .logSumExp) = self { return true }

@@ -151,6 +151,19 @@ struct Discard<T: Real>: RowSink {
     return total
 }
 
+/// What `RowKernel.survey` keeps besides the max and NaN: a type per combination, so that each
+/// specialises into a loop doing only that.
+protocol SurveyFields {
+    /// The lowest index reaching the max.
+    static var argmax: Bool { get }
+    /// The number of candidates that are not -inf.
+    static var unmasked: Bool { get }
+}
+enum SurveyMaximum: SurveyFields { static let argmax = false, unmasked = false }
+enum SurveyArgmax: SurveyFields { static let argmax = true, unmasked = false }
+enum SurveyUnmasked: SurveyFields { static let argmax = false, unmasked = true }
+enum SurveyAll: SurveyFields { static let argmax = true, unmasked = true }
+
 enum RowKernel {
     /// max_j v[j] (-inf when every candidate is masked; rows with NaN never reach here).
     @inline(__always) static func maximum<R: ScoreRow>(_ row: R) -> R.Scalar {
@@ -171,11 +184,12 @@ enum RowKernel {
     /// One read of a row for validation: max_j s[j] (+inf if any score is +inf, -inf if all are
     /// masked), the lowest index reaching it, and whether any score is NaN (then the max and
     /// index are meaningless). The losses reuse the max and its index (FlatCandidates).
-    @inline(__always) static func survey<T: Real>(_ s: UnsafePointer<T>, count: Int)
+    @inline(__always) static func survey<T: Real, F: SurveyFields>(_ s: UnsafePointer<T>, count: Int, _: F.Type)
         -> (maximum: T, index: Int, unmasked: Int, hasNaN: Bool)
     {
         // Four independent streams: one (max, select) chain per vector would leave the loop
-        // latency-bound at a quarter of the memory's speed (measured).
+        // latency-bound at a quarter of the memory's speed (measured). The argmax and the count
+        // are kept only when the loss needs them (F): they cost as much as the rest of the scan.
         let w = T.laneCount
         var best = (T.Vector(repeating: -.infinity), T.Vector(repeating: -.infinity),
                     T.Vector(repeating: -.infinity), T.Vector(repeating: -.infinity))
@@ -188,7 +202,10 @@ enum RowKernel {
         @inline(__always) func track(_ v: T.Vector, _ best: inout T.Vector, _ at: inout T.Bits, _ index: T.Bits) {
             let better = T.signMask(best - v)  // best < v, per lane: the first strict max stays
             best = T.select(better, v, best)
-            at = (index & better) | (at & ~better)
+            if F.argmax { at = (index & better) | (at & ~better) }
+        }
+        @inline(__always) func maskedLanes(_ v: T.Vector) -> T.Bits {
+            F.unmasked ? T.equalMask(v, minusInfinity) : T.Bits(repeating: 0)
         }
         var i = 0
         while i + 4 * w <= count {
@@ -199,23 +216,30 @@ enum RowKernel {
             track(v2, &best.2, &at.2, index &+ step &+ step)
             track(v3, &best.3, &at.3, index &+ step &+ step &+ step)
             nan |= (T.nanMask(v0) | T.nanMask(v1)) | (T.nanMask(v2) | T.nanMask(v3))
-            masked = masked &+ ((T.equalMask(v0, minusInfinity) &+ T.equalMask(v1, minusInfinity))
-                &+ (T.equalMask(v2, minusInfinity) &+ T.equalMask(v3, minusInfinity)))
-            index = index &+ step &+ step &+ step &+ step
+            if F.unmasked {
+                masked = masked &+ ((maskedLanes(v0) &+ maskedLanes(v1)) &+ (maskedLanes(v2) &+ maskedLanes(v3)))
+            }
+            if F.argmax { index = index &+ step &+ step &+ step &+ step }
             i += 4 * w
         }
         while i < count {
             let v = i + w <= count ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
             track(v, &best.0, &at.0, index)
             nan |= T.nanMask(v)
-            masked = masked &+ T.equalMask(v, minusInfinity)
-            index = index &+ step
+            if F.unmasked { masked = masked &+ maskedLanes(v) }
+            if F.argmax { index = index &+ step }
             i += w
         }
-        let (m, first): (T, Int) = lowestIndexOfMaximum(best, at)
+        let m: T, first: Int
+        if F.argmax {
+            (m, first) = lowestIndexOfMaximum(best, at)
+        } else {
+            (m, first) = (horizontalMax(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3))), 0)
+        }
         // The padding of a partial last vector is -inf: it counted as masked.
         let padding = (w - count % w) % w
-        return (m, first, count + horizontalIntegerSum(masked) + padding, horizontalIntegerSum(nan) != 0)
+        let unmasked = F.unmasked ? count + horizontalIntegerSum(masked) + padding : count
+        return (m, first, unmasked, horizontalIntegerSum(nan) != 0)
     }
 
     /// One read of the costs of a row for validation, over its unmasked candidates: the largest
