@@ -94,9 +94,12 @@ test-python: lib
 	    (cd bindings/python && LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
 	done
 
+# The benchmark (bench/bench.py): every contender installed, at 1 and 2 threads, then what
+# each CPU level gains. Peers are optional: bench/install-peers.sh installs them on request.
 bench: lib
 	$(PYTHON) bench/bench.py --threads 1
 	$(PYTHON) bench/bench.py --threads 2
+	$(PYTHON) bench/bench.py --threads 1 --levels
 
 clean:
 	rm -rf .build .build-avx2 .build-avx512 .build-test-* build

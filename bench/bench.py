@@ -41,6 +41,9 @@ def parse():
     p.add_argument("--repeats", type=int, default=25)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--only", default="", help="comma-separated workload names (W1, W2a, ...)")
+    p.add_argument("--levels", action="store_true",
+                   help="time LossKit alone at each CPU level (x86-64, avx2, avx512), one process each")
+    p.add_argument("--losskit-only", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args()
 
 
@@ -246,7 +249,41 @@ def fmt(seconds):
     return f"{seconds * 1e3:8.3f}"
 
 
+def levels():
+    """What each CPU-level build gains: LossKit's median per workload at every level the CPU
+    runs (LOSSKIT_ISA caps the level; it is read once per process, hence a process per level)."""
+    import subprocess
+    top = losskit.cpu_level()
+    names = ["x86-64", "avx2", "avx512"][: ["x86-64", "avx2", "avx512"].index(top) + 1]
+    results = {}
+    for level in names:
+        out = subprocess.run([sys.executable, __file__, "--losskit-only", f"--threads={args.threads}",
+                              f"--repeats={args.repeats}"],
+                             env={**os.environ, "LOSSKIT_ISA": level}, capture_output=True, text=True,
+                             check=True).stdout
+        results[level] = dict(line.split("=") for line in out.split())
+    print(f"\nLossKit at each CPU level, {args.threads} thread(s): median ms (speed-up over x86-64)")
+    print(f"  {'workload':28}" + "".join(f"{n:>18}" for n in names))
+    for key in results[names[0]]:
+        base = float(results[names[0]][key])
+        cells = "".join(f"{float(results[n][key]):10.3f} ({base / float(results[n][key]):4.2f}x)" for n in names)
+        print(f"  {key:28}{cells}")
+
+
+def losskit_only():
+    for name, _, (n, k), kw, _ in WORKLOADS:
+        s, g = inputs(n, k)
+        print(f"{name}:{kw['loss']}={timed(losskit_dense(s, g, threads=args.threads, **kw))[0] * 1e3:.4f}")
+    s, g = inputs(4096, 1000)
+    for label, kw in CATALOGUE[:3]:
+        print(f"W1-shape:{label.replace(' ', '_')}={timed(losskit_dense(s, g, threads=args.threads, **kw))[0] * 1e3:.4f}")
+
+
 def main():
+    if args.losskit_only:
+        return losskit_only()
+    if args.levels:
+        return levels()
     only = set(filter(None, args.only.split(",")))
     bandwidth = copy_bandwidth(args.threads)
     print(f"LossKit {losskit.version()} ({losskit.cpu_level()}), NumPy {np.__version__}"
