@@ -232,6 +232,87 @@ WORKLOADS = [
      [("NumPy", numpy_squared), ("PyTorch", torch_squared), ("JAX+Optax", jax_squared)]),
 ]
 
+# ------------------------------------------------------------------------------------------
+# W5: candidate lists
+# ------------------------------------------------------------------------------------------
+
+def list_inputs(n=20000, longest=200, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, longest + 1, n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    total = int(offsets[-1])
+    scores = rng.standard_normal(total, dtype=np.float32)
+    cost = rng.random(total, dtype=np.float32)  # [0, 1)
+    gold = (rng.random(n) * lengths).astype(np.int32)
+    return scores, offsets, gold, cost
+
+
+def numpy_lists_softmax_margin(s, offsets, gold, cost):
+    """The segment version with np.ufunc.reduceat: lse(s + c) - s[gold] per list, mean."""
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    n = len(gold)
+    at_gold = starts + gold
+
+    def run():
+        v = s + cost
+        m = np.maximum.reduceat(v, starts)
+        e = np.exp(v - np.repeat(m, lengths))
+        total = np.add.reduceat(e, starts)
+        loss = float(np.mean(m + np.log(total) - s[at_gold]))
+        grad = e / np.repeat(total, lengths)
+        grad[at_gold] -= 1
+        grad /= n
+        return loss, grad
+    return run
+
+
+def torch_lists_softmax_margin(s, offsets, gold, cost):
+    """Padded to the longest list, -inf masked, autograd (the padding is prepared outside the
+    timed call)."""
+    if torch is None:
+        return None
+    lengths = np.diff(offsets)
+    n, longest = len(gold), int(lengths.max())
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(s)) - np.repeat(offsets[:-1], lengths)
+    padded = np.full((n, longest), -np.inf, np.float32)
+    padded[rows, cols] = s
+    padded_cost = np.zeros((n, longest), np.float32)
+    padded_cost[rows, cols] = cost
+    x0, c, y = torch.from_numpy(padded), torch.from_numpy(padded_cost), torch.from_numpy(gold.astype(np.int64))
+    index = torch.arange(n)
+
+    def run():
+        x = x0.detach().requires_grad_(True)
+        loss = (torch.logsumexp(x + c, dim=1) - x[index, y]).mean()
+        loss.backward()
+        return loss.item(), x.grad
+    return run
+
+
+def lists_workload(bandwidth):
+    s, offsets, gold, cost = list_inputs()
+    n, total = len(gold), len(s)
+    moved = s.nbytes + cost.nbytes + offsets.nbytes + gold.nbytes + s.nbytes  # read 4, write grad
+    floor = moved / bandwidth
+    print(f"\nW5  softmax-margin over {n} candidate lists of 1-200 candidates ({total} in all), costs "
+          f"in [0, 1), float32; floor {floor * 1e3:.3f} ms")
+    print(f"  {'contender':26} {'median ms':>9} {'min-max ms':>19} {'x floor':>8} {'LossKit faster':>14}")
+    ours = timed(lambda: losskit.lists(s, offsets, gold, cost=cost, loss="softmax_margin", threads=args.threads))
+    rows = [("LossKit", ours),
+            ("NumPy (reduceat segments)", timed(numpy_lists_softmax_margin(s, offsets, gold, cost))),
+            ("PyTorch (padded, masked)", (lambda f: timed(f) if f else None)(torch_lists_softmax_margin(s, offsets, gold, cost)))]
+    for label, t in rows:
+        if t is None:
+            print(f"  {label:26} {'(not installed)':>9}")
+            continue
+        speedup = "" if label == "LossKit" else f"{t[0] / ours[0]:13.2f}x"
+        print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {t[0] / floor:8.2f} {speedup:>14}")
+    want = numpy_lists_softmax_margin(s.astype(np.float64), offsets, gold, cost.astype(np.float64))()[0]
+    got = float(losskit.lists(s, offsets, gold, cost=cost, loss="softmax_margin").loss)
+    print(f"  float32 loss vs float64 reference: relative difference {abs(got - want) / abs(want):.1e}")
+
+
 CATALOGUE = [
     ("perceptron", dict(loss="perceptron")),
     ("softmax_margin", dict(loss="softmax_margin")),
@@ -317,6 +398,9 @@ def main():
             got = float(losskit.dense(s, g, threads=args.threads).loss)
             want = float64_log_reference(s, g)
             print(f"  float32 loss vs float64 reference: relative difference {abs(got - want) / abs(want):.1e}")
+
+    if not only or "W5" in only:
+        lists_workload(bandwidth)
 
     if not only or "catalogue" in only:
         n, k = 4096, 1000

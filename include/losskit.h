@@ -35,8 +35,8 @@
  *    score, then lowest index.
  *  - Weights. weight (NULL = all 1) multiplies each example's loss and gradient; a weight read
  *    must be finite and >= 0 (else LK_ERR_DOMAIN).
- *  - Ignored and zero-weight examples (gold == opt->ignore_label, or weight exactly 0) are not
- *    read beyond their weight and label: their gold is not validated, they contribute exactly 0
+ *  - Ignored and zero-weight examples (gold == opt->ignore_label in dense rows, or weight
+ *    exactly 0) are not read beyond their weight and label: their gold is not validated, they contribute exactly 0
  *    (never NaN) and get a zero gradient.
  *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
  *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
@@ -191,8 +191,9 @@ typedef struct lk_options {
     int32_t  ignore_label;    /* dense rows: a gold equal to it is ignored; default -100 */
     int32_t  cost_layout;     /* dense rows: LK_COST_ZERO_ONE (default), LK_COST_PER_EXAMPLE,
                                  LK_COST_CLASS_MATRIX */
-    int32_t  threads;         /* >= 0; 0 = library default. Accepted and validated in 0.1.0,
-                                 which computes on the calling thread only. */
+    int32_t  threads;         /* >= 0; 0 = all cores, or $LOSSKIT_NUM_THREADS if set. Large
+                                 batches are split across threads (small ones stay on the
+                                 calling thread); any count gives the same bits. */
     double   cost_scale;      /* alpha >= 0, finite; multiplies every cost; default 1 */
     double   label_smoothing; /* LK_LOSS_LOG only, epsilon in [0, 1); default 0 */
     double   square_k;        /* LK_LOSS_SQUARED kappa > 0, finite; default 1 */
@@ -291,6 +292,52 @@ lk_status lk_dense_f32(const lk_options *opt, int64_t n, int64_t k,
                        const float *weight, float *loss, float *grad);
 /* As lk_dense_f32, in double. Since 0.1.0. */
 lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
+                       const double *scores, const int32_t *gold, const double *cost,
+                       const double *weight, double *loss, double *grad);
+
+/* ============================================================================================
+ * Candidate lists — structured prediction over enumerated outputs (n-best, k-best).
+ * ========================================================================================== */
+
+/* Loss and gradient over n examples, example i owning the candidates offsets[i] ..< offsets[i+1]
+ * of the flat buffers (CSR layout): the setting of reranking and of structured models trained
+ * on a k-best list, where each candidate y of Y(x) has its own score s[y] and cost(gold, y), and
+ * lists vary in length.
+ *
+ * Every loss of lk_dense_f32 with the same formula, per list (K = its unmasked candidates),
+ * except label smoothing (LK_ERR_UNSUPPORTED: it is a dense-row notion). The gold is an index
+ * inside the example's list, or -1 when the reference is not among the candidates: then the
+ * oracle o — the candidate of lowest unscaled cost, then highest score, then lowest index —
+ * stands in for the gold everywhere (the gold term, the tie rule), which needs costs.
+ * cost = NULL means 0/1 cost against the gold. opt->ignore_label and opt->cost_layout are not
+ * read. Threads share a batch by candidates, not by lists.
+ *
+ * @param opt      options (required).
+ * @param n        number of lists, >= 0.
+ * @param offsets  n + 1 offsets: offsets[0] = 0, non-decreasing; offsets[n] = total candidates.
+ * @param scores   offsets[n] scores.
+ * @param gold     n indices: gold[i] in [0, offsets[i+1] - offsets[i]), or -1 (oracle).
+ * @param cost     offsets[n] unscaled costs, or NULL (0/1 against the gold; then no gold may be
+ *                 -1). Read by the losses that read costs, and by the oracle.
+ * @param weight   n per-list weights, finite and >= 0, or NULL (all 1).
+ * @param loss     n values under LK_REDUCE_NONE, else 1; or NULL.
+ * @param grad     offsets[n] gradient w.r.t. scores (0 for zero-weight lists and masked
+ *                 candidates); or NULL.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; offsets, scores or gold NULL with n != 0; cost NULL while a
+ *                      list of non-zero weight has gold -1;
+ *   LK_ERR_OPTION      as lk_dense_f32 (except cost_layout, which is not read);
+ *   LK_ERR_UNSUPPORTED label smoothing;
+ *   LK_ERR_SIZE        n < 0; offsets[0] != 0; a decreasing offset; offsets[n] overflowing the
+ *                      address space;
+ *   LK_ERR_LABEL       a gold outside its list that is not -1 (weight != 0);
+ *   LK_ERR_DOMAIN      an empty list of non-zero weight; otherwise as lk_dense_f32, per list.
+ * Since 0.1.0. */
+lk_status lk_lists_f32(const lk_options *opt, int64_t n, const int64_t *offsets,
+                       const float *scores, const int32_t *gold, const float *cost,
+                       const float *weight, float *loss, float *grad);
+/* As lk_lists_f32, in double. Since 0.1.0. */
+lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
                        const double *scores, const int32_t *gold, const double *cost,
                        const double *weight, double *loss, double *grad);
 

@@ -40,19 +40,18 @@ struct Batch<T: Real> {
         return counted
     }
 
-    /// Runs `check(i)` for every example in chunks of `chunkSize` on up to `threads` threads,
-    /// and throws the failure of the lowest example, as a sequential scan would.
-    func validate(chunkSize: Int, threads: Int, _ check: (Int) throws(Failure) -> Void) throws(Failure) {
-        let chunks = (count + chunkSize - 1) / chunkSize
+    /// Runs `check(i)` for every example, chunk by chunk on up to `threads` threads, and throws
+    /// the failure of the lowest example, as a sequential scan would.
+    func validate(_ chunks: Chunks, threads: Int, _ check: (Int) throws(Failure) -> Void) throws(Failure) {
         if threads <= 1 {
             for i in 0..<count { try check(i) }
             return
         }
-        var failures = [Failure?](repeating: nil, count: chunks)
+        var failures = [Failure?](repeating: nil, count: chunks.count)
         failures.withUnsafeMutableBufferPointer { failures in
-            Parallel.forEach(chunks: chunks, threads: threads) { chunk, _ in
+            Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, _ in
                 do throws(Failure) {
-                    for i in (chunk * chunkSize)..<Swift.min(count, (chunk + 1) * chunkSize) { try check(i) }
+                    for i in chunks.range(chunk) { try check(i) }
                 } catch {
                     failures[chunk] = error
                 }
@@ -61,20 +60,19 @@ struct Batch<T: Real> {
         if let first = failures.lazy.compactMap({ $0 }).first { throw first }
     }
 
-    /// The computing pass over validated input, in chunks of `chunkSize` examples on up to
-    /// `threads` threads. `evaluate(i, c, worker)` returns example i's unweighted loss and sets
-    /// its gradient to c times the loss's gradient; `skip(i)` zeroes example i's gradient.
-    /// `counted` is what `denominator` returned; `partials` has room for one value per chunk.
+    /// The computing pass over validated input, chunk by chunk on up to `threads` threads.
+    /// `evaluate(i, c, worker)` returns example i's unweighted loss and sets its gradient to c
+    /// times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
+    /// `denominator` returned; `partials` has room for one value per chunk.
     func run(loss: UnsafeMutablePointer<T>?, counted: Double,
-             chunkSize: Int, threads: Int, partials: Scratch<Double>,
+             chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
              evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int) -> Double)
     {
-        let chunks = (count + chunkSize - 1) / chunkSize
-        Parallel.forEach(chunks: chunks, threads: threads) { chunk, worker in
+        Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
             var total = 0.0
-            for i in (chunk * chunkSize)..<Swift.min(count, (chunk + 1) * chunkSize) {
+            for i in chunks.range(chunk) {
                 let w = isIgnored(i) ? 0 : weight(i)
                 if w == 0 {
                     skip(i)
@@ -89,7 +87,7 @@ struct Batch<T: Real> {
         }
         // Partial sums added in chunk order: the same bits at any thread count.
         var total = 0.0
-        for chunk in 0..<chunks { total += partials[chunk] }
+        for chunk in 0..<chunks.count { total += partials[chunk] }
         switch reduction {
         case .none: break
         case .sum: loss?.pointee = T(rounding: total)
@@ -97,9 +95,37 @@ struct Batch<T: Real> {
         }
     }
 
-    /// Examples per chunk: about `elements` values of work each, whatever the thread count.
-    static func chunkSize(elementsPerExample: Int, elements: Int = 1 << 14) -> Int {
-        Swift.max(1, elements / Swift.max(1, elementsPerExample))
+}
+
+/// How a batch of examples is cut into chunks of about `Chunks.target` values of work: the
+/// boundaries depend on the input only, never on the thread count (Parallel.swift).
+struct Chunks {
+    static let target = 1 << 14
+    /// The number of chunks.
+    let count: Int
+    private let examples: Int
+    private let size: Int
+    private let starts: UnsafePointer<Int>?
+
+    /// Examples of equal work (dense rows of k values).
+    init(examples: Int, valuesPerExample: Int) {
+        self.examples = examples
+        size = Swift.max(1, Self.target / Swift.max(1, valuesPerExample))
+        count = (examples + size - 1) / size
+        starts = nil
+    }
+
+    /// Chunk c is examples starts[c] ..< starts[c + 1] (count + 1 entries).
+    init(starts: UnsafePointer<Int>, count: Int, examples: Int) {
+        self.examples = examples
+        self.count = count
+        self.starts = starts
+        size = 0
+    }
+
+    func range(_ chunk: Int) -> Range<Int> {
+        if let starts { return starts[chunk]..<starts[chunk + 1] }
+        return (chunk * size)..<Swift.min(examples, (chunk + 1) * size)
     }
 }
 

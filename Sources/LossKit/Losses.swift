@@ -69,6 +69,14 @@ enum Recipe: Equatable {
         }
     }
 
+    /// The signed cost weight of the fear term (0 without one), whose cost-augmented max the
+    /// validation scan finds when it reads costs.
+    var fearWeight: Double {
+        if case .fearMinusHope(.logSumExp(let a), _) = self { return a }
+        if case .fearMinusHope(.max(let a), _) = self { return a }
+        return 0
+    }
+
     /// Whether the loss has two log-sum-exp terms (the second keeps its exps in scratch).
     var hasTwoLogSumExps: Bool {
         if case .fearMinusHope(.logSumExp, .logSumExp) = self { return true }

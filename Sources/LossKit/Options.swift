@@ -3,11 +3,22 @@ import CLossKit
 /// The structures of DESIGN.md §4; a loss may be defined on some and not others.
 enum StructureKind {
     case dense
+    case lists
 
     /// Whether candidates can be summed over one by one (the square losses, label smoothing).
     var enumeratesCandidates: Bool {
         switch self {
-        case .dense: return true
+        case .dense, .lists: return true
+        }
+    }
+
+    /// Label smoothing targets every class: a dense-row notion (DESIGN.md §2).
+    var smoothsLabels: Bool { self == .dense }
+
+    var name: String {
+        switch self {
+        case .dense: return "dense rows"
+        case .lists: return "candidate lists"
         }
     }
 }
@@ -109,7 +120,10 @@ struct Options {
             throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
         }
         if recipe.needsEnumeration, !structure.enumeratesCandidates {
-            throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one; this structure has none")
+            throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which \(structure.name) do not have")
+        }
+        if case .smoothedLog = recipe, !structure.smoothsLabels {
+            throw .unsupported("opt->label_smoothing = \(o.label_smoothing): label smoothing is defined on dense rows only, not on \(structure.name)")
         }
         // c = cost_scale * (term scale) * cost must stay finite for any cost up to 1 (0/1 costs).
         guard (costScale * recipe.costFactor).isFinite else {

@@ -34,11 +34,22 @@ struct Variant {
         UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
     ) -> lk_status
 
+    typealias ListsF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, UnsafePointer<Int64>?, UnsafePointer<Float>?, UnsafePointer<Int32>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias ListsF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, UnsafePointer<Int64>?, UnsafePointer<Double>?, UnsafePointer<Int32>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
+    ) -> lk_status
+
     let level: StaticString
     let lastError: @convention(c) () -> UnsafePointer<CChar>?
     let optionsInit: @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
     let denseF32: DenseF32
     let denseF64: DenseF64
+    let listsF32: ListsF32
+    let listsF64: ListsF64
 
     /// The variant in use, or nil to compute here (baseline). Swift initialises a global once,
     /// thread-safely, on first use.
@@ -77,13 +88,15 @@ struct Variant {
         guard let lastError = symbol("lk_last_error", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
               let optionsInit = symbol("lk_options_init", as: (@convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status).self),
               let denseF32 = symbol("lk_dense_f32", as: DenseF32.self),
-              let denseF64 = symbol("lk_dense_f64", as: DenseF64.self)
+              let denseF64 = symbol("lk_dense_f64", as: DenseF64.self),
+              let listsF32 = symbol("lk_lists_f32", as: ListsF32.self),
+              let listsF64 = symbol("lk_lists_f64", as: ListsF64.self)
         else {
             dlclose(handle)
             return nil
         }
         return Variant(level: level, lastError: lastError, optionsInit: optionsInit,
-                       denseF32: denseF32, denseF64: denseF64)
+                       denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64)
     }
 }
 #endif

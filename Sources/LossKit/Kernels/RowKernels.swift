@@ -128,18 +128,9 @@ struct Discard<T: Real>: RowSink {
     @inline(__always) func storeTail(_ v: T.Vector, _ i: Int, _ count: Int) {}
 }
 
-/// Horizontal reductions, kept out of line: inside a hot loop they invite LLVM to re-vectorise
-/// across lanes and scatter the loop.
-@inline(never) func horizontalSum<V: SIMD>(_ v: V) -> Double where V.Scalar: Real {
-    var total = 0.0
-    for j in 0..<V.scalarCount { total += v[j].wide }
-    return total
-}
-@inline(never) func horizontalMax<V: SIMD>(_ v: V) -> V.Scalar where V.Scalar: Real {
-    var m = v[0]
-    for j in 1..<V.scalarCount where v[j] > m { m = v[j] }
-    return m
-}
+/// Integer horizontal reductions (per row, outside the hot loops; the floating-point ones are
+/// Real.sumOfLanes and Real.maxOfLanes), kept out of line: inside a hot loop a reduction invited
+/// LLVM to re-vectorise across lanes and scatter the loop.
 @inline(never) func horizontalIntegerMin<B: SIMD>(_ v: B) -> Int where B.Scalar: FixedWidthInteger {
     var m = v[0]
     for j in 1..<B.scalarCount where v[j] < m { m = v[j] }
@@ -165,6 +156,19 @@ enum SurveyUnmasked: SurveyFields { static let argmax = false, unmasked = true }
 enum SurveyAll: SurveyFields { static let argmax = true, unmasked = true }
 
 enum RowKernel {
+    /// The last vector of a row whose length is not a multiple of the lanes, once `seen` values
+    /// are done: when the row holds at least one whole vector, a whole vector ending at `count`
+    /// (its first lanes seen already) and the mask of its lanes not seen before; nil for a
+    /// shorter row, which needs a padded partial load. Whole loads beat lane-by-lane inserts
+    /// and extracts, which cost more than the rest of a short row (candidate lists).
+    @inline(__always) static func overlappingTail<T: Real>(count: Int, seen: Int, _: T.Type) -> (start: Int, fresh: T.Bits)? {
+        guard count >= T.laneCount else { return nil }
+        let start = count - T.laneCount
+        let shift = T.Bits(repeating: T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1))
+        let fresh = ~((T.laneIndices &- T.Bits(repeating: T.Bits.Scalar(seen - start))) &>> shift)
+        return (start, fresh)
+    }
+
     /// max_j v[j] (-inf when every candidate is masked; rows with NaN never reach here).
     @inline(__always) static func maximum<R: ScoreRow>(_ row: R) -> R.Scalar {
         typealias T = R.Scalar
@@ -177,8 +181,11 @@ enum RowKernel {
             i += 2 * w
         }
         if i + w <= row.count { m0 = T.maximum(m0, row.load(i)); i += w }
-        if i < row.count { m1 = T.maximum(m1, row.loadTail(i)) }
-        return horizontalMax(T.maximum(m0, m1))
+        if i < row.count {
+            // A max may see a value twice: the overlapping tail needs no mask.
+            m1 = T.maximum(m1, overlappingTail(count: row.count, seen: i, T.self).map { row.load($0.start) } ?? row.loadTail(i))
+        }
+        return T.maxOfLanes(T.maximum(m0, m1))
     }
 
     /// One read of a row for validation: max_j s[j] (+inf if any score is +inf, -inf if all are
@@ -222,50 +229,71 @@ enum RowKernel {
             if F.argmax { index = index &+ step &+ step &+ step &+ step }
             i += 4 * w
         }
-        while i < count {
-            let v = i + w <= count ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
+        while i + w <= count {
+            let v = loadVector(s, i)
             track(v, &best.0, &at.0, index)
             nan |= T.nanMask(v)
             if F.unmasked { masked = masked &+ maskedLanes(v) }
             if F.argmax { index = index &+ step }
             i += w
         }
+        var padding = 0
+        if i < count {
+            // The max, its first index and NaN may see a value twice; the count may not.
+            if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+                let v = loadVector(s, start)
+                track(v, &best.1, &at.1, T.laneIndices &+ T.Bits(repeating: T.Bits.Scalar(start)))
+                nan |= T.nanMask(v)
+                if F.unmasked { masked = masked &+ (maskedLanes(v) & fresh) }
+            } else {
+                let v = loadPartial(s, i, count, pad: -.infinity)
+                track(v, &best.1, &at.1, index)
+                nan |= T.nanMask(v)
+                if F.unmasked { masked = masked &+ maskedLanes(v) }
+                padding = i + w - count  // -inf lanes counted as masked
+            }
+        }
         let m: T, first: Int
         if F.argmax {
             (m, first) = lowestIndexOfMaximum(best, at)
         } else {
-            (m, first) = (horizontalMax(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3))), 0)
+            (m, first) = (T.maxOfLanes(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3))), 0)
         }
-        // The padding of a partial last vector is -inf: it counted as masked.
-        let padding = (w - count % w) % w
         let unmasked = F.unmasked ? count + horizontalIntegerSum(masked) + padding : count
         return (m, first, unmasked, horizontalIntegerSum(nan) != 0)
     }
 
     /// One read of the costs of a row for validation, over its unmasked candidates: the largest
-    /// |c[j]|, and whether any c[j] is not finite.
-    @inline(__always) static func costSurvey<T: Real>(_ c: UnsafePointer<T>, scores s: UnsafePointer<T>, count: Int)
-        -> (largest: T, nonFinite: Bool)
+    /// |c[j]|, whether any c[j] is not finite, and max_j s[j] + w c[j] (the max of the fear term's
+    /// cost-augmented scores, which the computing pass then need not find again).
+    @inline(__always) static func costSurvey<T: Real>(_ c: UnsafePointer<T>, scores s: UnsafePointer<T>, count: Int,
+                                                     weight: T) -> (largest: T, nonFinite: Bool, augmentedMaximum: T)
     {
         let w = T.laneCount
         let minusInfinity = T.Vector(repeating: -.infinity)
         let infinityBits = T.bits(T.Vector(repeating: .infinity))
         let signBit = T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1)
+        let weightVector = T.Vector(repeating: weight)
         var largest = T.Vector(repeating: 0)
+        var best = minusInfinity
         var bad = T.Bits(repeating: 0)
         var i = 0
         while i < count {
+            // Max and "any" may see a value twice: the tail overlaps when it can.
             let full = i + w <= count
-            let v = full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)
-            let cv = full ? loadVector(c, i) : loadPartial(c, i, count, pad: 0)
+            let at = full ? i : (overlappingTail(count: count, seen: i, T.self)?.start ?? -1)
+            let v = at >= 0 ? loadVector(s, at) : loadPartial(s, i, count, pad: -.infinity)
+            let cv = at >= 0 ? loadVector(c, at) : loadPartial(c, i, count, pad: 0)
             let live = ~T.equalMask(v, minusInfinity)
             let magnitude = T.bits(cv) & T.Bits(repeating: T.Bits.Scalar.max)
             // |c| >= +inf as integers: infinite or NaN.
             bad |= live & ~((magnitude &- infinityBits) &>> T.Bits(repeating: signBit))
             largest = T.maximum(largest, T.vector(magnitude & live))
+            // Masked candidates stay -inf whatever their cost (as CostRow computes them).
+            best = T.maximum(best, T.select(live, T.fma(cv, weightVector, v), minusInfinity))
             i += w
         }
-        return (horizontalMax(largest), horizontalIntegerSum(bad) != 0)
+        return (T.maxOfLanes(largest), horizontalIntegerSum(bad) != 0, T.maxOfLanes(best))
     }
 
     /// The max over the lanes of four streams, and the lowest index among the lanes holding it:
@@ -273,7 +301,7 @@ enum RowKernel {
     @inline(__always) static func lowestIndexOfMaximum<T: Real>(
         _ best: (T.Vector, T.Vector, T.Vector, T.Vector), _ at: (T.Bits, T.Bits, T.Bits, T.Bits)
     ) -> (T, Int) {
-        let m = horizontalMax(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3)))
+        let m = T.maxOfLanes(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3)))
         let mv = T.Vector(repeating: m)
         let none = T.Bits(repeating: T.Bits.Scalar.max)
         @inline(__always) func candidate(_ v: T.Vector, _ index: T.Bits) -> T.Bits {
@@ -303,14 +331,23 @@ enum RowKernel {
         let step = T.Bits(repeating: T.Bits.Scalar(w))
         var i = 0
         while i < row.count {
-            let v = i + w <= row.count ? row.load(i) : row.loadTail(i)
+            var v: T.Vector
+            if i + w <= row.count {
+                v = row.load(i)
+            } else if let (start, _) = overlappingTail(count: row.count, seen: i, T.self) {
+                // A lane seeing an earlier candidate again keeps the first strict max.
+                v = row.load(start)
+                index = T.laneIndices &+ T.Bits(repeating: T.Bits.Scalar(start))
+            } else {
+                v = row.loadTail(i)
+            }
             let better = T.signMask(best - v)  // best < v (NaN from -inf - -inf: both -inf)
             best = T.select(better, v, best)
             bestIndex = (index & better) | (bestIndex & ~better)
             index = index &+ step
             i += w
         }
-        let m = horizontalMax(best)
+        let m = T.maxOfLanes(best)
         if gold >= 0, gold < row.count, row.value(gold) == m { return (m, gold) }
         var first = Int.max
         for lane in 0..<w where best[lane] == m && bestIndex[lane] >= 0 {
@@ -338,12 +375,19 @@ enum RowKernel {
                 accumulator += e
                 i += w
             }
-            total += horizontalSum(accumulator)
+            total += T.sumOfLanes(accumulator)
         }
         if i < row.count {
-            let e = T.expNonPositive(row.loadTail(i) - shiftVector)
-            sink.storeTail(e, i, row.count)
-            total += horizontalSum(e)
+            if let (start, fresh) = overlappingTail(count: row.count, seen: i, T.self) {
+                // The seen lanes are computed again, bit for bit, and stored again; summed once.
+                let e = T.expNonPositive(row.load(start) - shiftVector)
+                sink.store(e, start)
+                total += T.sumOfLanes(T.keep(fresh, e))
+            } else {
+                let e = T.expNonPositive(row.loadTail(i) - shiftVector)
+                sink.storeTail(e, i, row.count)
+                total += T.sumOfLanes(e)
+            }
         }
         return total
     }
@@ -357,20 +401,34 @@ enum RowKernel {
         let shiftVector = T.Vector(repeating: shift)
         var sum = 0.0, dot = 0.0
         var i = 0
-        while i < count {
+        while i + w <= count {
             let blockEnd = Swift.min(count, i + 32 * w)
             var a1 = T.Vector(repeating: 0), a2 = a1
-            while i < blockEnd {
-                let full = i + w <= count
-                let e = T.expNonPositive((full ? loadVector(s, i) : loadPartial(s, i, count, pad: -.infinity)) - shiftVector)
-                let cv = full ? loadVector(c, i) : loadPartial(c, i, count, pad: 0)
-                if full { sink.store(e, i) } else { sink.storeTail(e, i, count) }
+            while i + w <= blockEnd {
+                let e = T.expNonPositive(loadVector(s, i) - shiftVector)
+                sink.store(e, i)
                 a1 += e
-                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * cv)
+                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * loadVector(c, i))
                 i += w
             }
-            sum += horizontalSum(a1)
-            dot += horizontalSum(a2)
+            sum += T.sumOfLanes(a1)
+            dot += T.sumOfLanes(a2)
+        }
+        if i < count {
+            let e: T.Vector, cv: T.Vector, fresh: T.Bits
+            if let (start, mask) = overlappingTail(count: count, seen: i, T.self) {
+                e = T.expNonPositive(loadVector(s, start) - shiftVector)
+                cv = loadVector(c, start)
+                sink.store(e, start)
+                fresh = mask
+            } else {
+                e = T.expNonPositive(loadPartial(s, i, count, pad: -.infinity) - shiftVector)
+                cv = loadPartial(c, i, count, pad: 0)
+                sink.storeTail(e, i, count)
+                fresh = T.Bits(repeating: -1)
+            }
+            sum += T.sumOfLanes(T.keep(fresh, e))
+            dot += T.sumOfLanes(T.keep(fresh & T.nonZeroMask(T.bits(e)), e * cv))
         }
         return (sum, dot)
     }
@@ -407,7 +465,13 @@ enum RowKernel {
         let f = T.Vector(repeating: factor)
         var i = 0
         while i + T.laneCount <= count { storeVector(loadVector(a, i) * f, out, i); i += T.laneCount }
-        while i < count { out[i] = a[i] * factor; i += 1 }
+        guard i < count else { return }
+        if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+            // `out` may be `a`: the seen lanes keep what they now hold.
+            storeVector(T.select(fresh, loadVector(a, start) * f, loadVector(UnsafePointer(out), start)), out, start)
+        } else {
+            while i < count { out[i] = a[i] * factor; i += 1 }
+        }
     }
 
     /// out[j] = fa * a[j] + fb * b[j].
@@ -419,7 +483,14 @@ enum RowKernel {
             storeVector(T.fma(loadVector(a, i), va, loadVector(b, i) * vb), out, i)
             i += T.laneCount
         }
-        while i < count { out[i] = a[i] * fa + b[i] * fb; i += 1 }
+        guard i < count else { return }
+        if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+            // `out` may be `a`: the seen lanes keep what they now hold.
+            let value = T.fma(loadVector(a, start), va, loadVector(b, start) * vb)
+            storeVector(T.select(fresh, value, loadVector(UnsafePointer(out), start)), out, start)
+        } else {
+            while i < count { out[i] = a[i] * fa + b[i] * fb; i += 1 }
+        }
     }
 
     /// The risk gradient f e[j] (alpha c[j] - risk), with c[j] the cost (0/1 against `gold`
@@ -438,12 +509,25 @@ enum RowKernel {
                 storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
                 i += T.laneCount
             }
-            while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
+            guard i < count else { return }
+            if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+                // `out` may be `e`: the seen lanes keep what they now hold.
+                let v = loadVector(e, start)
+                let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start), va, -vr))
+                storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
+            } else {
+                while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
+            }
         } else {
             let offGold = va - vr  // every candidate but the gold costs 1
             let atGold = e[gold] * f * (0 - risk)  // read first: `out` may be `e`
             while i + T.laneCount <= count { storeVector(loadVector(e, i) * vf * offGold, out, i); i += T.laneCount }
-            while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
+            if i < count, let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+                storeVector(T.select(fresh, loadVector(e, start) * vf * offGold, loadVector(UnsafePointer(out), start)),
+                            out, start)
+            } else {
+                while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
+            }
             out[gold] = atGold
         }
     }
@@ -483,19 +567,32 @@ enum RowKernel {
                 out.store(g, i)
                 i += T.laneCount
             }
-            sum += horizontalSum(a1)
-            squares += horizontalSum(a2)
+            sum += T.sumOfLanes(a1)
+            squares += T.sumOfLanes(a2)
         }
         if i < count {
-            // The last partial vector: masked padding, and only its live lanes stored.
-            let v = loadPartial(s, i, count, pad: -.infinity)
-            let live = ~T.equalMask(v, minusInfinity)
-            let x = T.keep(dropLane(live, excluding, at: i), v)
-            sum += horizontalSum(x)
-            squares += horizontalSum(x * x)
-            var g = T.keep(live, T.fma(x, vf, vc))
-            if adding { g += out.loadTail(i, count) }
-            out.storeTail(g, i, count)
+            if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+                // The seen lanes are summed once and keep what they now hold.
+                let v = loadVector(s, start)
+                let live = ~T.equalMask(v, minusInfinity)
+                let x = T.keep(dropLane(live, excluding, at: start), v)
+                sum += T.sumOfLanes(T.keep(fresh, x))
+                squares += T.sumOfLanes(T.keep(fresh, x * x))
+                let old = out.load(start)
+                var g = T.keep(live, T.fma(x, vf, vc))
+                if adding { g += old }
+                out.store(T.select(fresh, g, old), start)
+            } else {
+                // A row shorter than a vector: masked padding, and only its live lanes stored.
+                let v = loadPartial(s, i, count, pad: -.infinity)
+                let live = ~T.equalMask(v, minusInfinity)
+                let x = T.keep(dropLane(live, excluding, at: i), v)
+                sum += T.sumOfLanes(x)
+                squares += T.sumOfLanes(x * x)
+                var g = T.keep(live, T.fma(x, vf, vc))
+                if adding { g += out.loadTail(i, count) }
+                out.storeTail(g, i, count)
+            }
         }
         return (sum, squares)
     }

@@ -28,6 +28,10 @@ protocol Real: BinaryFloatingPoint, Sendable, Codable {
     static func expNonPositive(_ x: Vector) -> Vector
     /// The lane index vector 0, 1, 2, ... as `Bits`.
     static var laneIndices: Bits { get }
+    /// The sum of the lanes (a tree of halves in the storage type, then double), and their max:
+    /// a handful of instructions where a loop over the lanes would take a dependent add each.
+    static func sumOfLanes(_ v: Vector) -> Double
+    static func maxOfLanes(_ v: Vector) -> Self
 }
 
 extension Real {
@@ -88,6 +92,28 @@ extension Float: Real {
         return v
     }()
 
+    @inline(__always) static func sumOfLanes(_ v: Vector) -> Double {
+        #if LK_WIDE
+        let h8 = v.lowHalf + v.highHalf
+        #else
+        let h8 = v
+        #endif
+        let h4 = h8.lowHalf + h8.highHalf
+        let h2 = h4.lowHalf + h4.highHalf
+        return Double(h2[0]) + Double(h2[1])
+    }
+
+    @inline(__always) static func maxOfLanes(_ v: Vector) -> Float {
+        #if LK_WIDE
+        let h8 = halfMax(v.lowHalf, v.highHalf, SIMD8<Int32>.self)
+        #else
+        let h8 = v
+        #endif
+        let h4 = halfMax(h8.lowHalf, h8.highHalf, SIMD4<Int32>.self)
+        let a = Swift.max(h4[0], h4[1]), b = Swift.max(h4[2], h4[3])
+        return Swift.max(a, b)
+    }
+
     /// exp(x) = 2^n exp(r), n = round(x log2 e), r = x - n ln 2 (Cody-Waite, two parts), and
     /// 1 + r + r^2 q(r) for exp(r) on [-ln2/2, ln2/2], q of degree 4 fitted for least relative
     /// error (0.05 ulp of float; Lawson's iteration, see bench/README.md), evaluated by Estrin's
@@ -137,6 +163,26 @@ extension Double: Real {
         return v
     }()
 
+    @inline(__always) static func sumOfLanes(_ v: Vector) -> Double {
+        #if LK_WIDE
+        let h4 = v.lowHalf + v.highHalf
+        #else
+        let h4 = v
+        #endif
+        let h2 = h4.lowHalf + h4.highHalf
+        return h2[0] + h2[1]
+    }
+
+    @inline(__always) static func maxOfLanes(_ v: Vector) -> Double {
+        #if LK_WIDE
+        let h4 = halfMax(v.lowHalf, v.highHalf, SIMD4<Int64>.self)
+        #else
+        let h4 = v
+        #endif
+        let a = Swift.max(h4[0], h4[1]), b = Swift.max(h4[2], h4[3])
+        return Swift.max(a, b)
+    }
+
     /// As Float.expNonPositive, in double: round with 1.5 * 2^52, ln 2 in two parts (the high
     /// part has 32 significant bits, so n * high is exact), and the Taylor polynomial of degree
     /// 13 (remainder (ln2/2)^14 / 14! < 2e-17). Lanes below -708.39 (exp < DBL_MIN) flush to 0.
@@ -166,4 +212,14 @@ extension Double: Real {
         let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023)) &<< Bits(repeating: 52))
         return vector(bits(p * scale) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
     }
+}
+
+/// max(a, b) lane by lane for the narrower vectors of the reductions: b where a - b < 0, from
+/// the sign bit as in Real.maximum (B: the integer vector of the same lanes).
+@inline(__always) func halfMax<V: SIMD, B: SIMD>(_ a: V, _ b: V, _: B.Type) -> V
+    where V.Scalar: FloatingPoint, B.Scalar: FixedWidthInteger & SignedInteger
+{
+    let difference = unsafeBitCast(a - b, to: B.self)
+    let takeB = difference &>> B(repeating: B.Scalar(B.Scalar.bitWidth - 1))
+    return unsafeBitCast((unsafeBitCast(b, to: B.self) & takeB) | (unsafeBitCast(a, to: B.self) & ~takeB), to: V.self)
 }

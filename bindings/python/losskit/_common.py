@@ -109,6 +109,23 @@ def as_labels(array, name: str, shape: tuple) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
+def gradient_buffer(grad_out, with_grad: bool, shape: tuple, dtype, scores):
+    """The gradient output: a new array, grad_out (checked), or None."""
+    if grad_out is None:
+        return np.empty(shape, dtype=dtype) if with_grad else None
+    if not with_grad:
+        raise ValueError("grad_out is given, but with_grad=False")
+    if (not isinstance(grad_out, np.ndarray) or grad_out.shape != shape
+            or grad_out.dtype != dtype or not grad_out.flags.c_contiguous
+            or not grad_out.flags.writeable):
+        raise ValueError(f"grad_out must be a writeable C-contiguous {np.dtype(dtype)} array of "
+                         f"shape {shape}, got {getattr(grad_out, 'dtype', type(grad_out))} "
+                         f"{getattr(grad_out, 'shape', '')}")
+    if np.shares_memory(grad_out, scores):
+        raise ValueError("grad_out must not overlap scores")
+    return grad_out
+
+
 def address(a) -> int | None:
     """The data pointer of an array, or None (NULL)."""
     return None if a is None else a.ctypes.data

@@ -94,20 +94,7 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
                          label_smoothing=label_smoothing, square_k=square_k, square_m=square_m,
                          hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
-    if grad_out is not None:
-        if not with_grad:
-            raise ValueError("grad_out is given, but with_grad=False")
-        if (not isinstance(grad_out, np.ndarray) or grad_out.shape != (n, k)
-                or grad_out.dtype != dtype or not grad_out.flags.c_contiguous
-                or not grad_out.flags.writeable):
-            raise ValueError(f"grad_out must be a writeable C-contiguous {dtype} array of shape "
-                             f"{(n, k)}, got {getattr(grad_out, 'dtype', type(grad_out))} "
-                             f"{getattr(grad_out, 'shape', '')}")
-        if np.shares_memory(grad_out, s):
-            raise ValueError("grad_out must not overlap scores")
-        grad = grad_out
-    else:
-        grad = np.empty((n, k), dtype=dtype) if with_grad else None
+    grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
     fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
     fn(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array), c.address(w),
        c.address(out), c.address(grad))

@@ -96,6 +96,8 @@ _PROTOTYPES = [
     ("lk_options_init", [_opt, _i32], _i32),
     ("lk_dense_f32", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_dense_f64", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
+    ("lk_lists_f32", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
+    ("lk_lists_f64", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
 ]
 
 

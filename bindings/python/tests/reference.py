@@ -324,3 +324,73 @@ PRESETS = {
     "soft_ramp": ("lse", 1.0, "lse", 1.0),
     "infinite_ramp": ("oracle", None, "max", 1.0),
 }
+
+
+# ------------------------------------------------------------------------------------------
+# Candidate lists (lk_lists_f64): the same per-example losses over lists of varying length.
+# ------------------------------------------------------------------------------------------
+
+def reference_lists(scores, offsets, gold, *, loss="log", cost=None, weight=None,
+                    reduction="mean", cost_scale=1.0, square_k=1.0, square_m=1.0, hope=None,
+                    fear=None, hope_scale=None, fear_scale=None, threads=0, with_grad=True):
+    """What lk_lists_f64 should return, with the keyword options of losskit.lists.
+
+    From include/losskit.h (lk_lists_f32): example i owns the candidates offsets[i]:offsets[i+1];
+    its unscaled costs are cost[offsets[i]:offsets[i+1]], or 0/1 against the gold when cost is
+    None. A gold of -1 is replaced by the oracle o (oracle_index: lowest unscaled cost, then
+    highest score, then lowest index, among the unmasked candidates), which then plays the gold
+    everywhere — the gold term and the argmax tie rule — so the example is exactly the dense
+    example with gold o. Zero-weight lists are not read (their gold, scores and costs may be
+    anything, the list may be empty). The mean divides by the summed weight of all lists (lists
+    have no ignore_label). Inputs the library must reject raise ValueError here.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    gold = np.asarray(gold)
+    n = len(offsets) - 1
+    total = int(offsets[-1])
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    per_example = np.zeros(n)
+    grad = np.zeros(total)
+    for i in range(n):
+        if w[i] == 0:
+            continue  # not read beyond its weight: contributes exactly 0
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        s = scores[a:b]
+        k = b - a
+        g = int(gold[i])
+        if k == 0:
+            raise ValueError(f"example {i}: empty list with weight {w[i]}")
+        if not (g == -1 or 0 <= g < k):
+            raise ValueError(f"example {i}: gold {g} outside [0, {k})")
+        if cost is None:
+            if g == -1:
+                raise ValueError(f"example {i}: gold -1 needs costs")
+            unscaled = np.array([0.0 if j == g else 1.0 for j in range(k)])
+        else:
+            unscaled = np.asarray(cost[a:b], dtype=np.float64)
+        if g == -1 and not np.isnan(s).any():
+            active = s > -np.inf
+            if not active.any():
+                raise ValueError(f"example {i}: every candidate masked")
+            g = oracle_index(s, active, unscaled)
+        value, d = example_loss(
+            s, max(g, 0), unscaled, loss=loss, cost_scale=cost_scale, square_k=square_k,
+            square_m=square_m, hope=hope, fear=fear, hope_scale=hope_scale,
+            fear_scale=fear_scale)
+        per_example[i] = w[i] * value
+        grad[a:b] = w[i] * d
+    if reduction == "none":
+        out = per_example
+    elif reduction == "sum":
+        out = float(np.sum(per_example))
+    elif reduction == "mean":
+        denom = float(np.sum(w))
+        if denom == 0:
+            out, grad = 0.0, np.zeros(total)
+        else:
+            out = float(np.sum(per_example)) / denom
+            grad = grad / denom
+    else:
+        raise ValueError(reduction)
+    return out, (grad if with_grad else None)

@@ -1,0 +1,35 @@
+import CLossKit
+
+// Candidate lists: argument checks and the core live in Lists.swift; these only forward.
+
+@c @implementation
+public func lk_lists_f32(
+    _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ offsets: UnsafePointer<Int64>?,
+    _ scores: UnsafePointer<Float>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Float>?,
+    _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
+    _ grad: UnsafeMutablePointer<Float>?
+) -> lk_status {
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.listsF32(opt, n, offsets, scores, gold, cost, weight, loss, grad) }
+    #endif
+    return report { () throws(Failure) in
+        try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
+                          weight: weight, loss: loss, grad: grad)
+    }
+}
+
+@c @implementation
+public func lk_lists_f64(
+    _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ offsets: UnsafePointer<Int64>?,
+    _ scores: UnsafePointer<Double>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Double>?,
+    _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
+    _ grad: UnsafeMutablePointer<Double>?
+) -> lk_status {
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.listsF64(opt, n, offsets, scores, gold, cost, weight, loss, grad) }
+    #endif
+    return report { () throws(Failure) in
+        try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
+                          weight: weight, loss: loss, grad: grad)
+    }
+}

@@ -1,0 +1,88 @@
+/// The value checks every structure with flat candidates (dense rows, candidate lists) runs
+/// on each example it reads, in one vectorised scan that also keeps what the computing pass
+/// reuses (RowSurvey).
+enum FlatValidation {
+    /// The value checks of one row of flat candidates (shared with candidate lists): no +inf
+    /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
+    /// score, and finite costs for the unmasked candidates when costs are read, which stay
+    /// finite when multiplied by `costBound` (cost_scale times the largest term scale; 0 when
+    /// no cost is read) and added to the score. Returns what the scan learnt of the scores.
+    static func check<T: Real>(
+        _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
+        costBound: Double, fearWeight: T, usesGold: Bool, needsArgmax: Bool, needsUnmaskedCount: Bool,
+        names: RowNames
+    ) throws(Failure) -> RowSurvey<T> {
+        let (maximum, index, unmasked, hasNaN) = switch (needsArgmax, needsUnmaskedCount) {
+        case (false, false): RowKernel.survey(scores, count: count, SurveyMaximum.self)
+        case (true, false): RowKernel.survey(scores, count: count, SurveyArgmax.self)
+        case (false, true): RowKernel.survey(scores, count: count, SurveyUnmasked.self)
+        case (true, true): RowKernel.survey(scores, count: count, SurveyAll.self)
+        }
+        if maximum == T.infinity || hasNaN {
+            // The slow path names the first +inf (a NaN row may hide one from the max).
+            for j in 0..<count where scores[j] == T.infinity {
+                throw .domain("\(names.score(j)) = inf: +inf is not a valid score (-inf masks a candidate)")
+            }
+        }
+        if maximum == -T.infinity, !hasNaN {
+            throw .domain("example \(names.example) has every candidate masked (-inf scores)")
+        }
+        if usesGold, scores[gold] == -T.infinity {
+            throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses the gold score")
+        }
+        // Costs that are read must be finite; with costBound > 0, a score plus its scaled cost
+        // must stay finite too, checked per candidate only when the largest score and the
+        // largest scaled cost together could overflow.
+        var largestCost = 1.0  // 0/1 costs
+        var augmented: T? = nil
+        if let costs {
+            let (largest, nonFinite, augmentedMaximum) = RowKernel.costSurvey(costs, scores: scores, count: count,
+                                                                                weight: fearWeight)
+            largestCost = largest.wide
+            augmented = augmentedMaximum
+            if nonFinite {
+                for j in 0..<count where scores[j] != -T.infinity && !costs[j].isFinite {
+                    throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example \(names.example))")
+                }
+            }
+        }
+        if costBound > 0 {
+            if (T.greatestFiniteMagnitude.wide + costBound * largestCost).isInfinite {
+                for j in 0..<count where scores[j] != -T.infinity {
+                    let s = scores[j].wide.magnitude
+                    let c = costs.map { $0[j].wide.magnitude } ?? 1
+                    guard !(s + costBound * c).isInfinite else {  // NaN scores pass
+                        if let costs {
+                            throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
+                        }
+                        throw .domain("\(names.score(j)) = \(describe(scores[j])) overflows when the scaled 0/1 cost (\(costBound)) is added")
+                    }
+                }
+            }
+        }
+        return RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: index, unmasked: unmasked,
+                         fearWeight: fearWeight, fearMaximum: hasNaN ? nil : augmented)
+    }
+}
+
+/// How messages name candidate j of an example: `scores[row, j]` / `cost[row, j]` in a dense
+/// row, `scores[offset + j]` / `cost[offset + j]` in a candidate list. Built only when a check
+/// fails.
+struct RowNames {
+    enum Layout {
+        case dense(scoreRow: Int, costRow: Int)
+        case list(offset: Int)
+    }
+    let example: Int
+    let layout: Layout
+
+    func score(_ j: Int) -> String { name("scores", j) }
+    func cost(_ j: Int) -> String { name("cost", j) }
+
+    private func name(_ buffer: String, _ j: Int) -> String {
+        switch layout {
+        case .dense(let scoreRow, let costRow): return "\(buffer)[\(buffer == "cost" ? costRow : scoreRow), \(j)]"
+        case .list(let offset): return "\(buffer)[\(offset + j)] (candidate \(j) of example \(example))"
+        }
+    }
+}
