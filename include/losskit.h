@@ -331,7 +331,9 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  *   LK_ERR_SIZE        n < 0; offsets[0] != 0; a decreasing offset; offsets[n] overflowing the
  *                      address space;
  *   LK_ERR_LABEL       a gold outside its list that is not -1 (weight != 0);
- *   LK_ERR_DOMAIN      an empty list of non-zero weight; otherwise as lk_dense_f32, per list.
+ *   LK_ERR_DOMAIN      an empty list of non-zero weight and gold -1 (with any other gold, the
+ *                      gold is outside the empty list: LK_ERR_LABEL, labels being checked
+ *                      first); otherwise as lk_dense_f32, per list.
  * Since 0.1.0. */
 lk_status lk_lists_f32(const lk_options *opt, int64_t n, const int64_t *offsets,
                        const float *scores, const int32_t *gold, const float *cost,
