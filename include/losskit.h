@@ -343,6 +343,103 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
                        const double *scores, const int32_t *gold, const double *cost,
                        const double *weight, double *loss, double *grad);
 
+/* ============================================================================================
+ * Linear chains — sequence labelling (CRF and friends).
+ * ========================================================================================== */
+
+/* Loss and gradients over n sequences of up to t_max positions, each position one of `tags`
+ * tags. The candidates of sequence i (length T = lengths[i]) are all its tag paths y, scored
+ *
+ *   s(y) = start[y_0] + sum_{t<T} emissions[i, t, y_t] + sum_{1<=t<T} transitions[y_{t-1}, y_t]
+ *          + end[y_{T-1}]
+ *
+ * with the cost of a path summed over its positions, c(y) = cost_scale * sum_t cost[i, t, y_t]
+ * (Hamming when cost is NULL: 1 per position whose tag is not the gold's). Every loss of
+ * lk_dense_f32 but SQUARED, SQUENTROPY and label smoothing (LK_ERR_UNSUPPORTED) has the same
+ * formula over this exponential candidate set, computed by dynamic programming in double,
+ * O(T tags^2) per sequence: forward-backward for LSE terms (LOG is the CRF negative
+ * log-likelihood), Viterbi over s + f c for MAX terms (HINGE is the structured SVM with margin
+ * rescaling), a lexicographic Viterbi (lowest cost, then highest score) for the oracle, and the
+ * first-order expectation semiring for RISK [LE09]. Ties: a max over tied paths is the gold
+ * path if it is among them, otherwise one of them, deterministically; the oracle breaks ties
+ * by highest score, then deterministically.
+ *
+ * -INFINITY forbids: a transition, a start or end tag, or a tag at a position (emission). A
+ * sequence with no allowed path is LK_ERR_DOMAIN, as is a forbidden gold path under a loss that
+ * uses the gold score. NaN anywhere in a sequence's inputs (or in transitions, start, end)
+ * makes its loss and gradients NaN. A sequence of length 0 has loss 0 and gradient 0.
+ * opt->ignore_label and opt->cost_layout are not read.
+ *
+ * Gradients: d_emissions (n*t_max*tags; 0 at positions >= length and for zero-weight
+ * sequences); d_transitions (tags*tags), d_start, d_end (tags): the shared parameters get the
+ * sum over sequences of each sequence's weighted gradient (divided by the summed weight under
+ * MEAN). Each gradient output is optional. Threads share a batch by work (positions * tags^2).
+ *
+ * @param opt          options (required).
+ * @param n            sequences, >= 0.   @param t_max  positions per sequence in the buffers, >= 0.
+ * @param tags         tags, >= 1 when n > 0.
+ * @param emissions    n*t_max*tags; positions >= lengths[i] are not read.
+ * @param transitions  tags*tags, [from][to]; read whenever n > 0.
+ * @param start, end   tags each, or NULL (zeros); read whenever n > 0.
+ * @param lengths      n lengths, each in [0, t_max].
+ * @param gold         n*t_max tags, each in [0, tags) at positions < lengths[i].
+ * @param cost         n*t_max*tags unscaled per-position costs, or NULL (Hamming). Read (where
+ *                     the emission is not -INFINITY) by the losses that read costs.
+ * @param weight       n weights, finite and >= 0, or NULL.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; emissions, transitions, lengths or gold NULL with n != 0;
+ *   LK_ERR_OPTION      as lk_dense_f32;
+ *   LK_ERR_UNSUPPORTED SQUARED, SQUENTROPY, label smoothing;
+ *   LK_ERR_SIZE        n, t_max or tags negative; tags = 0 with n > 0; a length outside
+ *                      [0, t_max] (weight != 0); a size overflowing the address space;
+ *   LK_ERR_LABEL       a gold tag outside [0, tags) at a position < length (weight != 0);
+ *   LK_ERR_DOMAIN      +INFINITY in emissions, transitions, start or end; a non-finite cost
+ *                      read, or one overflowing once scaled; a sequence with no allowed path;
+ *                      a forbidden gold path (losses that use the gold score); a bad weight.
+ * [LE09] Z. Li, J. Eisner. First- and Second-Order Expectation Semirings with Applications to
+ *        Minimum-Risk Training on Translation Forests. EMNLP 2009. Since 0.1.0. */
+lk_status lk_chain_f32(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                       const float *emissions, const float *transitions, const float *start,
+                       const float *end, const int32_t *lengths, const int32_t *gold,
+                       const float *cost, const float *weight, float *loss,
+                       float *d_emissions, float *d_transitions, float *d_start, float *d_end);
+/* As lk_chain_f32, in double. Since 0.1.0. */
+lk_status lk_chain_f64(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                       const double *emissions, const double *transitions, const double *start,
+                       const double *end, const int32_t *lengths, const int32_t *gold,
+                       const double *cost, const double *weight, double *loss,
+                       double *d_emissions, double *d_transitions, double *d_start, double *d_end);
+
+/* Decoding: the best path of each sequence (Viterbi) and its score. opt may be NULL (defaults);
+ * otherwise its size is checked and only opt->threads is read. path (n*t_max, required when
+ * n != 0) gets -1 at positions >= length; score (n) is optional. Ties go to the lowest tags. A
+ * sequence of length 0 has score 0 and an all -1 path; a NaN input makes its score NaN (and its
+ * path all -1).
+ * @return LK_OK; LK_ERR_NULL, LK_ERR_OPTION, LK_ERR_SIZE as lk_chain_f32 (path NULL with
+ *         n != 0 is LK_ERR_NULL); LK_ERR_DOMAIN for +INFINITY in a score read or a sequence
+ *         with no allowed path. Since 0.1.0. */
+lk_status lk_chain_viterbi_f32(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                               const float *emissions, const float *transitions,
+                               const float *start, const float *end, const int32_t *lengths,
+                               int32_t *path, float *score);
+lk_status lk_chain_viterbi_f64(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                               const double *emissions, const double *transitions,
+                               const double *start, const double *end, const int32_t *lengths,
+                               int32_t *path, double *score);
+
+/* Posteriors: marginals[i, t, y] = p(y_t = y) under p(y) = exp(s(y)) / Z (n*t_max*tags,
+ * required when n != 0; 0 at positions >= length) and log Z (n, optional). opt as for Viterbi.
+ * A sequence of length 0 has log Z 0 and zero marginals; a NaN input makes its log Z and
+ * marginals NaN. Errors as lk_chain_viterbi_f32. Since 0.1.0. */
+lk_status lk_chain_marginals_f32(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                                 const float *emissions, const float *transitions,
+                                 const float *start, const float *end, const int32_t *lengths,
+                                 float *marginals, float *log_z);
+lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
+                                 const double *emissions, const double *transitions,
+                                 const double *start, const double *end, const int32_t *lengths,
+                                 double *marginals, double *log_z);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -40,18 +40,18 @@ struct Batch<T: Real> {
         return counted
     }
 
-    /// Runs `check(i)` for every example, chunk by chunk on up to `threads` threads, and throws
-    /// the failure of the lowest example, as a sequential scan would.
-    func validate(_ chunks: Chunks, threads: Int, _ check: (Int) throws(Failure) -> Void) throws(Failure) {
+    /// Runs `check(i, worker)` for every example, chunk by chunk on up to `threads` threads,
+    /// and throws the failure of the lowest example, as a sequential scan would.
+    func validate(_ chunks: Chunks, threads: Int, _ check: (_ i: Int, _ worker: Int) throws(Failure) -> Void) throws(Failure) {
         if threads <= 1 {
-            for i in 0..<count { try check(i) }
+            for i in 0..<count { try check(i, 0) }
             return
         }
         var failures = [Failure?](repeating: nil, count: chunks.count)
         failures.withUnsafeMutableBufferPointer { failures in
-            Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, _ in
+            Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
                 do throws(Failure) {
-                    for i in chunks.range(chunk) { try check(i) }
+                    for i in chunks.range(chunk) { try check(i, worker) }
                 } catch {
                     failures[chunk] = error
                 }
@@ -61,14 +61,14 @@ struct Batch<T: Real> {
     }
 
     /// The computing pass over validated input, chunk by chunk on up to `threads` threads.
-    /// `evaluate(i, c, worker)` returns example i's unweighted loss and sets its gradient to c
-    /// times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
+    /// `evaluate(i, c, worker, chunk)` returns example i's unweighted loss and sets its gradient
+    /// to c times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
     /// `denominator` returned; `partials` has room for one value per chunk.
     func run(loss: UnsafeMutablePointer<T>?, counted: Double,
              chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
-             evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int) -> Double)
+             evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double)
     {
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
             var total = 0.0
@@ -79,7 +79,7 @@ struct Batch<T: Real> {
                     if reduction == .none { loss?[i] = 0 }
                     continue
                 }
-                let value = evaluate(i, reduction == .mean ? w / counted : w, worker)
+                let value = evaluate(i, reduction == .mean ? w / counted : w, worker, chunk)
                 total += w * value
                 if reduction == .none { loss?[i] = T(rounding: w * value) }
             }

@@ -56,7 +56,7 @@ enum Dense {
         let threads = Parallel.threads(requested: options.threads, elements: elements, chunks: chunks.count)
         let surveys = try Scratch<RowSurvey<T>>(n, "the row surveys")
         defer { surveys.free() }
-        try batch.validate(chunks, threads: threads) { (i: Int) throws(Failure) in
+        try batch.validate(chunks, threads: threads) { (i: Int, _: Int) throws(Failure) in
             guard gold[i] != ignore else { return }
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { return }
@@ -82,7 +82,7 @@ enum Dense {
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: isIgnored,
             skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
-            evaluate: { i, coefficient, worker in
+            evaluate: { i, coefficient, worker, _ in
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,

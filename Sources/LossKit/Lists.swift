@@ -69,7 +69,7 @@ enum Lists {
         let golds = try Scratch<Int>(n, "the gold or oracle of each list")
         defer { golds.free() }
         let costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
-        try batch.validate(chunks, threads: threads) { (i: Int) throws(Failure) in
+        try batch.validate(chunks, threads: threads) { (i: Int, _: Int) throws(Failure) in
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { return }
             guard length(i) > 0 else {
@@ -102,7 +102,7 @@ enum Lists {
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: { _ in false },
             skip: { i in grad?.advanced(by: start(i)).update(repeating: 0, count: length(i)) },
-            evaluate: { i, coefficient, worker in
+            evaluate: { i, coefficient, worker, _ in
                 let example = FlatCandidates(
                     scores: scores + start(i), count: length(i), goldIndex: golds[i],
                     costs: cost.map { $0 + start(i) }, costScale: options.costScale,

@@ -4,11 +4,13 @@ import CLossKit
 enum StructureKind {
     case dense
     case lists
+    case chains
 
     /// Whether candidates can be summed over one by one (the square losses, label smoothing).
     var enumeratesCandidates: Bool {
         switch self {
         case .dense, .lists: return true
+        case .chains: return false
         }
     }
 
@@ -19,6 +21,7 @@ enum StructureKind {
         switch self {
         case .dense: return "dense rows"
         case .lists: return "candidate lists"
+        case .chains: return "linear chains"
         }
     }
 }
@@ -45,6 +48,19 @@ struct Options {
     /// The first published layout of `lk_options` (112 bytes on x86-64); a smaller `size` is
     /// rejected.
     static let firstLayoutSize = 112
+
+    /// The options of a decoding call (Viterbi, marginals): `opt` may be NULL (defaults); else its
+    /// size is checked and only `threads` is read.
+    static func decoding(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> Int {
+        guard let raw else { return 0 }
+        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
+        guard size >= firstLayoutSize else {
+            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
+        }
+        let threads = raw.pointee.threads
+        guard threads >= 0 else { throw .option("opt->threads = \(threads) is negative") }
+        return Int(threads)
+    }
 
     /// Validates `raw` for `structure` in the order DESIGN.md §2 gives: NULL, then options.
     /// Only the options the chosen loss uses are validated (and read).

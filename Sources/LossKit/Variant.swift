@@ -43,6 +43,39 @@ struct Variant {
         UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
     ) -> lk_status
 
+    typealias ChainF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias ViterbiF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Int32>?, UnsafeMutablePointer<Int32>?,
+        UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias MarginalsF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Int32>?, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias ChainF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Double>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?,
+        UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
+    ) -> lk_status
+    typealias ViterbiF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Double>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafePointer<Int32>?, UnsafeMutablePointer<Int32>?,
+        UnsafeMutablePointer<Double>?
+    ) -> lk_status
+    typealias MarginalsF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Double>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafePointer<Int32>?, UnsafeMutablePointer<Double>?,
+        UnsafeMutablePointer<Double>?
+    ) -> lk_status
+
     let level: StaticString
     let lastError: @convention(c) () -> UnsafePointer<CChar>?
     let optionsInit: @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
@@ -50,6 +83,12 @@ struct Variant {
     let denseF64: DenseF64
     let listsF32: ListsF32
     let listsF64: ListsF64
+    let chainF32: ChainF32
+    let chainF64: ChainF64
+    let viterbiF32: ViterbiF32
+    let viterbiF64: ViterbiF64
+    let marginalsF32: MarginalsF32
+    let marginalsF64: MarginalsF64
 
     /// The variant in use, or nil to compute here (baseline). Swift initialises a global once,
     /// thread-safely, on first use.
@@ -90,13 +129,21 @@ struct Variant {
               let denseF32 = symbol("lk_dense_f32", as: DenseF32.self),
               let denseF64 = symbol("lk_dense_f64", as: DenseF64.self),
               let listsF32 = symbol("lk_lists_f32", as: ListsF32.self),
-              let listsF64 = symbol("lk_lists_f64", as: ListsF64.self)
+              let listsF64 = symbol("lk_lists_f64", as: ListsF64.self),
+              let chainF32 = symbol("lk_chain_f32", as: ChainF32.self),
+              let chainF64 = symbol("lk_chain_f64", as: ChainF64.self),
+              let viterbiF32 = symbol("lk_chain_viterbi_f32", as: ViterbiF32.self),
+              let viterbiF64 = symbol("lk_chain_viterbi_f64", as: ViterbiF64.self),
+              let marginalsF32 = symbol("lk_chain_marginals_f32", as: MarginalsF32.self),
+              let marginalsF64 = symbol("lk_chain_marginals_f64", as: MarginalsF64.self)
         else {
             dlclose(handle)
             return nil
         }
         return Variant(level: level, lastError: lastError, optionsInit: optionsInit,
-                       denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64)
+                       denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64,
+                       chainF32: chainF32, chainF64: chainF64, viterbiF32: viterbiF32, viterbiF64: viterbiF64,
+                       marginalsF32: marginalsF32, marginalsF64: marginalsF64)
     }
 }
 #endif

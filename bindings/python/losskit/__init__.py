@@ -5,16 +5,19 @@
     >>> round(float(r.loss), 6)   # log(4/3)
     0.287682
 
-Every loss of include/losskit.h over dense class rows (losskit.dense) and over candidate lists
-of varying length (losskit.lists, losskit.lists.from_arrays); float64 input is computed by the
+Every loss of include/losskit.h over dense class rows (losskit.dense), candidate lists of
+varying length (losskit.lists, losskit.lists.from_arrays) and linear chains (losskit.chain,
+with losskit.viterbi and losskit.marginals); float64 input is computed by the
 _f64 functions, anything else in float32. Failures raise LossKitError carrying the library's message.
 """
 
 from ._native import LossKitError, library_path, lib as _lib
 from ._dense import DenseResult, dense
 from ._lists import ListsResult, lists
+from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, marginals, viterbi
 
-__all__ = ["dense", "DenseResult", "lists", "ListsResult", "LossKitError", "version", "version_number", "cpu_level",
+__all__ = ["dense", "DenseResult", "lists", "ListsResult", "chain", "ChainResult", "viterbi",
+           "ViterbiResult", "marginals", "MarginalsResult", "LossKitError", "version", "version_number", "cpu_level",
            "library_path"]
 
 

@@ -98,6 +98,12 @@ _PROTOTYPES = [
     ("lk_dense_f64", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_lists_f32", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_lists_f64", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
+    ("lk_chain_f32", [_opt, _i64, _i64, _i64] + [_p] * 13, _i32),
+    ("lk_chain_f64", [_opt, _i64, _i64, _i64] + [_p] * 13, _i32),
+    ("lk_chain_viterbi_f32", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
+    ("lk_chain_viterbi_f64", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
+    ("lk_chain_marginals_f32", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
+    ("lk_chain_marginals_f64", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
 ]
 
 

@@ -1,0 +1,410 @@
+import CLossKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Linear chains (DESIGN.md §4.4): n sequences of up to t_max positions over `tags` tags,
+/// emissions n x t_max x tags, shared transitions [from][to], start and end scores; each
+/// sequence is a `ChainExample`, whose candidates are all its tag paths.
+enum Chains {
+    /// Pointers, then sizes (n, t_max, tags, each read length), for every chain entry point.
+    /// `readsLength(i)` says whether sequence i is read (zero-weight sequences are not).
+    static func checkShape<T: Real>(
+        n n64: Int64, tMax t64: Int64, tags l64: Int64, emissions: UnsafePointer<T>?,
+        transitions: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
+        required: [(Bool, String)], readsLength: (Int) -> Bool
+    ) throws(Failure) -> (n: Int, tMax: Int, tags: Int)? {
+        if n64 != 0 {
+            guard emissions != nil else { throw .null("emissions is NULL (required when n != 0)") }
+            guard transitions != nil else { throw .null("transitions is NULL (required when n != 0)") }
+            guard lengths != nil else { throw .null("lengths is NULL (required when n != 0)") }
+            for (present, name) in required where !present { throw .null("\(name) is NULL (required when n != 0)") }
+        }
+        guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
+        guard t64 >= 0 else { throw .size("t_max = \(t64) is negative") }
+        guard l64 >= 0 else { throw .size("tags = \(l64) is negative") }
+        guard let n = Int(exactly: n64), let tMax = Int(exactly: t64), let tags = Int(exactly: l64) else {
+            throw .size("n, t_max, tags do not fit this platform's address space")
+        }
+        guard n > 0, let lengths else { return nil }
+        guard tags >= 1 else { throw .size("tags = 0, but a chain needs at least one tag when n > 0") }
+        let positions = try elementCount(n, tMax, of: T.self, "n * t_max")
+        _ = try elementCount(positions, tags, of: T.self, "n * t_max * tags")
+        _ = try elementCount(tags, tags, of: Double.self, "tags * tags (transitions)")
+        for i in 0..<n where readsLength(i) {
+            guard lengths[i] >= 0, Int(lengths[i]) <= tMax else {
+                throw .size("lengths[\(i)] = \(lengths[i]) is outside [0, t_max = \(tMax)]")
+            }
+        }
+        return (n, tMax, tags)
+    }
+
+    /// The model in double (start and end zeros when NULL), checked: +inf is LK_ERR_DOMAIN, NaN
+    /// makes every sequence NaN.
+    static func model<T: Real>(tags: Int, transitions: UnsafePointer<T>, start: UnsafePointer<T>?,
+                               end: UnsafePointer<T>?) throws(Failure) -> (ChainModel, Bool, Scratch<Double>) {
+        let storage = try Scratch<Double>(tags * tags + 2 * tags, "the model in double")
+        var hasNaN = false
+        for j in 0..<(tags * tags) {
+            let v = transitions[j]
+            if v == T.infinity {
+                storage.free()
+                throw .domain("transitions[\(j / tags), \(j % tags)] = inf: +inf is not a valid score (-inf forbids a transition)")
+            }
+            hasNaN = hasNaN || v.isNaN
+            storage[j] = v.wide
+        }
+        for (offset, buffer, name) in [(tags * tags, start, "start"), (tags * tags + tags, end, "end")] {
+            for y in 0..<tags {
+                let v = buffer.map { $0[y].wide } ?? 0
+                if v == .infinity {
+                    storage.free()
+                    throw .domain("\(name)[\(y)] = inf: +inf is not a valid score (-inf forbids the tag)")
+                }
+                hasNaN = hasNaN || v.isNaN
+                storage[offset + y] = v
+            }
+        }
+        let model = ChainModel(tags: tags, transitions: storage.base, start: storage.base + tags * tags,
+                               end: storage.base + tags * tags + tags)
+        return (model, hasNaN, storage)
+    }
+
+    /// The emissions of sequence i (positions < length): +inf is LK_ERR_DOMAIN; returns whether
+    /// one is NaN.
+    static func checkEmissions<T: Real>(_ e: UnsafePointer<T>, sequence i: Int, length: Int, tags: Int) throws(Failure) -> Bool {
+        var hasNaN = false
+        for j in 0..<(length * tags) {
+            if e[j] == T.infinity {
+                throw .domain("emissions[\(i), \(j / tags), \(j % tags)] = inf: +inf is not a valid score (-inf forbids the tag)")
+            }
+            hasNaN = hasNaN || e[j].isNaN
+        }
+        return hasNaN
+    }
+
+    /// Chunk boundaries balanced by work (positions x tags^2), and at most as many chunks as
+    /// keep the per-chunk accumulators of the shared parameters small; input-determined.
+    static func chunks(lengths: UnsafePointer<Int32>, n: Int, tags: Int) throws(Failure) -> (Scratch<Int>, Int) {
+        let perPosition = Swift.max(1, tags * tags)
+        var total = 0
+        for i in 0..<n { total += Swift.max(1, Int(lengths[i])) * perPosition }
+        let maxChunks = Swift.max(1, Swift.min(64, (1 << 24) / (tags * tags + 2 * tags)))
+        let target = Swift.max(Chunks.target, (total + maxChunks - 1) / maxChunks)
+        let starts = try Scratch<Int>(n + 1, "the chunk boundaries")
+        var count = 0, done = 0, next = target
+        starts[0] = 0
+        for i in 0..<n {
+            if done >= next, i > 0 {
+                count += 1
+                starts[count] = i
+                next = done + target
+            }
+            done += Swift.max(1, Int(lengths[i])) * perPosition
+        }
+        count += 1
+        starts[count] = n
+        return (starts, count)
+    }
+
+    // MARK: The loss
+
+    static func compute<T: Real>(
+        _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
+        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
+        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, gold: UnsafePointer<Int32>?,
+        cost: UnsafePointer<T>?, weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
+        dEmissions: UnsafeMutablePointer<T>?, dTransitions: UnsafeMutablePointer<T>?,
+        dStart: UnsafeMutablePointer<T>?, dEnd: UnsafeMutablePointer<T>?
+    ) throws(Failure) {
+        let options = try Options.parse(opt, for: .chains)
+        let recipe = options.recipe
+        let batch = LossKit.Batch<T>(count: Int(Swift.max(0, Swift.min(n64, Int64(Int.max / 16)))), weights: weight,
+                                     reduction: options.reduction)
+        guard let (n, tMax, tags) = try checkShape(
+            n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
+            required: [(gold != nil, "gold")], readsLength: { !batch.hasZeroWeight($0) }),
+            let emissions, let transitions, let lengths, let gold
+        else {
+            batch.writeEmpty(loss)
+            // An empty batch: nothing is read, and the gradient of the 0 written is 0.
+            let l = Int(l64), (squared, overflow) = l.multipliedReportingOverflow(by: l)
+            if !overflow {
+                dTransitions?.update(repeating: 0, count: squared)
+                dStart?.update(repeating: 0, count: l)
+                dEnd?.update(repeating: 0, count: l)
+            }
+            return
+        }
+        let length = { (i: Int) in Int(lengths[i]) }
+
+        // Gold tags, at the positions of each sequence of non-zero weight.
+        for i in 0..<n where !batch.hasZeroWeight(i) {
+            for t in 0..<length(i) {
+                let g = gold[i * tMax + t]
+                guard g >= 0, Int(g) < tags else {
+                    throw .label("gold[\(i), \(t)] = \(g) is outside [0, \(tags)) (sequence \(i), length \(length(i)))")
+                }
+            }
+        }
+
+        // Values: the model (read whenever n > 0), then each read sequence.
+        let (model, modelHasNaN, modelStorage) = try Chains.model(tags: tags, transitions: transitions, start: start, end: end)
+        defer { modelStorage.free() }
+        let (chunkStarts, chunkCount) = try chunks(lengths: lengths, n: n, tags: tags)
+        defer { chunkStarts.free() }
+        let chunked = Chunks(starts: chunkStarts.base, count: chunkCount, examples: n)
+        var work = 0
+        for i in 0..<n { work += length(i) * tags * tags }
+        let threads = Parallel.threads(requested: options.threads, elements: work, chunks: chunkCount)
+        let sizes = ChainScratch.sizes(positions: Swift.max(tMax, 1), tags: tags)
+        let doubles = try Scratch<Double>(threads * sizes.doubles, "the chain tables")
+        defer { doubles.free() }
+        let ints = try Scratch<Int32>(threads * sizes.ints, "the chain back-pointers")
+        defer { ints.free() }
+        let bools = try Scratch<Bool>(threads * sizes.bools, "the chain reachability")
+        defer { bools.free() }
+        let nanFlags = try Scratch<Bool>(n, "the NaN flags")
+        defer { nanFlags.free() }
+        let scratch = { (worker: Int) in
+            ChainScratch(doubles: doubles.base + worker * sizes.doubles, ints: ints.base + worker * sizes.ints,
+                         bools: bools.base + worker * sizes.bools, positions: Swift.max(tMax, 1), tags: tags)
+        }
+        let readsCosts = recipe.readsCosts
+        let costBound = readsCosts ? options.costScale * recipe.costFactor : 0
+        try batch.validate(chunked, threads: threads) { (i: Int, worker: Int) throws(Failure) in
+            try batch.checkWeight(i)
+            if batch.hasZeroWeight(i) { return }
+            let e = emissions + i * tMax * tags, T_ = length(i)
+            nanFlags[i] = try checkEmissions(e, sequence: i, length: T_, tags: tags) || modelHasNaN
+            guard T_ > 0 else { return }
+            if readsCosts, let cost {
+                let c = cost + i * tMax * tags
+                for j in 0..<(T_ * tags) where e[j] != -T.infinity {
+                    guard c[j].isFinite else {
+                        throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) is not finite")
+                    }
+                    guard !(e[j].wide.magnitude + costBound * c[j].wide.magnitude).isInfinite else {
+                        throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) overflows when scaled (\(costBound)) and added to its emission")
+                    }
+                }
+            }
+            guard !nanFlags[i] else { return }
+            let s = scratch(worker)
+            guard ChainDP.hasPath(model, emissions: e, length: T_, reach: s.reach.0, next: s.reach.1) else {
+                throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")
+            }
+            if recipe.usesGoldScore {
+                let g = gold + i * tMax
+                if let t = forbiddenStep(model, emissions: e, length: T_, path: g) {
+                    throw .domain("the gold path of sequence \(i) is forbidden at position \(t) (a -inf score or transition), but this loss uses the gold score")
+                }
+            }
+        }
+        let counted = try batch.denominator(isIgnored: { _ in false })
+
+        // The computing pass: each chunk sums its sequences' shared gradients separately.
+        let shared = tags * tags + 2 * tags
+        let wantShared = dTransitions != nil || dStart != nil || dEnd != nil
+        let accumulators = try Scratch<Double>(wantShared ? chunkCount * shared : 0, "the shared gradients")
+        defer { accumulators.free() }
+        if wantShared { accumulators.base.update(repeating: 0, count: chunkCount * shared) }
+        let partials = try Scratch<Double>(chunkCount, "the per-chunk sums")
+        defer { partials.free() }
+        batch.run(
+            loss: loss, counted: counted, chunks: chunked, threads: threads, partials: partials,
+            isIgnored: { _ in false },
+            skip: { i in dEmissions?.advanced(by: i * tMax * tags).update(repeating: 0, count: tMax * tags) },
+            evaluate: { i, coefficient, worker, chunk in
+                let T_ = length(i)
+                let rows = dEmissions.map { $0 + i * tMax * tags }
+                rows?.advanced(by: T_ * tags).update(repeating: 0, count: (tMax - T_) * tags)
+                guard T_ > 0 else { return 0 }
+                let chunkAccumulator = wantShared ? accumulators.base + chunk * shared : nil
+                let example = ChainExample(
+                    model: model, emissions: emissions + i * tMax * tags, costs: cost.map { $0 + i * tMax * tags },
+                    goldPath: gold + i * tMax, length: T_, costScale: options.costScale, isNaN: nanFlags[i],
+                    gradient: ChainGradient(emissions: rows,
+                                            transitions: dTransitions == nil ? nil : chunkAccumulator,
+                                            start: dStart == nil ? nil : chunkAccumulator.map { $0 + tags * tags },
+                                            end: dEnd == nil ? nil : chunkAccumulator.map { $0 + tags * tags + tags }),
+                    scratch: scratch(worker))
+                return recipe.loss(on: example, gradientTimes: coefficient)
+            })
+
+        // The shared gradients: the chunks' sums, in chunk order.
+        if wantShared {
+            for (output, offset, count) in [(dTransitions, 0, tags * tags), (dStart, tags * tags, tags),
+                                             (dEnd, tags * tags + tags, tags)] {
+                guard let output else { continue }
+                for j in 0..<count {
+                    var total = 0.0
+                    for chunk in 0..<chunkCount { total += accumulators[chunk * shared + offset + j] }
+                    output[j] = T(rounding: total)
+                }
+            }
+        }
+    }
+
+    /// The first position at which a path's score becomes -inf (start, emission, transition or
+    /// end), or nil if it is allowed.
+    static func forbiddenStep<T: Real>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
+                                       path: UnsafePointer<Int32>) -> Int? {
+        let L = model.tags
+        for t in 0..<length {
+            let y = Int(path[t])
+            if e[t * L + y] == -T.infinity { return t }
+            if t == 0, model.start[y] == -.infinity { return 0 }
+            if t > 0, model.transitions[Int(path[t - 1]) * L + y] == -.infinity { return t }
+            if t == length - 1, model.end[y] == -.infinity { return t }
+        }
+        return nil
+    }
+
+    // MARK: Decoding
+
+    /// Validation shared by Viterbi and the marginals: options, shape, model, each sequence's
+    /// emissions and that it has an allowed path. Returns nil for an empty batch.
+    static func checkDecoding<T: Real>(
+        _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
+        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
+        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, output: (Bool, String)
+    ) throws(Failure) -> Decoding<T>? {
+        let requested = try Options.decoding(opt)
+        guard let (n, tMax, tags) = try checkShape(
+            n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
+            required: [output], readsLength: { _ in true }),
+            let emissions, let transitions, let lengths
+        else { return nil }
+        let (model, modelHasNaN, storage) = try Chains.model(tags: tags, transitions: transitions, start: start, end: end)
+        var ok = false
+        defer { if !ok { storage.free() } }
+        let (chunkStarts, chunkCount) = try chunks(lengths: lengths, n: n, tags: tags)
+        var ok2 = false
+        defer { if !ok2 { chunkStarts.free() } }
+        var work = 0
+        for i in 0..<n { work += Int(lengths[i]) * tags * tags }
+        let threads = Parallel.threads(requested: requested, elements: work, chunks: chunkCount)
+        let sizes = ChainScratch.sizes(positions: Swift.max(tMax, 1), tags: tags)
+        let decoding = try Decoding(n: n, tMax: tMax, tags: tags, emissions: emissions, lengths: lengths, model: model,
+                                    storage: storage, chunkStarts: chunkStarts, chunkCount: chunkCount,
+                                    threads: threads, sizes: sizes)
+        ok = true
+        ok2 = true
+        var failed = true
+        defer { if failed { decoding.free() } }
+        try LossKit.Batch<T>(count: n, weights: nil, reduction: .none).validate(decoding.chunks, threads: threads) {
+            (i: Int, worker: Int) throws(Failure) in
+            let e = emissions + i * tMax * tags, length = Int(lengths[i])
+            decoding.nanFlags[i] = try checkEmissions(e, sequence: i, length: length, tags: tags) || modelHasNaN
+            guard length > 0, !decoding.nanFlags[i] else { return }
+            let s = decoding.scratch(worker)
+            guard ChainDP.hasPath(model, emissions: e, length: length, reach: s.reach.0, next: s.reach.1) else {
+                throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")
+            }
+        }
+        failed = false
+        return decoding
+    }
+
+    /// The checked arguments and working memory of a decoding call.
+    struct Decoding<T: Real> {
+        let n: Int, tMax: Int, tags: Int
+        let emissions: UnsafePointer<T>
+        let lengths: UnsafePointer<Int32>
+        let model: ChainModel
+        let storage: Scratch<Double>
+        let chunkStarts: Scratch<Int>
+        let chunks: Chunks
+        let threads: Int
+        let sizes: (doubles: Int, ints: Int, bools: Int)
+        let doubles: Scratch<Double>, ints: Scratch<Int32>, bools: Scratch<Bool>, nanFlags: Scratch<Bool>
+
+        init(n: Int, tMax: Int, tags: Int, emissions: UnsafePointer<T>, lengths: UnsafePointer<Int32>,
+             model: ChainModel, storage: Scratch<Double>, chunkStarts: Scratch<Int>, chunkCount: Int, threads: Int,
+             sizes: (doubles: Int, ints: Int, bools: Int)) throws(Failure) {
+            (self.n, self.tMax, self.tags, self.emissions, self.lengths, self.model) = (n, tMax, tags, emissions, lengths, model)
+            (self.storage, self.chunkStarts, self.threads, self.sizes) = (storage, chunkStarts, threads, sizes)
+            chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: n)
+            doubles = try Scratch<Double>(threads * sizes.doubles, "the chain tables")
+            ints = try Scratch<Int32>(threads * sizes.ints, "the chain back-pointers")
+            bools = try Scratch<Bool>(threads * sizes.bools, "the chain reachability")
+            nanFlags = try Scratch<Bool>(n, "the NaN flags")
+        }
+
+        func scratch(_ worker: Int) -> ChainScratch {
+            ChainScratch(doubles: doubles.base + worker * sizes.doubles, ints: ints.base + worker * sizes.ints,
+                         bools: bools.base + worker * sizes.bools, positions: Swift.max(tMax, 1), tags: tags)
+        }
+
+        /// sequence i's emissions in double, into scratch.augmented.
+        func emissionsInDouble(_ i: Int, _ s: ChainScratch) -> UnsafePointer<Double> {
+            let e = emissions + i * tMax * tags
+            for j in 0..<(Int(lengths[i]) * tags) { s.augmented[j] = e[j].wide }
+            return UnsafePointer(s.augmented)
+        }
+
+        func free() {
+            storage.free(); chunkStarts.free(); doubles.free(); ints.free(); bools.free(); nanFlags.free()
+        }
+    }
+
+    static func viterbi<T: Real>(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
+        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
+        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
+        path: UnsafeMutablePointer<Int32>?, score: UnsafeMutablePointer<T>?
+    ) throws(Failure) {
+        guard let d = try checkDecoding(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
+                                        start: start, end: end, lengths: lengths, output: (path != nil, "path")),
+              let path
+        else { return }
+        defer { d.free() }
+        Parallel.forEach(chunks: d.chunks.count, threads: d.threads) { chunk, worker in
+            let s = d.scratch(worker)
+            for i in d.chunks.range(chunk) {
+                let length = Int(d.lengths[i]), out = path + i * d.tMax
+                out.update(repeating: -1, count: d.tMax)
+                guard length > 0 else { score?[i] = 0; continue }
+                guard !d.nanFlags[i] else { score?[i] = .nan; continue }
+                let best = ChainDP.viterbi(d.model, emissions: d.emissionsInDouble(i, s), length: length,
+                                           delta: s.delta, pointers: s.pointers, path: out)
+                score?[i] = T(rounding: best)
+            }
+        }
+    }
+
+    static func marginals<T: Real>(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
+        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
+        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
+        marginals: UnsafeMutablePointer<T>?, logZ: UnsafeMutablePointer<T>?
+    ) throws(Failure) {
+        guard let d = try checkDecoding(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
+                                        start: start, end: end, lengths: lengths, output: (marginals != nil, "marginals")),
+              let marginals
+        else { return }
+        defer { d.free() }
+        let L = d.tags
+        Parallel.forEach(chunks: d.chunks.count, threads: d.threads) { chunk, worker in
+            let s = d.scratch(worker)
+            for i in d.chunks.range(chunk) {
+                let length = Int(d.lengths[i]), out = marginals + i * d.tMax * L
+                out.update(repeating: 0, count: d.tMax * L)
+                guard length > 0 else { logZ?[i] = 0; continue }
+                guard !d.nanFlags[i] else {
+                    out.update(repeating: .nan, count: length * L)
+                    logZ?[i] = .nan
+                    continue
+                }
+                let e = d.emissionsInDouble(i, s)
+                let z = ChainDP.forward(d.model, emissions: e, length: length, alpha: s.alpha, work: s.work)
+                ChainDP.backward(d.model, emissions: e, length: length, beta: s.beta)
+                for j in 0..<(length * L) {
+                    out[j] = T(rounding: Glibc.exp(s.alpha[j] + s.beta[j] - z))
+                }
+                logZ?[i] = T(rounding: z)
+            }
+        }
+    }
+}
