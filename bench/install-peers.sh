@@ -3,11 +3,12 @@
 # only: nothing in the Makefile, the setup, the tests or CI calls this script.
 #
 #   bench/install-peers.sh jax      jax + optax (small)
-#   bench/install-peers.sh torch    torch (the Linux wheel pulls CUDA packages: several GB)
-#   bench/install-peers.sh all      all three
+#   bench/install-peers.sh torch    torch + pytorch-crf (the Linux wheel pulls CUDA packages:
+#                                   several GB)
+#   bench/install-peers.sh all      all of them
 #   add --dry-run to print the pip command instead of running it
 #
-# Then: cd bindings/python && python3 -m pytest -q tests/test_peers.py
+# Then: cd bindings/python && python3 -m pytest -q tests/test_peers.py tests/test_chains.py
 # PYTHON selects the interpreter (default python3), as in the Makefile.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ requirements="$here/requirements-peers.txt"
 python="${PYTHON:-python3}"
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -35,7 +36,7 @@ done
 # The requirement lines (with their version bounds) of the chosen peers.
 case "$what" in
     jax)   pattern='^(jax|optax)[<>=!~ ]' ;;
-    torch) pattern='^torch[<>=!~ ]' ;;
+    torch) pattern='^(torch|pytorch-crf)[<>=!~ ]' ;;
     all)   pattern='^[A-Za-z]' ;;
 esac
 mapfile -t packages < <(grep -E "$pattern" "$requirements")

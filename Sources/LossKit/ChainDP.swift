@@ -11,13 +11,155 @@ import Glibc
 /// the marginals), Viterbi with back-pointers, the lexicographic Viterbi of the oracle (lowest
 /// cost, then highest score) and the first-order expectation semiring of the risk
 /// (Li & Eisner 2009). -inf forbids a tag or a transition; the programs never form NaN from it.
-/// Tables are row-major T x L; transitions are [from][to].
+///
+/// Layout: every row over tags — the transitions' [from][to] rows, start, end, and the T x L
+/// tables — is padded to `stride`, a whole number of vectors, with -inf (a tag that does not
+/// exist), so that the inner loops over "to" tags run on whole vectors only (TagVectors).
 struct ChainModel {
     let tags: Int
-    /// tags * tags, [from][to].
+    /// Row length of every table: tags rounded up to whole vectors.
+    let stride: Int
+    /// tags rows of `stride`, [from][to]; -inf in the padding.
     let transitions: UnsafePointer<Double>
+    /// `stride` each, -inf in the padding.
     let start: UnsafePointer<Double>
     let end: UnsafePointer<Double>
+    /// exp(transitions - transitionMax), 0 where forbidden and in the padding: the scaled
+    /// programs multiply by it instead of taking L^2 exps per position; and its transpose
+    /// ([to][from], rows of `stride`), for the backward pass.
+    let expTransitions: UnsafePointer<Double>
+    let expTransitionsTransposed: UnsafePointer<Double>
+    /// The largest finite transition, and the spread of the finite ones (max - min).
+    let transitionMax: Double
+    let transitionRange: Double
+    /// `stride` ones (a neutral row).
+    let ones: UnsafePointer<Double>
+    /// For up to 64 tags: the bit mask of the tags that may precede each tag (a finite or NaN
+    /// transition into it).
+    let allowedPredecessors: UnsafePointer<UInt64>?
+
+    static func stride(tags: Int) -> Int {
+        (tags + Double.laneCount - 1) / Double.laneCount * Double.laneCount
+    }
+}
+
+/// The forward-backward of a chain in scaled probability space (Rabiner's scaling), which
+/// replaces the L^2 exps per position of the log-space programs by L^2 multiply-adds with
+/// exp(transitions) and L exps: alpha-hat[t] = normalise((alpha-hat[t-1] E) * psi[t]), with
+/// psi[t] = exp(e[t] - max e[t]) and the normalisers kept in log. It is exact as long as the
+/// largest term of every sum is a normal double: each program checks, at each step, that the
+/// spreads of the values it multiplies (the table's smallest non-zero entry against its max,
+/// the transitions', the emissions') leave that margin, and gives up (nil) otherwise — the
+/// caller then runs the log-space programs, which are exact for any input (-inf constraints
+/// and scores a thousand apart included).
+enum ScaledChain {
+    /// How far below 0 (in log) the largest term of a sum may fall: e^-690 is a normal double
+    /// with 2^40 to spare.
+    static let margin = 690.0
+
+    /// Whether the positive entries of row[0..<count] lie within a factor `limit` of each other.
+    @inline(__always) static func within(_ row: UnsafePointer<Double>, count: Int, _ limit: Double) -> Bool {
+        var top = 0.0, bottom = Double.infinity
+        for y in 0..<count where row[y] > 0 {
+            top = Swift.max(top, row[y])
+            bottom = Swift.min(bottom, row[y])
+        }
+        return top <= limit * bottom || top == 0
+    }
+
+    /// The margin left by the transitions, shared out between a table's spread and the
+    /// emissions' (a sufficient condition, checked without a log: each gets half).
+    @inline(__always) static func halves(_ model: ChainModel) -> (log: Double, factor: Double) {
+        let half = (margin - model.transitionRange) / 2
+        return (half, exp(half))
+    }
+
+    /// max and (max - min) of the finite entries of row[0..<count].
+    @inline(__always) static func finiteRange(_ row: UnsafePointer<Double>, count: Int) -> (max: Double, range: Double) {
+        var top = -Double.infinity, bottom = Double.infinity
+        for y in 0..<count where row[y].isFinite {
+            top = Swift.max(top, row[y])
+            bottom = Swift.min(bottom, row[y])
+        }
+        return top > -.infinity ? (top, top - bottom) : (-.infinity, 0)
+    }
+
+    /// out[y] = exp(row[y] - shift) over the stride (0 for -inf and the padding).
+    @inline(__always) static func exps(_ row: UnsafePointer<Double>, minus shift: Double, into out: UnsafeMutablePointer<Double>,
+                                       count: Int) {
+        var i = 0
+        while i < count {
+            storeVector(Double.expNonPositive(clipAtZero(loadVector(row, i) - Double.Vector(repeating: shift))), out, i)
+            i += Double.laneCount
+        }
+    }
+
+    /// Forward: alpha (T x stride) gets alpha-hat, psi the exps of the emissions, norms the
+    /// per-step normalisers. Returns log Z (-inf: no allowed path), or nil when the spreads
+    /// leave no margin.
+    static func forward(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
+                        alpha: UnsafeMutablePointer<Double>, psi: UnsafeMutablePointer<Double>,
+                        norms: UnsafeMutablePointer<Double>) -> Double? {
+        let L = model.tags, S = model.stride
+        guard model.transitionRange < margin else { return nil }
+        let (half, factor) = halves(model)
+        // t = 0: alpha-hat = exp(start + e[0] - max).
+        let first = psi  // scratch for start + e[0]
+        for y in 0..<S { first[y] = model.start[y] + e[y] }
+        let (m0, r0) = finiteRange(first, count: L)
+        guard m0 > -.infinity else { return -.infinity }
+        guard r0 < 2 * half else { return nil }
+        exps(first, minus: m0, into: alpha, count: S)
+        var logScale = m0
+        norms[0] = 1
+        for t in 1..<Swift.max(length, 1) {
+            let row = e + t * S, p = psi + t * S, here = alpha + t * S, previous = alpha + (t - 1) * S
+            let (me, re) = finiteRange(row, count: L)
+            guard me > -.infinity else { return -.infinity }
+            guard re < half, within(previous, count: L, factor) else { return nil }
+            exps(row, minus: me, into: p, count: S)
+            // here = (previous . E) * psi, then normalised by its max.
+            TagVectors.combineRows(previous, rows: L, model.expTransitions, into: here, count: S)
+            let top = TagVectors.multiplyAndNormalise(here, by: p, count: S)
+            guard top > 0 else { return -.infinity }
+            norms[t] = top
+            logScale += model.transitionMax + me + log(top)
+        }
+        let last = alpha + (length - 1) * S
+        let (me, re) = finiteRange(model.end, count: L)
+        guard me > -.infinity else { return -.infinity }
+        guard re < half, within(last, count: L, factor) else { return nil }
+        var total = 0.0
+        for y in 0..<L where last[y] > 0 && model.end[y] > -.infinity { total += last[y] * exp(model.end[y] - me) }
+        guard total > 0 else { return -.infinity }
+        return logScale + me + log(total)
+    }
+
+    /// Backward: beta (T x stride) gets beta-hat (each row normalised by its max), with the psi
+    /// of `forward`. Returns false when the spreads leave no margin (checked at each step, as
+    /// in `forward`: the backward product can spread where the forward one did not).
+    static func backward(_ model: ChainModel, length: Int, psi: UnsafePointer<Double>,
+                         beta: UnsafeMutablePointer<Double>, work u: UnsafeMutablePointer<Double>) -> Bool {
+        let L = model.tags, S = model.stride
+        let (half, factor) = halves(model)
+        let last = beta + (length - 1) * S
+        let (me, re) = finiteRange(model.end, count: L)
+        guard re < 2 * half, me > -.infinity else { return false }
+        exps(model.end, minus: me, into: last, count: S)
+        var t = length - 2
+        while t >= 0 {
+            let next = beta + (t + 1) * S, here = beta + t * S, p = psi + (t + 1) * S
+            // psi[t+1]'s spread (the emissions') was checked by the forward pass against `half`.
+            guard within(next, count: L, factor) else { return false }
+            // here = E (psi * next) = (psi * next) . E^T, normalised by its max.
+            for y in 0..<S { u[y] = p[y] * next[y] }
+            TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: here, count: S)
+            let top = TagVectors.multiplyAndNormalise(here, by: model.ones, count: S)
+            guard top > 0 else { return false }
+            t -= 1
+        }
+        return true
+    }
 }
 
 enum ChainDP {
@@ -31,13 +173,13 @@ enum ChainDP {
     /// alpha[t][y] = log sum over prefixes ending in y at t; returns log Z (-inf: no path).
     static func forward(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
                         alpha: UnsafeMutablePointer<Double>, work: UnsafeMutablePointer<Double>) -> Double {
-        let L = model.tags
-        for y in 0..<L { alpha[y] = model.start[y] + e[y] }
+        let L = model.tags, S = model.stride
+        for y in 0..<S { alpha[y] = model.start[y] + e[y] }
         for t in 1..<Swift.max(length, 1) {
-            step(model, previous: alpha + (t - 1) * L, emissions: e + t * L, into: alpha + t * L, work: work)
+            step(model, previous: alpha + (t - 1) * S, emissions: e + t * S, into: alpha + t * S, work: work)
         }
         var logZ = -Double.infinity
-        let last = alpha + (length - 1) * L
+        let last = alpha + (length - 1) * S
         var m = -Double.infinity
         for y in 0..<L { m = Swift.max(m, last[y] + model.end[y]) }
         guard m > -.infinity else { return m.isNaN ? .nan : -.infinity }
@@ -52,45 +194,33 @@ enum ChainDP {
     @inline(__always) static func step(_ model: ChainModel, previous: UnsafePointer<Double>,
                                        emissions e: UnsafePointer<Double>,
                                        into next: UnsafeMutablePointer<Double>, work m: UnsafeMutablePointer<Double>) {
-        let L = model.tags
-        for y in 0..<L { m[y] = -.infinity }
-        for from in 0..<L where previous[from] > -.infinity || previous[from].isNaN {
-            let a = previous[from], row = model.transitions + from * L
-            for y in 0..<L { m[y] = Swift.max(m[y], a + row[y]) }
+        let L = model.tags, S = model.stride
+        for y in 0..<S { m[y] = -.infinity; next[y] = 0 }
+        for from in 0..<L where previous[from] > -.infinity {
+            TagVectors.maxInto(m, previous[from], model.transitions + from * S, count: S)
         }
-        for y in 0..<L { next[y] = 0 }
-        for from in 0..<L where previous[from] > -.infinity || previous[from].isNaN {
-            let a = previous[from], row = model.transitions + from * L
-            for y in 0..<L where m[y] > -.infinity {
-                next[y] += exp(a + row[y] - m[y])
-            }
+        for from in 0..<L where previous[from] > -.infinity {
+            TagVectors.addExp(next, previous[from], model.transitions + from * S, UnsafePointer(m), count: S)
         }
-        for y in 0..<L {
-            next[y] = m[y] > -.infinity || m[y].isNaN ? m[y] + log(next[y]) + e[y] : -.infinity
+        for y in 0..<S {
+            next[y] = m[y] > -.infinity ? m[y] + log(next[y]) + e[y] : -.infinity
         }
     }
 
     /// beta[t][y] = log sum over suffixes after y at t (end included).
     static func backward(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
-                         beta: UnsafeMutablePointer<Double>) {
-        let L = model.tags
-        let last = beta + (length - 1) * L
-        for y in 0..<L { last[y] = model.end[y] }
+                         beta: UnsafeMutablePointer<Double>, work u: UnsafeMutablePointer<Double>) {
+        let L = model.tags, S = model.stride
+        let last = beta + (length - 1) * S
+        for y in 0..<S { last[y] = model.end[y] }
         var t = length - 2
         while t >= 0 {
-            let next = beta + (t + 1) * L, ahead = e + (t + 1) * L, here = beta + t * L
+            // beta[t][y] = log sum_to exp(trans[y][to] + e[t+1][to] + beta[t+1][to]).
+            TagVectors.add(e + (t + 1) * S, beta + (t + 1) * S, into: u, count: S)
             for y in 0..<L {
-                let row = model.transitions + y * L
-                var m = -Double.infinity
-                for to in 0..<L { m = Swift.max(m, row[to] + ahead[to] + next[to]) }
-                if m > -.infinity {
-                    var sum = 0.0
-                    for to in 0..<L { sum += exp(row[to] + ahead[to] + next[to] - m) }
-                    here[y] = m + log(sum)
-                } else {
-                    here[y] = m.isNaN ? .nan : -.infinity
-                }
+                beta[t * S + y] = TagVectors.logSumExp(model.transitions + y * S, u, count: S)
             }
+            for y in L..<S { beta[t * S + y] = -.infinity }
             t -= 1
         }
     }
@@ -100,14 +230,14 @@ enum ChainDP {
     static func viterbi(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
                         delta: UnsafeMutablePointer<Double>, pointers: UnsafeMutablePointer<Int32>,
                         path: UnsafeMutablePointer<Int32>) -> Double {
-        let L = model.tags
+        let L = model.tags, S = model.stride
         for y in 0..<L { delta[y] = model.start[y] + e[y] }
         for t in 1..<Swift.max(length, 1) {
-            let previous = delta + (t - 1) * L, here = delta + t * L, back = pointers + t * L
-            let emission = e + t * L
+            let previous = delta + (t - 1) * S, here = delta + t * S, back = pointers + t * S
+            let emission = e + t * S
             for y in 0..<L { here[y] = -.infinity; back[y] = 0 }
             for from in 0..<L {
-                let a = previous[from], row = model.transitions + from * L
+                let a = previous[from], row = model.transitions + from * S
                 for y in 0..<L {
                     let v = a + row[y]
                     if v > here[y] { here[y] = v; back[y] = Int32(from) }  // strict: lowest tag wins ties
@@ -115,7 +245,7 @@ enum ChainDP {
             }
             for y in 0..<L { here[y] = here[y] + emission[y] }
         }
-        let last = delta + (length - 1) * L
+        let last = delta + (length - 1) * S
         var best = -Double.infinity, tag = 0
         for y in 0..<L {
             let v = last[y] + model.end[y]
@@ -124,7 +254,7 @@ enum ChainDP {
         path[length - 1] = Int32(tag)
         var t = length - 1
         while t > 0 {
-            path[t - 1] = pointers[t * L + Int(path[t])]
+            path[t - 1] = pointers[t * S + Int(path[t])]
             t -= 1
         }
         return best
@@ -134,12 +264,12 @@ enum ChainDP {
     /// path Viterbi finds optimal compares equal to its value bit for bit.
     static func pathScore(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
                           path: UnsafePointer<Int32>) -> Double {
-        let L = model.tags
+        let S = model.stride
         var y = Int(path[0])
         var score = model.start[y] + e[y]
         for t in 1..<Swift.max(length, 1) {
             let next = Int(path[t])
-            score = (score + model.transitions[y * L + next]) + e[t * L + next]
+            score = (score + model.transitions[y * S + next]) + e[t * S + next]
             y = next
         }
         return score + model.end[y]
@@ -151,7 +281,7 @@ enum ChainDP {
     static func oracle(_ model: ChainModel, emissions e: UnsafePointer<Double>, cost: UnsafePointer<Double>,
                        length: Int, totalCost: UnsafeMutablePointer<Double>, score: UnsafeMutablePointer<Double>,
                        pointers: UnsafeMutablePointer<Int32>, path: UnsafeMutablePointer<Int32>) -> Bool {
-        let L = model.tags
+        let L = model.tags, S = model.stride
         @inline(__always) func better(_ c: Double, _ s: Double, than bc: Double, _ bs: Double) -> Bool {
             // Allowed (score > -inf) first, then lower cost, then higher score.
             if bs == -.infinity { return s > -.infinity }
@@ -160,20 +290,20 @@ enum ChainDP {
         }
         for y in 0..<L { totalCost[y] = cost[y]; score[y] = model.start[y] + e[y] }
         for t in 1..<Swift.max(length, 1) {
-            let pc = totalCost + (t - 1) * L, ps = score + (t - 1) * L
-            let hc = totalCost + t * L, hs = score + t * L, back = pointers + t * L
+            let pc = totalCost + (t - 1) * S, ps = score + (t - 1) * S
+            let hc = totalCost + t * S, hs = score + t * S, back = pointers + t * S
             for y in 0..<L {
                 var bc = Double.infinity, bs = -Double.infinity, arg = 0
                 for from in 0..<L {
-                    let s = ps[from] + model.transitions[from * L + y]
+                    let s = ps[from] + model.transitions[from * S + y]
                     if better(pc[from], s, than: bc, bs) { bc = pc[from]; bs = s; arg = from }
                 }
-                hc[y] = bc + cost[t * L + y]
-                hs[y] = bs + e[t * L + y]
+                hc[y] = bc + cost[t * S + y]
+                hs[y] = bs + e[t * S + y]
                 back[y] = Int32(arg)
             }
         }
-        let lc = totalCost + (length - 1) * L, ls = score + (length - 1) * L
+        let lc = totalCost + (length - 1) * S, ls = score + (length - 1) * S
         var bc = Double.infinity, bs = -Double.infinity, tag = -1
         for y in 0..<L where better(lc[y], ls[y] + model.end[y], than: bc, bs) {
             bc = lc[y]; bs = ls[y] + model.end[y]; tag = y
@@ -182,22 +312,36 @@ enum ChainDP {
         path[length - 1] = Int32(tag)
         var t = length - 1
         while t > 0 {
-            path[t - 1] = pointers[t * L + Int(path[t])]
+            path[t - 1] = pointers[t * S + Int(path[t])]
             t -= 1
         }
         return true
     }
 
-    /// Whether some path is allowed (a reachability pass; NaN counts as allowed).
+    /// Whether some path is allowed (a reachability pass; NaN counts as allowed), on the
+    /// caller's emissions (rows of `tags`, unpadded). Up to 64 tags, sets of tags are bit masks
+    /// (O(T L) with the allowed predecessors of each tag precomputed); beyond, Bool rows.
     static func hasPath<T: Real>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
                                  reach: UnsafeMutablePointer<Bool>, next: UnsafeMutablePointer<Bool>) -> Bool {
-        let L = model.tags
+        let L = model.tags, S = model.stride
+        if L <= 64, let predecessors = model.allowedPredecessors {
+            var set: UInt64 = 0
+            for y in 0..<L where model.start[y] != -.infinity && e[y] != -.infinity { set |= 1 << UInt64(y) }
+            for t in 1..<Swift.max(length, 1) {
+                var following: UInt64 = 0
+                for y in 0..<L where e[t * L + y] != -.infinity && set & predecessors[y] != 0 { following |= 1 << UInt64(y) }
+                set = following
+                if set == 0 { return false }
+            }
+            for y in 0..<L where set & (1 << UInt64(y)) != 0 && model.end[y] != -.infinity { return true }
+            return false
+        }
         for y in 0..<L { reach[y] = model.start[y] != -.infinity && e[y] != -.infinity }
         for t in 1..<Swift.max(length, 1) {
             for y in 0..<L {
                 var ok = false
                 if e[t * L + y] != -.infinity {
-                    for from in 0..<L where reach[from] && model.transitions[from * L + y] != -.infinity { ok = true; break }
+                    for from in 0..<L where reach[from] && model.transitions[from * S + y] != -.infinity { ok = true; break }
                 }
                 next[y] = ok
             }

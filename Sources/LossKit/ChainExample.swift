@@ -4,33 +4,46 @@ import Glibc
 
 /// Per-thread working memory of the chain programs, for sequences of up to `capacity` positions.
 struct ChainScratch {
-    let augmented, alpha, beta, delta, cost, forwardCost, backwardCost: UnsafeMutablePointer<Double>
+    let augmented, alpha, beta, delta, cost, forwardCost, backwardCost, psi: UnsafeMutablePointer<Double>
+    /// The scaled forward's per-position normalisers.
+    let norms: UnsafeMutablePointer<Double>
+    /// The sequence's emission gradient in double (positions x tags), rounded once when flushed.
+    let gradient: UnsafeMutablePointer<Double>
     let pointers: UnsafeMutablePointer<Int32>
     let paths: (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>)
+    /// Three rows of `stride` values for the inner loops.
     let work: UnsafeMutablePointer<Double>
     let reach: (UnsafeMutablePointer<Bool>, UnsafeMutablePointer<Bool>)
 
-    /// Doubles, Int32s and Bools one worker needs for `positions` x `tags`.
+    /// Doubles, Int32s and Bools one worker needs for `positions` x `tags` (rows of `stride`).
     static func sizes(positions: Int, tags: Int) -> (doubles: Int, ints: Int, bools: Int) {
-        (7 * positions * tags + tags, positions * tags + 2 * positions, 2 * tags)
+        let stride = ChainModel.stride(tags: tags)
+        return (9 * positions * stride + positions + 3 * stride, positions * stride + 2 * positions, 2 * tags)
     }
 
     init(doubles d: UnsafeMutablePointer<Double>, ints i: UnsafeMutablePointer<Int32>,
          bools b: UnsafeMutablePointer<Bool>, positions: Int, tags: Int) {
-        let table = positions * tags
+        let stride = ChainModel.stride(tags: tags)
+        let table = positions * stride
         augmented = d; alpha = d + table; beta = d + 2 * table; delta = d + 3 * table
         cost = d + 4 * table; forwardCost = d + 5 * table; backwardCost = d + 6 * table
-        work = d + 7 * table
+        psi = d + 7 * table
+        gradient = d + 8 * table
+        norms = d + 9 * table
+        work = d + 9 * table + positions
         pointers = i
         paths = (i + table, i + table + positions)
         reach = (b, b + tags)
     }
 }
 
-/// Where one sequence's gradient goes: its emissions' rows, and this chunk's accumulators of
-/// the shared parameters (summed over the chunk's sequences, then over chunks in order).
+/// Where one sequence's gradient goes: its emissions' gradient, accumulated in double (rows of
+/// `tags`) and rounded once into `output`, and this chunk's accumulators of the shared
+/// parameters (rows of `stride`, like the model's; summed over the chunk's sequences, then over
+/// chunks in order).
 struct ChainGradient<T: Real> {
-    let emissions: UnsafeMutablePointer<T>?
+    let emissions: UnsafeMutablePointer<Double>?
+    let output: UnsafeMutablePointer<T>?
     let transitions: UnsafeMutablePointer<Double>?
     let start: UnsafeMutablePointer<Double>?
     let end: UnsafeMutablePointer<Double>?
@@ -51,6 +64,7 @@ struct ChainExample<T: Real> {
     let scratch: ChainScratch
 
     var tags: Int { model.tags }
+    var stride: Int { model.stride }
 
     /// cost(gold, (t, y)) before cost_scale.
     @inline(__always) func unscaledCost(_ t: Int, _ y: Int) -> Double {
@@ -61,12 +75,13 @@ struct ChainExample<T: Real> {
     /// e[t, y] + a * cost_scale * cost(t, y) into scratch.augmented (masked tags stay -inf,
     /// their costs unread).
     func augment(_ a: Double) -> UnsafePointer<Double> {
-        let w = a * costScale
+        let w = a * costScale, S = stride
         for t in 0..<length {
             for y in 0..<tags {
                 let e = emissions[t * tags + y].wide
-                scratch.augmented[t * tags + y] = (w == 0 || e == -.infinity) ? e : e + w * unscaledCost(t, y)
+                scratch.augmented[t * S + y] = (w == 0 || e == -.infinity) ? e : e + w * unscaledCost(t, y)
             }
+            for y in tags..<S { scratch.augmented[t * S + y] = -.infinity }
         }
         return UnsafePointer(scratch.augmented)
     }
@@ -83,7 +98,7 @@ struct ChainExample<T: Real> {
     }
 
     func oraclePath(into path: UnsafeMutablePointer<Int32>) -> (score: Double, path: UnsafePointer<Int32>) {
-        for t in 0..<length { for y in 0..<tags { scratch.cost[t * tags + y] = unscaledCost(t, y) } }
+        for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         let e = augment(0)
         _ = ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length,
                            totalCost: scratch.delta, score: scratch.forwardCost, pointers: scratch.pointers, path: path)
@@ -108,10 +123,11 @@ struct ChainExample<T: Real> {
 }
 
 /// A log-sum-exp's tables: log Z over s + a c, with alpha, beta and the augmented emissions in
-/// the example's scratch.
+/// the example's scratch — scaled (alpha-hat, beta-hat, psi, norms: ScaledChain) or in log.
 struct ChainMarginals {
     let costWeight: Double
     let logZ: Double
+    let scaled: Bool
 }
 
 extension ChainExample: LossStructure {
@@ -132,30 +148,37 @@ extension ChainExample: LossStructure {
 
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: ChainMarginals) {
         let e = augment(a)
+        // The scaled programs when the spreads allow (nearly always), else the log-space ones.
+        if let logZ = ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
+                                          norms: scratch.norms),
+           ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
+                                work: scratch.work) {
+            return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
+        }
         let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
-        ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta)
-        return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ))
+        ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta, work: scratch.work)
+        return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
     }
 
     /// log of the sum over every path but `path` of exp(s(y) + a c(y)): a forward pass that
     /// carries the paths that have left `path` (a loss near zero keeps its digits: log Z - s(path)
     /// = log1p(exp(this - s(path)))).
     func logSumExpOff(_ path: UnsafePointer<Int32>) -> Double {
-        let e = UnsafePointer(scratch.augmented), L = tags, f = scratch.delta
+        let e = UnsafePointer(scratch.augmented), L = tags, S = stride, f = scratch.delta
         for y in 0..<L { f[y] = y == Int(path[0]) ? -.infinity : model.start[y] + e[y] }
         var on = model.start[Int(path[0])] + e[Int(path[0])]
         for t in 1..<Swift.max(length, 1) {
-            let previous = f + (t - 1) * L, here = f + t * L, from = Int(path[t - 1])
+            let previous = f + (t - 1) * S, here = f + t * S, from = Int(path[t - 1])
             for y in 0..<L {
                 var total = -Double.infinity
-                for p in 0..<L { total = ChainDP.logAdd(total, previous[p] + model.transitions[p * L + y]) }
-                if y != Int(path[t]) { total = ChainDP.logAdd(total, on + model.transitions[from * L + y]) }
-                here[y] = total == -.infinity ? -.infinity : total + e[t * L + y]
+                for p in 0..<L { total = ChainDP.logAdd(total, previous[p] + model.transitions[p * S + y]) }
+                if y != Int(path[t]) { total = ChainDP.logAdd(total, on + model.transitions[from * S + y]) }
+                here[y] = total == -.infinity ? -.infinity : total + e[t * S + y]
             }
-            on = (on + model.transitions[from * L + Int(path[t])]) + e[t * L + Int(path[t])]
+            on = (on + model.transitions[from * S + Int(path[t])]) + e[t * S + Int(path[t])]
         }
         var total = -Double.infinity
-        let last = f + (length - 1) * L
+        let last = f + (length - 1) * S
         for y in 0..<L { total = ChainDP.logAdd(total, last[y] + model.end[y]) }
         return total
     }
@@ -164,39 +187,89 @@ extension ChainExample: LossStructure {
     /// gradient; with `minus`, the one-hot of that path is taken away, the path's own entries
     /// written as minus the sum of the others (p - 1 = -(sum of the rest), exact near zero).
     private func addMarginals(_ m: ChainMarginals, minus path: UnsafePointer<Int32>?, times c: Double) {
-        let L = tags, logZ = m.logZ
+        if m.scaled { return addScaledMarginals(minus: path, times: c) }
+        let L = tags, S = stride, logZ = m.logZ
         let alpha = scratch.alpha, beta = scratch.beta, e = scratch.augmented
         @inline(__always) func on(_ t: Int, _ y: Int) -> Bool { path.map { Int($0[t]) == y } ?? false }
         for t in 0..<length {
             var others = 0.0
             for y in 0..<L {
-                let mu = exp(alpha[t * L + y] + beta[t * L + y] - logZ)
+                let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
                 if on(t, y) { continue }
                 others += mu
-                if let d = gradient.emissions { d[t * L + y] = T(rounding: d[t * L + y].wide + c * mu) }
+                gradient.emissions?[t * L + y] += c * mu
                 if t == 0, let d = gradient.start { d[y] += c * mu }
                 if t == length - 1, let d = gradient.end { d[y] += c * mu }
             }
             if let path {
                 let g = Int(path[t])
-                if let d = gradient.emissions { d[t * L + g] = T(rounding: d[t * L + g].wide - c * others) }
+                gradient.emissions?[t * L + g] -= c * others
                 if t == 0, let d = gradient.start { d[g] -= c * others }
                 if t == length - 1, let d = gradient.end { d[g] -= c * others }
             } else {
                 // Without a path every node was added above.
             }
             guard t > 0, let d = gradient.transitions else { continue }
+            // Edge marginals xi(from, y) = exp(alpha[t-1][from] - log Z + trans[from][y] + u[y]),
+            // u = e[t] + beta[t]: a row at a time.
+            let u = scratch.work, xi = scratch.work + S
+            TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
             var otherEdges = 0.0
-            for from in 0..<L where alpha[(t - 1) * L + from] > -.infinity {
-                let a = alpha[(t - 1) * L + from]
-                for y in 0..<L {
-                    let xi = exp(a + model.transitions[from * L + y] + e[t * L + y] + beta[t * L + y] - logZ)
-                    if on(t - 1, from) && on(t, y) { continue }
-                    otherEdges += xi
-                    d[from * L + y] += c * xi
+            for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
+                var rowSum = TagVectors.exps(alpha[(t - 1) * S + from] - logZ, model.transitions + from * S,
+                                             UnsafePointer(u), into: xi, count: S)
+                if let path, Int(path[t - 1]) == from {
+                    rowSum -= xi[Int(path[t])]
+                    xi[Int(path[t])] = 0
                 }
+                otherEdges += rowSum
+                TagVectors.addScaled(d + from * S, c, UnsafePointer(xi), count: S)
             }
-            if let path { d[Int(path[t - 1]) * L + Int(path[t])] -= c * otherEdges }
+            if let path { d[Int(path[t - 1]) * S + Int(path[t])] -= c * otherEdges }
+        }
+    }
+
+    /// addMarginals from the scaled tables (ScaledChain):
+    ///     mu[t](y) = a[t](y) b[t](y) / sum_y a[t](y) b[t](y)
+    ///     xi[t](y', y) = a[t-1](y') E(y', y) psi[t](y) b[t](y) / (norm[t] sum_y a[t](y) b[t](y))
+    /// with a, b the normalised alpha-hat, beta-hat (a[t] = (a[t-1] E) psi[t] / norm[t]).
+    private func addScaledMarginals(minus path: UnsafePointer<Int32>?, times c: Double) {
+        let L = tags, S = stride
+        let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
+        @inline(__always) func on(_ t: Int, _ y: Int) -> Bool { path.map { Int($0[t]) == y } ?? false }
+        for t in 0..<length {
+            var z = 0.0
+            for y in 0..<L { z += alpha[t * S + y] * beta[t * S + y] }
+            let inverse = 1 / z
+            var others = 0.0
+            for y in 0..<L {
+                let mu = alpha[t * S + y] * beta[t * S + y] * inverse
+                if on(t, y) { continue }
+                others += mu
+                gradient.emissions?[t * L + y] += c * mu
+                if t == 0 { gradient.start?[y] += c * mu }
+                if t == length - 1 { gradient.end?[y] += c * mu }
+            }
+            if let path {
+                let g = Int(path[t])
+                gradient.emissions?[t * L + g] -= c * others
+                if t == 0 { gradient.start?[g] -= c * others }
+                if t == length - 1 { gradient.end?[g] -= c * others }
+            }
+            guard t > 0, let d = gradient.transitions else { continue }
+            // w[y] = psi[t](y) b[t](y) / (norm[t] z); xi row y' = a[t-1](y') E[y'] * w.
+            let w = scratch.work
+            let scale = inverse / scratch.norms[t]
+            for y in 0..<S { w[y] = psi[t * S + y] * beta[t * S + y] * scale }
+            var otherEdges = TagVectors.addEdgeRows(d, c, alpha + (t - 1) * S, rows: L, model.expTransitions,
+                                                    UnsafePointer(w), count: S)
+            if let path {
+                // The path's own edge: taken back out, and written as minus the others.
+                let from = Int(path[t - 1]), to = Int(path[t])
+                let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to] * w[to]
+                otherEdges -= own
+                d[from * S + to] -= c * own + c * otherEdges
+            }
         }
     }
 
@@ -211,9 +284,9 @@ extension ChainExample: LossStructure {
     func addOneHot(_ path: UnsafePointer<Int32>, times c: Double) {
         let L = tags
         if let d = gradient.emissions {
-            for t in 0..<length { d[t * L + Int(path[t])] = T(rounding: d[t * L + Int(path[t])].wide + c) }
+            for t in 0..<length { d[t * L + Int(path[t])] += c }
         }
-        if let d = gradient.transitions { for t in 1..<Swift.max(length, 1) { d[Int(path[t - 1]) * L + Int(path[t])] += c } }
+        if let d = gradient.transitions { for t in 1..<Swift.max(length, 1) { d[Int(path[t - 1]) * stride + Int(path[t])] += c } }
         gradient.start?[Int(path[0])] += c
         gradient.end?[Int(path[length - 1])] += c
     }
@@ -224,40 +297,44 @@ extension ChainExample: LossStructure {
     /// dR/d(feature) = E[c 1{feature}] - R E[1{feature}].
     func expectedCost(gradientTimes c: Double) -> Double {
         zeroGradient()
-        let L = tags
+        let L = tags, S = stride
         let e = augment(0)
         let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
-        ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta)
+        ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta, work: scratch.work)
         let alpha = scratch.alpha, beta = scratch.beta
         let cost = scratch.cost, ahead = scratch.forwardCost, behind = scratch.backwardCost
-        for t in 0..<length { for y in 0..<L { cost[t * L + y] = costScale * (e[t * L + y] == -.infinity ? 0 : unscaledCost(t, y)) } }
-        for y in 0..<L { ahead[y] = cost[y] }
-        for t in 1..<Swift.max(length, 1) {
-            for y in 0..<L {
-                var sum = 0.0
-                let here = alpha[t * L + y]
-                if here > -.infinity {
-                    for from in 0..<L where alpha[(t - 1) * L + from] > -.infinity {
-                        let w = exp(alpha[(t - 1) * L + from] + model.transitions[from * L + y] + e[t * L + y] - here)
-                        sum += w * ahead[(t - 1) * L + from]
-                    }
-                }
-                ahead[t * L + y] = sum + cost[t * L + y]
+        // The padding of every row holds 0 (costs, expectations) or -inf (log-weights): it adds
+        // nothing and never makes a NaN.
+        for t in 0..<length {
+            for y in 0..<S {
+                cost[t * S + y] = y < L && e[t * S + y] > -.infinity ? costScale * unscaledCost(t, y) : 0
+                ahead[t * S + y] = 0
+                behind[t * S + y] = 0
             }
         }
-        for y in 0..<L { behind[(length - 1) * L + y] = 0 }
+        let u = scratch.work, w = scratch.work + S, row = scratch.work + 2 * S
+        for y in 0..<L { ahead[y] = cost[y] }
+        for t in 1..<Swift.max(length, 1) {
+            // ahead[t][y] = sum_from exp(alpha[t-1][from] + trans[from][y] + e[t][y] - alpha[t][y])
+            //               * ahead[t-1][from] + cost[t][y]   (the weights sum to 1 over from)
+            for y in 0..<S { u[y] = y < L && alpha[t * S + y] > -.infinity ? e[t * S + y] - alpha[t * S + y] : -.infinity }
+            for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
+                _ = TagVectors.exps(alpha[(t - 1) * S + from], model.transitions + from * S, UnsafePointer(u), into: row, count: S)
+                TagVectors.addScaled(ahead + t * S, ahead[(t - 1) * S + from], UnsafePointer(row), count: S)
+            }
+            for y in 0..<L { ahead[t * S + y] += cost[t * S + y] }
+        }
         var t = length - 2
         while t >= 0 {
+            // behind[t][y] = sum_to exp(trans[y][to] + e[t+1][to] + beta[t+1][to] - beta[t][y])
+            //                * (cost[t+1][to] + behind[t+1][to])
+            TagVectors.add(e + (t + 1) * S, beta + (t + 1) * S, into: u, count: S)
+            TagVectors.add(cost + (t + 1) * S, behind + (t + 1) * S, into: w, count: S)
             for y in 0..<L {
-                var sum = 0.0
-                let here = beta[t * L + y]
-                if here > -.infinity {
-                    for to in 0..<L {
-                        let w = exp(model.transitions[y * L + to] + e[(t + 1) * L + to] + beta[(t + 1) * L + to] - here)
-                        if w > 0 { sum += w * (cost[(t + 1) * L + to] + behind[(t + 1) * L + to]) }
-                    }
-                }
-                behind[t * L + y] = sum
+                let here = beta[t * S + y]
+                guard here > -.infinity else { continue }
+                _ = TagVectors.exps(-here, model.transitions + y * S, UnsafePointer(u), into: row, count: S)
+                behind[t * S + y] = TagVectors.dot(UnsafePointer(row), UnsafePointer(w), count: S)
             }
             t -= 1
         }
@@ -268,21 +345,22 @@ extension ChainExample: LossStructure {
         }
         for t in 0..<length {
             for y in 0..<L {
-                let mu = exp(alpha[t * L + y] + beta[t * L + y] - logZ)
+                let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
                 guard mu > 0 else { continue }
-                let g = c * mu * (ahead[t * L + y] + behind[t * L + y] - risk)
-                if let d = gradient.emissions { d[t * L + y] = T(rounding: d[t * L + y].wide + g) }
+                let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
+                gradient.emissions?[t * L + y] += g
                 if t == 0 { gradient.start?[y] += g }
                 if t == length - 1 { gradient.end?[y] += g }
             }
             guard t > 0, let d = gradient.transitions else { continue }
-            for from in 0..<L where alpha[(t - 1) * L + from] > -.infinity {
-                for y in 0..<L {
-                    let xi = exp(alpha[(t - 1) * L + from] + model.transitions[from * L + y] + e[t * L + y]
-                                 + beta[t * L + y] - logZ)
-                    guard xi > 0 else { continue }
-                    d[from * L + y] += c * xi * (ahead[(t - 1) * L + from] + cost[t * L + y] + behind[t * L + y] - risk)
-                }
+            // xi(from, y) (ahead[t-1][from] + cost[t][y] + behind[t][y] - risk), a row at a time.
+            TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
+            for y in 0..<S { w[y] = y < L ? cost[t * S + y] + behind[t * S + y] - risk : 0 }
+            for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
+                _ = TagVectors.exps(alpha[(t - 1) * S + from] - logZ, model.transitions + from * S, UnsafePointer(u),
+                                    into: row, count: S)
+                TagVectors.addScaled(d + from * S, c, UnsafePointer(row), times: ahead[(t - 1) * S + from],
+                                     plus: UnsafePointer(w), count: S)
             }
         }
         return risk
@@ -331,10 +409,16 @@ extension ChainExample: LossStructure {
 
     func zeroGradient() { gradient.emissions?.update(repeating: 0, count: length * tags) }
 
+    /// Rounds the emission gradient into the caller's buffer, once.
+    func flushGradient() {
+        guard let table = gradient.emissions, let out = gradient.output else { return }
+        for j in 0..<(length * tags) { out[j] = T(rounding: table[j]) }
+    }
+
     func poisonGradient() {
         gradient.emissions?.update(repeating: .nan, count: length * tags)
-        gradient.transitions?.update(repeating: .nan, count: tags * tags)
-        gradient.start?.update(repeating: .nan, count: tags)
-        gradient.end?.update(repeating: .nan, count: tags)
+        gradient.transitions?.update(repeating: .nan, count: tags * stride)
+        gradient.start?.update(repeating: .nan, count: stride)
+        gradient.end?.update(repeating: .nan, count: stride)
     }
 }

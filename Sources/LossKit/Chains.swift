@@ -39,22 +39,28 @@ enum Chains {
         return (n, tMax, tags)
     }
 
-    /// The model in double (start and end zeros when NULL), checked: +inf is LK_ERR_DOMAIN, NaN
-    /// makes every sequence NaN.
+    /// The model in double, each row padded to whole vectors with -inf (ChainModel); start and
+    /// end zeros when NULL. +inf is LK_ERR_DOMAIN; NaN makes every sequence NaN.
     static func model<T: Real>(tags: Int, transitions: UnsafePointer<T>, start: UnsafePointer<T>?,
                                end: UnsafePointer<T>?) throws(Failure) -> (ChainModel, Bool, Scratch<Double>) {
-        let storage = try Scratch<Double>(tags * tags + 2 * tags, "the model in double")
+        let S = ChainModel.stride(tags: tags)
+        let storage = try Scratch<Double>(3 * tags * S + 3 * S + tags, "the model in double")
+        storage.base.update(repeating: -.infinity, count: tags * S + 2 * S)
         var hasNaN = false
-        for j in 0..<(tags * tags) {
-            let v = transitions[j]
-            if v == T.infinity {
-                storage.free()
-                throw .domain("transitions[\(j / tags), \(j % tags)] = inf: +inf is not a valid score (-inf forbids a transition)")
+        var top = -Double.infinity, bottom = Double.infinity
+        for from in 0..<tags {
+            for to in 0..<tags {
+                let v = transitions[from * tags + to]
+                if v == T.infinity {
+                    storage.free()
+                    throw .domain("transitions[\(from), \(to)] = inf: +inf is not a valid score (-inf forbids a transition)")
+                }
+                hasNaN = hasNaN || v.isNaN
+                storage[from * S + to] = v.wide
+                if v.isFinite { top = Swift.max(top, v.wide); bottom = Swift.min(bottom, v.wide) }
             }
-            hasNaN = hasNaN || v.isNaN
-            storage[j] = v.wide
         }
-        for (offset, buffer, name) in [(tags * tags, start, "start"), (tags * tags + tags, end, "end")] {
+        for (offset, buffer, name) in [(tags * S, start, "start"), (tags * S + S, end, "end")] {
             for y in 0..<tags {
                 let v = buffer.map { $0[y].wide } ?? 0
                 if v == .infinity {
@@ -65,8 +71,28 @@ enum Chains {
                 storage[offset + y] = v
             }
         }
-        let model = ChainModel(tags: tags, transitions: storage.base, start: storage.base + tags * tags,
-                               end: storage.base + tags * tags + tags)
+        // exp(transitions - max) for the scaled programs (ScaledChain).
+        let shift = top > -.infinity ? top : 0
+        let expTransitions = storage.base + tags * S + 2 * S
+        let transposed = expTransitions + tags * S, ones = transposed + tags * S
+        for j in 0..<(tags * S) { expTransitions[j] = storage[j] > -.infinity ? Glibc.exp(storage[j] - shift) : 0 }
+        transposed.update(repeating: 0, count: tags * S)
+        for from in 0..<tags { for to in 0..<tags { transposed[to * S + from] = expTransitions[from * S + to] } }
+        ones.update(repeating: 1, count: S)
+        // The allowed predecessors of each tag as bit masks (64 tags at most), stored as doubles' bits.
+        let masks = UnsafeMutableRawPointer(ones + S).bindMemory(to: UInt64.self, capacity: tags)
+        if tags <= 64 {
+            for to in 0..<tags {
+                var mask: UInt64 = 0
+                for from in 0..<tags where storage[from * S + to] != -.infinity { mask |= 1 << UInt64(from) }
+                masks[to] = mask
+            }
+        }
+        let model = ChainModel(tags: tags, stride: S, transitions: storage.base, start: storage.base + tags * S,
+                               end: storage.base + tags * S + S, expTransitions: expTransitions,
+                               expTransitionsTransposed: transposed, transitionMax: shift,
+                               transitionRange: top > -.infinity ? top - bottom : 0, ones: ones,
+                               allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil)
         return (model, hasNaN, storage)
     }
 
@@ -203,8 +229,10 @@ enum Chains {
         }
         let counted = try batch.denominator(isIgnored: { _ in false })
 
-        // The computing pass: each chunk sums its sequences' shared gradients separately.
-        let shared = tags * tags + 2 * tags
+        // The computing pass: each chunk sums its sequences' shared gradients separately, in the
+        // model's padded layout (rows of `stride`).
+        let S = model.stride
+        let shared = tags * S + 2 * S
         let wantShared = dTransitions != nil || dStart != nil || dEnd != nil
         let accumulators = try Scratch<Double>(wantShared ? chunkCount * shared : 0, "the shared gradients")
         defer { accumulators.free() }
@@ -219,29 +247,34 @@ enum Chains {
                 let T_ = length(i)
                 let rows = dEmissions.map { $0 + i * tMax * tags }
                 rows?.advanced(by: T_ * tags).update(repeating: 0, count: (tMax - T_) * tags)
+                let s = scratch(worker)
                 guard T_ > 0 else { return 0 }
                 let chunkAccumulator = wantShared ? accumulators.base + chunk * shared : nil
                 let example = ChainExample(
                     model: model, emissions: emissions + i * tMax * tags, costs: cost.map { $0 + i * tMax * tags },
                     goldPath: gold + i * tMax, length: T_, costScale: options.costScale, isNaN: nanFlags[i],
-                    gradient: ChainGradient(emissions: rows,
+                    gradient: ChainGradient(emissions: rows == nil ? nil : s.gradient, output: rows,
                                             transitions: dTransitions == nil ? nil : chunkAccumulator,
-                                            start: dStart == nil ? nil : chunkAccumulator.map { $0 + tags * tags },
-                                            end: dEnd == nil ? nil : chunkAccumulator.map { $0 + tags * tags + tags }),
-                    scratch: scratch(worker))
-                return recipe.loss(on: example, gradientTimes: coefficient)
+                                            start: dStart == nil ? nil : chunkAccumulator.map { $0 + tags * S },
+                                            end: dEnd == nil ? nil : chunkAccumulator.map { $0 + tags * S + S }),
+                    scratch: s)
+                let value = recipe.loss(on: example, gradientTimes: coefficient)
+                example.flushGradient()
+                return value
             })
 
         // The shared gradients: the chunks' sums, in chunk order.
         if wantShared {
-            for (output, offset, count) in [(dTransitions, 0, tags * tags), (dStart, tags * tags, tags),
-                                             (dEnd, tags * tags + tags, tags)] {
-                guard let output else { continue }
-                for j in 0..<count {
-                    var total = 0.0
-                    for chunk in 0..<chunkCount { total += accumulators[chunk * shared + offset + j] }
-                    output[j] = T(rounding: total)
-                }
+            func reduce(_ output: UnsafeMutablePointer<T>?, _ j: Int, from offset: Int) {
+                guard let output else { return }
+                var total = 0.0
+                for chunk in 0..<chunkCount { total += accumulators[chunk * shared + offset] }
+                output[j] = T(rounding: total)
+            }
+            for from in 0..<tags { for to in 0..<tags { reduce(dTransitions, from * tags + to, from: from * S + to) } }
+            for y in 0..<tags {
+                reduce(dStart, y, from: tags * S + y)
+                reduce(dEnd, y, from: tags * S + S + y)
             }
         }
     }
@@ -255,7 +288,7 @@ enum Chains {
             let y = Int(path[t])
             if e[t * L + y] == -T.infinity { return t }
             if t == 0, model.start[y] == -.infinity { return 0 }
-            if t > 0, model.transitions[Int(path[t - 1]) * L + y] == -.infinity { return t }
+            if t > 0, model.transitions[Int(path[t - 1]) * model.stride + y] == -.infinity { return t }
             if t == length - 1, model.end[y] == -.infinity { return t }
         }
         return nil
@@ -337,10 +370,13 @@ enum Chains {
                          bools: bools.base + worker * sizes.bools, positions: Swift.max(tMax, 1), tags: tags)
         }
 
-        /// sequence i's emissions in double, into scratch.augmented.
+        /// sequence i's emissions in double, rows padded to the model's stride with -inf, into
+        /// scratch.augmented.
         func emissionsInDouble(_ i: Int, _ s: ChainScratch) -> UnsafePointer<Double> {
-            let e = emissions + i * tMax * tags
-            for j in 0..<(Int(lengths[i]) * tags) { s.augmented[j] = e[j].wide }
+            let e = emissions + i * tMax * tags, S = model.stride
+            for t in 0..<Int(lengths[i]) {
+                for y in 0..<S { s.augmented[t * S + y] = y < tags ? e[t * tags + y].wide : -.infinity }
+            }
             return UnsafePointer(s.augmented)
         }
 
@@ -399,9 +435,10 @@ enum Chains {
                 }
                 let e = d.emissionsInDouble(i, s)
                 let z = ChainDP.forward(d.model, emissions: e, length: length, alpha: s.alpha, work: s.work)
-                ChainDP.backward(d.model, emissions: e, length: length, beta: s.beta)
-                for j in 0..<(length * L) {
-                    out[j] = T(rounding: Glibc.exp(s.alpha[j] + s.beta[j] - z))
+                ChainDP.backward(d.model, emissions: e, length: length, beta: s.beta, work: s.work)
+                let S = d.model.stride
+                for t in 0..<length {
+                    for y in 0..<L { out[t * L + y] = T(rounding: Glibc.exp(s.alpha[t * S + y] + s.beta[t * S + y] - z)) }
                 }
                 logZ?[i] = T(rounding: z)
             }

@@ -247,9 +247,12 @@ extension FlatCandidates: EnumerableStructure {
             RowKernel.scale(UnsafePointer(gradient), by: T(rounding: -c / hm.denominator), into: gradient, count: count)
             gradient[a] = T(rounding: atA)
         case (.oneHot(let a), .oneHot(let t)):
+            // e_a - e_t: exactly 0 when they are the same candidate (c - c, not round(c) - c).
             gradient.update(repeating: 0, count: count)
-            gradient[a] = T(rounding: gradient[a].wide + c)
-            gradient[t] = T(rounding: gradient[t].wide - c)
+            if a != t {
+                gradient[a] = T(rounding: c)
+                gradient[t] = T(rounding: -c)
+            }
         }
     }
 

@@ -1,0 +1,219 @@
+/// Vector loops over one row of tags in double, for the chain programs' L x L steps
+/// (ChainDP.swift): the inner loop of each step runs over the "to" tags, contiguous in the
+/// transitions' [from][to] rows, a vector at a time; the exps use the kernels' vector exp.
+/// Rows are padded to whole vectors (ChainModel.stride), with -inf where an exp is taken so
+/// that the padding adds 0: `count` is always a multiple of the lanes, and no loop has a tail
+/// (a partial load's lane-by-lane code also made LLVM split every vector of the loop).
+enum TagVectors {
+    typealias V = Double.Vector
+    static var lanes: Int { Double.laneCount }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Double>, _ i: Int, _ count: Int, pad: Double) -> V {
+        loadVector(p, i)
+    }
+    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Double>, _ i: Int, _ count: Int) {
+        storeVector(v, p, i)
+    }
+
+    /// m[y] = max(m[y], a + row[y]).
+    @inline(__always) static func maxInto(_ m: UnsafeMutablePointer<Double>, _ a: Double, _ row: UnsafePointer<Double>, count: Int) {
+        let av = V(repeating: a)
+        var i = 0
+        while i < count {
+            store(Double.maximum(load(UnsafePointer(m), i, count, pad: -.infinity), av + load(row, i, count, pad: -.infinity)),
+                  m, i, count)
+            i += lanes
+        }
+    }
+
+    /// s[y] += exp(a + row[y] - m[y]) where m[y] > -inf (a + row[y] <= m[y]).
+    @inline(__always) static func addExp(_ s: UnsafeMutablePointer<Double>, _ a: Double, _ row: UnsafePointer<Double>,
+                                         _ m: UnsafePointer<Double>, count: Int) {
+        let av = V(repeating: a)
+        var i = 0
+        while i < count {
+            // A masked max (-inf) would give -inf - -inf: those lanes use 0 instead, their
+            // arguments staying -inf (exp 0).
+            let mv = load(m, i, count, pad: 0)
+            let safe = Double.select(Double.equalMask(mv, V(repeating: -.infinity)), V(repeating: 0), mv)
+            let x = av + load(row, i, count, pad: -.infinity) - safe
+            store(load(UnsafePointer(s), i, count, pad: 0) + Double.expNonPositive(clipAtZero(x)), s, i, count)
+            i += lanes
+        }
+    }
+
+    /// log sum_y exp(row[y] + u[y]) (-inf if every term is).
+    @inline(__always) static func logSumExp(_ row: UnsafePointer<Double>, _ u: UnsafePointer<Double>, count: Int) -> Double {
+        var best = V(repeating: -.infinity)
+        var i = 0
+        while i < count {
+            best = Double.maximum(best, load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity))
+            i += lanes
+        }
+        let m = Double.maxOfLanes(best)
+        guard m > -.infinity else { return m }
+        let mv = V(repeating: m)
+        var sum = V(repeating: 0)
+        i = 0
+        while i < count {
+            let x = load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity) - mv
+            sum += Double.expNonPositive(clipAtZero(x))
+            i += lanes
+        }
+        return m + log(Double.sumOfLanes(sum))
+    }
+
+    /// out[y] = exp(a + row[y] + u[y]) (a probability: the argument is <= 0 up to rounding);
+    /// returns sum_y out[y].
+    @inline(__always) static func exps(_ a: Double, _ row: UnsafePointer<Double>, _ u: UnsafePointer<Double>,
+                                       into out: UnsafeMutablePointer<Double>, count: Int) -> Double {
+        let av = V(repeating: a)
+        var sum = V(repeating: 0)
+        var i = 0
+        while i < count {
+            let x = av + load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity)
+            let e = Double.expNonPositive(clipAtZero(x))
+            store(e, out, i, count)
+            sum += e  // padded lanes hold exp(-inf) = 0
+            i += lanes
+        }
+        return Double.sumOfLanes(sum)
+    }
+}
+
+extension TagVectors {
+    /// d[y] += c * x[y].
+    @inline(__always) static func addScaled(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ x: UnsafePointer<Double>, count: Int) {
+        let cv = V(repeating: c)
+        var i = 0
+        while i < count {
+            store(Double.fma(load(x, i, count, pad: 0), cv, load(UnsafePointer(d), i, count, pad: 0)), d, i, count)
+            i += lanes
+        }
+    }
+
+    /// d[y] += c * x[y] * (k + w[y]).
+    @inline(__always) static func addScaled(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ x: UnsafePointer<Double>,
+                                            times k: Double, plus w: UnsafePointer<Double>, count: Int) {
+        let cv = V(repeating: c), kv = V(repeating: k)
+        var i = 0
+        while i < count {
+            let term = load(x, i, count, pad: 0) * cv * (kv + load(w, i, count, pad: 0))
+            store(load(UnsafePointer(d), i, count, pad: 0) + term, d, i, count)
+            i += lanes
+        }
+    }
+
+    /// For every row r with a[r] > 0: xi = a[r] * matrix[r] * w; d[r] += c * xi. Returns the sum
+    /// of every xi (the edge marginals of one position, added to the transitions' gradient).
+    @inline(__always) static func addEdgeRows(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ a: UnsafePointer<Double>,
+                                              rows: Int, _ matrix: UnsafePointer<Double>, _ w: UnsafePointer<Double>,
+                                              count: Int) -> Double {
+        let cv = V(repeating: c)
+        var sum = V(repeating: 0)
+        for r in 0..<rows where a[r] > 0 {
+            let av = V(repeating: a[r]), row = matrix + r * count, out = d + r * count
+            var i = 0
+            while i < count {
+                let x = av * loadVector(row, i) * loadVector(w, i)
+                storeVector(Double.fma(x, cv, loadVector(UnsafePointer(out), i)), out, i)
+                sum += x
+                i += lanes
+            }
+        }
+        return Double.sumOfLanes(sum)
+    }
+
+    /// row[y] *= p[y], then row /= its max (returned; 0 leaves the row as is).
+    @inline(__always) static func multiplyAndNormalise(_ row: UnsafeMutablePointer<Double>, by p: UnsafePointer<Double>,
+                                                       count: Int) -> Double {
+        var top = V(repeating: 0)
+        var i = 0
+        while i < count {
+            let x = loadVector(UnsafePointer(row), i) * loadVector(p, i)
+            storeVector(x, row, i)
+            top = Double.maximum(top, x)
+            i += lanes
+        }
+        let m = Double.maxOfLanes(top)
+        guard m > 0 else { return m }
+        let inverse = V(repeating: 1 / m)
+        i = 0
+        while i < count { storeVector(loadVector(UnsafePointer(row), i) * inverse, row, i); i += lanes }
+        return m
+    }
+
+    /// out[y] = sum_{r < rows} weights[r] * matrix[r * count + y]: a vector-matrix product with the
+    /// accumulators in registers, up to four vectors of `out` at a time (accumulating into
+    /// memory row after row would chain every row through a store and a load).
+    @inline(__always) static func combineRows(_ weights: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
+                                              into out: UnsafeMutablePointer<Double>, count: Int) {
+        var base = 0
+        while base + 4 * lanes <= count {
+            var a0 = V(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+            for r in 0..<rows {
+                let w = V(repeating: weights[r]), row = matrix + r * count + base
+                a0 = Double.fma(loadVector(row, 0), w, a0)
+                a1 = Double.fma(loadVector(row, lanes), w, a1)
+                a2 = Double.fma(loadVector(row, 2 * lanes), w, a2)
+                a3 = Double.fma(loadVector(row, 3 * lanes), w, a3)
+            }
+            storeVector(a0, out, base); storeVector(a1, out, base + lanes)
+            storeVector(a2, out, base + 2 * lanes); storeVector(a3, out, base + 3 * lanes)
+            base += 4 * lanes
+        }
+        switch (count - base) / lanes {
+        case 3:
+            var a0 = V(repeating: 0), a1 = a0, a2 = a0
+            for r in 0..<rows {
+                let w = V(repeating: weights[r]), row = matrix + r * count + base
+                a0 = Double.fma(loadVector(row, 0), w, a0)
+                a1 = Double.fma(loadVector(row, lanes), w, a1)
+                a2 = Double.fma(loadVector(row, 2 * lanes), w, a2)
+            }
+            storeVector(a0, out, base); storeVector(a1, out, base + lanes); storeVector(a2, out, base + 2 * lanes)
+        case 2:
+            var a0 = V(repeating: 0), a1 = a0
+            for r in 0..<rows {
+                let w = V(repeating: weights[r]), row = matrix + r * count + base
+                a0 = Double.fma(loadVector(row, 0), w, a0)
+                a1 = Double.fma(loadVector(row, lanes), w, a1)
+            }
+            storeVector(a0, out, base); storeVector(a1, out, base + lanes)
+        case 1:
+            var a0 = V(repeating: 0)
+            for r in 0..<rows { a0 = Double.fma(loadVector(matrix + r * count + base, 0), V(repeating: weights[r]), a0) }
+            storeVector(a0, out, base)
+        default:
+            break
+        }
+    }
+
+    /// sum_y x[y] v[y].
+    @inline(__always) static func dot(_ x: UnsafePointer<Double>, _ v: UnsafePointer<Double>, count: Int) -> Double {
+        var sum = V(repeating: 0)
+        var i = 0
+        while i < count {
+            sum = Double.fma(load(x, i, count, pad: 0), load(v, i, count, pad: 0), sum)
+            i += lanes
+        }
+        return Double.sumOfLanes(sum)
+    }
+
+    /// out[y] = a[y] + b[y].
+    @inline(__always) static func add(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
+                                      into out: UnsafeMutablePointer<Double>, count: Int) {
+        var i = 0
+        while i < count { store(load(a, i, count, pad: 0) + load(b, i, count, pad: 0), out, i, count); i += lanes }
+    }
+}
+
+/// min(x, 0) lane by lane: the exps' arguments are log-probabilities, which rounding may push
+/// an ulp above 0 (outside expNonPositive's domain). -inf stays -inf.
+@inline(__always) func clipAtZero(_ x: Double.Vector) -> Double.Vector {
+    Double.select(Double.signMask(x), x, Double.Vector(repeating: 0))
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
