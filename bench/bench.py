@@ -12,7 +12,7 @@ pass must move, (bytes read + bytes written) / bandwidth, with the bandwidth mea
 same run at the same thread count by a large array copy (256 MiB, beyond every cache).
 
 Peers are optional (bench/install-peers.sh installs them from PyPI on request) and skipped when
-absent: NumPy (always), PyTorch, JAX + Optax. The thread count of every contender is set once,
+absent: NumPy (always), PyTorch, JAX + Optax, pytorch-crf. The thread count of every contender is set once,
 before any import that reads it (XLA fixes its thread pool at start-up), hence one process per
 thread count.
 """
@@ -313,6 +313,82 @@ def lists_workload(bandwidth):
     print(f"  float32 loss vs float64 reference: relative difference {abs(got - want) / abs(want):.1e}")
 
 
+# ------------------------------------------------------------------------------------------
+# W6: linear chains
+# ------------------------------------------------------------------------------------------
+
+try:
+    import torchcrf  # pytorch-crf
+except ImportError:
+    torchcrf = None
+
+
+def chain_inputs(n, t, tags, seed=0):
+    rng = np.random.default_rng(seed)
+    emissions = rng.standard_normal((n, t, tags), dtype=np.float32)
+    transitions = 0.1 * rng.standard_normal((tags, tags), dtype=np.float32)
+    start = 0.1 * rng.standard_normal(tags, dtype=np.float32)
+    end = 0.1 * rng.standard_normal(tags, dtype=np.float32)
+    gold = rng.integers(0, tags, (n, t)).astype(np.int32)
+    return emissions, transitions, start, end, gold
+
+
+def torchcrf_log_loss(emissions, transitions, start, end, gold):
+    """pytorch-crf: the mean negative log-likelihood and its gradients (autograd)."""
+    if torch is None or torchcrf is None:
+        return None
+    n, t, tags = emissions.shape
+    crf = torchcrf.CRF(tags, batch_first=True)
+    with torch.no_grad():
+        crf.transitions.copy_(torch.from_numpy(transitions))
+        crf.start_transitions.copy_(torch.from_numpy(start))
+        crf.end_transitions.copy_(torch.from_numpy(end))
+    e0, y = torch.from_numpy(emissions), torch.from_numpy(gold.astype(np.int64))
+    mask = torch.ones(n, t, dtype=torch.bool)
+
+    def run():
+        crf.zero_grad()
+        x = e0.detach().requires_grad_(True)
+        loss = -crf(x, y, mask, reduction="mean")
+        loss.backward()
+        return loss.item(), x.grad, crf.transitions.grad
+    return run
+
+
+CHAIN_LOSSES = ["perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp", "infinite_ramp"]
+
+
+def chains_workload():
+    for n, t, tags in [(64, 50, 20), (16, 200, 50)]:
+        emissions, transitions, start, end, gold = chain_inputs(n, t, tags)
+        lengths = np.full(n, t, np.int32)
+        positions = n * t
+        print(f"\nW6  CRF log loss and every gradient, {n} sequences x {t} positions x {tags} tags, float32")
+        print(f"  {'contender':26} {'median ms':>9} {'min-max ms':>19} {'ns/position':>12} {'LossKit faster':>14}")
+
+        def ours(loss="log"):
+            return lambda: losskit.chain(emissions, transitions, lengths, gold, loss=loss, start=start, end=end,
+                                         threads=args.threads)
+        mine = timed(ours())
+        peer_fn = torchcrf_log_loss(emissions, transitions, start, end, gold)
+        rows = [("LossKit", mine), ("pytorch-crf", timed(peer_fn) if peer_fn else None)]
+        for label, tm in rows:
+            if tm is None:
+                print(f"  {label:26} {'(not installed)':>9}")
+                continue
+            speedup = "" if label == "LossKit" else f"{tm[0] / mine[0]:13.2f}x"
+            print(f"  {label:26} {fmt(tm[0])}  {fmt(tm[1])}-{fmt(tm[2]).strip():<9} {tm[0] / positions * 1e9:12.1f} {speedup:>14}")
+        if peer_fn:
+            theirs = peer_fn()[0]
+            got = float(losskit.chain(emissions.astype(np.float64), transitions.astype(np.float64), lengths, gold,
+                                      start=start.astype(np.float64), end=end.astype(np.float64)).loss)
+            print(f"  log loss: LossKit (float64) {got:.9f}, pytorch-crf (float32) {theirs:.6f}")
+        print(f"  every other chain loss, against LossKit's log loss ({mine[0] * 1e3:.3f} ms):")
+        for loss in CHAIN_LOSSES:
+            tm = timed(ours(loss))
+            print(f"    {loss:24} {fmt(tm[0])}  {fmt(tm[1])}-{fmt(tm[2]).strip():<9} {tm[0] / positions * 1e9:12.1f} {tm[0] / mine[0]:13.2f}x")
+
+
 CATALOGUE = [
     ("perceptron", dict(loss="perceptron")),
     ("softmax_margin", dict(loss="softmax_margin")),
@@ -401,6 +477,9 @@ def main():
 
     if not only or "W5" in only:
         lists_workload(bandwidth)
+
+    if not only or "W6" in only:
+        chains_workload()
 
     if not only or "catalogue" in only:
         n, k = 4096, 1000

@@ -57,14 +57,45 @@ enum ScaledChain {
     /// with 2^40 to spare.
     static let margin = 690.0
 
-    /// Whether the positive entries of row[0..<count] lie within a factor `limit` of each other.
+    /// Whether the positive entries of a padded row lie within a factor `limit` of each other
+    /// (the padding holds 0). Vector passes: this runs at every position.
     @inline(__always) static func within(_ row: UnsafePointer<Double>, count: Int, _ limit: Double) -> Bool {
-        var top = 0.0, bottom = Double.infinity
-        for y in 0..<count where row[y] > 0 {
-            top = Swift.max(top, row[y])
-            bottom = Swift.min(bottom, row[y])
+        typealias V = Double.Vector
+        var top = V(repeating: 0), bottom = V(repeating: .infinity)
+        let zero = V(repeating: 0), infinity = V(repeating: .infinity)
+        var i = 0
+        while i < count {
+            let x = loadVector(row, i)
+            top = Double.maximum(top, x)
+            // min over the positive lanes: zeros count as +inf.
+            let positive = Double.select(Double.equalMask(x, zero), infinity, x)
+            bottom = Double.select(Double.signMask(positive - bottom), positive, bottom)
+            i += Double.laneCount
         }
-        return top <= limit * bottom || top == 0
+        let t = Double.maxOfLanes(top)
+        var b = Double.infinity
+        for lane in 0..<Double.laneCount { b = Swift.min(b, bottom[lane]) }
+        return t <= limit * b || t == 0
+    }
+
+    /// max and (max - min) of the finite entries of a padded row (-inf entries and the -inf
+    /// padding ignored).
+    @inline(__always) static func finiteRange(_ row: UnsafePointer<Double>, count: Int) -> (max: Double, range: Double) {
+        typealias V = Double.Vector
+        var top = V(repeating: -.infinity), bottom = V(repeating: .infinity)
+        let minusInfinity = V(repeating: -.infinity), infinity = V(repeating: .infinity)
+        var i = 0
+        while i < count {
+            let x = loadVector(row, i)
+            top = Double.maximum(top, x)
+            let finite = Double.select(Double.equalMask(x, minusInfinity), infinity, x)
+            bottom = Double.select(Double.signMask(finite - bottom), finite, bottom)
+            i += Double.laneCount
+        }
+        let t = Double.maxOfLanes(top)
+        var b = Double.infinity
+        for lane in 0..<Double.laneCount { b = Swift.min(b, bottom[lane]) }
+        return t > -.infinity ? (t, t - b) : (-.infinity, 0)
     }
 
     /// The margin left by the transitions, shared out between a table's spread and the
@@ -72,16 +103,6 @@ enum ScaledChain {
     @inline(__always) static func halves(_ model: ChainModel) -> (log: Double, factor: Double) {
         let half = (margin - model.transitionRange) / 2
         return (half, exp(half))
-    }
-
-    /// max and (max - min) of the finite entries of row[0..<count].
-    @inline(__always) static func finiteRange(_ row: UnsafePointer<Double>, count: Int) -> (max: Double, range: Double) {
-        var top = -Double.infinity, bottom = Double.infinity
-        for y in 0..<count where row[y].isFinite {
-            top = Swift.max(top, row[y])
-            bottom = Swift.min(bottom, row[y])
-        }
-        return top > -.infinity ? (top, top - bottom) : (-.infinity, 0)
     }
 
     /// out[y] = exp(row[y] - shift) over the stride (0 for -inf and the padding).
@@ -106,7 +127,7 @@ enum ScaledChain {
         // t = 0: alpha-hat = exp(start + e[0] - max).
         let first = psi  // scratch for start + e[0]
         for y in 0..<S { first[y] = model.start[y] + e[y] }
-        let (m0, r0) = finiteRange(first, count: L)
+        let (m0, r0) = finiteRange(first, count: S)
         guard m0 > -.infinity else { return -.infinity }
         guard r0 < 2 * half else { return nil }
         exps(first, minus: m0, into: alpha, count: S)
@@ -114,9 +135,9 @@ enum ScaledChain {
         norms[0] = 1
         for t in 1..<Swift.max(length, 1) {
             let row = e + t * S, p = psi + t * S, here = alpha + t * S, previous = alpha + (t - 1) * S
-            let (me, re) = finiteRange(row, count: L)
+            let (me, re) = finiteRange(row, count: S)
             guard me > -.infinity else { return -.infinity }
-            guard re < half, within(previous, count: L, factor) else { return nil }
+            guard re < half, within(previous, count: S, factor) else { return nil }
             exps(row, minus: me, into: p, count: S)
             // here = (previous . E) * psi, then normalised by its max.
             TagVectors.combineRows(previous, rows: L, model.expTransitions, into: here, count: S)
@@ -126,36 +147,38 @@ enum ScaledChain {
             logScale += model.transitionMax + me + log(top)
         }
         let last = alpha + (length - 1) * S
-        let (me, re) = finiteRange(model.end, count: L)
+        let (me, re) = finiteRange(model.end, count: S)
         guard me > -.infinity else { return -.infinity }
-        guard re < half, within(last, count: L, factor) else { return nil }
+        guard re < half, within(last, count: S, factor) else { return nil }
         var total = 0.0
         for y in 0..<L where last[y] > 0 && model.end[y] > -.infinity { total += last[y] * exp(model.end[y] - me) }
         guard total > 0 else { return -.infinity }
         return logScale + me + log(total)
     }
 
-    /// Backward: beta (T x stride) gets beta-hat (each row normalised by its max), with the psi
-    /// of `forward`. Returns false when the spreads leave no margin (checked at each step, as
+    /// Backward: beta (T x stride) gets beta-hat (each row normalised by its max, kept in
+    /// norms[t]), with the psi of `forward`. Returns false when the spreads leave no margin (checked at each step, as
     /// in `forward`: the backward product can spread where the forward one did not).
     static func backward(_ model: ChainModel, length: Int, psi: UnsafePointer<Double>,
-                         beta: UnsafeMutablePointer<Double>, work u: UnsafeMutablePointer<Double>) -> Bool {
+                         beta: UnsafeMutablePointer<Double>, norms: UnsafeMutablePointer<Double>,
+                         work u: UnsafeMutablePointer<Double>) -> Bool {
         let L = model.tags, S = model.stride
         let (half, factor) = halves(model)
         let last = beta + (length - 1) * S
-        let (me, re) = finiteRange(model.end, count: L)
+        let (me, re) = finiteRange(model.end, count: S)
         guard re < 2 * half, me > -.infinity else { return false }
         exps(model.end, minus: me, into: last, count: S)
         var t = length - 2
         while t >= 0 {
             let next = beta + (t + 1) * S, here = beta + t * S, p = psi + (t + 1) * S
             // psi[t+1]'s spread (the emissions') was checked by the forward pass against `half`.
-            guard within(next, count: L, factor) else { return false }
+            guard within(next, count: S, factor) else { return false }
             // here = E (psi * next) = (psi * next) . E^T, normalised by its max.
             for y in 0..<S { u[y] = p[y] * next[y] }
             TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: here, count: S)
             let top = TagVectors.multiplyAndNormalise(here, by: model.ones, count: S)
             guard top > 0 else { return false }
+            norms[t] = top
             t -= 1
         }
         return true
@@ -231,19 +254,11 @@ enum ChainDP {
                         delta: UnsafeMutablePointer<Double>, pointers: UnsafeMutablePointer<Int32>,
                         path: UnsafeMutablePointer<Int32>) -> Double {
         let L = model.tags, S = model.stride
-        for y in 0..<L { delta[y] = model.start[y] + e[y] }
+        for y in 0..<S { delta[y] = model.start[y] + e[y] }
         for t in 1..<Swift.max(length, 1) {
             let previous = delta + (t - 1) * S, here = delta + t * S, back = pointers + t * S
-            let emission = e + t * S
-            for y in 0..<L { here[y] = -.infinity; back[y] = 0 }
-            for from in 0..<L {
-                let a = previous[from], row = model.transitions + from * S
-                for y in 0..<L {
-                    let v = a + row[y]
-                    if v > here[y] { here[y] = v; back[y] = Int32(from) }  // strict: lowest tag wins ties
-                }
-            }
-            for y in 0..<L { here[y] = here[y] + emission[y] }
+            TagVectors.maxPlus(previous, rows: L, model.transitions, into: here, argmax: back, count: S)
+            for y in 0..<S { here[y] += e[t * S + y] }
         }
         let last = delta + (length - 1) * S
         var best = -Double.infinity, tag = 0

@@ -5,10 +5,12 @@ import Glibc
 /// Per-thread working memory of the chain programs, for sequences of up to `capacity` positions.
 struct ChainScratch {
     let augmented, alpha, beta, delta, cost, forwardCost, backwardCost, psi: UnsafeMutablePointer<Double>
-    /// The scaled forward's per-position normalisers.
-    let norms: UnsafeMutablePointer<Double>
+    /// The scaled forward's and backward's per-position normalisers.
+    let norms, backNorms: UnsafeMutablePointer<Double>
     /// The sequence's emission gradient in double (positions x tags), rounded once when flushed.
     let gradient: UnsafeMutablePointer<Double>
+    /// tags x stride: a sequence's edge marginals before the factor E (ScaledChain).
+    let edges: UnsafeMutablePointer<Double>
     let pointers: UnsafeMutablePointer<Int32>
     let paths: (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>)
     /// Three rows of `stride` values for the inner loops.
@@ -18,7 +20,8 @@ struct ChainScratch {
     /// Doubles, Int32s and Bools one worker needs for `positions` x `tags` (rows of `stride`).
     static func sizes(positions: Int, tags: Int) -> (doubles: Int, ints: Int, bools: Int) {
         let stride = ChainModel.stride(tags: tags)
-        return (9 * positions * stride + positions + 3 * stride, positions * stride + 2 * positions, 2 * tags)
+        return (9 * positions * stride + 2 * positions + 3 * stride + tags * stride,
+                positions * stride + 2 * positions, 2 * tags)
     }
 
     init(doubles d: UnsafeMutablePointer<Double>, ints i: UnsafeMutablePointer<Int32>,
@@ -30,7 +33,9 @@ struct ChainScratch {
         psi = d + 7 * table
         gradient = d + 8 * table
         norms = d + 9 * table
-        work = d + 9 * table + positions
+        backNorms = d + 9 * table + positions
+        work = d + 9 * table + 2 * positions
+        edges = d + 9 * table + 2 * positions + 3 * stride
         pointers = i
         paths = (i + table, i + table + positions)
         reach = (b, b + tags)
@@ -98,8 +103,13 @@ struct ChainExample<T: Real> {
     }
 
     func oraclePath(into path: UnsafeMutablePointer<Int32>) -> (score: Double, path: UnsafePointer<Int32>) {
-        for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         let e = augment(0)
+        // Hamming cost: the gold path costs 0 and every other path more, so it is the oracle
+        // unless it is forbidden.
+        if costs == nil, Chains.forbiddenStep(model, emissions: emissions, length: length, path: goldPath) == nil {
+            return (ChainDP.pathScore(model, emissions: e, length: length, path: goldPath), goldPath)
+        }
+        for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         _ = ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length,
                            totalCost: scratch.delta, score: scratch.forwardCost, pointers: scratch.pointers, path: path)
         return (ChainDP.pathScore(model, emissions: e, length: length, path: path), UnsafePointer(path))
@@ -152,7 +162,7 @@ extension ChainExample: LossStructure {
         if let logZ = ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
                                           norms: scratch.norms),
            ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
-                                work: scratch.work) {
+                                norms: scratch.backNorms, work: scratch.work) {
             return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
         }
         let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
@@ -257,18 +267,41 @@ extension ChainExample: LossStructure {
                 if t == length - 1 { gradient.end?[g] -= c * others }
             }
             guard t > 0, let d = gradient.transitions else { continue }
-            // w[y] = psi[t](y) b[t](y) / (norm[t] z); xi row y' = a[t-1](y') E[y'] * w.
-            let w = scratch.work
+            // xi[t](y', y) = a[t-1](y') E(y', y) w[t](y), w[t] = psi[t] b[t] / (norm[t] z): the w rows
+            // are kept, and the sum over t done once below as a product of two tables.
+            let w = scratch.forwardCost + (t - 1) * S
             let scale = inverse / scratch.norms[t]
             for y in 0..<S { w[y] = psi[t * S + y] * beta[t * S + y] * scale }
-            var otherEdges = TagVectors.addEdgeRows(d, c, alpha + (t - 1) * S, rows: L, model.expTransitions,
-                                                    UnsafePointer(w), count: S)
             if let path {
-                // The path's own edge: taken back out, and written as minus the others.
+                // The path's own edge is written as minus the other edges of t (sum 1 - own,
+                // formed term by term when that is small: a loss near zero keeps its digits).
                 let from = Int(path[t - 1]), to = Int(path[t])
                 let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to] * w[to]
-                otherEdges -= own
-                d[from * S + to] -= c * own + c * otherEdges
+                var others = 1 - own
+                if others < 1.0 / 16 {
+                    others = 0
+                    for p in 0..<L where alpha[(t - 1) * S + p] > 0 {
+                        let row = model.expTransitions + p * S
+                        var sum = 0.0
+                        for y in 0..<L where !(p == from && y == to) { sum += row[y] * w[y] }
+                        others += alpha[(t - 1) * S + p] * sum
+                    }
+                }
+                d[from * S + to] -= c * (own + others)
+            }
+        }
+        // d[y'][y] += c E(y', y) sum_t a[t-1](y') w[t](y).
+        if let d = gradient.transitions, length > 1 {
+            TagVectors.sumOfOuterProducts(UnsafePointer(alpha), UnsafePointer(scratch.forwardCost), steps: length - 1,
+                                          rows: L, into: scratch.edges, count: S)
+            for from in 0..<L {
+                let e = model.expTransitions + from * S, m = scratch.edges + from * S, out = d + from * S
+                var i = 0
+                while i < S {
+                    storeVector(Double.fma(loadVector(e, i) * loadVector(UnsafePointer(m), i), Double.Vector(repeating: c),
+                                           loadVector(UnsafePointer(out), i)), out, i)
+                    i += Double.laneCount
+                }
             }
         }
     }
@@ -297,8 +330,87 @@ extension ChainExample: LossStructure {
     /// dR/d(feature) = E[c 1{feature}] - R E[1{feature}].
     func expectedCost(gradientTimes c: Double) -> Double {
         zeroGradient()
-        let L = tags, S = stride
         let e = augment(0)
+        if ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
+                               norms: scratch.norms) != nil,
+           ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
+                                norms: scratch.backNorms, work: scratch.work) {
+            return scaledExpectedCost(times: c)
+        }
+        return logSpaceExpectedCost(emissions: e, times: c)
+    }
+
+    /// The risk from the scaled tables (ScaledChain), the expectation semiring's weights being
+    ///   forward:  w(y', y) = a[t-1](y') E(y', y) psi[t](y) / (norm[t] a[t](y))
+    ///   backward: w(y, y'') = E(y, y'') psi[t+1](y'') b[t+1](y'') / (backNorm[t] b[t](y))
+    /// so that both recursions are products with E (or its transpose), no exp per edge.
+    private func scaledExpectedCost(times c: Double) -> Double {
+        let L = tags, S = stride
+        let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
+        let cost = scratch.cost, ahead = scratch.forwardCost, behind = scratch.backwardCost
+        let u = scratch.work, w = scratch.work + S, row = scratch.work + 2 * S
+        for t in 0..<length {
+            for y in 0..<S {
+                cost[t * S + y] = y < L && alpha[t * S + y] > 0 ? costScale * unscaledCost(t, y) : 0
+                ahead[t * S + y] = 0
+                behind[t * S + y] = 0
+            }
+        }
+        for y in 0..<L { ahead[y] = cost[y] }
+        for t in 1..<Swift.max(length, 1) {
+            for y in 0..<S { u[y] = alpha[(t - 1) * S + y] * ahead[(t - 1) * S + y] }
+            TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitions, into: row, count: S)
+            let inverse = 1 / scratch.norms[t]
+            for y in 0..<L where alpha[t * S + y] > 0 {
+                ahead[t * S + y] = row[y] * psi[t * S + y] * inverse / alpha[t * S + y] + cost[t * S + y]
+            }
+        }
+        var t = length - 2
+        while t >= 0 {
+            for y in 0..<S {
+                u[y] = psi[(t + 1) * S + y] * beta[(t + 1) * S + y] * (cost[(t + 1) * S + y] + behind[(t + 1) * S + y])
+            }
+            TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: row, count: S)
+            let inverse = 1 / scratch.backNorms[t]
+            for y in 0..<L where beta[t * S + y] > 0 { behind[t * S + y] = row[y] * inverse / beta[t * S + y] }
+            t -= 1
+        }
+        var z0 = 0.0, risk = 0.0
+        for y in 0..<L { z0 += alpha[y] * beta[y] }
+        for y in 0..<L where alpha[y] * beta[y] > 0 { risk += alpha[y] * beta[y] / z0 * (ahead[y] + behind[y]) }
+        for t in 0..<length {
+            var z = 0.0
+            for y in 0..<L { z += alpha[t * S + y] * beta[t * S + y] }
+            let inverse = 1 / z
+            for y in 0..<L {
+                let mu = alpha[t * S + y] * beta[t * S + y] * inverse
+                guard mu > 0 else { continue }
+                let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
+                gradient.emissions?[t * L + y] += g
+                if t == 0 { gradient.start?[y] += g }
+                if t == length - 1 { gradient.end?[y] += g }
+            }
+            guard t > 0, let d = gradient.transitions else { continue }
+            // xi(from, y) (ahead[t-1][from] + cost[t][y] + behind[t][y] - risk), a row at a time,
+            // xi(from, .) = a[t-1](from) E[from] * psi[t] b[t] / (norm[t] z).
+            let scale = inverse / scratch.norms[t]
+            for y in 0..<S {
+                u[y] = psi[t * S + y] * beta[t * S + y] * scale
+                w[y] = y < L ? cost[t * S + y] + behind[t * S + y] - risk : 0
+            }
+            for from in 0..<L where alpha[(t - 1) * S + from] > 0 {
+                let a = alpha[(t - 1) * S + from], e = model.expTransitions + from * S
+                for y in 0..<S { row[y] = a * e[y] * u[y] }
+                TagVectors.addScaled(d + from * S, c, UnsafePointer(row), times: ahead[(t - 1) * S + from],
+                                     plus: UnsafePointer(w), count: S)
+            }
+        }
+        return risk
+    }
+
+    /// The risk in log space (inputs whose spreads the scaled programs cannot take).
+    private func logSpaceExpectedCost(emissions e: UnsafePointer<Double>, times c: Double) -> Double {
+        let L = tags, S = stride
         let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
         ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta, work: scratch.work)
         let alpha = scratch.alpha, beta = scratch.beta

@@ -434,9 +434,22 @@ enum Chains {
                     continue
                 }
                 let e = d.emissionsInDouble(i, s)
+                let S = d.model.stride
+                // The scaled programs when the spreads allow, else log space (ScaledChain).
+                if let z = ScaledChain.forward(d.model, emissions: e, length: length, alpha: s.alpha, psi: s.psi,
+                                               norms: s.norms),
+                   ScaledChain.backward(d.model, length: length, psi: UnsafePointer(s.psi), beta: s.beta,
+                                        norms: s.backNorms, work: s.work) {
+                    for t in 0..<length {
+                        var total = 0.0
+                        for y in 0..<L { total += s.alpha[t * S + y] * s.beta[t * S + y] }
+                        for y in 0..<L { out[t * L + y] = T(rounding: s.alpha[t * S + y] * s.beta[t * S + y] / total) }
+                    }
+                    logZ?[i] = T(rounding: z)
+                    continue
+                }
                 let z = ChainDP.forward(d.model, emissions: e, length: length, alpha: s.alpha, work: s.work)
                 ChainDP.backward(d.model, emissions: e, length: length, beta: s.beta, work: s.work)
-                let S = d.model.stride
                 for t in 0..<length {
                     for y in 0..<L { out[t * L + y] = T(rounding: Glibc.exp(s.alpha[t * S + y] + s.beta[t * S + y] - z)) }
                 }

@@ -104,6 +104,74 @@ extension TagVectors {
         }
     }
 
+    /// m[r][y] = sum_{k < steps} a[k * count + r] * w[k * count + y] for r < rows (m has rows of
+    /// `count`): the edge marginals of a whole sequence at once (before the elementwise factor
+    /// E), blocked so that 4 rows x up to 4 vectors of m stay in registers across the steps.
+    static func sumOfOuterProducts(_ a: UnsafePointer<Double>, _ w: UnsafePointer<Double>, steps: Int, rows: Int,
+                                   into m: UnsafeMutablePointer<Double>, count: Int) {
+        var column = 0
+        while column < count {
+            // Up to 4 vectors of columns; the ones a narrower block skips cost a predictable branch.
+            let vectors = Swift.min(4, (count - column) / lanes)
+            var row = 0
+            while row + 4 <= rows {
+                // A 4-row block of m, in up to 16 registers across every step.
+                var m00 = V(repeating: 0), m01 = m00, m02 = m00, m03 = m00
+                var m10 = m00, m11 = m00, m12 = m00, m13 = m00
+                var m20 = m00, m21 = m00, m22 = m00, m23 = m00
+                var m30 = m00, m31 = m00, m32 = m00, m33 = m00
+                for k in 0..<steps {
+                    let ak = a + k * count + row, wk = w + k * count + column
+                    let a0 = V(repeating: ak[0]), a1 = V(repeating: ak[1]), a2 = V(repeating: ak[2]), a3 = V(repeating: ak[3])
+                    let w0 = loadVector(wk, 0)
+                    m00 = Double.fma(w0, a0, m00); m10 = Double.fma(w0, a1, m10)
+                    m20 = Double.fma(w0, a2, m20); m30 = Double.fma(w0, a3, m30)
+                    if vectors > 1 {
+                        let w1 = loadVector(wk, lanes)
+                        m01 = Double.fma(w1, a0, m01); m11 = Double.fma(w1, a1, m11)
+                        m21 = Double.fma(w1, a2, m21); m31 = Double.fma(w1, a3, m31)
+                    }
+                    if vectors > 2 {
+                        let w2 = loadVector(wk, 2 * lanes)
+                        m02 = Double.fma(w2, a0, m02); m12 = Double.fma(w2, a1, m12)
+                        m22 = Double.fma(w2, a2, m22); m32 = Double.fma(w2, a3, m32)
+                    }
+                    if vectors > 3 {
+                        let w3 = loadVector(wk, 3 * lanes)
+                        m03 = Double.fma(w3, a0, m03); m13 = Double.fma(w3, a1, m13)
+                        m23 = Double.fma(w3, a2, m23); m33 = Double.fma(w3, a3, m33)
+                    }
+                }
+                let block = [(m00, m01, m02, m03), (m10, m11, m12, m13), (m20, m21, m22, m23), (m30, m31, m32, m33)]
+                for (b, (x0, x1, x2, x3)) in block.enumerated() {
+                    let out = m + (row + b) * count + column
+                    storeVector(x0, out, 0)
+                    if vectors > 1 { storeVector(x1, out, lanes) }
+                    if vectors > 2 { storeVector(x2, out, 2 * lanes) }
+                    if vectors > 3 { storeVector(x3, out, 3 * lanes) }
+                }
+                row += 4
+            }
+            edgeBlock(a, w, steps: steps, rows: row..<rows, columns: column..<(column + vectors * lanes), into: m, count: count)
+            column += vectors * lanes
+        }
+    }
+
+    /// sumOfOuterProducts for the rows and columns the register blocks leave: accumulated in m.
+    static func edgeBlock(_ a: UnsafePointer<Double>, _ w: UnsafePointer<Double>, steps: Int, rows: Range<Int>,
+                          columns: Range<Int>, into m: UnsafeMutablePointer<Double>, count: Int) {
+        guard !rows.isEmpty, !columns.isEmpty else { return }
+        for r in rows { for y in stride(from: columns.lowerBound, to: columns.upperBound, by: lanes) { storeVector(V(repeating: 0), m + r * count, y) } }
+        for k in 0..<steps {
+            for r in rows where a[k * count + r] > 0 {
+                let av = V(repeating: a[k * count + r]), out = m + r * count
+                for y in stride(from: columns.lowerBound, to: columns.upperBound, by: lanes) {
+                    storeVector(Double.fma(loadVector(w + k * count, y), av, loadVector(UnsafePointer(out), y)), out, y)
+                }
+            }
+        }
+    }
+
     /// For every row r with a[r] > 0: xi = a[r] * matrix[r] * w; d[r] += c * xi. Returns the sum
     /// of every xi (the edge marginals of one position, added to the transitions' gradient).
     @inline(__always) static func addEdgeRows(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ a: UnsafePointer<Double>,
@@ -186,6 +254,28 @@ extension TagVectors {
             storeVector(a0, out, base)
         default:
             break
+        }
+    }
+
+    /// The Viterbi step: out[y] = max_r (a[r] + matrix[r * count + y]), argmax[y] = the lowest r
+    /// reaching it (strict comparisons keep the first). -inf rows never win over a finite value;
+    /// where every row is -inf, out is -inf and argmax 0.
+    @inline(__always) static func maxPlus(_ a: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
+                                          into out: UnsafeMutablePointer<Double>, argmax: UnsafeMutablePointer<Int32>,
+                                          count: Int) {
+        var i = 0
+        while i < count {
+            var best = V(repeating: -.infinity)
+            var at = V(repeating: 0)  // the row index, as a double (exact)
+            for r in 0..<rows where a[r] > -.infinity {
+                let v = V(repeating: a[r]) + loadVector(matrix + r * count, i)
+                let better = Double.signMask(best - v)  // best < v
+                best = Double.select(better, v, best)
+                at = Double.select(better, V(repeating: Double(r)), at)
+            }
+            storeVector(best, out, i)
+            for lane in 0..<lanes { argmax[i + lane] = Int32(at[lane]) }
+            i += lanes
         }
     }
 
