@@ -57,45 +57,40 @@ enum ScaledChain {
     /// with 2^40 to spare.
     static let margin = 690.0
 
-    /// Whether the positive entries of a padded row lie within a factor `limit` of each other
-    /// (the padding holds 0). Vector passes: this runs at every position.
-    @inline(__always) static func within(_ row: UnsafePointer<Double>, count: Int, _ limit: Double) -> Bool {
+    /// max and min over the entries of a padded row that are not `ignored` (the padding holds
+    /// `ignored` too); (-inf, +inf) if there are none. Vector passes: this runs at every position.
+    @inline(__always) static func extremes(_ row: UnsafePointer<Double>, count: Int, ignoring ignored: Double)
+        -> (max: Double, min: Double)
+    {
         typealias V = Double.Vector
-        var top = V(repeating: 0), bottom = V(repeating: .infinity)
-        let zero = V(repeating: 0), infinity = V(repeating: .infinity)
+        var top = V(repeating: -.infinity), bottom = V(repeating: .infinity)
+        let skip = V(repeating: ignored), infinity = V(repeating: .infinity)
         var i = 0
         while i < count {
             let x = loadVector(row, i)
-            top = Double.maximum(top, x)
-            // min over the positive lanes: zeros count as +inf.
-            let positive = Double.select(Double.equalMask(x, zero), infinity, x)
-            bottom = Double.select(Double.signMask(positive - bottom), positive, bottom)
+            let kept = Double.equalMask(x, skip)
+            top = Double.maximum(top, Double.select(kept, V(repeating: -.infinity), x))
+            let candidate = Double.select(kept, infinity, x)
+            bottom = Double.select(Double.signMask(candidate - bottom), candidate, bottom)
             i += Double.laneCount
         }
-        let t = Double.maxOfLanes(top)
         var b = Double.infinity
         for lane in 0..<Double.laneCount { b = Swift.min(b, bottom[lane]) }
-        return t <= limit * b || t == 0
+        return (Double.maxOfLanes(top), b)
+    }
+
+    /// Whether the positive entries of a padded row (zeros ignored) lie within a factor `limit`
+    /// of each other.
+    @inline(__always) static func within(_ row: UnsafePointer<Double>, count: Int, _ limit: Double) -> Bool {
+        let (top, bottom) = extremes(row, count: count, ignoring: 0)
+        return top <= 0 || top <= limit * bottom
     }
 
     /// max and (max - min) of the finite entries of a padded row (-inf entries and the -inf
     /// padding ignored).
     @inline(__always) static func finiteRange(_ row: UnsafePointer<Double>, count: Int) -> (max: Double, range: Double) {
-        typealias V = Double.Vector
-        var top = V(repeating: -.infinity), bottom = V(repeating: .infinity)
-        let minusInfinity = V(repeating: -.infinity), infinity = V(repeating: .infinity)
-        var i = 0
-        while i < count {
-            let x = loadVector(row, i)
-            top = Double.maximum(top, x)
-            let finite = Double.select(Double.equalMask(x, minusInfinity), infinity, x)
-            bottom = Double.select(Double.signMask(finite - bottom), finite, bottom)
-            i += Double.laneCount
-        }
-        let t = Double.maxOfLanes(top)
-        var b = Double.infinity
-        for lane in 0..<Double.laneCount { b = Swift.min(b, bottom[lane]) }
-        return t > -.infinity ? (t, t - b) : (-.infinity, 0)
+        let (top, bottom) = extremes(row, count: count, ignoring: -.infinity)
+        return top > -.infinity ? (top, top - bottom) : (-.infinity, 0)
     }
 
     /// The margin left by the transitions, shared out between a table's spread and the
