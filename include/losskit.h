@@ -59,8 +59,9 @@
  *    reported is the first one (lowest index) of the earliest phase.
  *  - Options are validated only for the losses that use them (cost_scale, reduction and threads
  *    always; label_smoothing only by LOG; square_k and square_m only by SQUARED; hope, fear,
- *    hope_scale and fear_scale only by HOPE_FEAR; cost_layout only by the losses that read
- *    costs). A NaN or infinite option value, an unknown enum value, or opt->size smaller than
+ *    hope_scale and fear_scale only by HOPE_FEAR; angular_scale and angular_margin only by
+ *    COSFACE and ARCFACE; margin and lambda only by lk_lsoftmax; cost_layout only by the losses
+ *    that read costs). A NaN or infinite option value, an unknown enum value, or opt->size smaller than
  *    the first published layout (this struct, 112 bytes on x86-64) is LK_ERR_OPTION.
  *  - Determinism and reentrancy: the same inputs give bit-identical outputs at any thread count;
  *    the library keeps no global mutable state (the error message is per thread), so functions
@@ -83,6 +84,13 @@
  *  [HB20]  L. Hui, M. Belkin. Evaluation of Neural Architectures Trained with Square Loss vs
  *          Cross-Entropy in Classification Tasks. ICLR 2021 (arXiv 2006.07322).
  *  [HBW23] L. Hui, M. Belkin, S. Wright. Cut your Losses with Squentropy. ICML 2023.
+ *  [WWZJ18] H. Wang et al. CosFace: Large Margin Cosine Loss for Deep Face Recognition. CVPR 2018.
+ *  [WCLL18] F. Wang, J. Cheng, W. Liu, H. Liu. Additive Margin Softmax for Face Verification.
+ *          IEEE Signal Processing Letters 2018.
+ *  [DGXZ19] J. Deng, J. Guo, N. Xue, S. Zafeiriou. ArcFace: Additive Angular Margin Loss for Deep
+ *          Face Recognition. CVPR 2019.
+ *  [LWYY16] W. Liu, Y. Wen, Z. Yu, M. Yang. Large-Margin Softmax Loss for Convolutional Neural
+ *          Networks. ICML 2016 (arXiv 1612.02295).
  */
 #ifndef LOSSKIT_H
 #define LOSSKIT_H
@@ -157,7 +165,8 @@ const char *lk_last_error(void);
 #define LK_LOSS_SQUARED         9  /* square loss [HB20] */
 #define LK_LOSS_SQUENTROPY      10 /* squentropy [HBW23] */
 #define LK_LOSS_HOPE_FEAR       11 /* the general form F(s + f*c) - H(s - h*c) */
-/* 12 and 13 are reserved for the angular-margin losses (CosFace, ArcFace). */
+#define LK_LOSS_COSFACE         12 /* additive cosine margin, AM-Softmax [WWZJ18, WCLL18]; dense rows */
+#define LK_LOSS_ARCFACE         13 /* additive angular margin [DGXZ19]; dense rows */
 
 /* Reductions over the batch. */
 #define LK_REDUCE_NONE 0 /* one weighted loss per example */
@@ -202,10 +211,11 @@ typedef struct lk_options {
     int32_t  fear;            /* LK_LOSS_HOPE_FEAR: LK_TERM_MAX | LK_TERM_LSE (default) */
     double   hope_scale;      /* LK_LOSS_HOPE_FEAR h >= 0, finite; default 0 */
     double   fear_scale;      /* LK_LOSS_HOPE_FEAR f >= 0, finite; default 1 */
-    int32_t  margin;          /* reserved for L-Softmax (m >= 1); default 2 */
-    double   lambda;          /* reserved for L-Softmax (blend >= 0); default 0 */
-    double   angular_scale;   /* reserved for CosFace/ArcFace (s > 0); default 64 */
-    double   angular_margin;  /* reserved for CosFace/ArcFace (m >= 0); default 0.5 */
+    int32_t  margin;          /* lk_lsoftmax m in [1, 1000]; default 2 */
+    double   lambda;          /* lk_lsoftmax blend lambda >= 0, finite; default 0 */
+    double   angular_scale;   /* LK_LOSS_COSFACE/ARCFACE s > 0, finite; default 64 */
+    double   angular_margin;  /* LK_LOSS_COSFACE/ARCFACE m in [0, pi]; default 0.35 for
+                                 COSFACE, 0.5 for every other loss */
 } lk_options;
 
 /* Sets opt->size = sizeof(lk_options), opt->loss = loss, and every other field to its default
@@ -253,6 +263,21 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *                           PERCEPTRON = (GOLD, MAX, f = 0), HINGE = (GOLD, MAX, 1),
  *                           SOFTMAX_MARGIN = (GOLD, LSE, 1), RAMP = (MAX h=1, MAX f=1),
  *                           SOFT_RAMP = (LSE 1, LSE 1), INFINITE_RAMP = (ORACLE, MAX 1).
+ *   LK_LOSS_COSFACE         lse(z) - z[g] over the logits z[j] = S cos_j (j != g),
+ *                           z[g] = S (cos_g - M)                  grad S (p_z - e_g)  [WWZJ18]
+ *   LK_LOSS_ARCFACE         lse(z) - z[g] with z[g] = S cos(theta_g + M) when cos_g > cos(pi - M),
+ *                           else S (cos_g - M sin M) (the usual fallback that keeps z[g]
+ *                           decreasing in theta_g); z[j] = S cos_j elsewhere     [DGXZ19]
+ *                           grad S (p_z - e_g), times dz[g]/(S dcos_g) = cos M + cos_g sin M /
+ *                           sin theta_g (1 in the fallback) at g
+ *     (S = angular_scale, M = angular_margin, p_z = softmax(z).) The angular losses take
+ *     COSINES as scores: the caller owns the normalisation (cos_j = <x, w_j> / (|x| |w_j|), as
+ *     in the papers) and gets the gradient w.r.t. the cosines, to chain through it. A finite
+ *     cosine outside [-1, 1] is clamped into it, and its gradient is 0 (the clamp's derivative,
+ *     as in PyTorch); -INFINITY masks a class as for every loss. sin theta_g = sqrt(1 - cos_g^2)
+ *     is floored at sqrt(2u), u the unit roundoff of the input type (its value at the largest
+ *     cosine below 1), so the ArcFace gradient at cos_g = 1 is large but finite. Costs and
+ *     cost_layout are not read. S (1 + M), the largest |z|, must be finite in the input type.
  *
  * Masked classes (score -INFINITY) are left out of every max, sum and count K. Every log-sum-exp
  * is computed as m + log1p(sum_{j != argmax} exp(v[j] - m)) with m = max v, so LOG with the gold
@@ -276,7 +301,8 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *   LK_ERR_NULL        opt NULL; scores or gold NULL with n > 0; cost NULL when read;
  *   LK_ERR_OPTION      opt->size too small; unknown loss, reduction, cost_layout, hope or fear;
  *                      threads < 0; cost_scale, label_smoothing, square_k, square_m,
- *                      hope_scale or fear_scale outside its domain (see lk_options);
+ *                      hope_scale, fear_scale, angular_scale or angular_margin outside its
+ *                      domain (see lk_options); S (1 + M) overflowing the input type;
  *                      cost_scale times fear_scale or hope_scale overflowing;
  *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;
  *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) overflowing the address space;
@@ -305,7 +331,7 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  * lists vary in length.
  *
  * Every loss of lk_dense_f32 with the same formula, per list (K = its unmasked candidates),
- * except label smoothing (LK_ERR_UNSUPPORTED: it is a dense-row notion). The gold is an index
+ * except label smoothing and the angular losses (LK_ERR_UNSUPPORTED: dense-row notions). The gold is an index
  * inside the example's list, or -1 when the reference is not among the candidates: then the
  * oracle o — the candidate of lowest unscaled cost, then highest score, then lowest index —
  * stands in for the gold everywhere (the gold term, the tie rule), which needs costs.
@@ -327,7 +353,7 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  *   LK_ERR_NULL        opt NULL; offsets, scores or gold NULL with n != 0; cost NULL while a
  *                      list of non-zero weight has gold -1;
  *   LK_ERR_OPTION      as lk_dense_f32 (except cost_layout, which is not read);
- *   LK_ERR_UNSUPPORTED label smoothing;
+ *   LK_ERR_UNSUPPORTED label smoothing; COSFACE, ARCFACE;
  *   LK_ERR_SIZE        n < 0; offsets[0] != 0; a decreasing offset; offsets[n] overflowing the
  *                      address space;
  *   LK_ERR_LABEL       a gold outside its list that is not -1 (weight != 0);
@@ -355,7 +381,8 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  *
  * with the cost of a path summed over its positions, c(y) = cost_scale * sum_t cost[i, t, y_t]
  * (Hamming when cost is NULL: 1 per position whose tag is not the gold's). Every loss of
- * lk_dense_f32 but SQUARED, SQUENTROPY and label smoothing (LK_ERR_UNSUPPORTED) has the same
+ * lk_dense_f32 but SQUARED, SQUENTROPY, label smoothing and the angular losses
+ * (LK_ERR_UNSUPPORTED) has the same
  * formula over this exponential candidate set, computed by dynamic programming in double,
  * O(T tags^2) per sequence: forward-backward for LSE terms (LOG is the CRF negative
  * log-likelihood), Viterbi over s + f c for MAX terms (HINGE is the structured SVM with margin
@@ -389,7 +416,7 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  * @return LK_OK;
  *   LK_ERR_NULL        opt NULL; emissions, transitions, lengths or gold NULL with n != 0;
  *   LK_ERR_OPTION      as lk_dense_f32;
- *   LK_ERR_UNSUPPORTED SQUARED, SQUENTROPY, label smoothing;
+ *   LK_ERR_UNSUPPORTED SQUARED, SQUENTROPY, label smoothing, COSFACE, ARCFACE;
  *   LK_ERR_SIZE        n, t_max or tags negative; tags = 0 with n > 0; a length outside
  *                      [0, t_max] (weight != 0); a size overflowing the address space;
  *   LK_ERR_LABEL       a gold tag outside [0, tags) at a position < length (weight != 0);
@@ -439,6 +466,74 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
                                  const double *emissions, const double *transitions,
                                  const double *start, const double *end, const int32_t *lengths,
                                  double *marginals, double *log_z);
+
+/* ============================================================================================
+ * L-Softmax — features and class weights (the fused "linear layer + loss" form).
+ * ========================================================================================== */
+
+/* Large-Margin Softmax [LWYY16] over n feature rows x_i (d each) and k class weight rows w_j
+ * (d each): the log loss over the logits f_j = w_j . x_i, except that the gold's logit is
+ *
+ *   f~_y = (lambda f_y + |w_y| |x_i| psi(theta_y)) / (1 + lambda),   cos theta_y = f_y / (|w_y| |x_i|)
+ *   psi(theta) = (-1)^j cos(m theta) - 2j  for theta in [j pi/m, (j+1) pi/m], j = 0 .. m-1
+ *
+ *   loss_i = lse(f~) - f~_y           (f~_j = f_j for j != y)
+ *
+ * psi is continuous and decreasing on [0, pi] (psi(0) = 1, psi(pi) = 1 - 2m) and with m = 1 is
+ * cos theta: m = 1 is exactly the log loss on x w^T, for any lambda. cos(m theta) is the
+ * Chebyshev polynomial T_m(cos theta) and j is found by comparing cos theta with cos(j pi/m), so
+ * no arccos is taken; cos theta is clamped into [-1, 1] against rounding. lambda anneals the
+ * margin in: large lambda is close to the log loss, lambda = 0 the full margin (m = margin).
+ * When |x_i| or |w_y| is 0 the angle is undefined: the gold's logit is then the plain f_y (= 0)
+ * with the plain gradient, and never NaN. The norms are computed in double.
+ *
+ * Gradients: with G = dloss/df~ (p - e_y, times the weight and the reduction's factor),
+ *   d_x_i = sum_j G_ij w_j + G_iy [(alpha - 1) w_y + beta |w_y|/|x_i| x_i]
+ *   d_w_j = sum_i G_ij x_i + sum_{i: y_i = j} G_ij [(alpha - 1) x_i + beta |x_i|/|w_j| w_j]
+ * with alpha = (lambda + psi')/(1 + lambda), beta = (psi - cos theta_y psi')/(1 + lambda) and
+ * psi' = dpsi/dcos theta = (-1)^j m U_{m-1}(cos theta_y) (U: Chebyshev of the second kind).
+ *
+ * Cost: three products of n*k*d multiply-adds (the logits and the two gradients), blocked and
+ * vectorised, accumulated in the input type within a row and in double across lanes (float32:
+ * the usual error of a length-d dot product, ~sqrt(d) ulps); n*k exps; scratch of n*k values of
+ * the input type plus O(k + n). Ignored and zero-weight rows of x are not read and cost nothing.
+ * opt->loss is not read (initialise with LK_LOSS_LOG); opt->ignore_label, weights, reductions,
+ * threads and the conventions at the top apply as for dense rows, with x and w the score-like
+ * inputs: +-INFINITY in a row of x that is read, or anywhere in w, is LK_ERR_DOMAIN, and a NaN
+ * makes the losses it reaches NaN (a NaN in w reaches every example). A logit that overflows the
+ * input type is LK_ERR_DOMAIN.
+ *
+ * @param opt     options (required): margin m in [1, 1000], lambda >= 0 finite, reduction,
+ *                ignore_label, threads.
+ * @param n       number of examples, >= 0.
+ * @param d       feature dimension, >= 1 when n > 0.
+ * @param k       number of classes, >= 1 when n > 0.
+ * @param x       n*d features, row-major; required when n > 0.
+ * @param w       k*d class weights, row-major; required when n > 0.
+ * @param gold    n labels in [0, k) or equal to opt->ignore_label; required when n > 0.
+ * @param weight  n per-example weights, finite and >= 0, or NULL (all 1).
+ * @param loss    n values under LK_REDUCE_NONE, else 1; or NULL.
+ * @param d_x     n*d gradient w.r.t. x (0 for ignored and zero-weight rows); or NULL.
+ * @param d_w     k*d gradient w.r.t. w; or NULL. With n = 0 (and k, d >= 0) it is set to 0.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; x, w or gold NULL with n > 0;
+ *   LK_ERR_OPTION      opt->size too small; unknown reduction; threads < 0; margin outside
+ *                      [1, 1000]; lambda negative, infinite or NaN;
+ *   LK_ERR_SIZE        n, d or k negative; d or k of 0 with n > 0; n*d, k*d or n*k overflowing
+ *                      the address space;
+ *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
+ *   LK_ERR_DOMAIN      +-INFINITY in x (a row read) or w; a logit or a gold's logit that
+ *                      overflows; a weight NaN, infinite or negative; under MEAN, a summed
+ *                      weight that overflows;
+ *   LK_ERR_ALLOC       the scratch could not be allocated.
+ * Since 0.1.0. */
+lk_status lk_lsoftmax_f32(const lk_options *opt, int64_t n, int64_t d, int64_t k,
+                          const float *x, const float *w, const int32_t *gold,
+                          const float *weight, float *loss, float *d_x, float *d_w);
+/* As lk_lsoftmax_f32, in double. Since 0.1.0. */
+lk_status lk_lsoftmax_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
+                          const double *x, const double *w, const int32_t *gold,
+                          const double *weight, double *loss, double *d_x, double *d_w);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -33,6 +33,9 @@ enum Dense {
             return
         }
         guard k >= 1 else { throw .size("k = 0, but a row needs at least one class when n > 0") }
+        if let angular = options.angular, !T(rounding: angular.largestLogit).isFinite {
+            throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) overflows \(T.self)")
+        }
         let elements = try elementCount(n, k, of: T.self, "n * k")
         if layout == .classMatrix { _ = try elementCount(k, k, of: T.self, "k * k (cost class matrix)") }
 
@@ -72,8 +75,9 @@ enum Dense {
         let counted = try batch.denominator(isIgnored: isIgnored)
 
         // The computing pass. A first log-sum-exp keeps its exps in the gradient row; a second
-        // one needs a row of scratch per thread.
-        let scratchRow = recipe.hasTwoLogSumExps && grad != nil ? k : 0
+        // one needs a row of scratch per thread, as do the logits of the angular losses.
+        let angular = options.angular.map { AngularRow<T>($0) }
+        let scratchRow = (recipe.hasTwoLogSumExps && grad != nil) || angular != nil ? k : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(chunks.count, "the per-chunk sums")
@@ -83,6 +87,12 @@ enum Dense {
             isIgnored: isIgnored,
             skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
             evaluate: { i, coefficient, worker, _ in
+                if let angular {
+                    return angularLoss(angular, scores + i * k, count: k, gold: Int(gold[i]),
+                                       logits: scratch.base + worker * scratchRow,
+                                       gradient: grad.map { $0 + i * k }, recipe: recipe,
+                                       coefficient: coefficient)
+                }
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,
@@ -91,5 +101,26 @@ enum Dense {
                     survey: surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
+    }
+
+    /// CosFace / ArcFace on one validated row of cosines: the log loss over its logits (written
+    /// to `logits`), its gradient chained back to the cosines.
+    private static func angularLoss<T: Real>(
+        _ angular: AngularRow<T>, _ cosines: UnsafePointer<T>, count: Int, gold: Int,
+        logits: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?, recipe: Recipe,
+        coefficient: Double
+    ) -> Double {
+        let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
+        let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+                                                                   SurveyMaximum.self)
+        let example = FlatCandidates(
+            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
+            gradient: gradient, scratch: nil,
+            survey: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
+        let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+        if let gradient {
+            angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
+        }
+        return value
     }
 }

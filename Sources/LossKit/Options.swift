@@ -36,6 +36,19 @@ enum CostLayout {
     case zeroOne, perExample, classMatrix
 }
 
+/// The additive angular-margin losses (DESIGN.md §2): log loss over logits s cos_j with the gold's
+/// moved by the margin; the scores are cosines. Dense rows only.
+struct AngularMargin {
+    enum Kind { case cosFace, arcFace }
+    let kind: Kind
+    /// s > 0 and m in [0, pi].
+    let scale: Double
+    let margin: Double
+
+    /// The largest |logit|, s (1 + m): it must be finite in the input type.
+    var largestLogit: Double { scale * (1 + margin) }
+}
+
 /// `lk_options` after validation: everything the computing code needs, nothing raw.
 struct Options {
     var recipe: Recipe
@@ -44,6 +57,20 @@ struct Options {
     var costLayout: CostLayout
     var threads: Int
     var costScale: Double
+    /// CosFace or ArcFace (the recipe is then the log loss over the angular logits).
+    var angular: AngularMargin? = nil
+
+    /// What lk_lsoftmax reads (DESIGN.md §4.5).
+    struct LSoftmax {
+        var reduction: Reduction
+        var ignoreLabel: Int32
+        var threads: Int
+        var margin: Int
+        var lambda: Double
+    }
+
+    /// The largest L-Softmax margin m (cos(m theta) is a degree-m polynomial evaluated per row).
+    static let largestMargin: Int32 = 1000
 
     /// The first published layout of `lk_options` (112 bytes on x86-64); a smaller `size` is
     /// rejected.
@@ -67,29 +94,10 @@ struct Options {
     static func parse(_ raw: UnsafePointer<lk_options>?, for structure: StructureKind)
         throws(Failure) -> Options
     {
-        guard let raw else { throw .null("opt is NULL") }
-        // Only `size` may be read before it is known how large the caller's struct is.
-        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
-        guard size >= firstLayoutSize else {
-            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
-        }
-        // Read the caller's bytes, at most our layout's; fields a caller's (older, smaller)
-        // layout lacks keep their defaults, fields a newer layout appends are not read.
-        let loss = UnsafeRawPointer(raw).load(fromByteOffset: 4, as: Int32.self)
-        var o = defaults(loss: loss) ?? defaults(loss: LK_LOSS_LOG)!
-        withUnsafeMutableBytes(of: &o) { mine in
-            mine.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, mine.count)))
-        }
-
-        let reduction: Reduction
-        switch o.reduction {
-        case LK_REDUCE_NONE: reduction = .none
-        case LK_REDUCE_SUM: reduction = .sum
-        case LK_REDUCE_MEAN: reduction = .mean
-        default: throw .option("opt->reduction = \(o.reduction) is not an LK_REDUCE_* value")
-        }
-        guard o.threads >= 0 else { throw .option("opt->threads = \(o.threads) is negative") }
+        let o = try read(raw)
+        let reduction = try Self.reduction(o)
         let costScale = try nonNegative(o.cost_scale, "cost_scale")
+        var angular: AngularMargin? = nil
 
         let recipe: Recipe
         switch o.loss {
@@ -132,6 +140,24 @@ struct Options {
             default: throw .option("opt->hope = \(o.hope) is not an LK_TERM_* value")
             }
             recipe = .fearMinusHope(fear: fear, hope: hope)
+        case LK_LOSS_COSFACE, LK_LOSS_ARCFACE:
+            guard structure == .dense else {
+                throw .unsupported("opt->loss = \(o.loss) (\(o.loss == LK_LOSS_COSFACE ? "COSFACE" : "ARCFACE")) takes cosine scores of dense rows, not \(structure.name)")
+            }
+            let scale = o.angular_scale
+            guard scale > 0, scale.isFinite else {
+                throw .option("opt->angular_scale = \(scale) must be finite and > 0")
+            }
+            let margin = o.angular_margin
+            guard margin >= 0, margin <= Double.pi else {
+                throw .option("opt->angular_margin = \(margin) is outside [0, pi]")
+            }
+            angular = AngularMargin(kind: o.loss == LK_LOSS_COSFACE ? .cosFace : .arcFace,
+                                    scale: scale, margin: margin)
+            guard angular!.largestLogit.isFinite else {
+                throw .option("opt->angular_scale = \(scale) times 1 + angular_margin overflows")
+            }
+            recipe = .fearMinusHope(fear: .logSumExp(0), hope: .gold)
         default:
             throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
         }
@@ -156,7 +182,49 @@ struct Options {
             }
         }
         return Options(recipe: recipe, reduction: reduction, ignoreLabel: o.ignore_label,
-                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale)
+                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale,
+                       angular: angular)
+    }
+
+    /// Validates `raw` for lk_lsoftmax: NULL, size, reduction, threads, margin, lambda
+    /// (`opt->loss` is not read).
+    static func parseLSoftmax(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> LSoftmax {
+        let o = try read(raw)
+        let reduction = try Self.reduction(o)
+        guard o.margin >= 1, o.margin <= largestMargin else {
+            throw .option("opt->margin = \(o.margin) is outside [1, \(largestMargin)]")
+        }
+        let lambda = try nonNegative(o.lambda, "lambda")
+        return LSoftmax(reduction: reduction, ignoreLabel: o.ignore_label, threads: Int(o.threads),
+                        margin: Int(o.margin), lambda: lambda)
+    }
+
+    /// The caller's options over our defaults, after the NULL and size checks; threads >= 0.
+    private static func read(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> lk_options {
+        guard let raw else { throw .null("opt is NULL") }
+        // Only `size` may be read before it is known how large the caller's struct is.
+        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
+        guard size >= firstLayoutSize else {
+            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
+        }
+        // Read the caller's bytes, at most our layout's; fields a caller's (older, smaller)
+        // layout lacks keep their defaults, fields a newer layout appends are not read.
+        let loss = UnsafeRawPointer(raw).load(fromByteOffset: 4, as: Int32.self)
+        var o = defaults(loss: loss) ?? defaults(loss: LK_LOSS_LOG)!
+        withUnsafeMutableBytes(of: &o) { mine in
+            mine.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, mine.count)))
+        }
+        guard o.threads >= 0 else { throw .option("opt->threads = \(o.threads) is negative") }
+        return o
+    }
+
+    private static func reduction(_ o: lk_options) throws(Failure) -> Reduction {
+        switch o.reduction {
+        case LK_REDUCE_NONE: return .none
+        case LK_REDUCE_SUM: return .sum
+        case LK_REDUCE_MEAN: return .mean
+        default: throw .option("opt->reduction = \(o.reduction) is not an LK_REDUCE_* value")
+        }
     }
 
     private static func nonNegative(_ value: Double, _ name: String) throws(Failure) -> Double {
@@ -168,7 +236,7 @@ struct Options {
 
     /// What `lk_options_init` writes: the size, the loss and every default.
     static func defaults(loss: Int32) -> lk_options? {
-        guard (LK_LOSS_LOG...LK_LOSS_HOPE_FEAR).contains(loss) else { return nil }
+        guard (LK_LOSS_LOG...LK_LOSS_ARCFACE).contains(loss) else { return nil }
         var o = lk_options()
         o.size = UInt32(MemoryLayout<lk_options>.size)
         o.loss = loss
@@ -187,7 +255,7 @@ struct Options {
         o.margin = 2
         o.lambda = 0
         o.angular_scale = 64
-        o.angular_margin = 0.5
+        o.angular_margin = loss == LK_LOSS_COSFACE ? 0.35 : 0.5
         return o
     }
 }

@@ -76,6 +76,17 @@ struct Variant {
         UnsafeMutablePointer<Double>?
     ) -> lk_status
 
+    typealias LSoftmaxF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Float>?,
+        UnsafePointer<Int32>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias LSoftmaxF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Double>?,
+        UnsafePointer<Int32>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?,
+        UnsafeMutablePointer<Double>?
+    ) -> lk_status
+
     let level: StaticString
     let lastError: @convention(c) () -> UnsafePointer<CChar>?
     let optionsInit: @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
@@ -89,6 +100,8 @@ struct Variant {
     let viterbiF64: ViterbiF64
     let marginalsF32: MarginalsF32
     let marginalsF64: MarginalsF64
+    let lsoftmaxF32: LSoftmaxF32
+    let lsoftmaxF64: LSoftmaxF64
 
     /// The variant in use, or nil to compute here (baseline). Swift initialises a global once,
     /// thread-safely, on first use.
@@ -135,7 +148,9 @@ struct Variant {
               let viterbiF32 = symbol("lk_chain_viterbi_f32", as: ViterbiF32.self),
               let viterbiF64 = symbol("lk_chain_viterbi_f64", as: ViterbiF64.self),
               let marginalsF32 = symbol("lk_chain_marginals_f32", as: MarginalsF32.self),
-              let marginalsF64 = symbol("lk_chain_marginals_f64", as: MarginalsF64.self)
+              let marginalsF64 = symbol("lk_chain_marginals_f64", as: MarginalsF64.self),
+              let lsoftmaxF32 = symbol("lk_lsoftmax_f32", as: LSoftmaxF32.self),
+              let lsoftmaxF64 = symbol("lk_lsoftmax_f64", as: LSoftmaxF64.self)
         else {
             dlclose(handle)
             return nil
@@ -143,7 +158,8 @@ struct Variant {
         return Variant(level: level, lastError: lastError, optionsInit: optionsInit,
                        denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64,
                        chainF32: chainF32, chainF64: chainF64, viterbiF32: viterbiF32, viterbiF64: viterbiF64,
-                       marginalsF32: marginalsF32, marginalsF64: marginalsF64)
+                       marginalsF32: marginalsF32, marginalsF64: marginalsF64,
+                       lsoftmaxF32: lsoftmaxF32, lsoftmaxF64: lsoftmaxF64)
     }
 }
 #endif

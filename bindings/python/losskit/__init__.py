@@ -7,7 +7,8 @@
 
 Every loss of include/losskit.h over dense class rows (losskit.dense), candidate lists of
 varying length (losskit.lists, losskit.lists.from_arrays) and linear chains (losskit.chain,
-with losskit.viterbi and losskit.marginals); float64 input is computed by the
+with losskit.viterbi and losskit.marginals), and L-Softmax over features and class weights
+(losskit.lsoftmax); the angular-margin losses (CosFace, ArcFace) are dense losses on cosines. float64 input is computed by the
 _f64 functions, anything else in float32. Failures raise LossKitError carrying the library's message.
 """
 
@@ -15,9 +16,10 @@ from ._native import LossKitError, library_path, lib as _lib
 from ._dense import DenseResult, dense
 from ._lists import ListsResult, lists
 from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, marginals, viterbi
+from ._lsoftmax import LSoftmaxResult, lsoftmax
 
 __all__ = ["dense", "DenseResult", "lists", "ListsResult", "chain", "ChainResult", "viterbi",
-           "ViterbiResult", "marginals", "MarginalsResult", "LossKitError", "version", "version_number", "cpu_level",
+           "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult", "LossKitError", "version", "version_number", "cpu_level",
            "library_path"]
 
 

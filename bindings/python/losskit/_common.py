@@ -14,7 +14,9 @@ from ._native import Options, lib
 LOSSES = {
     "log": 1, "perceptron": 2, "hinge": 3, "softmax_margin": 4, "risk": 5, "ramp": 6,
     "soft_ramp": 7, "infinite_ramp": 8, "squared": 9, "squentropy": 10, "hope_fear": 11,
+    "cosface": 12, "arcface": 13,
 }
+ANGULAR = ("cosface", "arcface")
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 COST_LAYOUTS = {"zero_one": 0, "per_example": 1, "class_matrix": 2}
 HOPE_TERMS = {"gold": 0, "oracle": 1, "max": 2, "lse": 3}
@@ -29,7 +31,8 @@ def _pick(table: dict, value, what: str) -> int:
 
 def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cost_layout=None,
                  label_smoothing=0.0, square_k=1.0, square_m=1.0, hope=None, fear=None,
-                 hope_scale=None, fear_scale=None) -> Options:
+                 hope_scale=None, fear_scale=None, angular_scale=None,
+                 angular_margin=None) -> Options:
     """An lk_options from keyword options: lk_options_init(loss), then the given fields."""
     code = _pick(LOSSES, loss, "loss")
     opt = Options()
@@ -64,6 +67,17 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
             opt.hope_scale = float(hope_scale)
         if fear_scale is not None:
             opt.fear_scale = float(fear_scale)
+    angular = {"angular_scale": angular_scale, "angular_margin": angular_margin}
+    if loss not in ANGULAR:
+        given = [name for name, value in angular.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply only to loss='cosface' or 'arcface' "
+                             f"(got loss={loss!r})")
+    else:
+        if angular_scale is not None:
+            opt.angular_scale = float(angular_scale)
+        if angular_margin is not None:
+            opt.angular_margin = float(angular_margin)
     return opt
 
 

@@ -24,7 +24,8 @@ class DenseResult(NamedTuple):
 def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
           square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
-          threads=0, with_grad=True, grad_out=None) -> DenseResult:
+          angular_scale=None, angular_margin=None, threads=0, with_grad=True,
+          grad_out=None) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
     Args:
@@ -33,7 +34,9 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         -inf masks a class.
       gold: (n,) integer labels in [0, k), or ``ignore_label``.
       loss: "log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
-        "infinite_ramp", "squared", "squentropy" or "hope_fear" (formulas in include/losskit.h).
+        "infinite_ramp", "squared", "squentropy", "hope_fear", or the angular-margin losses
+        "cosface" and "arcface", whose scores are cosines in [-1, 1] that the caller normalised
+        and whose gradient is w.r.t. those cosines (formulas in include/losskit.h).
       cost: None (0/1 cost), an (n, k) per-example cost or a (k, k) class matrix (row = gold).
         When n == k the layout is ambiguous and ``cost_layout`` must be given. Losses that
         read no costs ("log", "perceptron", "squared", "squentropy") ignore it, so one call
@@ -46,6 +49,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         it (label_smoothing: "log"; square_k, square_m: "squared"; hope ("gold", "oracle",
         "max", "lse"), fear ("max", "lse") and their scales: "hope_fear"); a non-default value
         given to another loss is a ValueError.
+      angular_scale, angular_margin: s (default 64) and m (default 0.35 for "cosface", 0.5 for
+        "arcface") of the angular-margin losses, which take no other of these options.
       threads: 0 = library default.
       with_grad: False skips the gradient (grad is None).
       grad_out: an (n, k) C-contiguous array of the computing dtype to write the gradient into
@@ -92,7 +97,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
     opt = c.make_options(loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
                          ignore_label=ignore_label, cost_layout=layout,
                          label_smoothing=label_smoothing, square_k=square_k, square_m=square_m,
-                         hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale)
+                         hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale,
+                         angular_scale=angular_scale, angular_margin=angular_margin)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
     fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
