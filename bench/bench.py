@@ -302,12 +302,7 @@ def lists_workload(bandwidth):
     rows = [("LossKit", ours),
             ("NumPy (reduceat segments)", timed(numpy_lists_softmax_margin(s, offsets, gold, cost))),
             ("PyTorch (padded, masked)", (lambda f: timed(f) if f else None)(torch_lists_softmax_margin(s, offsets, gold, cost)))]
-    for label, t in rows:
-        if t is None:
-            print(f"  {label:26} {'(not installed)':>9}")
-            continue
-        speedup = "" if label == "LossKit" else f"{t[0] / ours[0]:13.2f}x"
-        print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {t[0] / floor:8.2f} {speedup:>14}")
+    print_rows(rows, ours[0], lambda t: t / floor)
     want = numpy_lists_softmax_margin(s.astype(np.float64), offsets, gold, cost.astype(np.float64))()[0]
     got = float(losskit.lists(s, offsets, gold, cost=cost, loss="softmax_margin").loss)
     print(f"  float32 loss vs float64 reference: relative difference {abs(got - want) / abs(want):.1e}")
@@ -372,12 +367,7 @@ def chains_workload():
         mine = timed(ours())
         peer_fn = torchcrf_log_loss(emissions, transitions, start, end, gold)
         rows = [("LossKit", mine), ("pytorch-crf", timed(peer_fn) if peer_fn else None)]
-        for label, tm in rows:
-            if tm is None:
-                print(f"  {label:26} {'(not installed)':>9}")
-                continue
-            speedup = "" if label == "LossKit" else f"{tm[0] / mine[0]:13.2f}x"
-            print(f"  {label:26} {fmt(tm[0])}  {fmt(tm[1])}-{fmt(tm[2]).strip():<9} {tm[0] / positions * 1e9:12.1f} {speedup:>14}")
+        print_rows(rows, mine[0], lambda t: t / positions * 1e9, width=12)
         if peer_fn:
             theirs = peer_fn()[0]
             got = float(losskit.chain(emissions.astype(np.float64), transitions.astype(np.float64), lengths, gold,
@@ -387,6 +377,85 @@ def chains_workload():
         for loss in CHAIN_LOSSES:
             tm = timed(ours(loss))
             print(f"    {loss:24} {fmt(tm[0])}  {fmt(tm[1])}-{fmt(tm[2]).strip():<9} {tm[0] / positions * 1e9:12.1f} {tm[0] / mine[0]:13.2f}x")
+
+
+def lsoftmax_inputs(n, d, k, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, d), np.float32), (0.05 * rng.standard_normal((k, d))).astype(np.float32),
+            rng.integers(0, k, n).astype(np.int32))
+
+
+def numpy_lsoftmax(x, w, gold, m):
+    """L-Softmax and its gradients in NumPy (BLAS products, arccos for the angle)."""
+    def run():
+        n = len(gold)
+        rows = np.arange(n)
+        f = x @ w.T
+        a, b = np.linalg.norm(w, axis=1)[gold], np.linalg.norm(x, axis=1)
+        fy = f[rows, gold]
+        c = np.clip(fy / (a * b), -1, 1)
+        theta = np.arccos(c)
+        j = np.clip(np.floor(theta * m / np.pi), 0, m - 1)
+        sign = np.where(j % 2 == 0, 1.0, -1.0)
+        psi = sign * np.cos(m * theta) - 2 * j
+        # dpsi/dc = sign m sin(m theta) / sin(theta)
+        dpsi = sign * m * np.sin(m * theta) / np.maximum(np.sin(theta), 1e-12)
+        f[rows, gold] = a * b * psi
+        e = np.exp(f - f.max(1, keepdims=True))
+        p = e / e.sum(1, keepdims=True)
+        loss = np.mean(np.log(e.sum(1)) - np.log(e[rows, gold]))
+        p[rows, gold] -= 1
+        p /= n
+        gy = p[rows, gold].copy()
+        p[rows, gold] = gy * dpsi
+        beta = (psi - c * dpsi) * gy
+        d_x = p @ w + ((beta * a / b)[:, None] * x).astype(x.dtype)
+        d_w = p.T @ x
+        np.add.at(d_w, gold, ((beta * b / a)[:, None] * w[gold]).astype(w.dtype))
+        return loss, d_x, d_w
+    return run
+
+
+def torch_lsoftmax(x, w, gold, m):
+    """L-Softmax as a PyTorch user writes it (arccos, cos(m theta), autograd)."""
+    if torch is None:
+        return None
+    xt, wt0, gt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gold).long()
+
+    def run():
+        xx = xt.clone().requires_grad_(True)
+        ww = wt0.clone().requires_grad_(True)
+        f = xx @ ww.T
+        rows = torch.arange(len(gold))
+        a, b = ww.norm(dim=1)[gt], xx.norm(dim=1)
+        c = (f[rows, gt] / (a * b)).clamp(-1 + 1e-7, 1 - 1e-7)
+        theta = torch.acos(c)
+        j = torch.floor(theta * m / torch.pi).clamp(0, m - 1).detach()
+        psi = torch.where(j % 2 == 0, 1.0, -1.0) * torch.cos(m * theta) - 2 * j
+        logits = f.scatter(1, gt[:, None], (a * b * psi)[:, None])
+        loss = torch.nn.functional.cross_entropy(logits, gt)
+        loss.backward()
+        return loss.item(), xx.grad, ww.grad
+    return run
+
+
+def lsoftmax_workload():
+    n, d, k, m = 256, 512, 10000, 2
+    x, w, gold = lsoftmax_inputs(n, d, k)
+    flops = 3 * 2 * n * d * k
+    print(f"\nW7  L-Softmax (m = {m}) with d_x and d_w, {n} features x {d} dims, {k} classes, float32 "
+          f"(three {n} x {d} x {k} products)")
+    print(f"  {'contender':26} {'median ms':>9} {'min-max ms':>19} {'GFLOP/s':>8} {'LossKit faster':>14}")
+    mine = timed(lambda: losskit.lsoftmax(x, w, gold, margin=m, threads=args.threads), repeats=7)
+    peer_torch = torch_lsoftmax(x, w, gold, m)
+    rows = [("LossKit", mine), ("NumPy (BLAS products)", timed(numpy_lsoftmax(x, w, gold, m), repeats=7)),
+            ("PyTorch (autograd)", timed(peer_torch, repeats=7) if peer_torch else None)]
+    print_rows(rows, mine[0], lambda t: flops / t / 1e9)
+    ours = losskit.lsoftmax(x.astype(np.float64), w.astype(np.float64), gold, margin=m)
+    theirs = numpy_lsoftmax(x.astype(np.float64), w.astype(np.float64), gold, m)()
+    print(f"  float64 LossKit vs the NumPy version: loss {abs(ours.loss - theirs[0]):.1e}, "
+          f"d_x {np.abs(ours.d_x - theirs[1]).max() / np.abs(theirs[1]).max():.1e}, "
+          f"d_w {np.abs(ours.d_w - theirs[2]).max() / np.abs(theirs[2]).max():.1e} (relative to the largest)")
 
 
 CATALOGUE = [
@@ -400,6 +469,17 @@ CATALOGUE = [
     ("log, label smoothing 0.1", dict(loss="log", label_smoothing=0.1)),
     ("hope_fear (lse, lse)", dict(loss="hope_fear", hope="lse", fear="lse", hope_scale=1, fear_scale=1)),
 ]
+
+
+def print_rows(rows, ours, column, width=8):
+    """One line per contender: median, min-max, `column(median)` (x floor, ns/position, ...)
+    and, for the peers, how many times faster LossKit's median `ours` is."""
+    for label, t in rows:
+        if t is None:
+            print(f"  {label:26} {'(not installed)':>9}")
+            continue
+        speedup = "" if label.startswith("LossKit") else f"{t[0] / ours:13.2f}x"
+        print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {column(t[0]):{width}.{1 if width > 8 else 2}f} {speedup:>14}")
 
 
 def fmt(seconds):
@@ -464,12 +544,7 @@ def main():
         for peer, make in peers:
             fn = make(s, g) if make else None
             rows.append((peer, timed(fn) if fn else None))
-        for label, t in rows:
-            if t is None:
-                print(f"  {label:26} {'(not installed)':>9}")
-                continue
-            speedup = "" if label.startswith("LossKit") else f"{t[0] / ours[0]:13.2f}x"
-            print(f"  {label:26} {fmt(t[0])}  {fmt(t[1])}-{fmt(t[2]).strip():<9} {t[0] / floor:8.2f} {speedup:>14}")
+        print_rows(rows, ours[0], lambda t: t / floor)
         if kw.get("loss") == "log":
             got = float(losskit.dense(s, g, threads=args.threads).loss)
             want = float64_log_reference(s, g)
@@ -480,6 +555,9 @@ def main():
 
     if not only or "W6" in only:
         chains_workload()
+
+    if not only or "W7" in only:
+        lsoftmax_workload()
 
     if not only or "catalogue" in only:
         n, k = 4096, 1000

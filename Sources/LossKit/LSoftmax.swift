@@ -98,7 +98,9 @@ enum LSoftmax {
         let thresholds = try Scratch<Double>(options.margin + 1, "the angles' thresholds")
         defer { thresholds.free() }
         let wantsGradient = dX != nil || dW != nil
-        let threads = Parallel.available(requested: options.threads)
+        // No pass uses more threads than it has chunks (the products: 64 rows or 256 classes).
+        let mostChunks = Swift.max(Chunks(examples: n, valuesPerExample: k).count, (active + 63) / 64, (k + 255) / 256)
+        let threads = Swift.min(Parallel.available(requested: options.threads), mostChunks)
         let gradientRows = try Scratch<T>(wantsGradient ? threads * k : 0, "the gradient rows")
         defer { gradientRows.free() }
         let dXs = try Scratch<T>(dX != nil ? active * d : 0, "the gradient of the rows of x read")
@@ -107,6 +109,8 @@ enum LSoftmax {
         defer { classTerms.free() }
         let partials = try Scratch<Double>(Chunks(examples: n, valuesPerExample: k).count, "the per-chunk sums")
         defer { partials.free() }
+        let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
+        defer { packs.free() }
 
         // Compact the rows that are read; transpose w for the logits' product.
         var r = 0
@@ -117,15 +121,18 @@ enum LSoftmax {
             (xs.base + r * d).update(from: x + i * d, count: d)
             r += 1
         }
-        for j in 0..<k {
-            classNorms[j] = norm(w + j * d, count: d)
-            for t in 0..<d { wt[t * k + j] = w[j * d + t] }
+        // The class norms and w^T, 256 classes at a time across threads.
+        let classChunks = (k + 255) / 256
+        Parallel.forEach(chunks: classChunks, threads: Parallel.threads(requested: options.threads, elements: weights, chunks: classChunks)) { chunk, _ in
+            let classes = (chunk * 256)..<Swift.min(k, (chunk + 1) * 256)
+            for j in classes { classNorms[j] = norm(w + j * d, count: d) }
+            transpose(w, rows: k, columns: d, rowRange: classes, into: wt.base)
         }
         for l in 0...options.margin { thresholds[l] = cos(Double(l) * Double.pi / Double(options.margin)) }
 
         // The logits f = x w^T, rows split across threads.
         product(a: UnsafePointer(xs.base), aRow: d, aColumn: 1, depth: d, b: UnsafePointer(wt.base), bRow: k,
-                width: k, out: logits.base, rows: active, rowsPerChunk: 16, threads: options.threads)
+                width: k, out: logits.base, rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
 
         // Each gold's logit moves; then its row is scanned (max for the log-sum-exp, and no
         // logit may have overflowed).
@@ -174,7 +181,7 @@ enum LSoftmax {
         if let dX {
             // d_x = G' w (G' with alpha on the gold), plus the gold's term along x itself.
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
-                    rows: active, rowsPerChunk: 16, threads: options.threads)
+                    rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
             for r in 0..<active {
                 let c = golds[r].gradient * golds[r].alongFeature
                 guard c != 0 else { continue }
@@ -192,7 +199,7 @@ enum LSoftmax {
         if let dW {
             // d_w = G'^T x, plus each gold's term along its own class row.
             product(a: g, aRow: 1, aColumn: k, depth: active, b: UnsafePointer(xs.base), bRow: d, width: d,
-                    out: dW, rows: k, rowsPerChunk: 64, threads: options.threads)
+                    out: dW, rows: k, rowsPerChunk: 256, threads: options.threads, packs: packs)
             classTerms.base.update(repeating: 0, count: k)
             for r in 0..<active { classTerms[Int(gold[rows[r]])] += golds[r].gradient * golds[r].alongClass }
             for j in 0..<k where classTerms[j] != 0 {
@@ -207,16 +214,38 @@ enum LSoftmax {
     /// order that depends only on the shapes.
     private static func product<T: Real>(
         a: UnsafePointer<T>, aRow: Int, aColumn: Int, depth: Int, b: UnsafePointer<T>, bRow: Int,
-        width: Int, out: UnsafeMutablePointer<T>, rows: Int, rowsPerChunk: Int, threads requested: Int
+        width: Int, out: UnsafeMutablePointer<T>, rows: Int, rowsPerChunk: Int, threads requested: Int,
+        packs: Scratch<T>
     ) {
         let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
         // One thread more pays off from about 2^20 multiply-adds (elementsPerThread * 8).
         let work = Swift.min(Double(rows) * Double(width) * Double(depth) / 8, 1e15)
         let threads = Parallel.threads(requested: requested, elements: Int(work), chunks: chunks)
-        Parallel.forEach(chunks: chunks, threads: threads) { chunk, _ in
+        Parallel.forEach(chunks: chunks, threads: threads) { chunk, worker in
             let range = (chunk * rowsPerChunk)..<Swift.min(rows, (chunk + 1) * rowsPerChunk)
             MatrixKernel.combineRows(a: a, aRow: aRow, aColumn: aColumn, depth: depth, b: b, bRow: bRow,
-                                     width: width, out: out, outRow: width, rows: range, accumulate: false)
+                                     width: width, out: out, outRow: width, rows: range, accumulate: false,
+                                     pack: packs.base + worker * MatrixKernel.packSize)
+        }
+    }
+
+    /// out (columns x rows) = m^T for the rows `rowRange` of m, in tiles of 32 x 32 so that
+    /// neither side is accessed with a stride longer than a tile.
+    private static func transpose<T>(_ m: UnsafePointer<T>, rows: Int, columns: Int, rowRange: Range<Int>,
+                                     into out: UnsafeMutablePointer<T>) {
+        let tile = 32
+        var r0 = rowRange.lowerBound
+        while r0 < rowRange.upperBound {
+            let r1 = Swift.min(rowRange.upperBound, r0 + tile)
+            var c0 = 0
+            while c0 < columns {
+                let c1 = Swift.min(columns, c0 + tile)
+                for c in c0..<c1 {
+                    for r in r0..<r1 { out[c * rows + r] = m[r * columns + c] }
+                }
+                c0 = c1
+            }
+            r0 = r1
         }
     }
 
@@ -296,7 +325,9 @@ struct GoldLogit {
         let psi = sign * t1 - 2 * Double(j)
         let slope = sign * Double(m) * u0
         let lambda = margin.lambda
-        value = (lambda * f + a * b * psi) / (1 + lambda)
+        // (lambda f + a b psi) / (1 + lambda), ordered so that no intermediate overflows where
+        // the result does not (a b alone may exceed the double range).
+        value = lambda / (1 + lambda) * f + (a / (1 + lambda)) * b * psi
         alpha = (lambda + slope) / (1 + lambda)
         let beta = (psi - c * slope) / (1 + lambda)
         alongFeature = beta * (a / b)

@@ -122,6 +122,40 @@ static void test_thread_local_error(void) {
     CHECK(strcmp(lk_last_error(), "") == 0);
 }
 
+/* L-Softmax from C: x = (1, 0), w = rows (cos t, sin t) and (0, 1) with t = 0.3, gold 0, m = 2:
+ * the gold's logit is psi(t) = cos(2t) (t < pi/2), the other logit 0, so the loss is
+ * log(1 + exp(0 - cos(2t))); with m = 1 it is log(1 + exp(-cos t)). And a bad margin fails. */
+static void test_lsoftmax(void) {
+    const double t = 0.3;
+    float x[2] = {1.0f, 0.0f}, w[4] = {(float)cos(t), (float)sin(t), 0.0f, 1.0f};
+    float loss = -7.0f, dx[2], dw[4];
+    int32_t g[1] = {0};
+    lk_options o;
+    lk_options_init(&o, LK_LOSS_LOG);
+    CHECK(o.margin == 2);
+    CHECK(lk_lsoftmax_f32(&o, 1, 2, 2, x, w, g, NULL, &loss, dx, dw) == LK_OK);
+    CHECK(fabs(loss - log1p(exp(-cos(2 * t)))) < 1e-6);
+    o.margin = 1;
+    CHECK(lk_lsoftmax_f32(&o, 1, 2, 2, x, w, g, NULL, &loss, NULL, NULL) == LK_OK);
+    CHECK(fabs(loss - log1p(exp(-cos(t)))) < 1e-6);
+    o.margin = 0;
+    loss = -7.0f;
+    CHECK(lk_lsoftmax_f32(&o, 1, 2, 2, x, w, g, NULL, &loss, dx, dw) == LK_ERR_OPTION);
+    CHECK(loss == -7.0f && strstr(lk_last_error(), "margin") != NULL);
+}
+
+/* CosFace from C, two classes: log(1 + exp(s c1 - s (c0 - m))). */
+static void test_cosface(void) {
+    double c[2] = {0.7, 0.2}, loss;
+    int32_t g[1] = {0};
+    lk_options o;
+    CHECK(lk_options_init(&o, LK_LOSS_COSFACE) == LK_OK);
+    CHECK(o.angular_margin == 0.35 && o.angular_scale == 64.0);
+    o.angular_scale = 10.0;
+    CHECK(lk_dense_f64(&o, 1, 2, c, g, NULL, NULL, &loss, NULL) == LK_OK);
+    CHECK(fabs(loss - log1p(exp(10.0 * 0.2 - 10.0 * (0.7 - 0.35)))) < 1e-14);
+}
+
 int main(void) {
     test_layout();
     test_version();
@@ -130,6 +164,8 @@ int main(void) {
     test_options_init();
     test_options_size();
     test_thread_local_error();
+    test_lsoftmax();
+    test_cosface();
     if (failures) {
         fprintf(stderr, "c_tests: %d check(s) failed\n", failures);
         return 1;

@@ -18,11 +18,16 @@ enum MatrixKernel {
     static let columnBlock = 256
     static let depthBlock = 128
 
-    /// Computes (or, with `accumulate`, adds) out[r, 0 ..< width] for r in `rows`.
+    /// Computes (or, with `accumulate`, adds) out[r, 0 ..< width] for r in `rows`. `pack` has room
+    /// for `packSize` values: each block of b is copied into it first (contiguous rows, as BLAS
+    /// packs its panels), so that the tiles read it without long strides.
+    static let packSize = columnBlock * depthBlock
+
     static func combineRows<T: Real>(
         a: UnsafePointer<T>, aRow: Int, aColumn: Int, depth: Int,
         b: UnsafePointer<T>, bRow: Int, width: Int,
-        out: UnsafeMutablePointer<T>, outRow: Int, rows: Range<Int>, accumulate: Bool
+        out: UnsafeMutablePointer<T>, outRow: Int, rows: Range<Int>, accumulate: Bool,
+        pack: UnsafeMutablePointer<T>
     ) {
         guard !rows.isEmpty, width > 0 else { return }
         guard depth > 0 else {
@@ -33,9 +38,11 @@ enum MatrixKernel {
         var c0 = 0
         while c0 < width {
             let c1 = Swift.min(width, c0 + columnBlock)
+            let blockWidth = c1 - c0
             var q0 = 0
             while q0 < depth {
                 let q1 = Swift.min(depth, q0 + depthBlock)
+                for q in q0..<q1 { (pack + (q - q0) * blockWidth).update(from: b + q * bRow + c0, count: blockWidth) }
                 let add = accumulate || q0 > 0
                 var r = rows.lowerBound
                 while r < rows.upperBound {
@@ -43,23 +50,27 @@ enum MatrixKernel {
                     let last = rows.upperBound - 1
                     let rs = (r, Swift.min(r + 1, last), Swift.min(r + 2, last), Swift.min(r + 3, last))
                     let stored = Swift.min(4, rows.upperBound - r)
-                    var c = c0
-                    while c < c1 {
-                        if c + 2 * lanes <= c1 {
-                            tile(a, aRow, aColumn, q0, q1, b, bRow, out, outRow, rs, stored, c, add,
-                                 load: { p, i in loadVector(p, i) }, store: { v, p, i in storeVector(v, p, i) },
-                                 load2: { p, i in loadVector(p, i) }, store2: { v, p, i in storeVector(v, p, i) })
+                    let a0 = a + q0 * aColumn
+                    var c = 0
+                    while c < blockWidth {
+                        let outs = (out + rs.0 * outRow + c0 + c, out + rs.1 * outRow + c0 + c,
+                                    out + rs.2 * outRow + c0 + c, out + rs.3 * outRow + c0 + c)
+                        let coefficients = (a0 + rs.0 * aRow, a0 + rs.1 * aRow, a0 + rs.2 * aRow, a0 + rs.3 * aRow)
+                        if c + 2 * lanes <= blockWidth {
+                            tile(coefficients, aColumn, q1 - q0, UnsafePointer(pack + c), blockWidth, outs, stored, add,
+                                 load: { p in loadVector(p, 0) }, store: { v, p in storeVector(v, p, 0) },
+                                 load2: { p in loadVector(p, lanes) }, store2: { v, p in storeVector(v, p, lanes) })
                             c += 2 * lanes
                         } else {
                             // The ragged end of the block: one or two partial vectors.
-                            let end = c1
-                            let first = Swift.min(lanes, end - c)
-                            tile(a, aRow, aColumn, q0, q1, b, bRow, out, outRow, rs, stored, c, add,
-                                 load: { p, i in first == lanes ? loadVector(p, i) : loadPartial(p, i, i + first, pad: 0) },
-                                 store: { v, p, i in if first == lanes { storeVector(v, p, i) } else { storePartial(v, p, i, i + first) } },
-                                 load2: { p, i in i < end ? loadPartial(p, i, end, pad: 0) : T.Vector(repeating: 0) },
-                                 store2: { v, p, i in if i < end { storePartial(v, p, i, end) } })
-                            c = end
+                            let left = blockWidth - c
+                            let first = Swift.min(lanes, left)
+                            tile(coefficients, aColumn, q1 - q0, UnsafePointer(pack + c), blockWidth, outs, stored, add,
+                                 load: { p in first == lanes ? loadVector(p, 0) : loadPartial(p, 0, first, pad: 0) },
+                                 store: { v, p in if first == lanes { storeVector(v, p, 0) } else { storePartial(v, p, 0, first) } },
+                                 load2: { p in left > lanes ? loadPartial(p, lanes, left, pad: 0) : T.Vector(repeating: 0) },
+                                 store2: { v, p in if left > lanes { storePartial(v, p, lanes, left) } })
+                            c = blockWidth
                         }
                     }
                     r += 4
@@ -70,30 +81,27 @@ enum MatrixKernel {
         }
     }
 
-    /// One register tile: rows rs, columns c ..< c + 2 lanes (loaded and stored through the
-    /// given closures, which handle a ragged end), depth q0 ..< q1.
+    /// One register tile: 4 rows of coefficients (stepping by `aColumn`) times `steps` rows of b
+    /// (stepping by `bRow`), into 4 output rows, 2 vectors wide (loaded and stored through the
+    /// given closures, which handle a ragged end). Only the first `stored` rows are written.
     @inline(__always)
     private static func tile<T: Real>(
-        _ a: UnsafePointer<T>, _ aRow: Int, _ aColumn: Int, _ q0: Int, _ q1: Int,
-        _ b: UnsafePointer<T>, _ bRow: Int, _ out: UnsafeMutablePointer<T>, _ outRow: Int,
-        _ rs: (Int, Int, Int, Int), _ stored: Int, _ c: Int, _ add: Bool,
-        load: (UnsafePointer<T>, Int) -> T.Vector, store: (T.Vector, UnsafeMutablePointer<T>, Int) -> Void,
-        load2: (UnsafePointer<T>, Int) -> T.Vector, store2: (T.Vector, UnsafeMutablePointer<T>, Int) -> Void
+        _ a: (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>), _ aColumn: Int, _ steps: Int,
+        _ b: UnsafePointer<T>, _ bRow: Int,
+        _ o: (UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>),
+        _ stored: Int, _ add: Bool,
+        load: (UnsafePointer<T>) -> T.Vector, store: (T.Vector, UnsafeMutablePointer<T>) -> Void,
+        load2: (UnsafePointer<T>) -> T.Vector, store2: (T.Vector, UnsafeMutablePointer<T>) -> Void
     ) {
-        let lanes = T.laneCount
-        let c2 = c + lanes
-        let o0 = out + rs.0 * outRow, o1 = out + rs.1 * outRow
-        let o2 = out + rs.2 * outRow, o3 = out + rs.3 * outRow
         let zero = T.Vector(repeating: 0)
-        var x00 = add ? load(o0, c) : zero, x01 = add ? load2(o0, c2) : zero
-        var x10 = add ? load(o1, c) : zero, x11 = add ? load2(o1, c2) : zero
-        var x20 = add ? load(o2, c) : zero, x21 = add ? load2(o2, c2) : zero
-        var x30 = add ? load(o3, c) : zero, x31 = add ? load2(o3, c2) : zero
-        var a0 = a + rs.0 * aRow + q0 * aColumn, a1 = a + rs.1 * aRow + q0 * aColumn
-        var a2 = a + rs.2 * aRow + q0 * aColumn, a3 = a + rs.3 * aRow + q0 * aColumn
-        var bq = b + q0 * bRow
-        for _ in q0..<q1 {
-            let b0 = load(bq, c), b1 = load2(bq, c2)
+        var x00 = add ? load(o.0) : zero, x01 = add ? load2(o.0) : zero
+        var x10 = add ? load(o.1) : zero, x11 = add ? load2(o.1) : zero
+        var x20 = add ? load(o.2) : zero, x21 = add ? load2(o.2) : zero
+        var x30 = add ? load(o.3) : zero, x31 = add ? load2(o.3) : zero
+        var (a0, a1, a2, a3) = a
+        var bq = b
+        for _ in 0..<steps {
+            let b0 = load(bq), b1 = load2(bq)
             let k0 = T.Vector(repeating: a0.pointee), k1 = T.Vector(repeating: a1.pointee)
             let k2 = T.Vector(repeating: a2.pointee), k3 = T.Vector(repeating: a3.pointee)
             x00 = T.fma(k0, b0, x00); x01 = T.fma(k0, b1, x01)
@@ -104,9 +112,9 @@ enum MatrixKernel {
             bq += bRow
         }
         // Rows past the range's end repeat the last row: only the first `stored` are written.
-        store(x00, o0, c); store2(x01, o0, c2)
-        if stored > 1 { store(x10, o1, c); store2(x11, o1, c2) }
-        if stored > 2 { store(x20, o2, c); store2(x21, o2, c2) }
-        if stored > 3 { store(x30, o3, c); store2(x31, o3, c2) }
+        store(x00, o.0); store2(x01, o.0)
+        if stored > 1 { store(x10, o.1); store2(x11, o.1) }
+        if stored > 2 { store(x20, o.2); store2(x21, o.2) }
+        if stored > 3 { store(x30, o.3); store2(x31, o.3) }
     }
 }

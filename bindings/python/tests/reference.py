@@ -394,3 +394,17 @@ def reference_lists(scores, offsets, gold, *, loss="log", cost=None, weight=None
     else:
         raise ValueError(reduction)
     return out, (grad if with_grad else None)
+
+
+def reduction_factors(gold, weight, reduction, ignore_label=-100):
+    """Per-example multiplier of the unweighted loss under `reduction` (DESIGN.md §3): the weight
+    (1 when None), 0 for ignored examples, divided by the summed weight of the examples that are
+    not ignored under "mean" (all 0 when that sum is 0)."""
+    n = len(gold)
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    live = np.asarray(gold) != ignore_label
+    f = np.where(live, w, 0.0)
+    if reduction == "mean":
+        denom = w[live].sum()
+        f = f / denom if denom > 0 else np.zeros(n)
+    return f
