@@ -272,14 +272,16 @@ enum ChainDP {
 
     /// s(path) summed in the order Viterbi sums (((start + e0) + trans) + e1) ... + end, so that a
     /// path Viterbi finds optimal compares equal to its value bit for bit.
-    static func pathScore(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
-                          path: UnsafePointer<Int32>) -> Double {
+    /// The emissions are rows of `rowStride` (the model's stride for a scratch table, the tag
+    /// count for the caller's own emissions: widened exactly, the same bits either way).
+    static func pathScore<E: Real>(_ model: ChainModel, emissions e: UnsafePointer<E>, rowStride: Int, length: Int,
+                                   path: UnsafePointer<Int32>) -> Double {
         let S = model.stride
         var y = Int(path[0])
-        var score = model.start[y] + e[y]
+        var score = model.start[y] + e[y].wide
         for t in 1..<Swift.max(length, 1) {
             let next = Int(path[t])
-            score = (score + model.transitions[y * S + next]) + e[t * S + next]
+            score = (score + model.transitions[y * S + next]) + e[t * rowStride + next].wide
             y = next
         }
         return score + model.end[y]

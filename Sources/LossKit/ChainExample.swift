@@ -43,9 +43,9 @@ struct ChainScratch {
 }
 
 /// Where one sequence's gradient goes: its emissions' gradient, accumulated in double (rows of
-/// `tags`) and rounded once into `output`, and this chunk's accumulators of the shared
-/// parameters (rows of `stride`, like the model's; summed over the chunk's sequences, then over
-/// chunks in order).
+/// `stride`, like the tables, so that whole vectors add into it) and rounded once into
+/// `output` (rows of `tags`), and this chunk's accumulators of the shared parameters (rows of
+/// `stride`, like the model's; summed over the chunk's sequences, then over chunks in order).
 struct ChainGradient<T: Real> {
     let emissions: UnsafeMutablePointer<Double>?
     let output: UnsafeMutablePointer<T>?
@@ -81,6 +81,15 @@ struct ChainExample<T: Real> {
     /// their costs unread).
     func augment(_ a: Double) -> UnsafePointer<Double> {
         let w = a * costScale, S = stride
+        if w == 0 {
+            // The plain emissions, widened (a loop the compiler vectorises).
+            for t in 0..<length {
+                let row = scratch.augmented + t * S, e = emissions + t * tags
+                for y in 0..<tags { row[y] = e[y].wide }
+                for y in tags..<S { row[y] = -.infinity }
+            }
+            return UnsafePointer(scratch.augmented)
+        }
         for t in 0..<length {
             for y in 0..<tags {
                 let e = emissions[t * tags + y].wide
@@ -96,7 +105,7 @@ struct ChainExample<T: Real> {
         let e = augment(a)
         let best = ChainDP.viterbi(model, emissions: e, length: length, delta: scratch.delta,
                                    pointers: scratch.pointers, path: path)
-        if ChainDP.pathScore(model, emissions: e, length: length, path: goldPath) == best {
+        if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath) == best {
             return (best, goldPath)
         }
         return (best, UnsafePointer(path))
@@ -107,12 +116,12 @@ struct ChainExample<T: Real> {
         // Hamming cost: the gold path costs 0 and every other path more, so it is the oracle
         // unless it is forbidden.
         if costs == nil, Chains.forbiddenStep(model, emissions: emissions, length: length, path: goldPath) == nil {
-            return (ChainDP.pathScore(model, emissions: e, length: length, path: goldPath), goldPath)
+            return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath), goldPath)
         }
         for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         _ = ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length,
                            totalCost: scratch.delta, score: scratch.forwardCost, pointers: scratch.pointers, path: path)
-        return (ChainDP.pathScore(model, emissions: e, length: length, path: path), UnsafePointer(path))
+        return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: path), UnsafePointer(path))
     }
 
     /// The path a gold, oracle or max term names (into `buffer`), and its value: s(path), or
@@ -120,7 +129,7 @@ struct ChainExample<T: Real> {
     func pathTerm(_ term: Term, buffer: UnsafeMutablePointer<Int32>) -> (value: Double, path: UnsafePointer<Int32>) {
         switch term {
         case .gold:
-            return (ChainDP.pathScore(model, emissions: augment(0), length: length, path: goldPath), goldPath)
+            return (ChainDP.pathScore(model, emissions: emissions, rowStride: tags, length: length, path: goldPath), goldPath)
         case .oracle:
             let (score, path) = oraclePath(into: buffer)
             return (score, path)
@@ -207,13 +216,13 @@ extension ChainExample: LossStructure {
                 let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
                 if on(t, y) { continue }
                 others += mu
-                gradient.emissions?[t * L + y] += c * mu
+                gradient.emissions?[t * S + y] += c * mu
                 if t == 0, let d = gradient.start { d[y] += c * mu }
                 if t == length - 1, let d = gradient.end { d[y] += c * mu }
             }
             if let path {
                 let g = Int(path[t])
-                gradient.emissions?[t * L + g] -= c * others
+                gradient.emissions?[t * S + g] -= c * others
                 if t == 0, let d = gradient.start { d[g] -= c * others }
                 if t == length - 1, let d = gradient.end { d[g] -= c * others }
             } else {
@@ -246,23 +255,22 @@ extension ChainExample: LossStructure {
     private func addScaledMarginals(minus path: UnsafePointer<Int32>?, times c: Double) {
         let L = tags, S = stride
         let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
-        @inline(__always) func on(_ t: Int, _ y: Int) -> Bool { path.map { Int($0[t]) == y } ?? false }
         for t in 0..<length {
-            var z = 0.0
-            for y in 0..<L { z += alpha[t * S + y] * beta[t * S + y] }
-            let inverse = 1 / z
-            var others = 0.0
-            for y in 0..<L {
-                let mu = alpha[t * S + y] * beta[t * S + y] * inverse
-                if on(t, y) { continue }
-                others += mu
-                gradient.emissions?[t * L + y] += c * mu
-                if t == 0 { gradient.start?[y] += c * mu }
-                if t == length - 1 { gradient.end?[y] += c * mu }
+            let a = alpha + t * S, b = beta + t * S
+            let inverse = 1 / TagVectors.dot(a, b, count: S)
+            // mu = a b / z, added times c to every tag but the path's (the padding adds 0).
+            let g = path.map { Int($0[t]) } ?? -1
+            var others = TagVectors.addProducts(gradient.emissions.map { $0 + t * S }, c, a, b, times: inverse,
+                                                excluding: g, count: S)
+            if t == 0, let d = gradient.start {
+                others = TagVectors.addProducts(d, c, a, b, times: inverse, excluding: g, count: S)
+            }
+            if t == length - 1, let d = gradient.end {
+                others = TagVectors.addProducts(d, c, a, b, times: inverse, excluding: g, count: S)
             }
             if let path {
                 let g = Int(path[t])
-                gradient.emissions?[t * L + g] -= c * others
+                gradient.emissions?[t * S + g] -= c * others
                 if t == 0 { gradient.start?[g] -= c * others }
                 if t == length - 1 { gradient.end?[g] -= c * others }
             }
@@ -315,9 +323,8 @@ extension ChainExample: LossStructure {
     }
 
     func addOneHot(_ path: UnsafePointer<Int32>, times c: Double) {
-        let L = tags
         if let d = gradient.emissions {
-            for t in 0..<length { d[t * L + Int(path[t])] += c }
+            for t in 0..<length { d[t * stride + Int(path[t])] += c }
         }
         if let d = gradient.transitions { for t in 1..<Swift.max(length, 1) { d[Int(path[t - 1]) * stride + Int(path[t])] += c } }
         gradient.start?[Int(path[0])] += c
@@ -386,7 +393,7 @@ extension ChainExample: LossStructure {
                 let mu = alpha[t * S + y] * beta[t * S + y] * inverse
                 guard mu > 0 else { continue }
                 let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
-                gradient.emissions?[t * L + y] += g
+                gradient.emissions?[t * S + y] += g
                 if t == 0 { gradient.start?[y] += g }
                 if t == length - 1 { gradient.end?[y] += g }
             }
@@ -460,7 +467,7 @@ extension ChainExample: LossStructure {
                 let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
                 guard mu > 0 else { continue }
                 let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
-                gradient.emissions?[t * L + y] += g
+                gradient.emissions?[t * S + y] += g
                 if t == 0 { gradient.start?[y] += g }
                 if t == length - 1 { gradient.end?[y] += g }
             }
@@ -487,7 +494,8 @@ extension ChainExample: LossStructure {
         if case .logSumExp(let a) = fear, !isLogSumExp(hope) {
             let (h, path) = pathTerm(hope, buffer: scratch.paths.1)
             let (logZ, _, marginals) = logSumExp(costWeight: a)
-            let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), length: length, path: path)
+            let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride, length: length,
+                                              path: path)
             var rest = logZ - onPath
             if rest < log1p(1.0 / 16) {
                 rest = log1p(exp(logSumExpOff(path) - onPath))
@@ -519,16 +527,18 @@ extension ChainExample: LossStructure {
 
     var containsNaN: Bool { isNaN }
 
-    func zeroGradient() { gradient.emissions?.update(repeating: 0, count: length * tags) }
+    func zeroGradient() { gradient.emissions?.update(repeating: 0, count: length * stride) }
 
     /// Rounds the emission gradient into the caller's buffer, once.
     func flushGradient() {
         guard let table = gradient.emissions, let out = gradient.output else { return }
-        for j in 0..<(length * tags) { out[j] = T(rounding: table[j]) }
+        for t in 0..<length {
+            for y in 0..<tags { out[t * tags + y] = T(rounding: table[t * stride + y]) }
+        }
     }
 
     func poisonGradient() {
-        gradient.emissions?.update(repeating: .nan, count: length * tags)
+        gradient.emissions?.update(repeating: .nan, count: length * stride)
         gradient.transitions?.update(repeating: .nan, count: tags * stride)
         gradient.start?.update(repeating: .nan, count: stride)
         gradient.end?.update(repeating: .nan, count: stride)
