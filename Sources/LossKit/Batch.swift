@@ -43,15 +43,24 @@ struct Batch<T: Real> {
     /// Runs `check(i, worker)` for every example, chunk by chunk on up to `threads` threads,
     /// and throws the failure of the lowest example, as a sequential scan would.
     func validate(_ chunks: Chunks, threads: Int, _ check: (_ i: Int, _ worker: Int) throws(Failure) -> Void) throws(Failure) {
+        try validateChunks(chunks, threads: threads) { (chunk: Int, worker: Int) throws(Failure) in
+            for i in chunks.range(chunk) { try check(i, worker) }
+        }
+    }
+
+    /// Runs `check(chunk, worker)` for every chunk on up to `threads` threads, and throws the
+    /// failure of the lowest chunk (each chunk throwing its lowest example's).
+    func validateChunks(_ chunks: Chunks, threads: Int,
+                        _ check: (_ chunk: Int, _ worker: Int) throws(Failure) -> Void) throws(Failure) {
         if threads <= 1 {
-            for i in 0..<count { try check(i, 0) }
+            for chunk in 0..<chunks.count { try check(chunk, 0) }
             return
         }
         var failures = [Failure?](repeating: nil, count: chunks.count)
         failures.withUnsafeMutableBufferPointer { failures in
             Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
                 do throws(Failure) {
-                    for i in chunks.range(chunk) { try check(i, worker) }
+                    try check(chunk, worker)
                 } catch {
                     failures[chunk] = error
                 }

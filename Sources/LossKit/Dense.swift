@@ -98,7 +98,7 @@ enum Dense {
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
                     scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
-                    survey: surveys[i])
+                    known: surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
     }
@@ -116,7 +116,7 @@ enum Dense {
         let example = FlatCandidates(
             scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
             gradient: gradient, scratch: nil,
-            survey: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
+            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
         let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
         if let gradient {
             angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)

@@ -22,8 +22,17 @@ struct FlatCandidates<T: Real> {
     /// Room for the exps of a second log-sum-exp term (count values) when there is one and a
     /// gradient is wanted; the first term keeps its exps in the gradient itself.
     let scratch: UnsafeMutablePointer<T>?
-    /// What validation's scan of the scores learnt (max, argmax, unmasked count).
-    let survey: RowSurvey<T>
+    /// What validation's scan of the scores learnt (max, argmax, unmasked count), or nil when
+    /// validation screened the example's whole chunk at once (FlatValidation.screen): then no
+    /// score is NaN or infinite, and what a loss needs of the scores is found when it asks.
+    let known: RowSurvey<T>?
+
+    /// The survey validation kept, or the scan it stands for.
+    @inline(__always) var survey: RowSurvey<T> {
+        if let known { return known }
+        let (maximum, argmax, unmasked, _) = RowKernel.survey(scores, count: count, SurveyAll.self)
+        return RowSurvey(maximum: maximum, argmax: argmax, unmasked: unmasked)
+    }
 
     @inline(__always) func isMasked(_ j: Int) -> Bool { scores[j] == -T.infinity }
 
@@ -48,10 +57,16 @@ struct FlatCandidates<T: Real> {
 
     /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
     @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
-        let (m, index) = (survey.maximum, survey.argmax)
+        if a != 0, costs != nil { return nil }
+        let (m, index): (T, Int)
+        if let known {
+            (m, index) = (known.maximum, known.argmax)
+        } else {
+            let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
+            (m, index) = (maximum, argmax)
+        }
         let g = goldIndex, sg = scores[g]
         if a == 0 { return sg == m ? (m, g) : (m, index) }
-        guard costs == nil else { return nil }
         let w = T(rounding: a * costScale)
         if w >= 0 {
             // Every candidate but the gold rises by w: the plain argmax stays ahead unless it
@@ -65,9 +80,16 @@ struct FlatCandidates<T: Real> {
     }
 
     @inline(__always) func maximum(_ a: Double) -> T {
+        if known == nil {
+            // A screened example: one pass for the value alone.
+            let w = T(rounding: a * costScale)
+            if a == 0 { return RowKernel.maximum(PlainRow(scores: scores, count: count)) }
+            if let costs { return RowKernel.maximum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w)) }
+            return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+        }
         if let known = maximumFromPlain(a) { return known.value }
         let w = T(rounding: a * costScale)
-        if costs != nil, let known = survey.fearMaximum, w == survey.fearWeight { return known }
+        if costs != nil, let survey = known, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
         return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
     }
@@ -86,7 +108,12 @@ struct FlatCandidates<T: Real> {
     @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
         if a == 0 { return expSum(PlainRow(scores: scores, count: count), shift: shift, store: store) }
         let w = T(rounding: a * costScale)
-        if let costs { return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store) }
+        if let costs {
+            if known == nil {
+                return expSum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
+            }
+            return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
+        }
         // 0/1: the whole row shifted by w, then the gold (cost 0) put right.
         let shifted = ShiftedRow(scores: scores, count: count, weight: w)
         var total = store.map { RowKernel.expSum(shifted, shift: shift, into: BufferSink(base: $0)) }
@@ -270,7 +297,7 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     /// Validation's scan records a NaN score as a NaN max.
-    var containsNaN: Bool { survey.maximum.isNaN }
+    var containsNaN: Bool { known?.maximum.isNaN ?? false }
 
     func zeroGradient() { gradient?.update(repeating: 0, count: count) }
 

@@ -65,6 +65,49 @@ enum FlatValidation {
     }
 }
 
+extension FlatValidation {
+    /// Whether a stretch of flat candidates — a whole chunk of candidate lists — passes every
+    /// value check of `check` whatever the list boundaries: no score is NaN or infinite (so no
+    /// candidate is masked, no list wholly masked, no gold masked), and, with `costs`, no cost
+    /// is NaN or infinite and `costBound` times the largest cost (1 for 0/1 costs) added to
+    /// any score stays finite. One vector pass, nothing per list: when it says false, the
+    /// caller runs `check` list by list, for the exact verdict and message.
+    static func screen<T: Real>(_ scores: UnsafePointer<T>, costs: UnsafePointer<T>?, count: Int,
+                                costBound: Double) -> Bool {
+        let w = T.laneCount
+        let magnitudeMask = T.Bits(repeating: T.Bits.Scalar.max)  // the sign bit cleared
+        let infinityBits = T.bits(T.Vector(repeating: .infinity))
+        let shift = T.Bits(repeating: T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1))
+        // All ones where |x| >= +inf as integers: infinite or NaN.
+        @inline(__always) func nonFinite(_ magnitude: T.Bits) -> T.Bits { ~((magnitude &- infinityBits) &>> shift) }
+        var bad = T.Bits(repeating: 0)
+        var i = 0
+        while i + w <= count {
+            bad |= nonFinite(T.bits(loadVector(scores, i)) & magnitudeMask)
+            i += w
+        }
+        for j in i..<count where !scores[j].isFinite { return false }
+        var largest = T.Vector(repeating: 0)
+        if let costs {
+            i = 0
+            while i + w <= count {
+                let magnitude = T.bits(loadVector(costs, i)) & magnitudeMask
+                bad |= nonFinite(magnitude)
+                largest = T.maximum(largest, T.vector(magnitude))
+                i += w
+            }
+            for j in i..<count {
+                guard costs[j].isFinite else { return false }
+                largest[0] = Swift.max(largest[0], costs[j].magnitude)
+            }
+        }
+        guard horizontalIntegerSum(bad) == 0 else { return false }
+        guard costBound > 0 else { return true }
+        let largestCost = costs == nil ? 1 : T.maxOfLanes(largest).wide
+        return !(T.greatestFiniteMagnitude.wide + costBound * largestCost).isInfinite
+    }
+}
+
 /// How messages name candidate j of an example: `scores[row, j]` / `cost[row, j]` in a dense
 /// row, `scores[offset + j]` / `cost[offset + j]` in a candidate list. Built only when a check
 /// fails.

@@ -166,7 +166,7 @@ enum LSoftmax {
                 let gradient = wantsGradient ? gradientRows.base + worker * k : nil
                 let example = FlatCandidates(
                     scores: UnsafePointer(row), count: k, goldIndex: y, costs: nil, costScale: 0,
-                    gradient: gradient, scratch: nil, survey: surveys[r])
+                    gradient: gradient, scratch: nil, known: surveys[r])
                 let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
                 if let gradient {
                     row.update(from: gradient, count: k)

@@ -69,24 +69,40 @@ enum Lists {
         let golds = try Scratch<Int>(n, "the gold or oracle of each list")
         defer { golds.free() }
         let costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
-        try batch.validate(chunks, threads: threads) { (i: Int, _: Int) throws(Failure) in
-            try batch.checkWeight(i)
-            if batch.hasZeroWeight(i) { return }
-            guard length(i) > 0 else {
-                throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(offsets[i])) and weight \(batch.weight(i)) != 0")
-            }
-            let oracle = gold[i] == -1
-            let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start(i) } : nil
-            surveys[i] = try FlatValidation.check(
-                scores + start(i), count: length(i), gold: Int(gold[i]), costs: costs,
-                costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
-                usesGold: recipe.usesGoldScore && !oracle,
-                needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
-                names: RowNames(example: i, layout: .list(offset: start(i))))
-            if oracle, let costs {
-                golds[i] = lowestCost(scores + start(i), costs, count: length(i))
-            } else {
-                golds[i] = Int(gold[i])
+        // Chunk by chunk: a screen of the chunk's candidates all at once, which nearly always
+        // proves every value check passes (then only weights, empty lists and oracles are looked
+        // at list by list, and the computing pass finds each list's max itself); else the full
+        // check of each list, whose survey the computing pass then reuses.
+        let screened = try Scratch<Bool>(chunks.count, "the screened chunks")
+        defer { screened.free() }
+        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
+            let lists = chunks.range(chunk)
+            let first = start(lists.lowerBound), candidates = start(lists.upperBound) - first
+            let hasOracle = lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) }
+            let screenCosts = recipe.readsCosts || hasOracle
+            screened[chunk] = FlatValidation.screen(scores + first, costs: screenCosts ? cost.map { $0 + first } : nil,
+                                                    count: candidates, costBound: costBound)
+            for i in lists {
+                try batch.checkWeight(i)
+                if batch.hasZeroWeight(i) { continue }
+                guard length(i) > 0 else {
+                    throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(offsets[i])) and weight \(batch.weight(i)) != 0")
+                }
+                let oracle = gold[i] == -1
+                let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start(i) } : nil
+                if !screened[chunk] {
+                    surveys[i] = try FlatValidation.check(
+                        scores + start(i), count: length(i), gold: Int(gold[i]), costs: costs,
+                        costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
+                        usesGold: recipe.usesGoldScore && !oracle,
+                        needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
+                        names: RowNames(example: i, layout: .list(offset: start(i))))
+                }
+                if oracle, let costs {
+                    golds[i] = lowestCost(scores + start(i), costs, count: length(i))
+                } else {
+                    golds[i] = Int(gold[i])
+                }
             }
         }
 
@@ -102,13 +118,13 @@ enum Lists {
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: { _ in false },
             skip: { i in grad?.advanced(by: start(i)).update(repeating: 0, count: length(i)) },
-            evaluate: { i, coefficient, worker, _ in
+            evaluate: { i, coefficient, worker, chunk in
                 let example = FlatCandidates(
                     scores: scores + start(i), count: length(i), goldIndex: golds[i],
                     costs: cost.map { $0 + start(i) }, costScale: options.costScale,
                     gradient: grad.map { $0 + start(i) },
                     scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
-                    survey: surveys[i])
+                    known: screened[chunk] ? nil : surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
     }

@@ -97,6 +97,23 @@ struct CostRow<T: Real>: ScoreRow {
     }
 }
 
+/// v[j] = s[j] + w c[j] where no score is -inf (a screened example, FlatValidation.screen):
+/// CostRow without its mask.
+struct UnmaskedCostRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let costs: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    @inline(__always) func load(_ i: Int) -> T.Vector {
+        T.fma(loadVector(costs, i), T.Vector(repeating: weight), loadVector(scores, i))
+    }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        // The padding stays -inf: its cost is 0.
+        T.fma(loadPartial(costs, i, count, pad: 0), T.Vector(repeating: weight), loadPartial(scores, i, count, pad: -.infinity))
+    }
+    @inline(__always) func value(_ j: Int) -> T { scores[j] + weight * costs[j] }
+}
+
 /// Where a kernel's per-candidate results go: a buffer, or nowhere when only its sums are
 /// wanted. Two types rather than an optional pointer, so that each kernel specialises into a
 /// loop without a branch inside.

@@ -262,24 +262,51 @@ extension TagVectors {
 
     /// The Viterbi step: out[y] = max_r (a[r] + matrix[r * count + y]), argmax[y] = the lowest r
     /// reaching it (strict comparisons keep the first). -inf rows never win over a finite value;
-    /// where every row is -inf, out is -inf and argmax 0.
+    /// where every row is -inf, out is -inf and argmax 0. Up to four vectors of `out` per pass
+    /// over the rows: each vector's (max, select) chain is latency-bound on its own.
     @inline(__always) static func maxPlus(_ a: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
                                           into out: UnsafeMutablePointer<Double>, argmax: UnsafeMutablePointer<Int32>,
                                           count: Int) {
-        var i = 0
-        while i < count {
-            var best = V(repeating: -.infinity)
-            var at = V(repeating: 0)  // the row index, as a double (exact)
-            for r in 0..<rows where a[r] > -.infinity {
-                let v = V(repeating: a[r]) + loadVector(matrix + r * count, i)
-                let better = Double.signMask(best - v)  // best < v
-                best = Double.select(better, v, best)
-                at = Double.select(better, V(repeating: Double(r)), at)
+        var base = 0
+        while base < count {
+            let vectors = Swift.min(4, (count - base) / lanes)
+            switch vectors {
+            case 4: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 4)
+            case 3: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 3)
+            case 2: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 2)
+            default: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 1)
             }
-            storeVector(best, out, i)
-            for lane in 0..<lanes { argmax[i + lane] = Int32(at[lane]) }
-            i += lanes
+            base += vectors * lanes
         }
+    }
+
+    /// `vectors` (1 to 4, a constant once inlined) vectors of maxPlus' output.
+    @inline(__always) private static func maxPlusBlock(_ a: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
+                                                       count: Int, into out: UnsafeMutablePointer<Double>,
+                                                       argmax: UnsafeMutablePointer<Int32>, vectors: Int) {
+        let minusInfinity = V(repeating: -.infinity), zero = V(repeating: 0)
+        var best = (minusInfinity, minusInfinity, minusInfinity, minusInfinity)
+        var at = (zero, zero, zero, zero)  // the row index, as a double (exact)
+        @inline(__always) func track(_ v: V, _ r: V, _ best: inout V, _ at: inout V) {
+            let better = Double.signMask(best - v)  // best < v
+            best = Double.select(better, v, best)
+            at = Double.select(better, r, at)
+        }
+        for r in 0..<rows where a[r] > -.infinity {
+            let av = V(repeating: a[r]), rv = V(repeating: Double(r)), row = matrix + r * count
+            track(av + loadVector(row, 0), rv, &best.0, &at.0)
+            if vectors > 1 { track(av + loadVector(row, lanes), rv, &best.1, &at.1) }
+            if vectors > 2 { track(av + loadVector(row, 2 * lanes), rv, &best.2, &at.2) }
+            if vectors > 3 { track(av + loadVector(row, 3 * lanes), rv, &best.3, &at.3) }
+        }
+        @inline(__always) func put(_ best: V, _ at: V, _ k: Int) {
+            storeVector(best, out, k * lanes)
+            for lane in 0..<lanes { argmax[k * lanes + lane] = Int32(at[lane]) }
+        }
+        put(best.0, at.0, 0)
+        if vectors > 1 { put(best.1, at.1, 1) }
+        if vectors > 2 { put(best.2, at.2, 2) }
+        if vectors > 3 { put(best.3, at.3, 3) }
     }
 
     /// d[y] += c * mu[y] for mu[y] = a[y] b[y] times `inverse`, except at y = `excluding` (-1:
