@@ -59,16 +59,27 @@ enum Dense {
         let threads = Parallel.threads(requested: options.threads, elements: elements, chunks: chunks.count)
         let surveys = try Scratch<RowSurvey<T>>(n, "the row surveys")
         defer { surveys.free() }
-        try batch.validate(chunks, threads: threads) { (i: Int, _: Int) throws(Failure) in
-            guard gold[i] != ignore else { return }
-            try batch.checkWeight(i)
-            if batch.hasZeroWeight(i) { return }
-            surveys[i] = try FlatValidation.check(
-                scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
-                costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
-                usesGold: recipe.usesGoldScore,
-                needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
-                names: RowNames(example: i, layout: .dense(scoreRow: i, costRow: costRow(i))))
+        // Chunk by chunk, as for candidate lists: a screen of the chunk's rows at once (with
+        // their cost rows for LK_COST_PER_EXAMPLE), and the full check of each row only where
+        // the screen objects. Long rows, and rows with a class matrix, are checked row by row.
+        let screened = try Scratch<Bool>(chunks.count, "the screened chunks")
+        defer { screened.free() }
+        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
+            let rows = chunks.range(chunk)
+            let first = rows.lowerBound * k
+            screened[chunk] = layout != .classMatrix && k < FlatValidation.screenedLength
+                && FlatValidation.screen(scores + first, costs: layout == .perExample ? cost.map { $0 + first } : nil,
+                                         count: rows.count * k, costBound: costBound)
+            for i in rows where gold[i] != ignore {
+                try batch.checkWeight(i)
+                if batch.hasZeroWeight(i) || screened[chunk] { continue }
+                surveys[i] = try FlatValidation.check(
+                    scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
+                    costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
+                    usesGold: recipe.usesGoldScore,
+                    needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
+                    names: RowNames(example: i, layout: .dense(scoreRow: i, costRow: costRow(i))))
+            }
         }
 
         let isIgnored = { (i: Int) in gold[i] == ignore }
@@ -86,7 +97,7 @@ enum Dense {
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: isIgnored,
             skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
-            evaluate: { i, coefficient, worker, _ in
+            evaluate: { i, coefficient, worker, chunk in
                 if let angular {
                     return angularLoss(angular, scores + i * k, count: k, gold: Int(gold[i]),
                                        logits: scratch.base + worker * scratchRow,
@@ -98,7 +109,7 @@ enum Dense {
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
                     scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
-                    known: surveys[i])
+                    known: screened[chunk] ? nil : surveys[i])
                 return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
             })
     }

@@ -66,6 +66,11 @@ enum FlatValidation {
 }
 
 extension FlatValidation {
+    /// Chunks whose rows (lists) hold fewer values than this on average are screened; longer
+    /// ones are checked row by row, for the survey the computing pass then reuses (one pass
+    /// fewer over each row). Where the two cost the same (measured: bench/README.md).
+    static let screenedLength = 512
+
     /// Whether a stretch of flat candidates — a whole chunk of candidate lists — passes every
     /// value check of `check` whatever the list boundaries: no score is NaN or infinite (so no
     /// candidate is masked, no list wholly masked, no gold masked), and, with `costs`, no cost

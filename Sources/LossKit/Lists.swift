@@ -80,8 +80,9 @@ enum Lists {
             let first = start(lists.lowerBound), candidates = start(lists.upperBound) - first
             let hasOracle = lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) }
             let screenCosts = recipe.readsCosts || hasOracle
-            screened[chunk] = FlatValidation.screen(scores + first, costs: screenCosts ? cost.map { $0 + first } : nil,
-                                                    count: candidates, costBound: costBound)
+            screened[chunk] = candidates < FlatValidation.screenedLength * lists.count
+                && FlatValidation.screen(scores + first, costs: screenCosts ? cost.map { $0 + first } : nil,
+                                         count: candidates, costBound: costBound)
             for i in lists {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }

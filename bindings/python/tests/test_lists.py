@@ -867,3 +867,47 @@ def test_same_bits_at_any_thread_count(case, big_lists):
             for t, r in zip((2, 0), runs[1:]):
                 assert np.asarray(r.loss).tobytes() == np.asarray(runs[0].loss).tobytes(), t
                 assert r.grad.tobytes() == runs[0].grad.tobytes(), t
+
+
+# ------------------------------------------------------------------------------------------
+# 7. Screened and checked chunks. Validation screens each chunk of lists (about 2**14
+#    candidates) at once; only a chunk where the screen finds a NaN, an infinity (a mask) or a
+#    cost too large is checked list by list, and its lists then reuse what that check learnt.
+#    Both routes must give the reference's values, and the same bits.
+# ------------------------------------------------------------------------------------------
+
+def unmasked_lists(case, rng, n):
+    """Lists with nothing for the screen to object to (no -inf, no NaN), of 1..200 candidates:
+    several chunks, gold -1 in a fifth of them, zero weights."""
+    return lists_for(case, rng, n, max_len=200, oracle=0.2, zero_weight=0.05)
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_screened_chunks_match_reference(case, rng):
+    batch = unmasked_lists(case, rng, 600)
+    assert batch.offsets[-1] > 3 * 2**14  # several chunks
+    got, want = call_both(case, batch, "none")
+    assert_f64(got, want, case, batch, "none")
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_a_checked_chunk_gives_the_screened_bits(case, rng):
+    # One -inf in list j sends j's chunk through the per-list checks; every other list of the
+    # batch, in that chunk or another, must keep its bits.
+    clean = unmasked_lists(case, rng, 300)
+    lengths = np.diff(clean.offsets)
+    j = int(np.flatnonzero(lengths >= 2)[len(lengths) // 3])
+    a = int(clean.offsets[j])
+    masked_candidate = a + (1 if clean.gold[j] == 0 else 0)
+    others = np.ones(clean.n, bool)
+    others[j] = False
+    candidates = np.repeat(others, lengths)
+    for dtype in (np.float64, np.float32):
+        b = clean.astype(dtype)
+        scores = b.scores.copy()
+        scores[masked_candidate] = -np.inf
+        runs = [losskit.lists(s, b.offsets, b.gold, cost=b.cost, weight=b.weight,
+                              reduction="none", **case.options)
+                for s in (b.scores, scores)]
+        assert runs[0].loss[others].tobytes() == runs[1].loss[others].tobytes()
+        assert runs[0].grad[candidates].tobytes() == runs[1].grad[candidates].tobytes()

@@ -513,6 +513,37 @@ def test_same_bits_at_any_thread_count(case, rng):
         assert r.grad.tobytes() == runs[0].grad.tobytes()
 
 
+# Validation screens each chunk of rows (about 2**14 values) at once; only a chunk where the
+# screen finds a NaN, an infinity (a mask) or a cost too large is checked row by row, and its
+# rows then reuse what that check learnt. Both routes must give the reference's values, and the
+# same bits.
+
+@pytest.mark.parametrize("layout", ("zero_one", "per_example"))
+@pytest.mark.parametrize("case", case_params())
+def test_screened_chunks_match_reference(case, layout, rng):
+    batch = batch_for(case, rng, 3000, 20, layout=layout, ignore=0.05, zero_weight=0.05)
+    got, want = call_both(case, batch, "none")
+    assert_f64(got, want, case, batch, "none")
+
+
+@pytest.mark.parametrize("layout", ("zero_one", "per_example"))
+@pytest.mark.parametrize("case", case_params())
+def test_a_checked_chunk_gives_the_screened_bits(case, layout, rng):
+    # One -inf in row j sends j's chunk through the per-row checks; every other row must keep
+    # its bits.
+    clean = batch_for(case, rng, 3000, 20, layout=layout, zero_weight=0.05)
+    j = 1234
+    others = np.arange(clean.scores.shape[0]) != j
+    for dtype in (np.float64, np.float32):
+        b = clean.astype(dtype)
+        scores = b.scores.copy()
+        scores[j, (b.gold[j] + 1) % scores.shape[1]] = -np.inf
+        kw = dict(case.options, reduction="none", **b.kwargs())
+        runs = [losskit.dense(s, b.gold, **kw) for s in (b.scores, scores)]
+        assert runs[0].loss[others].tobytes() == runs[1].loss[others].tobytes()
+        assert runs[0].grad[others].tobytes() == runs[1].grad[others].tobytes()
+
+
 def test_loss_orderings_and_signs(rng):
     # With costs >= 0 and 0 for the gold: softmax-margin >= log and >= hinge; perceptron,
     # hinge, risk, ramp, soft ramp and infinite ramp >= 0 (include/losskit.h, Properties).
