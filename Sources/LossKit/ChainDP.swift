@@ -45,16 +45,18 @@ struct ChainModel {
 
 /// The forward-backward of a chain in scaled probability space (Rabiner's scaling), which
 /// replaces the L^2 exps per position of the log-space programs by L^2 multiply-adds with
-/// exp(transitions) and L exps: alpha-hat[t] = normalise((alpha-hat[t-1] E) * psi[t]), with
-/// psi[t] = exp(e[t] - max e[t]) and the normalisers kept in log. It is exact as long as the
+/// exp(transitions) and L exps: alpha-hat[t] = (alpha-hat[t-1] E) * psi[t] / norm[t], with
+/// psi[t] = exp(e[t] - max e[t]), norm[t] a power of two that brings the row's max back to
+/// [1, 2) whenever it leaves [2^-8, 2^8] (else 1), and the norms kept in log. It is exact as long as the
 /// largest term of every sum is a normal double: each program checks, at each step, that the
 /// spreads of the values it multiplies (the table's smallest non-zero entry against its max,
 /// the transitions', the emissions') leave that margin, and gives up (nil) otherwise — the
 /// caller then runs the log-space programs, which are exact for any input (-inf constraints
 /// and scores a thousand apart included).
 enum ScaledChain {
-    /// How far below 0 (in log) the largest term of a sum may fall: e^-690 is a normal double
-    /// with 2^40 to spare.
+    /// How far below 0 (in log) the largest term of a sum may fall below its row's max: with
+    /// that max at least 2^-8, the term is at least 2^-8 e^-690 ~ 2^-1003.5, a normal double
+    /// (>= 2^-1022) with 2^18 to spare.
     static let margin = 690.0
 
     /// max and min over the entries of a padded row that are not `ignored` (the padding holds
@@ -111,7 +113,7 @@ enum ScaledChain {
     }
 
     /// Forward: alpha (T x stride) gets alpha-hat, psi the exps of the emissions, norms the
-    /// per-step normalisers. Returns log Z (-inf: no allowed path), or nil when the spreads
+    /// per-step divisors. Returns log Z (-inf: no allowed path), or nil when the spreads
     /// leave no margin.
     static func forward(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
                         alpha: UnsafeMutablePointer<Double>, psi: UnsafeMutablePointer<Double>,
@@ -134,12 +136,13 @@ enum ScaledChain {
             guard me > -.infinity else { return -.infinity }
             guard re < half, within(previous, count: S, factor) else { return nil }
             exps(row, minus: me, into: p, count: S)
-            // here = (previous . E) * psi, then normalised by its max.
+            // here = (previous . E) * psi, rescaled when its max drifts (multiplyAndRescale).
             TagVectors.combineRows(previous, rows: L, model.expTransitions, into: here, count: S)
-            let top = TagVectors.multiplyAndNormalise(here, by: p, count: S)
-            guard top > 0 else { return -.infinity }
-            norms[t] = top
-            logScale += model.transitionMax + me + log(top)
+            let norm = TagVectors.multiplyAndRescale(here, by: p, count: S)
+            guard norm > 0 else { return -.infinity }
+            norms[t] = norm
+            logScale += model.transitionMax + me
+            if norm != 1 { logScale += log(norm) }
         }
         let last = alpha + (length - 1) * S
         let (me, re) = finiteRange(model.end, count: S)
@@ -151,8 +154,8 @@ enum ScaledChain {
         return logScale + me + log(total)
     }
 
-    /// Backward: beta (T x stride) gets beta-hat (each row normalised by its max, kept in
-    /// norms[t]), with the psi of `forward`. Returns false when the spreads leave no margin (checked at each step, as
+    /// Backward: beta (T x stride) gets beta-hat (rows rescaled as in `forward`, the divisors
+    /// kept in norms[t]), with the psi of `forward`. Returns false when the spreads leave no margin (checked at each step, as
     /// in `forward`: the backward product can spread where the forward one did not).
     static func backward(_ model: ChainModel, length: Int, psi: UnsafePointer<Double>,
                          beta: UnsafeMutablePointer<Double>, norms: UnsafeMutablePointer<Double>,
@@ -168,12 +171,12 @@ enum ScaledChain {
             let next = beta + (t + 1) * S, here = beta + t * S, p = psi + (t + 1) * S
             // psi[t+1]'s spread (the emissions') was checked by the forward pass against `half`.
             guard within(next, count: S, factor) else { return false }
-            // here = E (psi * next) = (psi * next) . E^T, normalised by its max.
+            // here = E (psi * next) = (psi * next) . E^T, rescaled when its max drifts.
             for y in 0..<S { u[y] = p[y] * next[y] }
             TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: here, count: S)
-            let top = TagVectors.multiplyAndNormalise(here, by: model.ones, count: S)
-            guard top > 0 else { return false }
-            norms[t] = top
+            let norm = TagVectors.multiplyAndRescale(here, by: model.ones, count: S)
+            guard norm > 0 else { return false }
+            norms[t] = norm
             t -= 1
         }
         return true

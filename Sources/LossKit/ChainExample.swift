@@ -251,7 +251,7 @@ extension ChainExample: LossStructure {
     /// addMarginals from the scaled tables (ScaledChain):
     ///     mu[t](y) = a[t](y) b[t](y) / sum_y a[t](y) b[t](y)
     ///     xi[t](y', y) = a[t-1](y') E(y', y) psi[t](y) b[t](y) / (norm[t] sum_y a[t](y) b[t](y))
-    /// with a, b the normalised alpha-hat, beta-hat (a[t] = (a[t-1] E) psi[t] / norm[t]).
+    /// with a, b the scaled alpha-hat, beta-hat (a[t] = (a[t-1] E) psi[t] / norm[t]).
     private func addScaledMarginals(minus path: UnsafePointer<Int32>?, times c: Double) {
         let L = tags, S = stride
         let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi

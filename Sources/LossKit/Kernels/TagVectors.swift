@@ -192,9 +192,13 @@ extension TagVectors {
         return Double.sumOfLanes(sum)
     }
 
-    /// row[y] *= p[y], then row /= its max (returned; 0 leaves the row as is).
-    @inline(__always) static func multiplyAndNormalise(_ row: UnsafeMutablePointer<Double>, by p: UnsafePointer<Double>,
-                                                       count: Int) -> Double {
+    /// row[y] *= p[y]; then, only when the row's max has left [2^-8, 2^8], the row is divided
+    /// by the power of two at or below its max (exact). Returns the divisor (1 when the row was
+    /// left as it is), or 0 when the row is all zeros. Rescaling rarely keeps the max reduction
+    /// and a second pass off the recurrence's critical path: each step of the scaled programs
+    /// waits only for the previous row, not for its max.
+    @inline(__always) static func multiplyAndRescale(_ row: UnsafeMutablePointer<Double>, by p: UnsafePointer<Double>,
+                                                     count: Int) -> Double {
         var top = V(repeating: 0)
         var i = 0
         while i < count {
@@ -205,10 +209,12 @@ extension TagVectors {
         }
         let m = Double.maxOfLanes(top)
         guard m > 0 else { return m }
-        let inverse = V(repeating: 1 / m)
+        if m >= 0x1p-8, m <= 0x1p8 { return 1 }
+        let divisor = Double(sign: .plus, exponent: m.exponent, significand: 1)
+        let inverse = V(repeating: 1 / divisor)
         i = 0
         while i < count { storeVector(loadVector(UnsafePointer(row), i) * inverse, row, i); i += lanes }
-        return m
+        return divisor
     }
 
     /// out[y] = sum_{r < rows} weights[r] * matrix[r * count + y]: a vector-matrix product with the
