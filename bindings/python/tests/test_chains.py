@@ -813,6 +813,60 @@ def test_log_loss_is_log_z_minus_gold_score_and_log_z_is_logsumexp(rng):
             assert log_z[i] == 0.0
 
 
+def log_space_posteriors(e, transitions, start, end):
+    """Node and summed edge posteriors of one sequence by the textbook forward-backward in log
+    space (NumPy, float64), independent of the library's scaled programs and their rescaling.
+    Each log-table row is shifted by its max, and every posterior normalised at its own
+    position (Z is the same sum at every t), so that no digit is lost to the size of log Z."""
+    T, tags = e.shape
+    lse = lambda a, axis: np.logaddexp.reduce(a, axis=axis)
+    alpha = np.empty((T, tags))
+    beta = np.zeros((T, tags))
+    alpha[0] = start + e[0]
+    alpha[0] -= alpha[0].max()
+    for t in range(1, T):
+        alpha[t] = lse(alpha[t - 1][:, None] + transitions, 0) + e[t]
+        alpha[t] -= alpha[t].max()
+    beta[T - 1] = end - end.max()
+    for t in range(T - 2, -1, -1):
+        beta[t] = lse(transitions + (e[t + 1] + beta[t + 1])[None, :], 1)
+        beta[t] -= beta[t].max()
+    softmax = lambda a: np.exp(a - lse(a.ravel(), 0))
+    nodes = np.array([softmax(alpha[t] + beta[t]) for t in range(T)])
+    edges = np.zeros((tags, tags))
+    for t in range(1, T):
+        edges += softmax(alpha[t - 1][:, None] + transitions + (e[t] + beta[t])[None, :])
+    return nodes, edges
+
+
+def test_long_sequences_log_loss_gradients_match_log_space_forward_backward(rng):
+    # 400 positions: the scaled programs rescale their rows many times on the way (their max
+    # drifts out of [2^-8, 2^8]); the gradients must still be the posteriors minus the gold.
+    n, T, tags = 3, 400, 7
+    e = rng.normal(0.0, 2.0, size=(n, T, tags))
+    tr = rng.normal(0.0, 1.0, size=(tags, tags))
+    st, en = rng.normal(size=tags), rng.normal(size=tags)
+    lengths = np.array([T, T - 1, 250], np.int32)
+    gold = rng.integers(0, tags, size=(n, T)).astype(np.int32)
+    r = losskit.chain(e, tr, lengths, gold, start=st, end=en, reduction="sum")
+    want_tr = np.zeros((tags, tags))
+    want_st, want_en = np.zeros(tags), np.zeros(tags)
+    for i, L in enumerate(lengths):
+        nodes, edges = log_space_posteriors(e[i, :L], tr, st, en)
+        y = gold[i, :L]
+        onehot = np.zeros((L, tags))
+        onehot[np.arange(L), y] = 1
+        np.testing.assert_allclose(r.d_emissions[i, :L], nodes - onehot, rtol=0, atol=1e-12)
+        assert not r.d_emissions[i, L:].any()
+        want_tr += edges
+        np.add.at(want_tr, (y[:-1], y[1:]), -1)
+        want_st += nodes[0] - onehot[0]
+        want_en += nodes[L - 1] - onehot[L - 1]
+    np.testing.assert_allclose(r.d_transitions, want_tr, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(r.d_start, want_st, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r.d_end, want_en, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_viterbi_score_is_its_path_score_and_the_best(dtype, rng):
     """The score of the returned path, recomputed in numpy, is the returned score and the best
