@@ -27,8 +27,10 @@
  *    (HINGE, SOFTMAX_MARGIN, RISK, RAMP, SOFT_RAMP, INFINITE_RAMP; HOPE_FEAR when its fear or a
  *    MAX/LSE hope has a non-zero scale or its hope is ORACLE; never LOG, PERCEPTRON, SQUARED,
  *    SQUENTROPY), and only for candidates that are not masked; every cost read must be finite
- *    and stay finite when multiplied by cost_scale and the largest term scale (else
- *    LK_ERR_DOMAIN). Costs may be negative; the ">= 0" properties of the losses below
+ *    and stay finite, in the input type, when multiplied by cost_scale and the largest term
+ *    scale and added to its score (else LK_ERR_DOMAIN); cost_scale times the largest term
+ *    scale must itself be finite in the input type (else LK_ERR_OPTION; chains compute in
+ *    double). Costs may be negative; the ">= 0" properties of the losses below
  *    assume costs >= 0 with a zero cost for the gold.
  *  - Ties. A max over tied values picks the gold candidate if it is among them, otherwise the
  *    lowest index. The oracle (the candidate of lowest unscaled cost) breaks ties by highest
@@ -303,7 +305,8 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *                      threads < 0; cost_scale, label_smoothing, square_k, square_m,
  *                      hope_scale, fear_scale, angular_scale or angular_margin outside its
  *                      domain (see lk_options); S (1 + M) overflowing the input type;
- *                      cost_scale times fear_scale or hope_scale overflowing;
+ *                      cost_scale times fear_scale or hope_scale (or 1) overflowing the
+ *                      input type;
  *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;
  *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) overflowing the address space;
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);

@@ -143,7 +143,7 @@ enum Chains {
         dEmissions: UnsafeMutablePointer<T>?, dTransitions: UnsafeMutablePointer<T>?,
         dStart: UnsafeMutablePointer<T>?, dEnd: UnsafeMutablePointer<T>?
     ) throws(Failure) {
-        let options = try Options.parse(opt, for: .chains)
+        let options = try Options.parse(opt, for: .chains, computingIn: Double.self)
         let recipe = options.recipe
         let batch = LossKit.Batch<T>(count: Int(Swift.max(0, Swift.min(n64, Int64(Int.max / 16)))), weights: weight,
                                      reduction: options.reduction)

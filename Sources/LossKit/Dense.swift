@@ -8,7 +8,7 @@ enum Dense {
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
     ) throws(Failure) {
-        let options = try Options.parse(opt, for: .dense)
+        let options = try Options.parse(opt, for: .dense, computingIn: T.self)
         let recipe = options.recipe
         let layout = options.costLayout  // .zeroOne for the losses that read no costs
 
@@ -66,10 +66,19 @@ enum Dense {
         defer { screened.free() }
         try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
             let rows = chunks.range(chunk)
-            let first = rows.lowerBound * k
-            screened[chunk] = layout != .classMatrix && k < FlatValidation.screenedLength
-                && FlatValidation.screen(scores + first, costs: layout == .perExample ? cost.map { $0 + first } : nil,
-                                         count: rows.count * k, costBound: costBound)
+            // Runs of consecutive rows that are read (neither ignored nor of zero weight).
+            let isRead = { (i: Int) in gold[i] != ignore && !batch.hasZeroWeight(i) }
+            var clean = layout != .classMatrix && k < FlatValidation.screenedLength
+            var i = rows.lowerBound
+            while clean, i < rows.upperBound {
+                guard isRead(i) else { i += 1; continue }
+                var end = i + 1
+                while end < rows.upperBound, isRead(end) { end += 1 }
+                clean = FlatValidation.screen(scores + i * k, costs: layout == .perExample ? cost.map { $0 + i * k } : nil,
+                                              count: (end - i) * k, costBound: costBound)
+                i = end
+            }
+            screened[chunk] = clean
             for i in rows where gold[i] != ignore {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) || screened[chunk] { continue }

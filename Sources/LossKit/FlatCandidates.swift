@@ -46,7 +46,7 @@ struct FlatCandidates<T: Real> {
     @inline(__always) func augmented(_ j: Int, _ a: Double) -> Double {
         if a == 0 { return scores[j].wide }
         let w = T(rounding: a * costScale)
-        if let costs { return (scores[j] + w * costs[j]).wide }
+        if let costs { return T.fma(costs[j], w, scores[j]).wide }
         return (j == goldIndex ? scores[j] : scores[j] + w).wide
     }
 
@@ -303,7 +303,8 @@ extension FlatCandidates: EnumerableStructure {
 
     func poisonGradient() { gradient?.update(repeating: .nan, count: count) }
 
-    var unmaskedCount: Int { survey.unmasked }
+    /// A screened example has no masked candidate.
+    var unmaskedCount: Int { known?.unmasked ?? count }
 
     func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)

@@ -47,11 +47,11 @@ enum FlatValidation {
             }
         }
         if costBound > 0 {
-            if (T.greatestFiniteMagnitude.wide + costBound * largestCost).isInfinite {
+            if overflows(T.greatestFiniteMagnitude.wide + costBound * largestCost, T.self) {
                 for j in 0..<count where scores[j] != -T.infinity {
                     let s = scores[j].wide.magnitude
                     let c = costs.map { $0[j].wide.magnitude } ?? 1
-                    guard !(s + costBound * c).isInfinite else {  // NaN scores pass
+                    guard !overflows(s + costBound * c, T.self) else {  // NaN scores pass
                         if let costs {
                             throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
                         }
@@ -71,12 +71,12 @@ extension FlatValidation {
     /// fewer over each row). Where the two cost the same (measured: bench/README.md).
     static let screenedLength = 512
 
-    /// Whether a stretch of flat candidates — a whole chunk of candidate lists — passes every
-    /// value check of `check` whatever the list boundaries: no score is NaN or infinite (so no
-    /// candidate is masked, no list wholly masked, no gold masked), and, with `costs`, no cost
-    /// is NaN or infinite and `costBound` times the largest cost (1 for 0/1 costs) added to
-    /// any score stays finite. One vector pass, nothing per list: when it says false, the
-    /// caller runs `check` list by list, for the exact verdict and message.
+    /// Whether a stretch of flat candidates — consecutive lists or rows that are read — passes
+    /// every value check of `check` whatever their boundaries: no score is NaN or infinite (so
+    /// no candidate is masked, no list wholly masked, no gold masked), and, with `costs`, no
+    /// cost is NaN or infinite and `costBound` times the largest cost (1 for 0/1 costs) added
+    /// to any score stays finite in T. One vector pass, nothing per list: when it says false,
+    /// the caller runs `check` list by list, for the exact verdict and message.
     static func screen<T: Real>(_ scores: UnsafePointer<T>, costs: UnsafePointer<T>?, count: Int,
                                 costBound: Double) -> Bool {
         let w = T.laneCount
@@ -92,6 +92,8 @@ extension FlatValidation {
             i += w
         }
         for j in i..<count where !scores[j].isFinite { return false }
+        // Costs are read only when no candidate is masked (the costs of masked ones are not).
+        guard horizontalIntegerSum(bad) == 0 else { return false }
         var largest = T.Vector(repeating: 0)
         if let costs {
             i = 0
@@ -109,7 +111,13 @@ extension FlatValidation {
         guard horizontalIntegerSum(bad) == 0 else { return false }
         guard costBound > 0 else { return true }
         let largestCost = costs == nil ? 1 : T.maxOfLanes(largest).wide
-        return !(T.greatestFiniteMagnitude.wide + costBound * largestCost).isInfinite
+        return !overflows(T.greatestFiniteMagnitude.wide + costBound * largestCost, T.self)
+    }
+
+    /// Whether `x` (a magnitude, formed in double) is infinite once rounded to T: a score plus
+    /// its scaled cost is computed in the input type.
+    @inline(__always) static func overflows<T: Real>(_ x: Double, _: T.Type) -> Bool {
+        T(rounding: x).isInfinite
     }
 }
 

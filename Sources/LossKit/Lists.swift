@@ -11,7 +11,7 @@ enum Lists {
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
     ) throws(Failure) {
-        let options = try Options.parse(opt, for: .lists)
+        let options = try Options.parse(opt, for: .lists, computingIn: T.self)
         let recipe = options.recipe
 
         // Pointers (nothing is read when n = 0). A NULL cost means 0/1 cost against the gold;
@@ -77,12 +77,22 @@ enum Lists {
         defer { screened.free() }
         try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
             let lists = chunks.range(chunk)
-            let first = start(lists.lowerBound), candidates = start(lists.upperBound) - first
-            let hasOracle = lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) }
-            let screenCosts = recipe.readsCosts || hasOracle
-            screened[chunk] = candidates < FlatValidation.screenedLength * lists.count
-                && FlatValidation.screen(scores + first, costs: screenCosts ? cost.map { $0 + first } : nil,
-                                         count: candidates, costBound: costBound)
+            let candidates = start(lists.upperBound) - start(lists.lowerBound)
+            // Runs of consecutive lists of non-zero weight are screened (zero-weight lists are
+            // not read); a loss that reads no costs but has an oracle to find here reads the
+            // costs of the oracle's lists only, which the per-list check does.
+            var clean = candidates < FlatValidation.screenedLength * lists.count
+                && (recipe.readsCosts || !lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) })
+            var i = lists.lowerBound
+            while clean, i < lists.upperBound {
+                guard !batch.hasZeroWeight(i) else { i += 1; continue }
+                var end = i + 1
+                while end < lists.upperBound, !batch.hasZeroWeight(end) { end += 1 }
+                clean = FlatValidation.screen(scores + start(i), costs: recipe.readsCosts ? cost.map { $0 + start(i) } : nil,
+                                              count: start(end) - start(i), costBound: costBound)
+                i = end
+            }
+            screened[chunk] = clean
             for i in lists {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }

@@ -90,8 +90,9 @@ struct Options {
     }
 
     /// Validates `raw` for `structure` in the order DESIGN.md §2 gives: NULL, then options.
-    /// Only the options the chosen loss uses are validated (and read).
-    static func parse(_ raw: UnsafePointer<lk_options>?, for structure: StructureKind)
+    /// Only the options the chosen loss uses are validated (and read). `T` is the type the
+    /// cost-augmented scores are formed in (the input type; double for chains).
+    static func parse<T: Real>(_ raw: UnsafePointer<lk_options>?, for structure: StructureKind, computingIn _: T.Type)
         throws(Failure) -> Options
     {
         let o = try read(raw)
@@ -167,9 +168,10 @@ struct Options {
         if case .smoothedLog = recipe, !structure.smoothsLabels {
             throw .unsupported("opt->label_smoothing = \(o.label_smoothing): label smoothing is defined on dense rows only, not on \(structure.name)")
         }
-        // c = cost_scale * (term scale) * cost must stay finite for any cost up to 1 (0/1 costs).
-        guard (costScale * recipe.costFactor).isFinite else {
-            throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows")
+        // c = cost_scale * (term scale) * cost must stay finite in T for any cost up to 1 (0/1
+        // costs).
+        guard T(rounding: costScale * recipe.costFactor).isFinite else {
+            throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows \(T.self == Float.self ? "float" : "double")")
         }
 
         var costLayout = CostLayout.zeroOne

@@ -93,7 +93,7 @@ struct CostRow<T: Real>: ScoreRow {
         combine(loadPartial(scores, i, count, pad: -.infinity), loadPartial(costs, i, count, pad: 0))
     }
     @inline(__always) func value(_ j: Int) -> T {
-        scores[j] == -.infinity ? scores[j] : scores[j] + weight * costs[j]
+        scores[j] == -.infinity ? scores[j] : T.fma(costs[j], weight, scores[j])
     }
 }
 
@@ -111,7 +111,7 @@ struct UnmaskedCostRow<T: Real>: ScoreRow {
         // The padding stays -inf: its cost is 0.
         T.fma(loadPartial(costs, i, count, pad: 0), T.Vector(repeating: weight), loadPartial(scores, i, count, pad: -.infinity))
     }
-    @inline(__always) func value(_ j: Int) -> T { scores[j] + weight * costs[j] }
+    @inline(__always) func value(_ j: Int) -> T { T.fma(costs[j], weight, scores[j]) }
 }
 
 /// Where a kernel's per-candidate results go: a buffer, or nowhere when only its sums are

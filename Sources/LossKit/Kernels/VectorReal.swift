@@ -37,6 +37,16 @@ protocol Real: BinaryFloatingPoint, Sendable, Codable {
 extension Real {
     static var laneCount: Int { Vector.scalarCount }
 
+    /// a * b + c on scalars, rounded as `fma` rounds each lane of a vector (fused when the
+    /// build has FMA), so that a value recomputed alone compares equal to the kernels' (ties).
+    @_transparent static func fma(_ a: Self, _ b: Self, _ c: Self) -> Self {
+        #if LK_FMA
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+
     /// All ones in the lanes where the sign bit of `v` is set (v < 0, -0, or a negative NaN).
     @_transparent static func signMask(_ v: Vector) -> Bits {
         bits(v) &>> Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))

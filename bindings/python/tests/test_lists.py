@@ -911,3 +911,75 @@ def test_a_checked_chunk_gives_the_screened_bits(case, rng):
                 for s in (b.scores, scores)]
         assert runs[0].loss[others].tobytes() == runs[1].loss[others].tobytes()
         assert runs[0].grad[candidates].tobytes() == runs[1].grad[candidates].tobytes()
+
+
+# ------------------------------------------------------------------------------------------
+# 8. Rounding of s + w c, and its overflow in float32.
+# ------------------------------------------------------------------------------------------
+
+def fused_and_unfused(s, w, c):
+    """s + w c rounded once (a fused multiply-add) and twice (product, then sum), in float64."""
+    from fractions import Fraction
+    return float(Fraction(s) + Fraction(w) * Fraction(c)), s + w * c
+
+
+@pytest.mark.parametrize("structure", ["lists", "dense"])
+def test_a_tie_of_cost_augmented_values_goes_to_the_gold_however_they_round(structure):
+    # The hope max(s - 0.1 c) over s = [x, 1.5], c = [0, 24], gold 1. 1.5 - 0.1 * 24 rounds to
+    # one value once (a fused multiply-add: the AVX2 and AVX-512 builds) and to a lower one
+    # twice (the baseline build). The fear max(s) is the gold, so the gradient is zero exactly
+    # when the hope picks the gold too.
+    opts = dict(loss="hope_fear", hope="max", fear="max", hope_scale=1.0, fear_scale=0.0,
+                cost_scale=0.1, reduction="none")
+
+    def gold_wins(x):
+        s, c = np.array([x, 1.5]), np.array([0.0, 24.0])
+        if structure == "lists":
+            r = losskit.lists(s, np.array([0, 2]), np.array([1], np.int32), cost=c, **opts)
+        else:
+            r = losskit.dense(s[None], np.array([1], np.int32), cost=c[None],
+                              cost_layout="per_example", **opts)
+        return not np.asarray(r.grad).any()
+
+    fused, unfused = fused_and_unfused(1.5, -0.1, 24.0)
+    assert unfused < fused
+    # A score strictly between the two roundings tells which one this build computes (no tie
+    # either way): the gold wins against it only if its value is the fused one.
+    between = np.nextafter(unfused, fused)
+    assert unfused < between < fused
+    mine, other = (fused, unfused) if gold_wins(between) else (unfused, fused)
+    # x equal to the build's own value: a tie, which goes to the gold.
+    assert gold_wins(mine)
+    # the other rounding: no tie; the gold wins exactly when it is the larger.
+    assert gold_wins(other) == (other < mine)
+
+
+def test_float32_score_plus_scaled_cost_overflowing_is_a_domain_error():
+    s = np.array([3e38, 0.0, 1.0], np.float32)
+    c = np.array([3e38, 0.0, 1.0], np.float32)
+    gold = np.array([1], np.int32)
+    for call in (lambda: losskit.lists(s, np.array([0, 3]), gold, cost=c, loss="softmax_margin"),
+                 lambda: losskit.dense(s[None], gold, cost=c[None], cost_layout="per_example",
+                                       loss="hinge")):
+        with pytest.raises(losskit.LossKitError) as info:
+            call()
+        assert info.value.name == "LK_ERR_DOMAIN" and re.search(r"cost\[0", info.value.message)
+    # the same values in float64 are fine
+    r = losskit.lists(s.astype(np.float64), np.array([0, 3]), gold, cost=c.astype(np.float64),
+                      loss="softmax_margin", reduction="none")
+    assert np.isfinite(r.loss).all()
+
+
+def test_cost_scale_overflowing_float32_is_an_option_error():
+    s, c, gold = np.zeros(3), np.array([0.0, 1.0, 1.0]), np.array([0], np.int32)
+    for dtype in (np.float32, np.float64):
+        calls = [lambda: losskit.lists(s.astype(dtype), np.array([0, 3]), gold, cost=c.astype(dtype),
+                                       loss="softmax_margin", cost_scale=1e39),
+                 lambda: losskit.dense(s[None].astype(dtype), gold, loss="hinge", cost_scale=1e39)]
+        for call in calls:
+            if dtype == np.float64:
+                assert np.isfinite(call().loss)
+                continue
+            with pytest.raises(losskit.LossKitError) as info:
+                call()
+            assert info.value.name == "LK_ERR_OPTION" and "cost_scale" in info.value.message
