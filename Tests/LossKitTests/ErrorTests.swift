@@ -413,17 +413,18 @@ struct ErrorTests {
 
     @Test("a finite cost that overflows once scaled (cost_scale, term scales) is LK_ERR_DOMAIN")
     func scaledCostOverflow() {
-        // SOFT_RAMP reads c = cost_scale * cost; 1e300 * 1e10 is not finite.
-        let f = Fixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e300 }.with { $0.cost![4] = 1e10 }
+        // SOFT_RAMP reads c = cost_scale * cost; 1e30 * 1e280 is not finite (in float32 the cost
+        // itself rounds to +inf, an error naming it too).
+        let f = Fixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e30 }.with { $0.cost![4] = 1e280 }
         let out: DenseOutput<Double> = callDense(f.opt, n: f.n, k: f.k, scores: f.scores, gold: f.gold,
                                                  cost: f.cost, weight: f.weight, lossCount: 4, gradCount: 16)
         #expect(out.status == LK_ERR_DOMAIN)
         #expect(out.message.contains("cost[1, 1]"), "\(out.message)")
         #expect(out.loss.allSatisfy { $0 == poisonValue } && out.grad.allSatisfy { $0 == poisonValue })
-        // HOPE_FEAR multiplies by the fear scale too: 1e300 * 1e10 overflows, 1e300 * 1e-300 does not.
-        let hopeFear = Fixture(LK_LOSS_HOPE_FEAR) { $0.fear_scale = 1e300 }.with { $0.cost = $0.cost!.map { $0 * 1e-300 } }
+        // HOPE_FEAR multiplies by the fear scale too: 1e30 * 1e280 overflows, 1e30 * 1e-30 does not.
+        let hopeFear = Fixture(LK_LOSS_HOPE_FEAR) { $0.fear_scale = 1e30 }.with { $0.cost = $0.cost!.map { $0 * 1e-30 } }
         expectStatus(LK_OK, hopeFear)
-        expectStatus(LK_ERR_DOMAIN, hopeFear.with { $0.cost![4] = 1e10 }, mentionsAny: ["cost[1, 1]"])
+        expectStatus(LK_ERR_DOMAIN, hopeFear.with { $0.cost![4] = 1e280 }, mentionsAny: ["cost[1, 1]"])
     }
 
     @Test("cost_scale times a term scale that overflows is LK_ERR_OPTION; a score plus its scaled cost that overflows is LK_ERR_DOMAIN")

@@ -467,7 +467,7 @@ struct ListsErrorTests {
             }
         }
         // A finite cost that overflows once scaled (SOFT_RAMP reads cost_scale * cost).
-        expectListsStatus(LK_ERR_DOMAIN, ListsFixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e300 }.with { $0.cost![5] = 1e10 },
+        expectListsStatus(LK_ERR_DOMAIN, ListsFixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e30 }.with { $0.cost![5] = 1e280 },
                           mentions: ["cost[5]"], "scaled cost overflows")
     }
 
