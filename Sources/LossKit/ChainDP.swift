@@ -37,6 +37,9 @@ struct ChainModel {
     /// For up to 64 tags: the bit mask of the tags that may precede each tag (a finite or NaN
     /// transition into it).
     let allowedPredecessors: UnsafePointer<UInt64>?
+    /// Whether no transition, start or end score is -inf: then every path over emissions
+    /// without -inf is allowed, which validation need not check position by position.
+    let forbidsNothing: Bool
 
     static func stride(tags: Int) -> Int {
         (tags + Double.laneCount - 1) / Double.laneCount * Double.laneCount
@@ -130,24 +133,28 @@ enum ScaledChain {
         exps(first, minus: m0, into: alpha, count: S)
         var logScale = m0
         norms[0] = 1
+        // Whether the previous row's spread leaves the margin (`within`), kept from the pass
+        // that wrote it.
+        var spreadIsWithin = within(alpha, count: S, factor)
         for t in 1..<Swift.max(length, 1) {
             let row = e + t * S, p = psi + t * S, here = alpha + t * S, previous = alpha + (t - 1) * S
             let (me, re) = finiteRange(row, count: S)
             guard me > -.infinity else { return -.infinity }
-            guard re < half, within(previous, count: S, factor) else { return nil }
+            guard re < half, spreadIsWithin else { return nil }
             exps(row, minus: me, into: p, count: S)
             // here = (previous . E) * psi, rescaled when its max drifts (multiplyAndRescale).
             TagVectors.combineRows(previous, rows: L, model.expTransitions, into: here, count: S)
-            let norm = TagVectors.multiplyAndRescale(here, by: p, count: S)
+            let (norm, spread) = TagVectors.multiplyAndRescale(here, by: p, count: S, limit: factor)
             guard norm > 0 else { return -.infinity }
             norms[t] = norm
+            spreadIsWithin = spread
             logScale += model.transitionMax + me
             if norm != 1 { logScale += log(norm) }
         }
         let last = alpha + (length - 1) * S
         let (me, re) = finiteRange(model.end, count: S)
         guard me > -.infinity else { return -.infinity }
-        guard re < half, within(last, count: S, factor) else { return nil }
+        guard re < half, spreadIsWithin else { return nil }
         var total = 0.0
         for y in 0..<L where last[y] > 0 && model.end[y] > -.infinity { total += last[y] * exp(model.end[y] - me) }
         guard total > 0 else { return -.infinity }
@@ -166,17 +173,19 @@ enum ScaledChain {
         let (me, re) = finiteRange(model.end, count: S)
         guard re < 2 * half, me > -.infinity else { return false }
         exps(model.end, minus: me, into: last, count: S)
+        var spreadIsWithin = within(last, count: S, factor)  // of the row t + 1, as in `forward`
         var t = length - 2
         while t >= 0 {
             let next = beta + (t + 1) * S, here = beta + t * S, p = psi + (t + 1) * S
             // psi[t+1]'s spread (the emissions') was checked by the forward pass against `half`.
-            guard within(next, count: S, factor) else { return false }
+            guard spreadIsWithin else { return false }
             // here = E (psi * next) = (psi * next) . E^T, rescaled when its max drifts.
             for y in 0..<S { u[y] = p[y] * next[y] }
             TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: here, count: S)
-            let norm = TagVectors.multiplyAndRescale(here, by: model.ones, count: S)
+            let (norm, spread) = TagVectors.multiplyAndRescale(here, by: model.ones, count: S, limit: factor)
             guard norm > 0 else { return false }
             norms[t] = norm
+            spreadIsWithin = spread
             t -= 1
         }
         return true

@@ -92,21 +92,27 @@ enum Chains {
                                end: storage.base + tags * S + S, expTransitions: expTransitions,
                                expTransitionsTransposed: transposed, transitionMax: shift,
                                transitionRange: top > -.infinity ? top - bottom : 0, ones: ones,
-                               allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil)
+                               allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil,
+                               forbidsNothing: !(0..<(tags * S + 2 * S)).contains { j in j % S < tags && storage[j] == -.infinity })
         return (model, hasNaN, storage)
     }
 
     /// The emissions of sequence i (positions < length): +inf is LK_ERR_DOMAIN; returns whether
-    /// one is NaN.
-    static func checkEmissions<T: Real>(_ e: UnsafePointer<T>, sequence i: Int, length: Int, tags: Int) throws(Failure) -> Bool {
-        var hasNaN = false
+    /// one is NaN, and whether one is -inf (a forbidden tag). One vector pass when they are all
+    /// finite (FlatValidation.screen), a scalar one otherwise.
+    static func checkEmissions<T: Real>(_ e: UnsafePointer<T>, sequence i: Int, length: Int, tags: Int) throws(Failure)
+        -> (hasNaN: Bool, forbids: Bool)
+    {
+        if FlatValidation.screen(e, costs: nil, count: length * tags, costBound: 0) { return (false, false) }
+        var hasNaN = false, forbids = false
         for j in 0..<(length * tags) {
             if e[j] == T.infinity {
                 throw .domain("emissions[\(i), \(j / tags), \(j % tags)] = inf: +inf is not a valid score (-inf forbids the tag)")
             }
             hasNaN = hasNaN || e[j].isNaN
+            forbids = forbids || e[j] == -T.infinity
         }
-        return hasNaN
+        return (hasNaN, forbids)
     }
 
     /// Chunk boundaries balanced by work (positions x tags^2), and at most as many chunks as
@@ -202,7 +208,8 @@ enum Chains {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { return }
             let e = emissions + i * tMax * tags, T_ = length(i)
-            nanFlags[i] = try checkEmissions(e, sequence: i, length: T_, tags: tags) || modelHasNaN
+            let (hasNaN, forbids) = try checkEmissions(e, sequence: i, length: T_, tags: tags)
+            nanFlags[i] = hasNaN || modelHasNaN
             guard T_ > 0 else { return }
             if readsCosts, let cost {
                 let c = cost + i * tMax * tags
@@ -215,7 +222,8 @@ enum Chains {
                     }
                 }
             }
-            guard !nanFlags[i] else { return }
+            // Without NaN and without any -inf, every path is allowed, the gold's too.
+            guard !nanFlags[i], forbids || !model.forbidsNothing else { return }
             let s = scratch(worker)
             guard ChainDP.hasPath(model, emissions: e, length: T_, reach: s.reach.0, next: s.reach.1) else {
                 throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")
@@ -329,8 +337,9 @@ enum Chains {
         try LossKit.Batch<T>(count: n, weights: nil, reduction: .none).validate(decoding.chunks, threads: threads) {
             (i: Int, worker: Int) throws(Failure) in
             let e = emissions + i * tMax * tags, length = Int(lengths[i])
-            decoding.nanFlags[i] = try checkEmissions(e, sequence: i, length: length, tags: tags) || modelHasNaN
-            guard length > 0, !decoding.nanFlags[i] else { return }
+            let (hasNaN, forbids) = try checkEmissions(e, sequence: i, length: length, tags: tags)
+            decoding.nanFlags[i] = hasNaN || modelHasNaN
+            guard length > 0, !decoding.nanFlags[i], forbids || !model.forbidsNothing else { return }
             let s = decoding.scratch(worker)
             guard ChainDP.hasPath(model, emissions: e, length: length, reach: s.reach.0, next: s.reach.1) else {
                 throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")

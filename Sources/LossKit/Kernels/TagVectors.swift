@@ -192,29 +192,38 @@ extension TagVectors {
         return Double.sumOfLanes(sum)
     }
 
-    /// row[y] *= p[y]; then, only when the row's max has left [2^-8, 2^8], the row is divided
-    /// by the power of two at or below its max (exact). Returns the divisor (1 when the row was
-    /// left as it is), or 0 when the row is all zeros. Rescaling rarely keeps the max reduction
-    /// and a second pass off the recurrence's critical path: each step of the scaled programs
-    /// waits only for the previous row, not for its max.
+    /// row[y] *= p[y] (p >= 0, so the row stays >= 0); then, only when the row's max has left
+    /// [2^-8, 2^8], the row is divided by the power of two at or below its max (exact).
+    /// Returns the divisor (1 when the row was left as it is; 0 when the row is all zeros) and
+    /// whether its positive entries lie within a factor `limit` of each other — what
+    /// ScaledChain.within would find on the result, from the same pass. Rescaling rarely keeps
+    /// the max reduction and a second pass off the recurrence's critical path: each step of the
+    /// scaled programs waits only for the previous row, not for its max.
     @inline(__always) static func multiplyAndRescale(_ row: UnsafeMutablePointer<Double>, by p: UnsafePointer<Double>,
-                                                     count: Int) -> Double {
-        var top = V(repeating: 0)
+                                                     count: Int, limit: Double) -> (divisor: Double, within: Bool) {
+        let zero = V(repeating: 0), infinity = V(repeating: .infinity)
+        var top = zero, bottom = infinity
         var i = 0
         while i < count {
             let x = loadVector(UnsafePointer(row), i) * loadVector(p, i)
             storeVector(x, row, i)
             top = Double.maximum(top, x)
+            let positive = Double.select(Double.equalMask(x, zero), infinity, x)
+            bottom = Double.select(Double.signMask(positive - bottom), positive, bottom)
             i += lanes
         }
         let m = Double.maxOfLanes(top)
-        guard m > 0 else { return m }
-        if m >= 0x1p-8, m <= 0x1p8 { return 1 }
+        guard m > 0 else { return (m, true) }
+        var b = Double.infinity
+        for lane in 0..<lanes { b = Swift.min(b, bottom[lane]) }
+        // The ratio is the same after an exact rescaling.
+        let within = m <= limit * b
+        if m >= 0x1p-8, m <= 0x1p8 { return (1, within) }
         let divisor = Double(sign: .plus, exponent: m.exponent, significand: 1)
         let inverse = V(repeating: 1 / divisor)
         i = 0
         while i < count { storeVector(loadVector(UnsafePointer(row), i) * inverse, row, i); i += lanes }
-        return divisor
+        return (divisor, within)
     }
 
     /// out[y] = sum_{r < rows} weights[r] * matrix[r * count + y]: a vector-matrix product with the
