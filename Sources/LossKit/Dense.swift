@@ -67,18 +67,12 @@ enum Dense {
         try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
             let rows = chunks.range(chunk)
             // Runs of consecutive rows that are read (neither ignored nor of zero weight).
-            let isRead = { (i: Int) in gold[i] != ignore && !batch.hasZeroWeight(i) }
-            var clean = layout != .classMatrix && k < FlatValidation.screenedLength
-            var i = rows.lowerBound
-            while clean, i < rows.upperBound {
-                guard isRead(i) else { i += 1; continue }
-                var end = i + 1
-                while end < rows.upperBound, isRead(end) { end += 1 }
-                clean = FlatValidation.screen(scores + i * k, costs: layout == .perExample ? cost.map { $0 + i * k } : nil,
-                                              count: (end - i) * k, costBound: costBound)
-                i = end
-            }
-            screened[chunk] = clean
+            screened[chunk] = layout != .classMatrix && k < FlatValidation.screenedLength
+                && FlatValidation.screenRuns(rows, isRead: { gold[$0] != ignore && !batch.hasZeroWeight($0) }) { run in
+                    FlatValidation.screen(scores + run.lowerBound * k,
+                                          costs: layout == .perExample ? cost.map { $0 + run.lowerBound * k } : nil,
+                                          count: run.count * k, costBound: costBound)
+                }
             for i in rows where gold[i] != ignore {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) || screened[chunk] { continue }

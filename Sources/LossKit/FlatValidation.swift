@@ -114,6 +114,21 @@ extension FlatValidation {
         return !overflows(T.greatestFiniteMagnitude.wide + costBound * largestCost, T.self)
     }
 
+    /// Whether `screen` passes on every maximal run of consecutive examples of `examples` that
+    /// are read (`isRead`): `run` screens the candidates of one such run. Examples that are not
+    /// read (ignored, zero weight) split the runs and are not touched.
+    static func screenRuns(_ examples: Range<Int>, isRead: (Int) -> Bool, _ run: (Range<Int>) -> Bool) -> Bool {
+        var i = examples.lowerBound
+        while i < examples.upperBound {
+            guard isRead(i) else { i += 1; continue }
+            var end = i + 1
+            while end < examples.upperBound, isRead(end) { end += 1 }
+            guard run(i..<end) else { return false }
+            i = end
+        }
+        return true
+    }
+
     /// Whether `x` (a magnitude, formed in double) is infinite once rounded to T: a score plus
     /// its scaled cost is computed in the input type.
     @inline(__always) static func overflows<T: Real>(_ x: Double, _: T.Type) -> Bool {

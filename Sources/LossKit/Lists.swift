@@ -81,18 +81,13 @@ enum Lists {
             // Runs of consecutive lists of non-zero weight are screened (zero-weight lists are
             // not read); a loss that reads no costs but has an oracle to find here reads the
             // costs of the oracle's lists only, which the per-list check does.
-            var clean = candidates < FlatValidation.screenedLength * lists.count
+            screened[chunk] = candidates < FlatValidation.screenedLength * lists.count
                 && (recipe.readsCosts || !lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) })
-            var i = lists.lowerBound
-            while clean, i < lists.upperBound {
-                guard !batch.hasZeroWeight(i) else { i += 1; continue }
-                var end = i + 1
-                while end < lists.upperBound, !batch.hasZeroWeight(end) { end += 1 }
-                clean = FlatValidation.screen(scores + start(i), costs: recipe.readsCosts ? cost.map { $0 + start(i) } : nil,
-                                              count: start(end) - start(i), costBound: costBound)
-                i = end
-            }
-            screened[chunk] = clean
+                && FlatValidation.screenRuns(lists, isRead: { !batch.hasZeroWeight($0) }) { run in
+                    FlatValidation.screen(scores + start(run.lowerBound),
+                                          costs: recipe.readsCosts ? cost.map { $0 + start(run.lowerBound) } : nil,
+                                          count: start(run.upperBound) - start(run.lowerBound), costBound: costBound)
+                }
             for i in lists {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }
