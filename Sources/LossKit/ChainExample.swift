@@ -1,3 +1,4 @@
+import CLossKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,18 @@ struct ChainScratch {
     let work: UnsafeMutablePointer<Double>
     let reach: (UnsafeMutablePointer<Bool>, UnsafeMutablePointer<Bool>)
 
-    /// Doubles, Int32s and Bools one worker needs for `positions` x `tags` (rows of `stride`).
-    static func sizes(positions: Int, tags: Int) -> (doubles: Int, ints: Int, bools: Int) {
+    /// Doubles, Int32s and Bools one worker needs for `positions` x `tags` (rows of `stride`);
+    /// LK_ERR_ALLOC when `threads` workers' worth overflows (no trap on huge sizes).
+    static func sizes(positions: Int, tags: Int, threads: Int) throws(Failure) -> (doubles: Int, ints: Int, bools: Int) {
         let stride = ChainModel.stride(tags: tags)
-        return (9 * positions * stride + 2 * positions + 3 * stride + tags * stride,
-                positions * stride + 2 * positions, 2 * tags)
+        let table = saturatingProduct(positions, stride)
+        let doubles = saturatingAdd(saturatingAdd(saturatingProduct(9, table), 2 * positions),
+                                    saturatingProduct(tags + 3, stride))
+        let ints = saturatingAdd(table, 2 * positions)
+        guard saturatingProduct(doubles, threads) < Int.max / 8 else {
+            throw Failure(status: LK_ERR_ALLOC, message: "the chain tables for \(positions) positions x \(tags) tags overflow")
+        }
+        return (doubles, ints, 2 * tags)
     }
 
     init(doubles d: UnsafeMutablePointer<Double>, ints i: UnsafeMutablePointer<Int32>,

@@ -9,11 +9,17 @@ import Glibc
 enum Chains {
     /// Pointers, then sizes (n, t_max, tags, each read length), for every chain entry point.
     /// `readsLength(i)` says whether sequence i is read (zero-weight sequences are not).
+    /// Every buffer a chain call may read or write must have a byte size that exists — lengths
+    /// and weight/loss/score/log_z (n), gold and path (n * t_max), emissions, cost and their
+    /// gradients or marginals (n * t_max * tags), transitions and their gradient (tags^2),
+    /// start and end (tags) — checked before anything is read, n = 0 included (an empty batch
+    /// still zeroes the tags^2 transition gradients). Returns the longest length read too
+    /// (the working tables are sized by it, not by t_max).
     static func checkShape<T: Real>(
         n n64: Int64, tMax t64: Int64, tags l64: Int64, emissions: UnsafePointer<T>?,
         transitions: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
         required: [(Bool, String)], readsLength: (Int) -> Bool
-    ) throws(Failure) -> (n: Int, tMax: Int, tags: Int)? {
+    ) throws(Failure) -> (n: Int, tMax: Int, tags: Int, longest: Int)? {
         if n64 != 0 {
             guard emissions != nil else { throw .null("emissions is NULL (required when n != 0)") }
             guard transitions != nil else { throw .null("transitions is NULL (required when n != 0)") }
@@ -26,17 +32,21 @@ enum Chains {
         guard let n = Int(exactly: n64), let tMax = Int(exactly: t64), let tags = Int(exactly: l64) else {
             throw .size("n, t_max, tags do not fit this platform's address space")
         }
+        // T is at least as wide as the int32 lengths, gold and path: its stride bounds them all.
+        _ = try elementCount(n, 1, of: T.self, "lengths, weight, loss (n)")
+        let positions = try elementCount(n, tMax, of: T.self, "gold, path (n * t_max)")
+        _ = try elementCount(positions, tags, of: T.self, "emissions, cost, d_emissions, marginals (n * t_max * tags)")
+        _ = try elementCount(tags, tags, of: Double.self, "transitions, d_transitions (tags * tags)")
         guard n > 0, let lengths else { return nil }
         guard tags >= 1 else { throw .size("tags = 0, but a chain needs at least one tag when n > 0") }
-        let positions = try elementCount(n, tMax, of: T.self, "n * t_max")
-        _ = try elementCount(positions, tags, of: T.self, "n * t_max * tags")
-        _ = try elementCount(tags, tags, of: Double.self, "tags * tags (transitions)")
+        var longest = 0
         for i in 0..<n where readsLength(i) {
             guard lengths[i] >= 0, Int(lengths[i]) <= tMax else {
                 throw .size("lengths[\(i)] = \(lengths[i]) is outside [0, t_max = \(tMax)]")
             }
+            longest = Swift.max(longest, Int(lengths[i]))
         }
-        return (n, tMax, tags)
+        return (n, tMax, tags, longest)
     }
 
     /// The model in double, each row padded to whole vectors with -inf (ChainModel); start and
@@ -117,10 +127,12 @@ enum Chains {
 
     /// Chunk boundaries balanced by work (positions x tags^2), and at most as many chunks as
     /// keep the per-chunk accumulators of the shared parameters small; input-determined.
-    static func chunks(lengths: UnsafePointer<Int32>, n: Int, tags: Int) throws(Failure) -> (Scratch<Int>, Int) {
+    /// `length(i)` is sequence i's length if it is read (0 otherwise: an unread length is not
+    /// validated). Work is counted in saturating arithmetic (a huge batch cannot trap here).
+    static func chunks(length: (Int) -> Int, n: Int, tags: Int) throws(Failure) -> (Scratch<Int>, Int) {
         let perPosition = Swift.max(1, tags * tags)
         var total = 0
-        for i in 0..<n { total += Swift.max(1, Int(lengths[i])) * perPosition }
+        for i in 0..<n { total = saturatingAdd(total, saturatingProduct(Swift.max(1, length(i)), perPosition)) }
         let maxChunks = Swift.max(1, Swift.min(64, (1 << 24) / (tags * tags + 2 * tags)))
         let target = Swift.max(Chunks.target, (total + maxChunks - 1) / maxChunks)
         let starts = try Scratch<Int>(n + 1, "the chunk boundaries")
@@ -130,9 +142,9 @@ enum Chains {
             if done >= next, i > 0 {
                 count += 1
                 starts[count] = i
-                next = done + target
+                next = saturatingAdd(done, target)
             }
-            done += Swift.max(1, Int(lengths[i])) * perPosition
+            done = saturatingAdd(done, saturatingProduct(Swift.max(1, length(i)), perPosition))
         }
         count += 1
         starts[count] = n
@@ -153,7 +165,7 @@ enum Chains {
         let recipe = options.recipe
         let batch = LossKit.Batch<T>(count: Int(Swift.max(0, Swift.min(n64, Int64(Int.max / 16)))), weights: weight,
                                      reduction: options.reduction)
-        guard let (n, tMax, tags) = try checkShape(
+        guard let (n, tMax, tags, longest) = try checkShape(
             n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
             required: [(gold != nil, "gold")], readsLength: { !batch.hasZeroWeight($0) }),
             let emissions, let transitions, let lengths, let gold
@@ -169,6 +181,7 @@ enum Chains {
             return
         }
         let length = { (i: Int) in Int(lengths[i]) }
+        let readLength = { (i: Int) in batch.hasZeroWeight(i) ? 0 : Int(lengths[i]) }
 
         // Gold tags, at the positions of each sequence of non-zero weight.
         for i in 0..<n where !batch.hasZeroWeight(i) {
@@ -183,13 +196,13 @@ enum Chains {
         // Values: the model (read whenever n > 0), then each read sequence.
         let (model, modelHasNaN, modelStorage) = try Chains.model(tags: tags, transitions: transitions, start: start, end: end)
         defer { modelStorage.free() }
-        let (chunkStarts, chunkCount) = try chunks(lengths: lengths, n: n, tags: tags)
+        let (chunkStarts, chunkCount) = try chunks(length: readLength, n: n, tags: tags)
         defer { chunkStarts.free() }
         let chunked = Chunks(starts: chunkStarts.base, count: chunkCount, examples: n)
         var work = 0
-        for i in 0..<n { work += length(i) * tags * tags }
+        for i in 0..<n { work = saturatingAdd(work, saturatingProduct(readLength(i), tags * tags)) }
         let threads = Parallel.threads(requested: options.threads, elements: work, chunks: chunkCount)
-        let sizes = ChainScratch.sizes(positions: Swift.max(tMax, 1), tags: tags)
+        let sizes = try ChainScratch.sizes(positions: Swift.max(longest, 1), tags: tags, threads: threads)
         let doubles = try Scratch<Double>(threads * sizes.doubles, "the chain tables")
         defer { doubles.free() }
         let ints = try Scratch<Int32>(threads * sizes.ints, "the chain back-pointers")
@@ -200,7 +213,7 @@ enum Chains {
         defer { nanFlags.free() }
         let scratch = { (worker: Int) in
             ChainScratch(doubles: doubles.base + worker * sizes.doubles, ints: ints.base + worker * sizes.ints,
-                         bools: bools.base + worker * sizes.bools, positions: Swift.max(tMax, 1), tags: tags)
+                         bools: bools.base + worker * sizes.bools, positions: Swift.max(longest, 1), tags: tags)
         }
         let readsCosts = recipe.readsCosts
         let costBound = readsCosts ? options.costScale * recipe.costFactor : 0
@@ -312,7 +325,7 @@ enum Chains {
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, output: (Bool, String)
     ) throws(Failure) -> Decoding<T>? {
         let requested = try Options.decoding(opt)
-        guard let (n, tMax, tags) = try checkShape(
+        guard let (n, tMax, tags, longest) = try checkShape(
             n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
             required: [output], readsLength: { _ in true }),
             let emissions, let transitions, let lengths
@@ -320,14 +333,14 @@ enum Chains {
         let (model, modelHasNaN, storage) = try Chains.model(tags: tags, transitions: transitions, start: start, end: end)
         var ok = false
         defer { if !ok { storage.free() } }
-        let (chunkStarts, chunkCount) = try chunks(lengths: lengths, n: n, tags: tags)
+        let (chunkStarts, chunkCount) = try chunks(length: { Int(lengths[$0]) }, n: n, tags: tags)
         var ok2 = false
         defer { if !ok2 { chunkStarts.free() } }
         var work = 0
-        for i in 0..<n { work += Int(lengths[i]) * tags * tags }
+        for i in 0..<n { work = saturatingAdd(work, saturatingProduct(Int(lengths[i]), tags * tags)) }
         let threads = Parallel.threads(requested: requested, elements: work, chunks: chunkCount)
-        let sizes = ChainScratch.sizes(positions: Swift.max(tMax, 1), tags: tags)
-        let decoding = try Decoding(n: n, tMax: tMax, tags: tags, emissions: emissions, lengths: lengths, model: model,
+        let sizes = try ChainScratch.sizes(positions: Swift.max(longest, 1), tags: tags, threads: threads)
+        let decoding = try Decoding(n: n, tMax: tMax, tags: tags, longest: longest, emissions: emissions, lengths: lengths, model: model,
                                     storage: storage, chunkStarts: chunkStarts, chunkCount: chunkCount,
                                     threads: threads, sizes: sizes)
         ok = true
@@ -351,7 +364,7 @@ enum Chains {
 
     /// The checked arguments and working memory of a decoding call.
     struct Decoding<T: Real> {
-        let n: Int, tMax: Int, tags: Int
+        let n: Int, tMax: Int, tags: Int, longest: Int
         let emissions: UnsafePointer<T>
         let lengths: UnsafePointer<Int32>
         let model: ChainModel
@@ -362,10 +375,11 @@ enum Chains {
         let sizes: (doubles: Int, ints: Int, bools: Int)
         let doubles: Scratch<Double>, ints: Scratch<Int32>, bools: Scratch<Bool>, nanFlags: Scratch<Bool>
 
-        init(n: Int, tMax: Int, tags: Int, emissions: UnsafePointer<T>, lengths: UnsafePointer<Int32>,
+        init(n: Int, tMax: Int, tags: Int, longest: Int, emissions: UnsafePointer<T>, lengths: UnsafePointer<Int32>,
              model: ChainModel, storage: Scratch<Double>, chunkStarts: Scratch<Int>, chunkCount: Int, threads: Int,
              sizes: (doubles: Int, ints: Int, bools: Int)) throws(Failure) {
             (self.n, self.tMax, self.tags, self.emissions, self.lengths, self.model) = (n, tMax, tags, emissions, lengths, model)
+            self.longest = longest
             (self.storage, self.chunkStarts, self.threads, self.sizes) = (storage, chunkStarts, threads, sizes)
             chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: n)
             doubles = try Scratch<Double>(threads * sizes.doubles, "the chain tables")
@@ -376,7 +390,7 @@ enum Chains {
 
         func scratch(_ worker: Int) -> ChainScratch {
             ChainScratch(doubles: doubles.base + worker * sizes.doubles, ints: ints.base + worker * sizes.ints,
-                         bools: bools.base + worker * sizes.bools, positions: Swift.max(tMax, 1), tags: tags)
+                         bools: bools.base + worker * sizes.bools, positions: Swift.max(longest, 1), tags: tags)
         }
 
         /// sequence i's emissions in double, rows padded to the model's stride with -inf, into
@@ -466,4 +480,16 @@ enum Chains {
             }
         }
     }
+}
+
+/// a + b for counts >= 0, Int.max when it overflows (work estimates need no more).
+@inline(__always) func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? .max : sum
+}
+
+/// a * b for counts >= 0, Int.max when it overflows.
+@inline(__always) func saturatingProduct(_ a: Int, _ b: Int) -> Int {
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? .max : product
 }

@@ -1,0 +1,244 @@
+"""Linear chains under hostile inputs: buffer sizes that cannot exist, path scores that
+overflow double, extreme magnitudes, and losses near zero (the trust findings on lk_chain_*).
+
+Where each expected value comes from is said at each case: a status and message from the
+header's contract, closed forms, or an exact reference computed here with mpmath by
+enumerating every tag path (tiny T and tags) on the exact values of the float inputs.
+
+Cases that crashed the process before their fix run in a subprocess, so that a regression fails
+the test instead of killing pytest; they call the C functions through ctypes directly with tiny
+real buffers, so that reading past the sizes the call was given would really fault.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+
+import mpmath
+import numpy as np
+import pytest
+
+import losskit
+from losskit import LossKitError
+from losskit._native import lib
+
+LK_ERR_SIZE, LK_ERR_DOMAIN = 2, 5
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.dirname(HERE)
+PRECISIONS = [np.float32, np.float64]
+
+mpmath.mp.dps = 60
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+def run_isolated(body: str) -> subprocess.CompletedProcess:
+    """Runs `body` (Python, with losskit and a raw `call` helper in scope) in a fresh process
+    against the same library, and returns the finished process: a crash is a non-zero
+    return code, not a dead pytest."""
+    prelude = textwrap.dedent("""
+        import ctypes, sys
+        import numpy as np
+        from losskit import _native
+        from losskit._common import make_options
+        lib = _native.lib
+        def raw(name, nargs):
+            f = lib[name]           # a fresh function object: no errcheck, the status comes back
+            f.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * nargs
+            f.restype = ctypes.c_int32
+            return f
+        def addr(a):
+            return None if a is None else a.ctypes.data
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        def guarded(nbytes):
+            # The address of nbytes of zeros that end where an inaccessible page begins: a read
+            # one byte past them faults (heap garbage could otherwise end a runaway loop early).
+            page = 4096
+            size = (nbytes + page - 1) // page * page + page
+            base = libc.mmap(None, size, 3, 0x22, -1, 0)   # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+            assert base not in (None, ctypes.c_void_p(-1).value)
+            assert libc.mprotect(base + size - page, page, 0) == 0
+            return base + size - page - nbytes
+    """)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE, env.get("PYTHONPATH", "")])
+    env["LOSSKIT_LIBRARY"] = str(losskit._native.library_path())
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def poisoned(shape, dtype):
+    """An output buffer filled with a recognisable NaN pattern (to see it untouched on error)."""
+    a = np.empty(shape, dtype)
+    a.view(np.uint8)[...] = 0xA5
+    return a
+
+
+def exact_paths(e, tr, st, en, T, tags):
+    """Every path with its exact score (mpf sum of the exact float inputs)."""
+    out = []
+    for y in itertools.product(range(tags), repeat=T):
+        s = mpmath.mpf(float(st[y[0]])) + mpmath.mpf(float(en[y[-1]]))
+        for t in range(T):
+            s += mpmath.mpf(float(e[t, y[t]]))
+            if t:
+                s += mpmath.mpf(float(tr[y[t - 1], y[t]]))
+        out.append((y, s))
+    return out
+
+
+def exact_lse(values):
+    m = max(values)
+    return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in values))
+
+
+def exact_chain(e, tr, gold, *, loss, cost_scale=1.0, st=None, en=None):
+    """The exact loss and d_emissions (T, tags) of one sequence (every position read) under
+    a Hamming cost, for log, soft_ramp, softmax_margin and risk, by enumerating the paths:
+    the dense formulas of the header over the vector of path scores, chained through the
+    path features (d s(y) / d e[t, y'] = [y_t = y'])."""
+    T, tags = e.shape
+    st = np.zeros(tags) if st is None else st
+    en = np.zeros(tags) if en is None else en
+    paths = exact_paths(e, tr, st, en, T, tags)
+    a = mpmath.mpf(cost_scale)
+    cost = [a * sum(1 for t in range(T) if y[t] != gold[t]) for y, _ in paths]
+    s = [v for _, v in paths]
+    gi = [y for y, _ in paths].index(tuple(gold))
+
+    def softmax(v):
+        z = exact_lse(v)
+        return z, [mpmath.exp(x - z) for x in v]
+
+    if loss == "log":
+        z, p = softmax(s)
+        L = z - s[gi]
+        g = [p[k] - (1 if k == gi else 0) for k in range(len(s))]
+    elif loss == "softmax_margin":
+        z, p = softmax([x + c for x, c in zip(s, cost)])
+        L = z - s[gi]
+        g = [p[k] - (1 if k == gi else 0) for k in range(len(s))]
+    elif loss == "soft_ramp":
+        zf, pf = softmax([x + c for x, c in zip(s, cost)])
+        zh, ph = softmax([x - c for x, c in zip(s, cost)])
+        L = zf - zh
+        g = [pf[k] - ph[k] for k in range(len(s))]
+    elif loss == "risk":
+        _, p = softmax(s)
+        L = mpmath.fsum(pk * ck for pk, ck in zip(p, cost))
+        g = [p[k] * (cost[k] - L) for k in range(len(s))]
+    else:
+        raise ValueError(loss)
+    d = [[mpmath.mpf(0)] * tags for _ in range(T)]
+    for (y, _), gk in zip(paths, g):
+        for t in range(T):
+            d[t][y[t]] += gk
+    return L, d
+
+
+def conditioning(d, e):
+    """sum |dL/dx| |x| over the emissions (the other inputs are 0 in these cases)."""
+    return mpmath.fsum(abs(d[t][y]) * abs(mpmath.mpf(float(e[t, y])))
+                       for t in range(len(d)) for y in range(len(d[0])))
+
+
+def unit_roundoff(dtype):
+    return float(np.finfo(dtype).eps) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Buffer sizes that cannot exist (LK_ERR_SIZE before anything is read)
+# ---------------------------------------------------------------------------------------------
+
+# n with t_max = 0: no product n * t_max * tags overflows, but lengths (n int32) has no byte
+# size (2^62 * 4 and INT64_MAX * 4 overflow int64). Before the fix, lengths[] was read far past
+# the 1-element buffer (SIGSEGV). Expected: LK_ERR_SIZE naming lengths, outputs untouched.
+HUGE_N = [2**62, 2**63 - 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("entry", ["chain", "viterbi", "marginals"])
+def test_huge_n_with_zero_t_max_is_a_size_error(entry, dtype):
+    suffix = "f32" if dtype == "float32" else "f64"
+    proc = run_isolated(f"""
+        dt = np.{dtype}
+        opt = make_options(loss="log", reduction="sum", cost_scale=1.0, threads=0)
+        for n in {HUGE_N}:
+            e = np.zeros(1, dt); tr = np.zeros(1, dt)
+            lengths = guarded(4)   # one length, 0 (= t_max), then a page that faults
+            gold = np.zeros(1, np.int32)
+            if "{entry}" == "chain":
+                outs = [np.frombuffer(bytes([0xA5] * 8), dtype=dt).copy() for _ in range(5)]
+                before = [o.tobytes() for o in outs]
+                f = raw("lk_chain_{suffix}", 13)
+                status = f(ctypes.addressof(opt), n, 0, 1, addr(e), addr(tr), None, None, lengths,
+                           addr(gold), None, None, *[addr(o) for o in outs])
+            else:
+                path = np.full(2, -7, np.int32)
+                vals = np.frombuffer(bytes([0xA5] * 16), dtype=dt).copy()
+                outs = [path, vals]
+                before = [o.tobytes() for o in outs]
+                f = raw("lk_chain_{entry}_{suffix}", 7)
+                status = f(ctypes.addressof(opt), n, 0, 1, addr(e), addr(tr), None, None, lengths,
+                           addr(path), addr(vals))
+            message = lib.lk_last_error().decode()
+            assert status == 2, (n, status, message)
+            assert "lengths" in message and "overflow" in message, message
+            assert [o.tobytes() for o in outs] == before
+        print("OK")
+    """)
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+
+
+# n = 0, t_max = 0, tags = 3037000499: tags^2 fits int64 but tags^2 * 8 bytes does not. Before
+# the fix the empty batch zeroed tags^2 entries of a 4-element d_transitions (SIGSEGV).
+# Expected: LK_ERR_SIZE naming the transitions, nothing written.
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_empty_batch_with_overflowing_tags_squared_is_a_size_error(dtype):
+    suffix = "f32" if dtype == "float32" else "f64"
+    proc = run_isolated(f"""
+        dt = np.{dtype}
+        opt = make_options(loss="log", reduction="sum", cost_scale=1.0, threads=0)
+        outs = [np.frombuffer(bytes([0xA5] * 32), dtype=dt).copy() for _ in range(4)]
+        loss = np.frombuffer(bytes([0xA5] * 8), dtype=dt).copy()
+        before = [o.tobytes() for o in outs + [loss]]
+        f = raw("lk_chain_{suffix}", 13)
+        status = f(ctypes.addressof(opt), 0, 0, 3037000499, None, None, None, None, None, None, None, None,
+                   addr(loss), *[addr(o) for o in outs])
+        message = lib.lk_last_error().decode()
+        assert status == 2, (status, message)
+        assert "transitions" in message, message
+        assert [o.tobytes() for o in outs + [loss]] == before
+        print("OK")
+    """)
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+
+
+# t_max huge with n = 1 and tags = 1: the buffers exist as sizes (2^59 * 8 bytes), the one
+# length read is 2; the working tables must be sized by the lengths read, not by t_max (before,
+# 9 * t_max * stride overflowed Int: a trap). Expected: the plain log loss of one 2-position,
+# 1-tag sequence, 0, computed on a 2-element emission buffer.
+def test_huge_t_max_sizes_tables_by_the_lengths_read():
+    proc = run_isolated("""
+        opt = make_options(loss="log", reduction="sum", cost_scale=1.0, threads=0)
+        e = np.array([0.5, -0.25] + [0.0] * 6)
+        tr = np.zeros(1); lengths = np.array([2], np.int32); gold = np.zeros(8, np.int32)
+        loss = np.full(1, np.nan)
+        f = raw("lk_chain_f64", 13)
+        status = f(ctypes.addressof(opt), 1, 2**59, 1, addr(e), addr(tr), None, None, addr(lengths),
+                   addr(gold), None, None, addr(loss), None, None, None, None)
+        assert status == 0, (status, lib.lk_last_error())
+        assert loss[0] == 0.0, loss
+        print("OK")
+    """)
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-2000:])
