@@ -398,6 +398,14 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  * sequence with no allowed path is LK_ERR_DOMAIN, as is a forbidden gold path under a loss that
  * uses the gold score. NaN anywhere in a sequence's inputs (or in transitions, start, end)
  * makes its loss and gradients NaN. A sequence of length 0 has loss 0 and gradient 0.
+ *
+ * Overflow bound: the programs sum finite inputs along paths in double. A sequence of length T
+ * (weight != 0, no NaN) is LK_ERR_DOMAIN when
+ *   B = T (max|emission| + max|transition| + cost_scale * s * max|cost|) + max|start| + max|end|
+ * exceeds DBL_MAX / 8 (~2.2e307; maxima over the finite entries read, s the largest term scale,
+ * max|cost| = 1 for Hamming costs, 0 when no cost is read): below it every path score, cost-
+ * augmented score, log Z, expected cost and fear minus hope is finite. float32 inputs reach it
+ * only through cost_scale. Viterbi and the marginals apply the same bound without costs.
  * opt->ignore_label and opt->cost_layout are not read.
  *
  * Gradients: d_emissions (n*t_max*tags; 0 at positions >= length and for zero-weight
@@ -421,10 +429,14 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  *   LK_ERR_OPTION      as lk_dense_f32;
  *   LK_ERR_UNSUPPORTED SQUARED, SQUENTROPY, label smoothing, COSFACE, ARCFACE;
  *   LK_ERR_SIZE        n, t_max or tags negative; tags = 0 with n > 0; a length outside
- *                      [0, t_max] (weight != 0); a size overflowing the address space;
+ *                      [0, t_max] (weight != 0); a buffer whose byte size overflows int64 —
+ *                      lengths and weight/loss (n), gold (n*t_max), emissions, cost and
+ *                      d_emissions (n*t_max*tags), transitions and d_transitions (tags^2 doubles'
+ *                      worth) — checked before anything is read, n = 0 included;
  *   LK_ERR_LABEL       a gold tag outside [0, tags) at a position < length (weight != 0);
  *   LK_ERR_DOMAIN      +INFINITY in emissions, transitions, start or end; a non-finite cost
  *                      read, or one overflowing once scaled; a sequence with no allowed path;
+ *                      a sequence over the overflow bound above;
  *                      a forbidden gold path (losses that use the gold score); a bad weight.
  * [LE09] Z. Li, J. Eisner. First- and Second-Order Expectation Semirings with Applications to
  *        Minimum-Risk Training on Translation Forests. EMNLP 2009. Since 0.1.0. */
@@ -446,8 +458,9 @@ lk_status lk_chain_f64(const lk_options *opt, int64_t n, int64_t t_max, int64_t 
  * sequence of length 0 has score 0 and an all -1 path; a NaN input makes its score NaN (and its
  * path all -1).
  * @return LK_OK; LK_ERR_NULL, LK_ERR_OPTION, LK_ERR_SIZE as lk_chain_f32 (path NULL with
- *         n != 0 is LK_ERR_NULL); LK_ERR_DOMAIN for +INFINITY in a score read or a sequence
- *         with no allowed path. Since 0.1.0. */
+ *         n != 0 is LK_ERR_NULL; path and score sized n*t_max and n); LK_ERR_DOMAIN for
+ *         +INFINITY in a score read, a sequence with no allowed path, or one over the overflow
+ *         bound of lk_chain_f32 (without costs). Since 0.1.0. */
 lk_status lk_chain_viterbi_f32(const lk_options *opt, int64_t n, int64_t t_max, int64_t tags,
                                const float *emissions, const float *transitions,
                                const float *start, const float *end, const int32_t *lengths,

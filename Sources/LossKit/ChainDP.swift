@@ -40,6 +40,11 @@ struct ChainModel {
     /// Whether no transition, start or end score is -inf: then every path over emissions
     /// without -inf is allowed, which validation need not check position by position.
     let forbidsNothing: Bool
+    /// The largest finite magnitudes of the transitions, start and end (for the overflow bound,
+    /// Chains.checkPathBound).
+    let largestTransition: Double
+    let largestStart: Double
+    let largestEnd: Double
 
     static func stride(tags: Int) -> Int {
         (tags + Double.laneCount - 1) / Double.laneCount * Double.laneCount

@@ -127,8 +127,11 @@ struct ChainExample<T: Real> {
             return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath), goldPath)
         }
         for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
-        _ = ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length,
-                           totalCost: scratch.delta, score: scratch.forwardCost, pointers: scratch.pointers, path: path)
+        // Validation leaves an allowed path whose score is finite (Chains.checkPathBound); were
+        // there none, the path would be unwritten: NaN, never a read through stale tags.
+        guard ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length, totalCost: scratch.delta,
+                             score: scratch.forwardCost, pointers: scratch.pointers, path: path)
+        else { return (.nan, goldPath) }
         return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: path), UnsafePointer(path))
     }
 

@@ -58,6 +58,7 @@ enum Chains {
         storage.base.update(repeating: -.infinity, count: tags * S + 2 * S)
         var hasNaN = false
         var top = -Double.infinity, bottom = Double.infinity
+        var largest = (transition: 0.0, start: 0.0, end: 0.0)
         for from in 0..<tags {
             for to in 0..<tags {
                 let v = transitions[from * tags + to]
@@ -67,7 +68,10 @@ enum Chains {
                 }
                 hasNaN = hasNaN || v.isNaN
                 storage[from * S + to] = v.wide
-                if v.isFinite { top = Swift.max(top, v.wide); bottom = Swift.min(bottom, v.wide) }
+                if v.isFinite {
+                    top = Swift.max(top, v.wide); bottom = Swift.min(bottom, v.wide)
+                    largest.transition = Swift.max(largest.transition, v.wide.magnitude)
+                }
             }
         }
         for (offset, buffer, name) in [(tags * S, start, "start"), (tags * S + S, end, "end")] {
@@ -79,6 +83,10 @@ enum Chains {
                 }
                 hasNaN = hasNaN || v.isNaN
                 storage[offset + y] = v
+                if v.isFinite {
+                    if offset == tags * S { largest.start = Swift.max(largest.start, v.magnitude) }
+                    else { largest.end = Swift.max(largest.end, v.magnitude) }
+                }
             }
         }
         // exp(transitions - max) for the scaled programs (ScaledChain).
@@ -103,26 +111,67 @@ enum Chains {
                                expTransitionsTransposed: transposed, transitionMax: shift,
                                transitionRange: top > -.infinity ? top - bottom : 0, ones: ones,
                                allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil,
-                               forbidsNothing: !(0..<(tags * S + 2 * S)).contains { j in j % S < tags && storage[j] == -.infinity })
+                               forbidsNothing: !(0..<(tags * S + 2 * S)).contains { j in j % S < tags && storage[j] == -.infinity },
+                               largestTransition: largest.transition, largestStart: largest.start, largestEnd: largest.end)
         return (model, hasNaN, storage)
     }
 
     /// The emissions of sequence i (positions < length): +inf is LK_ERR_DOMAIN; returns whether
-    /// one is NaN, and whether one is -inf (a forbidden tag). One vector pass when they are all
-    /// finite (FlatValidation.screen), a scalar one otherwise.
+    /// one is NaN, whether one is -inf (a forbidden tag), and the largest finite magnitude (for
+    /// the overflow bound, `checkPathBound`). One vector pass when they are all finite, a
+    /// scalar one otherwise.
     static func checkEmissions<T: Real>(_ e: UnsafePointer<T>, sequence i: Int, length: Int, tags: Int) throws(Failure)
-        -> (hasNaN: Bool, forbids: Bool)
+        -> (hasNaN: Bool, forbids: Bool, largest: Double)
     {
-        if FlatValidation.screen(e, costs: nil, count: length * tags, costBound: 0) { return (false, false) }
-        var hasNaN = false, forbids = false
-        for j in 0..<(length * tags) {
-            if e[j] == T.infinity {
-                throw .domain("emissions[\(i), \(j / tags), \(j % tags)] = inf: +inf is not a valid score (-inf forbids the tag)")
-            }
-            hasNaN = hasNaN || e[j].isNaN
-            forbids = forbids || e[j] == -T.infinity
+        let count = length * tags, w = T.laneCount
+        let magnitudeMask = T.Bits(repeating: T.Bits.Scalar.max)  // the sign bit cleared
+        let infinityBits = T.bits(T.Vector(repeating: .infinity))
+        let shift = T.Bits(repeating: T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1))
+        var bad = T.Bits(repeating: 0)
+        var top = T.Vector(repeating: 0)
+        var j = 0
+        while j + w <= count {
+            let magnitude = T.bits(loadVector(e, j)) & magnitudeMask
+            bad |= ~((magnitude &- infinityBits) &>> shift)  // all ones where infinite or NaN
+            top = T.maximum(top, T.vector(magnitude))
+            j += w
         }
-        return (hasNaN, forbids)
+        var largest = T.maxOfLanes(top).wide, finite = horizontalIntegerSum(bad) == 0
+        for k in j..<count {
+            finite = finite && e[k].isFinite
+            largest = Swift.max(largest, e[k].wide.magnitude)
+        }
+        if finite { return (false, false, largest) }
+        var hasNaN = false, forbids = false
+        largest = 0
+        for k in 0..<count {
+            if e[k] == T.infinity {
+                throw .domain("emissions[\(i), \(k / tags), \(k % tags)] = inf: +inf is not a valid score (-inf forbids the tag)")
+            }
+            hasNaN = hasNaN || e[k].isNaN
+            forbids = forbids || e[k] == -T.infinity
+            if e[k].isFinite { largest = Swift.max(largest, e[k].wide.magnitude) }
+        }
+        return (hasNaN, forbids, largest)
+    }
+
+    /// The overflow bound: every partial sum the programs form along a path of sequence i — its
+    /// score, its cost-augmented score, log Z (which exceeds the best path by at most
+    /// T log tags), the expected cost, a fear minus a hope — is at most
+    ///
+    ///     B = T (max|e| + max|trans| + costBound max|c|) + max|start| + max|end|
+    ///
+    /// (finite entries; costBound = cost_scale times the largest term scale, 0 when no cost is
+    /// read; max|c| = 1 for Hamming costs). B must stay below DBL_MAX / 8, else the sequence is
+    /// LK_ERR_DOMAIN: a finite input whose path sums overflow double has no finite loss (two
+    /// emissions of -1e308 on the only allowed path would make every path's score -inf).
+    static func checkPathBound(_ model: ChainModel, sequence i: Int, length: Int, largestEmission: Double,
+                               costBound: Double, largestCost: Double) throws(Failure) {
+        let perPosition = largestEmission + model.largestTransition + costBound * largestCost
+        let bound = Double(length) * perPosition + model.largestStart + model.largestEnd
+        guard bound <= Double.greatestFiniteMagnitude / 8 else {
+            throw .domain("sequence \(i): its path scores can overflow double (length \(length) x (max |emission| \(largestEmission) + max |transition| \(model.largestTransition) + scaled max |cost| \(costBound * largestCost)) + max |start| + max |end| = \(bound) exceeds DBL_MAX / 8)")
+        }
     }
 
     /// Chunk boundaries balanced by work (positions x tags^2), and at most as many chunks as
@@ -221,12 +270,15 @@ enum Chains {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { return }
             let e = emissions + i * tMax * tags, T_ = length(i)
-            let (hasNaN, forbids) = try checkEmissions(e, sequence: i, length: T_, tags: tags)
+            let (hasNaN, forbids, largestEmission) = try checkEmissions(e, sequence: i, length: T_, tags: tags)
             nanFlags[i] = hasNaN || modelHasNaN
             guard T_ > 0 else { return }
+            var largestCost = readsCosts ? 1.0 : 0  // Hamming
             if readsCosts, let cost {
                 let c = cost + i * tMax * tags
+                largestCost = 0
                 for j in 0..<(T_ * tags) where e[j] != -T.infinity {
+                    largestCost = Swift.max(largestCost, c[j].wide.magnitude)
                     guard c[j].isFinite else {
                         throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) is not finite")
                     }
@@ -235,8 +287,12 @@ enum Chains {
                     }
                 }
             }
+            // A NaN sequence has a NaN loss whatever its magnitudes; the others must not overflow.
+            guard !nanFlags[i] else { return }
+            try checkPathBound(model, sequence: i, length: T_, largestEmission: largestEmission, costBound: costBound,
+                               largestCost: largestCost)
             // Without NaN and without any -inf, every path is allowed, the gold's too.
-            guard !nanFlags[i], forbids || !model.forbidsNothing else { return }
+            guard forbids || !model.forbidsNothing else { return }
             let s = scratch(worker)
             guard ChainDP.hasPath(model, emissions: e, length: T_, reach: s.reach.0, next: s.reach.1) else {
                 throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")
@@ -350,9 +406,12 @@ enum Chains {
         try LossKit.Batch<T>(count: n, weights: nil, reduction: .none).validate(decoding.chunks, threads: threads) {
             (i: Int, worker: Int) throws(Failure) in
             let e = emissions + i * tMax * tags, length = Int(lengths[i])
-            let (hasNaN, forbids) = try checkEmissions(e, sequence: i, length: length, tags: tags)
+            let (hasNaN, forbids, largestEmission) = try checkEmissions(e, sequence: i, length: length, tags: tags)
             decoding.nanFlags[i] = hasNaN || modelHasNaN
-            guard length > 0, !decoding.nanFlags[i], forbids || !model.forbidsNothing else { return }
+            guard length > 0, !decoding.nanFlags[i] else { return }
+            try checkPathBound(model, sequence: i, length: length, largestEmission: largestEmission, costBound: 0,
+                               largestCost: 0)
+            guard forbids || !model.forbidsNothing else { return }
             let s = decoding.scratch(worker)
             guard ChainDP.hasPath(model, emissions: e, length: length, reach: s.reach.0, next: s.reach.1) else {
                 throw .domain("sequence \(i) has no allowed path (every path meets a -inf score or transition)")

@@ -242,3 +242,105 @@ def test_huge_t_max_sizes_tables_by_the_lengths_read():
         print("OK")
     """)
     assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Path scores that overflow double, and NaN (a status or a NaN loss, never a signal)
+# ---------------------------------------------------------------------------------------------
+
+# Two emissions of -1e308 on the only allowed path (tag 1 is forbidden at both positions):
+# every input is finite, but every path's score is -inf in double. Before the fix the oracle of
+# INFINITE_RAMP / HOPE_FEAR(oracle, max) found no path and read a stale one (SIGSEGV, or NaN
+# with LK_OK). Expected (header, overflow bound): LK_ERR_DOMAIN naming sequence 0, outputs
+# untouched.
+@pytest.mark.parametrize("options", [dict(loss="infinite_ramp"),
+                                     dict(loss="hope_fear", hope="oracle", fear="max")])
+def test_oracle_hope_on_overflowing_path_is_a_domain_error(options):
+    proc = run_isolated(f"""
+        opt = make_options(reduction="sum", cost_scale=1.0, threads=0, **{options!r})
+        e = np.array([-1e308, -np.inf, -1e308, -np.inf]); tr = np.zeros(4)
+        lengths = np.array([2], np.int32); gold = np.array([1, 1], np.int32)
+        outs = [np.frombuffer(bytes([0xA5] * (8 * k)), dtype=np.float64).copy() for k in (1, 4, 4, 2, 2)]
+        before = [o.tobytes() for o in outs]
+        f = raw("lk_chain_f64", 13)
+        status = f(ctypes.addressof(opt), 1, 2, 2, addr(e), addr(tr), None, None, addr(lengths), addr(gold),
+                   None, None, *[addr(o) for o in outs])
+        message = lib.lk_last_error().decode()
+        assert status == 5, (status, message)
+        assert "sequence 0" in message and "overflow" in message, message
+        assert [o.tobytes() for o in outs] == before
+        print("OK")
+    """)
+    assert proc.returncode == 0 and "OK" in proc.stdout, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+
+
+OVERFLOWING_LOSSES = ["log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
+                      "infinite_ramp"]
+
+
+def call_error(fn):
+    with pytest.raises(LossKitError) as info:
+        fn()
+    return info.value
+
+
+# Every loss, float64: emissions of +1e308 at both positions (a path score of 2e308) — and the
+# same sums reached through cost_scale in float32 (emissions 1e30, cost_scale 1e308: every
+# cost-augmented path overflows). Expected: LK_ERR_DOMAIN naming the sequence, outputs
+# untouched (before: NaN or inf losses with LK_OK).
+@pytest.mark.parametrize("loss", OVERFLOWING_LOSSES)
+def test_overflowing_path_sums_are_domain_errors(loss):
+    e = np.array([[[1e308, 0.0], [1e308, 0.0]]])
+    err = call_error(lambda: losskit.chain(e, np.zeros((2, 2)), [2], [[0, 1]], loss=loss))
+    assert err.status == LK_ERR_DOMAIN and "sequence 0" in str(err), err
+    if loss in ("log", "perceptron"):
+        return  # no cost read: the float32 case needs one
+    e32 = np.full((1, 2, 2), 1e30, np.float32)
+    err = call_error(lambda: losskit.chain(e32, np.zeros((2, 2), np.float32), [2], [[0, 1]], loss=loss,
+                                           cost_scale=1e308))
+    assert err.status == LK_ERR_DOMAIN and "sequence 0" in str(err), err
+
+
+def test_overflowing_path_sums_outputs_untouched():
+    opt = losskit._common.make_options(loss="log", reduction="none", cost_scale=1.0, threads=0)
+    e = np.array([1.0, 2.0, 1e308, 1e308]); tr = np.zeros(1)
+    lengths = np.array([2, 2], np.int32); gold = np.zeros(4, np.int32)
+    outs = [poisoned(k, np.float64) for k in (2, 4, 1, 1, 1)]
+    before = [o.tobytes() for o in outs]
+    with pytest.raises(LossKitError) as info:
+        lib.lk_chain_f64(ctypes.byref(opt), 2, 2, 1, e.ctypes.data, tr.ctypes.data, None, None,
+                         lengths.ctypes.data, gold.ctypes.data, None, None, *[o.ctypes.data for o in outs])
+    assert info.value.status == LK_ERR_DOMAIN and "sequence 1" in str(info.value)
+    assert [o.tobytes() for o in outs] == before
+
+
+# Viterbi and the marginals: a best path of 2e308 (before: score inf / log Z inf, NaN marginals
+# with LK_OK). Expected: LK_ERR_DOMAIN naming the sequence.
+@pytest.mark.parametrize("fn", [losskit.viterbi, losskit.marginals])
+def test_overflowing_decoding_is_a_domain_error(fn):
+    e = np.array([[[0.0, 0.0], [0.0, 0.0]], [[1e308, 0.0], [1e308, 0.0]]])
+    err = call_error(lambda: fn(e, np.zeros((2, 2)), [2, 2]))
+    assert err.status == LK_ERR_DOMAIN and "sequence 1" in str(err), err
+
+
+# Large inputs that pass the bound still compute: emissions of 5e306 on a 3-position,
+# 1-tag chain (B = 1.5e307 < DBL_MAX / 8): one path, log loss 0 exactly, Viterbi score 1.5e307
+# (the exact sum rounded once, here exact in double).
+def test_large_but_bounded_path_sums_compute():
+    e = np.full((1, 3, 1), 5e306)
+    r = losskit.chain(e, np.zeros((1, 1)), [3], [[0, 0, 0]], reduction="sum")
+    assert r.loss == 0.0 and np.all(r.d_emissions == 0)
+    assert losskit.viterbi(e, np.zeros((1, 1)), [3]).score[0] == 1.5e307
+
+
+# NaN in an emission or a transition, with an oracle hope: the header's NaN rule (the
+# sequence's loss and gradients NaN, LK_OK) — never a signal.
+@pytest.mark.parametrize("where", ["emission", "transition"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_nan_with_an_oracle_hope_is_a_nan_loss(where, dtype):
+    e = np.zeros((1, 2, 2), dtype); tr = np.zeros((2, 2), dtype)
+    e[0, 0, 1] = -np.inf
+    (e if where == "emission" else tr)[(0, 1, 0) if where == "emission" else (0, 0)] = np.nan
+    for opts in (dict(loss="infinite_ramp"), dict(loss="hope_fear", hope="oracle", fear="max")):
+        r = losskit.chain(e, tr, [2], [[1, 0]], reduction="sum", **opts)
+        assert np.isnan(r.loss) and np.all(np.isnan(r.d_emissions)) and np.all(np.isnan(r.d_transitions))
