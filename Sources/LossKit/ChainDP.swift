@@ -45,6 +45,10 @@ struct ChainModel {
     let largestTransition: Double
     let largestStart: Double
     let largestEnd: Double
+    /// Whether the scaled programs may ignore the spreads of the emissions and of their own
+    /// tables (ScaledChain): no transition and no end score is -inf, and the finite spreads of
+    /// the transitions and of the end stay within `ScaledChain.tolerated`.
+    let toleratesSpreads: Bool
 
     static func stride(tags: Int) -> Int {
         (tags + Double.laneCount - 1) / Double.laneCount * Double.laneCount
@@ -61,7 +65,21 @@ struct ChainModel {
 /// the transitions', the emissions') leave that margin, and gives up (nil) otherwise — the
 /// caller then runs the log-space programs, which are exact for any input (-inf constraints
 /// and scores a thousand apart included).
+///
+/// Those spread checks are needed only where a path can be cut off: when no transition and no
+/// end is -inf (`ChainModel.toleratesSpreads`), every tag at t reaches every tag at t + 1, so
+/// the backward weights of the tags at one position lie within a factor exp(range of the
+/// transitions) of each other (exp(range of the end) at the last), and a forward entry that
+/// the emissions push below the smallest normal (or to 0) carries at most 2^-1014 e^tolerated
+/// ~ e^-380 of the mass of its row's largest one: it is negligible, not lost. Each row's max
+/// also stays a normal number (>= its predecessor's max times e^(-2 tolerated)). So then the
+/// scaled programs run whatever the emissions' spread — a single emission of 1e16 or scores a
+/// thousand apart — keeping their relative accuracy, where the log-space programs would lose
+/// every digit of the scores' differences to the absolute rounding of sums near 1e16.
 enum ScaledChain {
+    /// The largest spread of the finite transitions and of the end that `toleratesSpreads` allows.
+    static let tolerated = 320.0
+
     /// How far below 0 (in log) the largest term of a sum may fall below its row's max: with
     /// that max at least 2^-8, the term is at least 2^-8 e^-690 ~ 2^-1003.5, a normal double
     /// (>= 2^-1022) with 2^18 to spare.
@@ -134,7 +152,8 @@ enum ScaledChain {
         for y in 0..<S { first[y] = model.start[y] + e[y] }
         let (m0, r0) = finiteRange(first, count: S)
         guard m0 > -.infinity else { return -.infinity }
-        guard r0 < 2 * half else { return nil }
+        let tolerant = model.toleratesSpreads
+        guard tolerant || r0 < 2 * half else { return nil }
         exps(first, minus: m0, into: alpha, count: S)
         var logScale = m0
         norms[0] = 1
@@ -145,7 +164,7 @@ enum ScaledChain {
             let row = e + t * S, p = psi + t * S, here = alpha + t * S, previous = alpha + (t - 1) * S
             let (me, re) = finiteRange(row, count: S)
             guard me > -.infinity else { return -.infinity }
-            guard re < half, spreadIsWithin else { return nil }
+            guard tolerant || (re < half && spreadIsWithin) else { return nil }
             exps(row, minus: me, into: p, count: S)
             // here = (previous . E) * psi, rescaled when its max drifts (multiplyAndRescale).
             TagVectors.combineRows(previous, rows: L, model.expTransitions, into: here, count: S)
@@ -159,7 +178,7 @@ enum ScaledChain {
         let last = alpha + (length - 1) * S
         let (me, re) = finiteRange(model.end, count: S)
         guard me > -.infinity else { return -.infinity }
-        guard re < half, spreadIsWithin else { return nil }
+        guard re < half, tolerant || spreadIsWithin else { return nil }
         var total = 0.0
         for y in 0..<L where last[y] > 0 && model.end[y] > -.infinity { total += last[y] * exp(model.end[y] - me) }
         guard total > 0 else { return -.infinity }
@@ -183,7 +202,7 @@ enum ScaledChain {
         while t >= 0 {
             let next = beta + (t + 1) * S, here = beta + t * S, p = psi + (t + 1) * S
             // psi[t+1]'s spread (the emissions') was checked by the forward pass against `half`.
-            guard spreadIsWithin else { return false }
+            guard model.toleratesSpreads || spreadIsWithin else { return false }
             // here = E (psi * next) = (psi * next) . E^T, rescaled when its max drifts.
             for y in 0..<S { u[y] = p[y] * next[y] }
             TagVectors.combineRows(UnsafePointer(u), rows: L, model.expTransitionsTransposed, into: here, count: S)

@@ -190,26 +190,30 @@ extension ChainExample: LossStructure {
         return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
     }
 
-    /// log of the sum over every path but `path` of exp(s(y) + a c(y)): a forward pass that
-    /// carries the paths that have left `path` (a loss near zero keeps its digits: log Z - s(path)
-    /// = log1p(exp(this - s(path)))).
+    /// log of the sum over every path y but `path` of exp(v(y) - v(path)), v = s + a c the current
+    /// augmented scores: a forward pass that carries the paths that have left `path`, each
+    /// relative to `path`'s own prefix (so that a loss near zero keeps its digits: log Z - v(path)
+    /// = log1p(exp(this)), and no sum ever holds the scores' magnitude — with emissions near
+    /// 1e16, sums of absolute scores would round away every difference between paths).
     func logSumExpOff(_ path: UnsafePointer<Int32>) -> Double {
         let e = UnsafePointer(scratch.augmented), L = tags, S = stride, f = scratch.delta
-        for y in 0..<L { f[y] = y == Int(path[0]) ? -.infinity : model.start[y] + e[y] }
-        var on = model.start[Int(path[0])] + e[Int(path[0])]
+        let first = Int(path[0])
+        for y in 0..<L {
+            f[y] = y == first ? -.infinity : (model.start[y] - model.start[first]) + (e[y] - e[first])
+        }
         for t in 1..<Swift.max(length, 1) {
-            let previous = f + (t - 1) * S, here = f + t * S, from = Int(path[t - 1])
+            let previous = f + (t - 1) * S, here = f + t * S, from = Int(path[t - 1]), to = Int(path[t])
+            let step = model.transitions[from * S + to], row = e + t * S
             for y in 0..<L {
                 var total = -Double.infinity
                 for p in 0..<L { total = ChainDP.logAdd(total, previous[p] + model.transitions[p * S + y]) }
-                if y != Int(path[t]) { total = ChainDP.logAdd(total, on + model.transitions[from * S + y]) }
-                here[y] = total == -.infinity ? -.infinity : total + e[t * S + y]
+                if y != to { total = ChainDP.logAdd(total, model.transitions[from * S + y]) }
+                here[y] = total == -.infinity ? -.infinity : total + (row[y] - row[to]) - step
             }
-            on = (on + model.transitions[from * S + Int(path[t])]) + e[t * S + Int(path[t])]
         }
         var total = -Double.infinity
-        let last = f + (length - 1) * S
-        for y in 0..<L { total = ChainDP.logAdd(total, last[y] + model.end[y]) }
+        let last = f + (length - 1) * S, final = Int(path[length - 1])
+        for y in 0..<L { total = ChainDP.logAdd(total, last[y] + (model.end[y] - model.end[final])) }
         return total
     }
 
@@ -509,14 +513,51 @@ extension ChainExample: LossStructure {
                                               path: path)
             var rest = logZ - onPath
             if rest < log1p(1.0 / 16) {
-                rest = log1p(exp(logSumExpOff(path) - onPath))
+                rest = log1p(exp(logSumExpOff(path)))
             }
             addMarginals(marginals, minus: path, times: c)
             return (onPath - h) + rest
         }
+        if case .logSumExp(let a) = fear, case .logSumExp(let b) = hope {
+            // Split form, as dense rows do: both terms taken relative to one path P (the gold),
+            //     lse(v+) - lse(v-) = (v+(P) - v-(P)) + log1p(A) - log1p(B)
+            //     A = sum_{y != P} exp(v+(y) - v+(P)),  B likewise on v-,
+            // an identity; used when P dominates both sums, where the plain difference of two
+            // log Z near s(P) would keep only the digits of their rounding (a soft ramp of
+            // 8.9e-15 came out as 1.4e-14).
+            let fearSplit = logSumExpSplit(costWeight: a, times: c)
+            let hopeSplit = logSumExpSplit(costWeight: b, times: -c)
+            let pending = (fearSplit.split == nil ? 0 : c) - (hopeSplit.split == nil ? 0 : c)
+            if pending != 0 { addOneHot(goldPath, times: pending) }
+            if let f = fearSplit.split, let h = hopeSplit.split {
+                return (f.onPath - h.onPath) + (f.rest - h.rest)
+            }
+            return fearSplit.logZ - hopeSplit.logZ
+        }
         let f = term(fear, buffer: scratch.paths.0, sign: c)
         let h = term(hope, buffer: scratch.paths.1, sign: -c)
         return f - h
+    }
+
+    /// A log-sum-exp term on s + a c with its marginals added times `c`, and, when the gold path
+    /// P is allowed and dominates (log Z - v(P) < log1p(1/16)), the split v(P) + log1p(A); then
+    /// the marginals added are p - e_P, and the caller owes c e_P.
+    private func logSumExpSplit(costWeight a: Double, times c: Double)
+        -> (logZ: Double, split: (onPath: Double, rest: Double)?)
+    {
+        let (logZ, _, marginals) = logSumExp(costWeight: a)
+        let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride,
+                                       length: length, path: goldPath)
+        guard onPath > -.infinity, logZ - onPath < log1p(1.0 / 16) else {
+            addMarginals(marginals, minus: nil, times: c)
+            return (logZ, nil)
+        }
+        let rest = log1p(exp(logSumExpOff(goldPath)))
+        // The marginals as (p - e_P) + e_P: P's entries formed as minus the others' sum, exact
+        // where p(P) is within an ulp of 1; the caller adds the e_P (those of fear and hope
+        // cancel exactly when both are split).
+        addMarginals(marginals, minus: goldPath, times: c)
+        return (logZ, (onPath, rest))
     }
 
     private func isLogSumExp(_ t: Term) -> Bool {

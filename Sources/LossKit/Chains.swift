@@ -89,6 +89,16 @@ enum Chains {
                 }
             }
         }
+        // Whether the scaled programs may ignore the emissions' spreads (ChainModel.toleratesSpreads).
+        var endTop = -Double.infinity, endBottom = Double.infinity, cutsPaths = false
+        for y in 0..<tags {
+            let v = storage[tags * S + S + y]
+            if v.isFinite { endTop = Swift.max(endTop, v); endBottom = Swift.min(endBottom, v) }
+            cutsPaths = cutsPaths || v == -.infinity
+        }
+        for from in 0..<tags { for to in 0..<tags { cutsPaths = cutsPaths || storage[from * S + to] == -.infinity } }
+        let toleratesSpreads = !cutsPaths && !hasNaN && (top > -.infinity ? top - bottom : 0) <= ScaledChain.tolerated
+            && (endTop > -.infinity ? endTop - endBottom : 0) <= ScaledChain.tolerated
         // exp(transitions - max) for the scaled programs (ScaledChain).
         let shift = top > -.infinity ? top : 0
         let expTransitions = storage.base + tags * S + 2 * S
@@ -112,7 +122,8 @@ enum Chains {
                                transitionRange: top > -.infinity ? top - bottom : 0, ones: ones,
                                allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil,
                                forbidsNothing: !(0..<(tags * S + 2 * S)).contains { j in j % S < tags && storage[j] == -.infinity },
-                               largestTransition: largest.transition, largestStart: largest.start, largestEnd: largest.end)
+                               largestTransition: largest.transition, largestStart: largest.start, largestEnd: largest.end,
+                               toleratesSpreads: toleratesSpreads)
         return (model, hasNaN, storage)
     }
 
