@@ -217,6 +217,23 @@ enum ScaledChain {
 }
 
 enum ChainDP {
+    /// out[t] = e[t] - max e[t] (finite maxima; a row with none is copied), returning the sum of
+    /// the maxima: log Z and the path scores move by that sum, the marginals not at all. The
+    /// log-space programs run on the shifted rows so that their sums hold the scores' spreads,
+    /// not their magnitudes (near 1e16, or 1e300, sums of absolute scores round away every
+    /// difference between paths).
+    static func shiftRows(_ e: UnsafePointer<Double>, length: Int, stride S: Int,
+                          into out: UnsafeMutablePointer<Double>) -> Double {
+        var offset = 0.0
+        for t in 0..<length {
+            let (top, _) = ScaledChain.finiteRange(e + t * S, count: S)
+            let shift = top > -.infinity ? top : 0
+            for y in 0..<S { out[t * S + y] = e[t * S + y] - shift }
+            offset += shift
+        }
+        return offset
+    }
+
     /// log(exp(a) + exp(b)) for a running log-sum (-inf allowed on either side).
     @inline(__always) static func logAdd(_ a: Double, _ b: Double) -> Double {
         if a == -.infinity { return b }

@@ -185,9 +185,13 @@ extension ChainExample: LossStructure {
                                 norms: scratch.backNorms, work: scratch.work) {
             return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
         }
-        let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
-        ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta, work: scratch.work)
-        return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
+        // Log space on rows shifted by their max (ChainDP.shiftRows), kept in scratch.psi for the
+        // marginals; the tables' log Z is relative to the shift.
+        let shifted = scratch.psi
+        let offset = ChainDP.shiftRows(e, length: length, stride: stride, into: shifted)
+        let logZ = ChainDP.forward(model, emissions: shifted, length: length, alpha: scratch.alpha, work: scratch.work)
+        ChainDP.backward(model, emissions: shifted, length: length, beta: scratch.beta, work: scratch.work)
+        return (offset + logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
     }
 
     /// log of the sum over every path y but `path` of exp(v(y) - v(path)), v = s + a c the current
@@ -223,7 +227,7 @@ extension ChainExample: LossStructure {
     private func addMarginals(_ m: ChainMarginals, minus path: UnsafePointer<Int32>?, times c: Double) {
         if m.scaled { return addScaledMarginals(minus: path, times: c) }
         let L = tags, S = stride, logZ = m.logZ
-        let alpha = scratch.alpha, beta = scratch.beta, e = scratch.augmented
+        let alpha = scratch.alpha, beta = scratch.beta, e = scratch.psi  // the shifted rows
         @inline(__always) func on(_ t: Int, _ y: Int) -> Bool { path.map { Int($0[t]) == y } ?? false }
         for t in 0..<length {
             var others = 0.0
@@ -431,8 +435,11 @@ extension ChainExample: LossStructure {
     }
 
     /// The risk in log space (inputs whose spreads the scaled programs cannot take).
-    private func logSpaceExpectedCost(emissions e: UnsafePointer<Double>, times c: Double) -> Double {
+    private func logSpaceExpectedCost(emissions augmented: UnsafePointer<Double>, times c: Double) -> Double {
         let L = tags, S = stride
+        // On rows shifted by their max (ChainDP.shiftRows): the risk does not depend on the shift.
+        _ = ChainDP.shiftRows(augmented, length: length, stride: S, into: scratch.psi)
+        let e = UnsafePointer(scratch.psi)
         let logZ = ChainDP.forward(model, emissions: e, length: length, alpha: scratch.alpha, work: scratch.work)
         ChainDP.backward(model, emissions: e, length: length, beta: scratch.beta, work: scratch.work)
         let alpha = scratch.alpha, beta = scratch.beta

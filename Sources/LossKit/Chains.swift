@@ -541,12 +541,14 @@ enum Chains {
                     logZ?[i] = T(rounding: z)
                     continue
                 }
-                let z = ChainDP.forward(d.model, emissions: e, length: length, alpha: s.alpha, work: s.work)
-                ChainDP.backward(d.model, emissions: e, length: length, beta: s.beta, work: s.work)
+                // Log space on rows shifted by their max (ChainDP.shiftRows).
+                let offset = ChainDP.shiftRows(e, length: length, stride: S, into: s.psi)
+                let z = ChainDP.forward(d.model, emissions: s.psi, length: length, alpha: s.alpha, work: s.work)
+                ChainDP.backward(d.model, emissions: s.psi, length: length, beta: s.beta, work: s.work)
                 for t in 0..<length {
                     for y in 0..<L { out[t * L + y] = T(rounding: Glibc.exp(s.alpha[t * S + y] + s.beta[t * S + y] - z)) }
                 }
-                logZ?[i] = T(rounding: z)
+                logZ?[i] = T(rounding: offset + z)
             }
         }
     }

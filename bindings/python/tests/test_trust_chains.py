@@ -432,3 +432,49 @@ def test_lse_losses_near_zero_are_accurate(loss, lead, dtype):
         e[t, g] = lead
     r = losskit.chain(e[None], np.zeros((3, 3), dtype), [3], [gold], loss=loss, reduction="sum")
     assert_accurate(r, e, gold, loss=loss, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extreme magnitudes
+# ---------------------------------------------------------------------------------------------
+
+# One float32 emission of 1e15 or 1e16 at position 0 (tags 2, T 2, zero transitions; with and
+# without a forbidden transition, which sends the computation to log space): position 1 is
+# symmetric, so its marginals are exactly {0.5, 0.5} and the log-loss gradient there (gold
+# [0, 0]) is {-0.5, 0.5}; position 0 has marginals {1, e^-1e16} = {1, 0} in any float. Closed
+# form. Before: {1, 1} and {-1, 1} (5 % off already at 1e15).
+@pytest.mark.parametrize("big", [1e15, 1e16])
+@pytest.mark.parametrize("forbid", [False, True])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_one_huge_emission_keeps_the_other_positions_exact(big, forbid, dtype):
+    e = np.zeros((1, 2, 2), dtype)
+    e[0, 0, 0] = big
+    tr = np.zeros((2, 2), dtype)
+    if forbid:
+        tr[1, 0] = -np.inf  # a transition no likely path uses
+    m = losskit.marginals(e, tr, [2])
+    np.testing.assert_array_equal(m.marginals[0], np.array([[1, 0], [0.5, 0.5]], dtype))
+    r = losskit.chain(e, tr, [2], [[0, 0]], reduction="sum")
+    np.testing.assert_array_equal(r.d_emissions[0], np.array([[0, 0], [-0.5, 0.5]], dtype))
+    assert r.loss == dtype(np.log(2))  # log(1 + 1 + (paths through e^-1e16)) rounded
+
+
+# float64 inputs near 1e300 (T = 3, B = 3e300 within the bound): emissions 1e300 except
+# e[1, 1] = -1e300, and the same with transition 0 -> 1 forbidden. Exact by enumeration: the
+# paths through e[1, 0] are the only ones of weight, equally likely, so the marginals are
+# {0.5, 0.5}, {1, 0}, {0.5, 0.5} (forbidden: {0.5, 0.5}, {1, 0}, {1, 0}), the log loss of the
+# gold [0, 0, 0] is log 4 (log 2), and log Z is 3e300 rounded. Before: NaN or {1, 1} marginals.
+@pytest.mark.parametrize("forbid", [False, True])
+def test_inputs_near_1e300_compute(forbid):
+    e = np.array([[[1e300, 1e300], [1e300, -1e300], [1e300, 1e300]]])
+    tr = np.zeros((2, 2))
+    if forbid:
+        tr[0, 1] = -np.inf
+    m = losskit.marginals(e, tr, [3])
+    last = [1.0, 0.0] if forbid else [0.5, 0.5]
+    np.testing.assert_array_equal(m.marginals[0], [[0.5, 0.5], [1.0, 0.0], last])
+    paths = exact_paths(e[0], tr, np.zeros(2), np.zeros(2), 3, 2)
+    assert m.log_z[0] == float(exact_lse([s for _, s in paths if s > -mpmath.inf]))
+    r = losskit.chain(e, tr, [3], [[0, 0, 0]], reduction="sum")
+    assert abs(r.loss - np.log(2 if forbid else 4)) <= 4e-16 * np.log(4)
+    assert np.all(np.isfinite(r.d_emissions)) and np.all(np.isfinite(r.d_transitions))
