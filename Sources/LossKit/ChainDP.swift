@@ -143,7 +143,7 @@ enum ScaledChain {
     /// leave no margin.
     static func forward(_ model: ChainModel, emissions e: UnsafePointer<Double>, length: Int,
                         alpha: UnsafeMutablePointer<Double>, psi: UnsafeMutablePointer<Double>,
-                        norms: UnsafeMutablePointer<Double>) -> Double? {
+                        norms: UnsafeMutablePointer<Double>, shifts: UnsafeMutablePointer<Double>? = nil) -> Double? {
         let L = model.tags, S = model.stride
         guard model.transitionRange < margin else { return nil }
         let (half, factor) = halves(model)
@@ -156,6 +156,11 @@ enum ScaledChain {
         guard tolerant || r0 < 2 * half else { return nil }
         exps(first, minus: m0, into: alpha, count: S)
         var logScale = m0
+        // log Z = (the shifts: m0, transitionMax + me per step, the end's me) + small, the small
+        // part kept apart in `shifts` (length + 2 entries: each row's max, the end's, small) so
+        // that log Z - s(path) can be formed row by row (ChainExample.logZMinusPath).
+        var small = 0.0
+        shifts?[0] = m0
         norms[0] = 1
         // Whether the previous row's spread leaves the margin (`within`), kept from the pass
         // that wrote it.
@@ -173,7 +178,8 @@ enum ScaledChain {
             norms[t] = norm
             spreadIsWithin = spread
             logScale += model.transitionMax + me
-            if norm != 1 { logScale += log(norm) }
+            if norm != 1 { logScale += log(norm); small += log(norm) }
+            shifts?[t] = me
         }
         let last = alpha + (length - 1) * S
         let (me, re) = finiteRange(model.end, count: S)
@@ -182,6 +188,8 @@ enum ScaledChain {
         var total = 0.0
         for y in 0..<L where last[y] > 0 && model.end[y] > -.infinity { total += last[y] * exp(model.end[y] - me) }
         guard total > 0 else { return -.infinity }
+        shifts?[length] = me
+        shifts?[length + 1] = small + log(total)
         return logScale + me + log(total)
     }
 

@@ -8,6 +8,8 @@ struct ChainScratch {
     let augmented, alpha, beta, delta, cost, forwardCost, backwardCost, psi: UnsafeMutablePointer<Double>
     /// The scaled forward's and backward's per-position normalisers.
     let norms, backNorms: UnsafeMutablePointer<Double>
+    /// The scaled forward's row shifts and the small part of its log Z (positions + 2).
+    let shifts: UnsafeMutablePointer<Double>
     /// The sequence's emission gradient in double (positions x tags), rounded once when flushed.
     let gradient: UnsafeMutablePointer<Double>
     /// tags x stride: a sequence's edge marginals before the factor E (ScaledChain).
@@ -23,7 +25,7 @@ struct ChainScratch {
     static func sizes(positions: Int, tags: Int, threads: Int) throws(Failure) -> (doubles: Int, ints: Int, bools: Int) {
         let stride = ChainModel.stride(tags: tags)
         let table = saturatingProduct(positions, stride)
-        let doubles = saturatingAdd(saturatingAdd(saturatingProduct(9, table), 2 * positions),
+        let doubles = saturatingAdd(saturatingAdd(saturatingProduct(9, table), 3 * positions + 2),
                                     saturatingProduct(tags + 3, stride))
         let ints = saturatingAdd(table, 2 * positions)
         guard saturatingProduct(doubles, threads) < Int.max / 8 else {
@@ -44,6 +46,7 @@ struct ChainScratch {
         backNorms = d + 9 * table + positions
         work = d + 9 * table + 2 * positions
         edges = d + 9 * table + 2 * positions + 3 * stride
+        shifts = edges + tags * stride
         pointers = i
         paths = (i + table, i + table + positions)
         reach = (b, b + tags)
@@ -180,7 +183,7 @@ extension ChainExample: LossStructure {
         let e = augment(a)
         // The scaled programs when the spreads allow (nearly always), else the log-space ones.
         if let logZ = ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
-                                          norms: scratch.norms),
+                                          norms: scratch.norms, shifts: scratch.shifts),
            ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
                                 norms: scratch.backNorms, work: scratch.work) {
             return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
@@ -518,7 +521,7 @@ extension ChainExample: LossStructure {
             let (logZ, _, marginals) = logSumExp(costWeight: a)
             let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride, length: length,
                                               path: path)
-            var rest = logZ - onPath
+            var rest = logZMinusPath(marginals, path)
             if rest < log1p(1.0 / 16) {
                 rest = log1p(exp(logSumExpOff(path)))
             }
@@ -555,7 +558,7 @@ extension ChainExample: LossStructure {
         let (logZ, _, marginals) = logSumExp(costWeight: a)
         let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride,
                                        length: length, path: goldPath)
-        guard onPath > -.infinity, logZ - onPath < log1p(1.0 / 16) else {
+        guard onPath > -.infinity, logZMinusPath(marginals, goldPath) < log1p(1.0 / 16) else {
             addMarginals(marginals, minus: nil, times: c)
             return (logZ, nil)
         }
@@ -565,6 +568,28 @@ extension ChainExample: LossStructure {
         // cancel exactly when both are split).
         addMarginals(marginals, minus: goldPath, times: c)
         return (logZ, (onPath, rest))
+    }
+
+    /// log Z - v(path) for the current tables, formed row by row against the same shifts as
+    /// log Z (each row's max), so that it keeps the digits of the scores' differences however
+    /// large the scores (log Z - v(path) as two sums near 1e15 would keep a multiple of 1/8).
+    func logZMinusPath(_ m: ChainMarginals, _ path: UnsafePointer<Int32>) -> Double {
+        let S = stride
+        guard m.scaled else {
+            // The log-space tables ran on the shifted rows (scratch.psi), log Z relative to them.
+            return m.logZ - ChainDP.pathScore(model, emissions: UnsafePointer(scratch.psi), rowStride: S,
+                                              length: length, path: path)
+        }
+        let e = scratch.augmented, shifts = scratch.shifts
+        var y = Int(path[0])
+        var inside = (model.start[y] + e[y]) - shifts[0]
+        for t in 1..<Swift.max(length, 1) {
+            let next = Int(path[t])
+            inside += (model.transitions[y * S + next] - model.transitionMax) + (e[t * S + next] - shifts[t])
+            y = next
+        }
+        inside += model.end[y] - shifts[length]
+        return shifts[length + 1] - inside
     }
 
     private func isLogSumExp(_ t: Term) -> Bool {
