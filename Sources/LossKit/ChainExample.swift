@@ -76,6 +76,9 @@ struct ChainExample<T: Real> {
     let length: Int
     let costScale: Double
     let isNaN: Bool
+    /// The gradient is computed in units of a power of two (Chains.gradientUnscale); stored times
+    /// these two factors (1, 1 nearly always).
+    let unscale: (Double, Double)
     let gradient: ChainGradient<T>
     let scratch: ChainScratch
 
@@ -617,7 +620,7 @@ extension ChainExample: LossStructure {
     func flushGradient() {
         guard let table = gradient.emissions, let out = gradient.output else { return }
         for t in 0..<length {
-            for y in 0..<tags { out[t * tags + y] = T(rounding: table[t * stride + y]) }
+            for y in 0..<tags { out[t * tags + y] = T(rounding: table[t * stride + y] * unscale.0 * unscale.1) }
         }
     }
 

@@ -271,6 +271,9 @@ enum Chains {
         defer { bools.free() }
         let nanFlags = try Scratch<Bool>(n, "the NaN flags")
         defer { nanFlags.free() }
+        // Each read sequence's largest cost sum, T cost_scale max|c| (what its risk gradient scales by).
+        let costSums = try Scratch<Double>(recipe == .risk ? n : 0, "the cost sums")
+        defer { costSums.free() }
         let scratch = { (worker: Int) in
             ChainScratch(doubles: doubles.base + worker * sizes.doubles, ints: ints.base + worker * sizes.ints,
                          bools: bools.base + worker * sizes.bools, positions: Swift.max(longest, 1), tags: tags)
@@ -302,6 +305,7 @@ enum Chains {
             guard !nanFlags[i] else { return }
             try checkPathBound(model, sequence: i, length: T_, largestEmission: largestEmission, costBound: costBound,
                                largestCost: largestCost)
+            if recipe == .risk { costSums[i] = Double(T_) * costBound * largestCost }
             // Without NaN and without any -inf, every path is allowed, the gold's too.
             guard forbids || !model.forbidsNothing else { return }
             let s = scratch(worker)
@@ -316,6 +320,8 @@ enum Chains {
             }
         }
         let counted = try batch.denominator(isIgnored: { _ in false })
+        let unscale = gradientUnscale(n: n, batch: batch, counted: counted, length: readLength,
+                                      costSum: { recipe == .risk && !nanFlags[$0] ? costSums[$0] : 0 })
 
         // The computing pass: each chunk sums its sequences' shared gradients separately, in the
         // model's padded layout (rows of `stride`).
@@ -341,12 +347,13 @@ enum Chains {
                 let example = ChainExample(
                     model: model, emissions: emissions + i * tMax * tags, costs: cost.map { $0 + i * tMax * tags },
                     goldPath: gold + i * tMax, length: T_, costScale: options.costScale, isNaN: nanFlags[i],
+                    unscale: unscale.factors,
                     gradient: ChainGradient(emissions: rows == nil ? nil : s.gradient, output: rows,
                                             transitions: dTransitions == nil ? nil : chunkAccumulator,
                                             start: dStart == nil ? nil : chunkAccumulator.map { $0 + tags * S },
                                             end: dEnd == nil ? nil : chunkAccumulator.map { $0 + tags * S + S }),
                     scratch: s)
-                let value = recipe.loss(on: example, gradientTimes: coefficient)
+                let value = recipe.loss(on: example, gradientTimes: coefficient * unscale.scale)
                 example.flushGradient()
                 return value
             })
@@ -357,7 +364,7 @@ enum Chains {
                 guard let output else { return }
                 var total = 0.0
                 for chunk in 0..<chunkCount { total += accumulators[chunk * shared + offset] }
-                output[j] = T(rounding: total)
+                output[j] = T(rounding: total * unscale.factors.0 * unscale.factors.1)
             }
             for from in 0..<tags { for to in 0..<tags { reduce(dTransitions, from * tags + to, from: from * S + to) } }
             for y in 0..<tags {
@@ -365,6 +372,35 @@ enum Chains {
                 reduce(dEnd, y, from: tags * S + S + y)
             }
         }
+    }
+
+    /// The power of two (<= 1) the gradients are computed in units of, and the two factors that
+    /// undo it when they are stored. The gradients of a sequence with coefficient c (its weight,
+    /// over the summed weight under MEAN) add up, over its positions and the batch, terms of
+    /// magnitude at most 2 c (T + 1) (marginals and one-hots; times the largest cost sum for
+    /// risk); in double their partial sums — a positive part and a negative one that cancel —
+    /// would overflow to inf - inf = NaN with weights near DBL_MAX. In these units they cannot;
+    /// an output whose true value exceeds the largest finite number is stored as +-inf.
+    /// Scale 1 (bits unchanged) unless the weights come within about 2^-5 (T + 1) of DBL_MAX.
+    static func gradientUnscale<T: Real>(n: Int, batch: Batch<T>, counted: Double, length: (Int) -> Int,
+                                         costSum: (Int) -> Double)
+        -> (scale: Double, factors: (Double, Double))
+    {
+        var top = Int.min
+        for i in 0..<n {
+            let w = batch.weight(i)
+            guard w > 0 else { continue }
+            let c = batch.reduction == .mean ? w / counted : w
+            guard c > 0 else { continue }
+            let k = Swift.max(1, 2 * costSum(i))
+            top = Swift.max(top, Int(c.exponent) + Int(Double(2 * (length(i) + 1)).exponent) + Int(k.exponent) + 3)
+        }
+        guard top > Int.min else { return (1, (1, 1)) }
+        let s = Swift.min(2000, Swift.max(0, top + Int(Double(n).exponent) + 1 - 1019))
+        guard s > 0 else { return (1, (1, 1)) }
+        let first = Swift.min(s, 1000)
+        return (Double(sign: .plus, exponent: -s, significand: 1),
+                (Double(sign: .plus, exponent: first, significand: 1), Double(sign: .plus, exponent: s - first, significand: 1)))
     }
 
     /// The first position at which a path's score becomes -inf (start, emission, transition or

@@ -478,3 +478,33 @@ def test_inputs_near_1e300_compute(forbid):
     r = losskit.chain(e, tr, [3], [[0, 0, 0]], reduction="sum")
     assert abs(r.loss - np.log(2 if forbid else 4)) <= 4e-16 * np.log(4)
     assert np.all(np.isfinite(r.d_emissions)) and np.all(np.isfinite(r.d_transitions))
+
+
+# Example weights of 1e308 (float64) and FLT_MAX (float32), reduction sum: the gradient is the
+# weight times the unweighted one (linear in the weight), so each entry is w * g with g from
+# the NumPy reference (chain_reference, enumeration over the paths, weight 1); entries whose
+# true value exceeds the largest finite number are +-inf with the sign of g (the header's rule).
+# Before: NaN in d_transitions, where a positive and a negative partial sum overflowed.
+@pytest.mark.parametrize("loss", ["log", "softmax_margin", "soft_ramp", "hinge", "risk"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_huge_weights_scale_the_gradient(loss, dtype):
+    from chain_reference import reference_chain
+    rng = np.random.default_rng(11)
+    big = np.finfo(dtype).max if dtype == np.float32 else 1e308
+    for T, tags in [(5, 1), (9, 3)]:
+        e = rng.normal(size=(1, T, tags)).astype(dtype)
+        tr = rng.normal(size=(tags, tags)).astype(dtype)
+        gold = rng.integers(0, tags, size=(1, T))
+        r = losskit.chain(e, tr, [T], gold, loss=loss, weight=np.array([big], dtype), reduction="sum")
+        _, *ref = reference_chain(e.astype(np.float64), tr.astype(np.float64), [T], gold, loss=loss,
+                                  reduction="sum")
+        for got, g in zip(r[1:], ref):
+            assert not np.isnan(got).any()
+            with np.errstate(over="ignore"):
+                exact = np.float64(big) * g  # may overflow to +-inf: so does the stored value
+            finite = np.abs(g) * float(big) < float(np.finfo(dtype).max) * (1 - 1e-6)
+            scale = float(big) * max(1.0, float(np.abs(g).max()))
+            tol = 64 * float(np.finfo(dtype).eps) * scale  # the reference is float64 enumeration
+            assert np.all(np.abs(got[finite].astype(np.float64) - exact[finite]) <= tol)
+            over = ~finite & (np.abs(g) * float(big) > float(np.finfo(dtype).max) * (1 + 1e-6))
+            assert np.all(np.isinf(got[over]) & (np.sign(got[over]) == np.sign(g[over])))
