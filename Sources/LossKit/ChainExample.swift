@@ -372,6 +372,45 @@ extension ChainExample: LossStructure {
         return logSpaceExpectedCost(emissions: e, times: c)
     }
 
+    /// The cost at position t of the tag of largest marginal (`weight` is increasing in it): the
+    /// risk programs run on the costs minus it, position by position. Subtracting a constant per
+    /// position moves R and every E[c | y_t = y] by the same amount and leaves the gradient
+    /// p (E[c | .] - R) unchanged — but where one path dominates, its centred costs are 0 and
+    /// E[c | .] - R is formed from small numbers instead of cancelling between two near the
+    /// dominant path's cost (which left noise of an ulp of R, of either sign, in the gradient),
+    /// and R never exceeds the largest cost (a convex combination of centred costs <= 0 is <= 0).
+    @inline(__always) private func referenceCost(_ t: Int, weight: (Int) -> Double) -> Double {
+        var best = 0, top = -Double.infinity
+        for y in 0..<tags where weight(y) > top { top = weight(y); best = y }
+        return unscaledCost(t, best)
+    }
+
+    /// Adds c mu(y) (E(y) - R) to the node gradients of position t (emissions; start at 0, end
+    /// at the last), mu the marginals and E(y) = E[c | y_t = y]. With y^ the tag of largest mu,
+    ///     E(y^) - R = sum_{y != y^} mu(y) (E(y^) - E(y)) =: D,    E(y) - R = (E(y) - E(y^)) + D,
+    /// an identity that forms the dominant tag's entry from the others' small weights: E(y^) - R
+    /// as a difference would cancel (both near the dominant paths' expected cost) into noise of
+    /// an ulp of R, of either sign, where the exact value is far smaller.
+    @inline(__always) private func addRiskNodes(_ t: Int, times c: Double, mu: (Int) -> Double,
+                                                expected: (Int) -> Double) {
+        var top = 0, best = -1.0
+        for y in 0..<tags { let m = mu(y); if m > best { best = m; top = y } }
+        let dominant = expected(top)
+        var d = 0.0
+        for y in 0..<tags where y != top {
+            let m = mu(y)
+            if m > 0 { d += m * (dominant - expected(y)) }
+        }
+        for y in 0..<tags {
+            let m = mu(y)
+            guard m > 0 else { continue }
+            let g = c * m * (y == top ? d : (expected(y) - dominant) + d)
+            gradient.emissions?[t * stride + y] += g
+            if t == 0 { gradient.start?[y] += g }
+            if t == length - 1 { gradient.end?[y] += g }
+        }
+    }
+
     /// The risk from the scaled tables (ScaledChain), the expectation semiring's weights being
     ///   forward:  w(y', y) = a[t-1](y') E(y', y) psi[t](y) / (norm[t] a[t](y))
     ///   backward: w(y, y'') = E(y, y'') psi[t+1](y'') b[t+1](y'') / (backNorm[t] b[t](y))
@@ -381,9 +420,12 @@ extension ChainExample: LossStructure {
         let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
         let cost = scratch.cost, ahead = scratch.forwardCost, behind = scratch.backwardCost
         let u = scratch.work, w = scratch.work + S, row = scratch.work + 2 * S
+        var shift = 0.0
         for t in 0..<length {
+            let reference = referenceCost(t) { y in alpha[t * S + y] * beta[t * S + y] }
+            shift += costScale * reference
             for y in 0..<S {
-                cost[t * S + y] = y < L && alpha[t * S + y] > 0 ? costScale * unscaledCost(t, y) : 0
+                cost[t * S + y] = y < L && alpha[t * S + y] > 0 ? costScale * (unscaledCost(t, y) - reference) : 0
                 ahead[t * S + y] = 0
                 behind[t * S + y] = 0
             }
@@ -414,14 +456,8 @@ extension ChainExample: LossStructure {
             var z = 0.0
             for y in 0..<L { z += alpha[t * S + y] * beta[t * S + y] }
             let inverse = 1 / z
-            for y in 0..<L {
-                let mu = alpha[t * S + y] * beta[t * S + y] * inverse
-                guard mu > 0 else { continue }
-                let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
-                gradient.emissions?[t * S + y] += g
-                if t == 0 { gradient.start?[y] += g }
-                if t == length - 1 { gradient.end?[y] += g }
-            }
+            addRiskNodes(t, times: c, mu: { y in alpha[t * S + y] * beta[t * S + y] * inverse },
+                         expected: { y in ahead[t * S + y] + behind[t * S + y] })
             guard t > 0, let d = gradient.transitions else { continue }
             // xi(from, y) (ahead[t-1][from] + cost[t][y] + behind[t][y] - risk), a row at a time,
             // xi(from, .) = a[t-1](from) E[from] * psi[t] b[t] / (norm[t] z).
@@ -437,7 +473,7 @@ extension ChainExample: LossStructure {
                                      plus: UnsafePointer(w), count: S)
             }
         }
-        return risk
+        return shift + risk
     }
 
     /// The risk in log space (inputs whose spreads the scaled programs cannot take).
@@ -452,9 +488,12 @@ extension ChainExample: LossStructure {
         let cost = scratch.cost, ahead = scratch.forwardCost, behind = scratch.backwardCost
         // The padding of every row holds 0 (costs, expectations) or -inf (log-weights): it adds
         // nothing and never makes a NaN.
+        var shift = 0.0
         for t in 0..<length {
+            let reference = referenceCost(t) { y in alpha[t * S + y] + beta[t * S + y] }
+            shift += costScale * reference
             for y in 0..<S {
-                cost[t * S + y] = y < L && e[t * S + y] > -.infinity ? costScale * unscaledCost(t, y) : 0
+                cost[t * S + y] = y < L && e[t * S + y] > -.infinity ? costScale * (unscaledCost(t, y) - reference) : 0
                 ahead[t * S + y] = 0
                 behind[t * S + y] = 0
             }
@@ -491,14 +530,8 @@ extension ChainExample: LossStructure {
             if mu > 0 { risk += mu * (ahead[y] + behind[y]) }
         }
         for t in 0..<length {
-            for y in 0..<L {
-                let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
-                guard mu > 0 else { continue }
-                let g = c * mu * (ahead[t * S + y] + behind[t * S + y] - risk)
-                gradient.emissions?[t * S + y] += g
-                if t == 0 { gradient.start?[y] += g }
-                if t == length - 1 { gradient.end?[y] += g }
-            }
+            addRiskNodes(t, times: c, mu: { y in exp(alpha[t * S + y] + beta[t * S + y] - logZ) },
+                         expected: { y in ahead[t * S + y] + behind[t * S + y] })
             guard t > 0, let d = gradient.transitions else { continue }
             // xi(from, y) (ahead[t-1][from] + cost[t][y] + behind[t][y] - risk), a row at a time.
             TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
@@ -510,7 +543,7 @@ extension ChainExample: LossStructure {
                                      plus: UnsafePointer(w), count: S)
             }
         }
-        return risk
+        return shift + risk
     }
 
     /// F - H, one term at a time: path terms first (they use the Viterbi tables), then a

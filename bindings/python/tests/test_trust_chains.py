@@ -508,3 +508,47 @@ def test_huge_weights_scale_the_gradient(loss, dtype):
             assert np.all(np.abs(got[finite].astype(np.float64) - exact[finite]) <= tol)
             over = ~finite & (np.abs(g) * float(big) > float(np.finfo(dtype).max) * (1 + 1e-6))
             assert np.all(np.isinf(got[over]) & (np.sign(got[over]) == np.sign(g[over])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Risk (expected Hamming cost) where one path dominates
+# ---------------------------------------------------------------------------------------------
+
+def risk_cases():
+    """(emissions (T, tags), gold): the dense defect's row as a 1-position chain (gold 2; the
+    mass sits on tag 3, of cost 1: R = 1 - tiny), the gold 40 above the rest, and seeded
+    random chains whose scores spread 10 to 60 (a dominant path that is not the gold)."""
+    cases = [(np.array([[-0.9, 5.2, -50.1, 24.9]]), [2])]
+    e = np.zeros((3, 3))
+    e[[0, 1, 2], [0, 1, 2]] = 40.0
+    cases.append((e, [0, 1, 2]))
+    rng = np.random.default_rng(20)
+    for _ in range(40):
+        T, tags = int(rng.integers(1, 4)), int(rng.integers(2, 4))
+        cases.append((rng.normal(size=(T, tags)) * rng.choice([10, 30, 60]), list(rng.integers(0, tags, T))))
+    return cases
+
+
+# Expected (mpmath over every path, 400 digits: R = 1 - p is exact only with enough of them):
+# the loss within the target, R at most the largest path cost (T), and no gradient entry of
+# the wrong sign where its exact value exceeds the row's level 4u (sum_row |g|) (1 + max |e|).
+# Before: R = 1.0000000000000002 on the first case, and entries of either sign at 1e-16 where
+# the exact ones were below 1e-18 (E[c | y_t] - R cancelling near the dominant path's cost).
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_risk_where_one_path_dominates(dtype):
+    u = unit_roundoff(dtype)
+    with mpmath.workdps(400):
+        for e, gold in risk_cases():
+            e = e.astype(dtype)
+            T, tags = e.shape
+            r = losskit.chain(e[None], np.zeros((tags, tags), dtype), [T], [gold], loss="risk", reduction="sum")
+            L, d = exact_chain(e.astype(np.float64), np.zeros((tags, tags)), gold, loss="risk")
+            bound = 4 * u * (abs(L) + conditioning(d, e)) + float(np.finfo(dtype).smallest_subnormal)
+            assert abs(mpmath.mpf(float(r.loss)) - L) <= bound, (e, gold, float(r.loss), L)
+            assert r.loss <= T
+            for t in range(T):
+                level = 4 * u * mpmath.fsum(abs(g) for g in d[t]) * (1 + float(np.abs(e[t]).max()))
+                level = max(level, float(np.finfo(dtype).smallest_subnormal))  # below: stored as 0
+                for y in range(tags):
+                    if abs(d[t][y]) > level:
+                        assert float(r.d_emissions[0, t, y]) * d[t][y] > 0, (e, gold, t, y, r.d_emissions[0, t, y], d[t][y])
