@@ -93,7 +93,15 @@ struct ChainExample<T: Real> {
 
     /// e[t, y] + a * cost_scale * cost(t, y) into scratch.augmented (masked tags stay -inf,
     /// their costs unread).
-    func augment(_ a: Double) -> UnsafePointer<Double> {
+    ///
+    /// With a cost (a != 0) each row is stored relative to its largest entry y*,
+    ///     (e[t, y] - e[t, y*]) + w (c(t, y) - c(t, y*)),   w = a cost_scale,
+    /// and the offset sum_t (e[t, y*] + w c(t, y*)) returned: every path moves by the offset, so
+    /// argmaxes and marginals do not, but the rows keep the digits of the emissions' differences
+    /// where w c dwarfs them (e + 1e38 c rounds every emission away; the differences of two wrong
+    /// tags' equal costs are exactly 0). Values are then formed from s(path) and the cost
+    /// (`pathValue`) or from log Z plus the offset.
+    func augment(_ a: Double) -> (rows: UnsafePointer<Double>, offset: Double) {
         let w = a * costScale, S = stride
         if w == 0 {
             // The plain emissions, widened (a loop the compiler vectorises).
@@ -102,31 +110,52 @@ struct ChainExample<T: Real> {
                 for y in 0..<tags { row[y] = e[y].wide }
                 for y in tags..<S { row[y] = -.infinity }
             }
-            return UnsafePointer(scratch.augmented)
+            return (UnsafePointer(scratch.augmented), 0)
         }
+        var offset = 0.0
         for t in 0..<length {
-            for y in 0..<tags {
-                let e = emissions[t * tags + y].wide
-                scratch.augmented[t * S + y] = (w == 0 || e == -.infinity) ? e : e + w * unscaledCost(t, y)
+            let row = scratch.augmented + t * S, e = emissions + t * tags
+            for y in 0..<tags { row[y] = e[y] == -T.infinity ? -.infinity : e[y].wide + w * unscaledCost(t, y) }
+            var top = -1, best = -Double.infinity
+            for y in 0..<tags where row[y] > best { best = row[y]; top = y }
+            if top >= 0 {
+                let e0 = e[top].wide, c0 = unscaledCost(t, top)
+                for y in 0..<tags where row[y] > -.infinity { row[y] = (e[y].wide - e0) + w * (unscaledCost(t, y) - c0) }
+                offset += e0 + w * c0
             }
-            for y in tags..<S { scratch.augmented[t * S + y] = -.infinity }
+            for y in tags..<S { row[y] = -.infinity }
         }
-        return UnsafePointer(scratch.augmented)
+        return (UnsafePointer(scratch.augmented), offset)
+    }
+
+    /// The unscaled cost of a path, sum_t c(t, path[t]).
+    func pathCost(_ path: UnsafePointer<Int32>) -> Double {
+        var total = 0.0
+        for t in 0..<length { total += unscaledCost(t, Int(path[t])) }
+        return total
+    }
+
+    /// s(path) + a cost_scale c(path): a path's cost-augmented value, from the plain scores (so
+    /// that two terms on the same path differ by exactly their costs' part).
+    func pathValue(_ path: UnsafePointer<Int32>, _ a: Double) -> Double {
+        let s = ChainDP.pathScore(model, emissions: emissions, rowStride: tags, length: length, path: path)
+        let w = a * costScale
+        return w == 0 ? s : s + w * pathCost(path)
     }
 
     /// Viterbi on s + a c into `path`; a tie with the gold path goes to the gold.
     func bestPath(_ a: Double, into path: UnsafeMutablePointer<Int32>) -> (value: Double, path: UnsafePointer<Int32>) {
-        let e = augment(a)
+        let (e, _) = augment(a)
         let best = ChainDP.viterbi(model, emissions: e, length: length, delta: scratch.delta,
                                    pointers: scratch.pointers, path: path)
         if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath) == best {
-            return (best, goldPath)
+            return (pathValue(goldPath, a), goldPath)
         }
-        return (best, UnsafePointer(path))
+        return (pathValue(path, a), UnsafePointer(path))
     }
 
     func oraclePath(into path: UnsafeMutablePointer<Int32>) -> (score: Double, path: UnsafePointer<Int32>) {
-        let e = augment(0)
+        let (e, _) = augment(0)
         // Hamming cost: the gold path costs 0 and every other path more, so it is the oracle
         // unless it is forbidden.
         if costs == nil, Chains.forbiddenStep(model, emissions: emissions, length: length, path: goldPath) == nil {
@@ -183,13 +212,13 @@ extension ChainExample: LossStructure {
     }
 
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: ChainMarginals) {
-        let e = augment(a)
+        let (e, augmentOffset) = augment(a)
         // The scaled programs when the spreads allow (nearly always), else the log-space ones.
         if let logZ = ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
                                           norms: scratch.norms, shifts: scratch.shifts),
            ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
                                 norms: scratch.backNorms, work: scratch.work) {
-            return (logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
+            return (augmentOffset + logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: true))
         }
         // Log space on rows shifted by their max (ChainDP.shiftRows), kept in scratch.psi for the
         // marginals; the tables' log Z is relative to the shift.
@@ -197,7 +226,7 @@ extension ChainExample: LossStructure {
         let offset = ChainDP.shiftRows(e, length: length, stride: stride, into: shifted)
         let logZ = ChainDP.forward(model, emissions: shifted, length: length, alpha: scratch.alpha, work: scratch.work)
         ChainDP.backward(model, emissions: shifted, length: length, beta: scratch.beta, work: scratch.work)
-        return (offset + logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
+        return (augmentOffset + offset + logZ, 0, ChainMarginals(costWeight: a, logZ: logZ, scaled: false))
     }
 
     /// log of the sum over every path y but `path` of exp(v(y) - v(path)), v = s + a c the current
@@ -362,7 +391,7 @@ extension ChainExample: LossStructure {
     /// dR/d(feature) = E[c 1{feature}] - R E[1{feature}].
     func expectedCost(gradientTimes c: Double) -> Double {
         zeroGradient()
-        let e = augment(0)
+        let (e, _) = augment(0)
         if ScaledChain.forward(model, emissions: e, length: length, alpha: scratch.alpha, psi: scratch.psi,
                                norms: scratch.norms) != nil,
            ScaledChain.backward(model, length: length, psi: UnsafePointer(scratch.psi), beta: scratch.beta,
@@ -554,15 +583,19 @@ extension ChainExample: LossStructure {
         zeroGradient()
         if case .logSumExp(let a) = fear, !isLogSumExp(hope) {
             let (h, path) = pathTerm(hope, buffer: scratch.paths.1)
-            let (logZ, _, marginals) = logSumExp(costWeight: a)
-            let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride, length: length,
-                                              path: path)
+            let (_, _, marginals) = logSumExp(costWeight: a)
+            // v(path) - H exactly: the path's cost times the difference of the two cost weights
+            // (H = s(path) for a gold or oracle hope, s(path) - h c(path) for a max hope).
+            var hopeWeight = 0.0
+            if case .max(let b) = hope { hopeWeight = b }
+            let aboveHope = (a - hopeWeight) * costScale == 0 ? 0 : (a - hopeWeight) * costScale * pathCost(path)
+            _ = h
             var rest = logZMinusPath(marginals, path)
             if rest < log1p(1.0 / 16) {
                 rest = log1p(exp(logSumExpOff(path)))
             }
             addMarginals(marginals, minus: path, times: c)
-            return (onPath - h) + rest
+            return aboveHope + rest
         }
         if case .logSumExp(let a) = fear, case .logSumExp(let b) = hope {
             // Split form, as dense rows do: both terms taken relative to one path P (the gold),
@@ -576,7 +609,9 @@ extension ChainExample: LossStructure {
             let pending = (fearSplit.split == nil ? 0 : c) - (hopeSplit.split == nil ? 0 : c)
             if pending != 0 { addOneHot(goldPath, times: pending) }
             if let f = fearSplit.split, let h = hopeSplit.split {
-                return (f.onPath - h.onPath) + (f.rest - h.rest)
+                // v+(P) - v-(P) = (a - b) cost_scale c(P), exactly 0 for a Hamming gold.
+                let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(goldPath)
+                return gap + (f.rest - h.rest)
             }
             return fearSplit.logZ - hopeSplit.logZ
         }

@@ -102,11 +102,12 @@ def exact_lse(values):
     return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in values))
 
 
-def exact_chain(e, tr, gold, *, loss, cost_scale=1.0, st=None, en=None):
+def exact_chain(e, tr, gold, *, loss, cost_scale=1.0, st=None, en=None, with_transitions=False):
     """The exact loss and d_emissions (T, tags) of one sequence (every position read) under
-    a Hamming cost, for log, soft_ramp, softmax_margin and risk, by enumerating the paths:
-    the dense formulas of the header over the vector of path scores, chained through the
-    path features (d s(y) / d e[t, y'] = [y_t = y'])."""
+    a Hamming cost, by enumerating the paths: the dense formulas of the header over the vector
+    of path scores (s + c and s - c formed exactly), chained through the path features
+    (d s(y) / d e[t, y'] = [y_t = y'], d s(y) / d tr[a, b] = #{t : (y_{t-1}, y_t) = (a, b)}).
+    Max terms take the exact argmax (the cases have no ties)."""
     T, tags = e.shape
     st = np.zeros(tags) if st is None else st
     en = np.zeros(tags) if en is None else en
@@ -115,35 +116,52 @@ def exact_chain(e, tr, gold, *, loss, cost_scale=1.0, st=None, en=None):
     cost = [a * sum(1 for t in range(T) if y[t] != gold[t]) for y, _ in paths]
     s = [v for _, v in paths]
     gi = [y for y, _ in paths].index(tuple(gold))
+    K = len(s)
 
     def softmax(v):
         z = exact_lse(v)
         return z, [mpmath.exp(x - z) for x in v]
 
+    def onehot(k):
+        return [mpmath.mpf(1 if j == k else 0) for j in range(K)]
+
+    def argmax(v):
+        return max(range(K), key=lambda j: v[j])
+
+    plus = [x + c for x, c in zip(s, cost)]
+    minus = [x - c for x, c in zip(s, cost)]
     if loss == "log":
         z, p = softmax(s)
-        L = z - s[gi]
-        g = [p[k] - (1 if k == gi else 0) for k in range(len(s))]
+        L, g = z - s[gi], [p[k] - (1 if k == gi else 0) for k in range(K)]
     elif loss == "softmax_margin":
-        z, p = softmax([x + c for x, c in zip(s, cost)])
-        L = z - s[gi]
-        g = [p[k] - (1 if k == gi else 0) for k in range(len(s))]
+        z, p = softmax(plus)
+        L, g = z - s[gi], [p[k] - (1 if k == gi else 0) for k in range(K)]
     elif loss == "soft_ramp":
-        zf, pf = softmax([x + c for x, c in zip(s, cost)])
-        zh, ph = softmax([x - c for x, c in zip(s, cost)])
-        L = zf - zh
-        g = [pf[k] - ph[k] for k in range(len(s))]
+        (zf, pf), (zh, ph) = softmax(plus), softmax(minus)
+        L, g = zf - zh, [pf[k] - ph[k] for k in range(K)]
+    elif loss == "hinge":
+        k = argmax(plus)
+        L, g = plus[k] - s[gi], [x - y for x, y in zip(onehot(k), onehot(gi))]
+    elif loss == "ramp":
+        k, j = argmax(plus), argmax(minus)
+        L, g = plus[k] - minus[j], [x - y for x, y in zip(onehot(k), onehot(j))]
+    elif loss == "infinite_ramp":
+        k = argmax(plus)  # the oracle of a Hamming cost is the gold path (cost 0)
+        L, g = plus[k] - s[gi], [x - y for x, y in zip(onehot(k), onehot(gi))]
     elif loss == "risk":
         _, p = softmax(s)
         L = mpmath.fsum(pk * ck for pk, ck in zip(p, cost))
-        g = [p[k] * (cost[k] - L) for k in range(len(s))]
+        g = [p[k] * (cost[k] - L) for k in range(K)]
     else:
         raise ValueError(loss)
     d = [[mpmath.mpf(0)] * tags for _ in range(T)]
+    d_tr = [[mpmath.mpf(0)] * tags for _ in range(tags)]
     for (y, _), gk in zip(paths, g):
         for t in range(T):
             d[t][y[t]] += gk
-    return L, d
+            if t:
+                d_tr[y[t - 1]][y[t]] += gk
+    return (L, d, d_tr) if with_transitions else (L, d)
 
 
 def conditioning(d, e):
@@ -552,3 +570,26 @@ def test_risk_where_one_path_dominates(dtype):
                 for y in range(tags):
                     if abs(d[t][y]) > level:
                         assert float(r.d_emissions[0, t, y]) * d[t][y] > 0, (e, gold, t, y, r.d_emissions[0, t, y], d[t][y])
+
+
+# float32 chains with cost_scale 1e38 (Hamming costs; the sums stay far below DBL_MAX). Exact
+# reference: mpmath over the 81 paths, s + c formed exactly. Where 1e38 c dwarfs the emissions,
+# their differences still decide among the paths of equal cost, so the gradients are those of
+# the exact arithmetic to float32 rounding (each row's entries are marginals or one-hots of
+# magnitude <= 1); the loss, 4e38, is above FLT_MAX: +inf (the header's rule). Before: the
+# log-space programs returned rows of +-1 or 0.5 where marginals were expected.
+@pytest.mark.parametrize("loss", ["hinge", "softmax_margin", "soft_ramp", "ramp", "infinite_ramp", "risk"])
+def test_float32_cost_scale_1e38(loss):
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=(1, 4, 3)).astype(np.float32)
+    tr = rng.normal(size=(3, 3)).astype(np.float32)
+    gold = [0, 1, 2, 0]
+    r = losskit.chain(e, tr, [4], [gold], loss=loss, cost_scale=1e38, reduction="sum")
+    L, d, d_tr = exact_chain(e[0].astype(np.float64), tr.astype(np.float64), gold, loss=loss, cost_scale=1e38,
+                             with_transitions=True)
+    assert r.loss == np.float32(float(L)) or abs(float(r.loss) - float(L)) <= 1e-6 * abs(float(L))
+    for got, want in ((r.d_emissions[0], d), (r.d_transitions, d_tr)):
+        want = np.array([[float(x) for x in row] for row in want])
+        assert np.all(np.isfinite(got))
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=0, atol=4 * 2**-24 * scale * 4)
