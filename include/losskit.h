@@ -412,6 +412,22 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  * sequences); d_transitions (tags*tags), d_start, d_end (tags): the shared parameters get the
  * sum over sequences of each sequence's weighted gradient (divided by the summed weight under
  * MEAN). Each gradient output is optional. Threads share a batch by work (positions * tags^2).
+ * Weights up to the largest finite value are computed exactly (in units of a power of two when
+ * the partial sums could overflow); an entry whose true value exceeds the largest finite value
+ * is stored as +-INFINITY, never NaN.
+ *
+ * Accuracy: every magnitude is handled relative to each position's largest score, so huge
+ * scores (an emission of 1e16 beside zeros; inputs near 1e300 within the overflow bound) leave
+ * the other positions' marginals and gradients exact; cost-augmented scores keep the digits of
+ * the emissions where w * cost dwarfs them. Near-zero losses keep their digits: a log-sum-exp
+ * fear minus a path hope (LOG, SOFTMAX_MARGIN, HOPE_FEAR) as log1p of the other paths' mass,
+ * SOFT_RAMP as (v+(gold) - v-(gold)) + log1p(A) - log1p(B) with its gold entries formed from the
+ * other paths, RISK with its costs centred per position on the most likely tag (R never exceeds
+ * the largest path cost; E[c | y_t] - R formed without cancelling). Known limits: gradients that
+ * are a difference of two distributions that nearly coincide (soft ramp and log-sum-exp hope
+ * and fear away from the gold, risk's p (c - R) for tags of negligible mass beside a dominant
+ * one) carry rounding of the order of u times the expectations they difference; d_transitions
+ * of RISK at the dominant edge likewise.
  *
  * @param opt          options (required).
  * @param n            sequences, >= 0.   @param t_max  positions per sequence in the buffers, >= 0.
