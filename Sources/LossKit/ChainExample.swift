@@ -598,47 +598,101 @@ extension ChainExample: LossStructure {
             return aboveHope + rest
         }
         if case .logSumExp(let a) = fear, case .logSumExp(let b) = hope {
-            // Split form, as dense rows do: both terms taken relative to one path P (the gold),
-            //     lse(v+) - lse(v-) = (v+(P) - v-(P)) + log1p(A) - log1p(B)
-            //     A = sum_{y != P} exp(v+(y) - v+(P)),  B likewise on v-,
-            // an identity; used when P dominates both sums, where the plain difference of two
-            // log Z near s(P) would keep only the digits of their rounding (a soft ramp of
-            // 8.9e-15 came out as 1.4e-14).
-            let fearSplit = logSumExpSplit(costWeight: a, times: c)
-            let hopeSplit = logSumExpSplit(costWeight: b, times: -c)
-            let pending = (fearSplit.split == nil ? 0 : c) - (hopeSplit.split == nil ? 0 : c)
-            if pending != 0 { addOneHot(goldPath, times: pending) }
-            if let f = fearSplit.split, let h = hopeSplit.split {
-                // v+(P) - v-(P) = (a - b) cost_scale c(P), exactly 0 for a Hamming gold.
-                let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(goldPath)
-                return gap + (f.rest - h.rest)
+            // Split form, as dense rows do: both terms taken relative to one path P,
+            //     lse(v+) - lse(v-) = (a - b) cost_scale c(P) + (lse(v+) - v+(P)) - (lse(v-) - v-(P)),
+            // an identity for any allowed P, each part formed row by row (logZMinusPath), and
+            // lse(v) - v(P) = log1p(A), A = sum_{y != P} exp(v(y) - v(P)), where P dominates.
+            // P is the fear's most likely tag at each position (the dominant path, where there
+            // is one), else the gold: the plain difference of two log Z near the scores'
+            // magnitude would keep only the digits of their rounding (a soft ramp of 8.9e-15
+            // came out as 1.4e-14; at |s| ~ 90, 30 times the error the inputs allow).
+            let (fearLogZ, _, fearTables) = logSumExp(costWeight: a)
+            guard let path = referencePath(fearTables) else {
+                addMarginals(fearTables, minus: nil, times: c)
+                return fearLogZ - term(hope, buffer: scratch.paths.1, sign: -c)
             }
-            return fearSplit.logZ - hopeSplit.logZ
+            let (fearRest, fearNearZero) = restAgainst(fearTables, path)
+            addMarginals(fearTables, minus: fearNearZero ? path : nil, times: c)
+            let (_, _, hopeTables) = logSumExp(costWeight: b)
+            let (hopeRest, hopeNearZero) = restAgainst(hopeTables, path)
+            addMarginals(hopeTables, minus: hopeNearZero ? path : nil, times: -c)
+            // A near-zero term's marginals were added as p - e_P (P's entries formed from the
+            // others' mass): the e_P it owes, which cancel exactly when both terms are.
+            let pending = (fearNearZero ? c : 0) - (hopeNearZero ? c : 0)
+            if pending != 0 { addOneHot(path, times: pending) }
+            let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(path)
+            return gap + (fearRest - hopeRest)
+        }
+        if !isLogSumExp(fear), !isLogSumExp(hope) {
+            // Two paths: F - H = (a c(P) - b c(Q)) cost_scale + (s(P) - s(Q)), the score
+            // difference summed over the positions where the paths differ only.
+            let (_, p) = pathTerm(fear, buffer: scratch.paths.0)
+            let (_, q) = pathTerm(hope, buffer: scratch.paths.1)
+            addOneHot(p, times: c)
+            addOneHot(q, times: -c)
+            // Costs are read only by a term that weighs them (an unread cost may be anything).
+            let (a, b) = (costWeight(fear) * costScale, costWeight(hope) * costScale)
+            let costs = (a == 0 ? 0 : a * pathCost(p)) - (b == 0 ? 0 : b * pathCost(q))
+            return costs + pathDifference(p, q)
         }
         let f = term(fear, buffer: scratch.paths.0, sign: c)
         let h = term(hope, buffer: scratch.paths.1, sign: -c)
         return f - h
     }
 
-    /// A log-sum-exp term on s + a c with its marginals added times `c`, and, when the gold path
-    /// P is allowed and dominates (log Z - v(P) < log1p(1/16)), the split v(P) + log1p(A); then
-    /// the marginals added are p - e_P, and the caller owes c e_P.
-    private func logSumExpSplit(costWeight a: Double, times c: Double)
-        -> (logZ: Double, split: (onPath: Double, rest: Double)?)
-    {
-        let (logZ, _, marginals) = logSumExp(costWeight: a)
-        let onPath = ChainDP.pathScore(model, emissions: UnsafePointer(scratch.augmented), rowStride: stride,
-                                       length: length, path: goldPath)
-        guard onPath > -.infinity, logZMinusPath(marginals, goldPath) < log1p(1.0 / 16) else {
-            addMarginals(marginals, minus: nil, times: c)
-            return (logZ, nil)
+    /// The signed cost weight of a path term (0 for gold and oracle).
+    private func costWeight(_ t: Term) -> Double {
+        if case .max(let a) = t { return a }
+        return 0
+    }
+
+    /// s(p) - s(q), summed over the positions (and edges, start, end) where they differ.
+    func pathDifference(_ p: UnsafePointer<Int32>, _ q: UnsafePointer<Int32>) -> Double {
+        let S = stride
+        var total = 0.0
+        for t in 0..<length {
+            let a = Int(p[t]), b = Int(q[t])
+            if a != b { total += emissions[t * tags + a].wide - emissions[t * tags + b].wide }
+            if t > 0 {
+                let a0 = Int(p[t - 1]), b0 = Int(q[t - 1])
+                if a0 != b0 || a != b { total += model.transitions[a0 * S + a] - model.transitions[b0 * S + b] }
+            }
         }
-        let rest = log1p(exp(logSumExpOff(goldPath)))
-        // The marginals as (p - e_P) + e_P: P's entries formed as minus the others' sum, exact
-        // where p(P) is within an ulp of 1; the caller adds the e_P (those of fear and hope
-        // cancel exactly when both are split).
-        addMarginals(marginals, minus: goldPath, times: c)
-        return (logZ, (onPath, rest))
+        let (a0, b0) = (Int(p[0]), Int(q[0])), (a1, b1) = (Int(p[length - 1]), Int(q[length - 1]))
+        if a0 != b0 { total += model.start[a0] - model.start[b0] }
+        if a1 != b1 { total += model.end[a1] - model.end[b1] }
+        return total
+    }
+
+    /// The path of each position's most likely tag under the current tables (scratch.paths.0),
+    /// if it is allowed; else the gold path if allowed; else nil.
+    private func referencePath(_ m: ChainMarginals) -> UnsafePointer<Int32>? {
+        let S = stride, path = scratch.paths.0
+        for t in 0..<length {
+            var top = 0, best = -Double.infinity
+            for y in 0..<tags {
+                let v = m.scaled ? scratch.alpha[t * S + y] * scratch.beta[t * S + y]
+                                 : scratch.alpha[t * S + y] + scratch.beta[t * S + y]
+                if v > best { best = v; top = y }
+            }
+            path[t] = Int32(top)
+        }
+        let e = UnsafePointer(scratch.augmented)
+        if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: path) > -.infinity {
+            return UnsafePointer(path)
+        }
+        if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath) > -.infinity {
+            return goldPath
+        }
+        return nil
+    }
+
+    /// lse(v) - v(path) for the current tables, and whether it was formed as log1p of the other
+    /// paths' mass (the path dominates: then the marginals go in as p - e_path).
+    private func restAgainst(_ m: ChainMarginals, _ path: UnsafePointer<Int32>) -> (Double, Bool) {
+        let rest = logZMinusPath(m, path)
+        guard rest < log1p(1.0 / 16) else { return (rest, false) }
+        return (log1p(exp(logSumExpOff(path))), true)
     }
 
     /// log Z - v(path) for the current tables, formed row by row against the same shifts as

@@ -33,7 +33,7 @@ enum Chains {
             throw .size("n, t_max, tags do not fit this platform's address space")
         }
         // T is at least as wide as the int32 lengths, gold and path: its stride bounds them all.
-        _ = try elementCount(n, 1, of: T.self, "lengths, weight, loss (n)")
+        _ = try elementCount(n, 1, of: T.self, "lengths and weight, loss, score, log_z (n)")
         let positions = try elementCount(n, tMax, of: T.self, "gold, path (n * t_max)")
         _ = try elementCount(positions, tags, of: T.self, "emissions, cost, d_emissions, marginals (n * t_max * tags)")
         _ = try elementCount(tags, tags, of: Double.self, "transitions, d_transitions (tags * tags)")
