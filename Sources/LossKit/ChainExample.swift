@@ -113,15 +113,23 @@ struct ChainExample<T: Real> {
             return (UnsafePointer(scratch.augmented), 0)
         }
         var offset = 0.0
+        let c = scratch.work  // the row's costs (stride values)
         for t in 0..<length {
             let row = scratch.augmented + t * S, e = emissions + t * tags
-            for y in 0..<tags { row[y] = e[y] == -T.infinity ? -.infinity : e[y].wide + w * unscaledCost(t, y) }
             var top = -1, best = -Double.infinity
-            for y in 0..<tags where row[y] > best { best = row[y]; top = y }
+            for y in 0..<tags {
+                c[y] = e[y] == -T.infinity ? 0 : unscaledCost(t, y)
+                let v = e[y] == -T.infinity ? -Double.infinity : e[y].wide + w * c[y]
+                if v > best { best = v; top = y }
+            }
             if top >= 0 {
-                let e0 = e[top].wide, c0 = unscaledCost(t, top)
-                for y in 0..<tags where row[y] > -.infinity { row[y] = (e[y].wide - e0) + w * (unscaledCost(t, y) - c0) }
+                let e0 = e[top].wide, c0 = c[top]
+                for y in 0..<tags {
+                    row[y] = e[y] == -T.infinity ? -.infinity : (e[y].wide - e0) + w * (c[y] - c0)
+                }
                 offset += e0 + w * c0
+            } else {
+                for y in 0..<tags { row[y] = -.infinity }
             }
             for y in tags..<S { row[y] = -.infinity }
         }

@@ -593,3 +593,32 @@ def test_float32_cost_scale_1e38(loss):
         assert np.all(np.isfinite(got))
         scale = max(1.0, float(np.abs(want).max()))
         np.testing.assert_allclose(got, want, rtol=0, atol=4 * 2**-24 * scale * 4)
+
+
+# Every loss in three regimes — standard normal scores, wide ones (|s| ~ 90), the gold ahead by
+# 20 to 60 — with random transitions, T <= 3, tags <= 3: the loss within the target against
+# mpmath over every path (the conditioning counts the transitions too). Before: soft ramp at
+# |s| ~ 90 was 30 times over (the difference of two log Z near 300), hinge and infinite ramp
+# just over (two path sums of the shared positions).
+@pytest.mark.parametrize("regime", ["normal", "wide", "lead"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_losses_within_the_target(regime, dtype):
+    rng = np.random.default_rng({"normal": 1, "wide": 2, "lead": 3}[regime])
+    u = unit_roundoff(dtype)
+    for _ in range(12):
+        T, tags = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        e = rng.normal(size=(T, tags)) * (90 if regime == "wide" else 1)
+        gold = [int(g) for g in rng.integers(0, tags, T)]
+        if regime == "lead":
+            for t, g in enumerate(gold):
+                e[t, g] += rng.uniform(20, 60)
+        e, tr = e.astype(dtype), rng.normal(size=(tags, tags)).astype(dtype)
+        for loss in ["log", "softmax_margin", "soft_ramp", "hinge", "ramp", "infinite_ramp", "risk"]:
+            r = losskit.chain(e[None], tr, [T], [gold], loss=loss, reduction="sum")
+            with mpmath.workdps(200):
+                L, d, d_tr = exact_chain(e.astype(np.float64), tr.astype(np.float64), gold, loss=loss,
+                                         with_transitions=True)
+                cond = conditioning(d, e) + mpmath.fsum(abs(d_tr[a][b]) * abs(mpmath.mpf(float(tr[a, b])))
+                                                        for a in range(tags) for b in range(tags))
+                bound = 4 * u * (abs(L) + cond) + float(np.finfo(dtype).smallest_subnormal)
+                assert abs(mpmath.mpf(float(r.loss)) - L) <= bound, (loss, e, tr, gold, float(r.loss), L)
