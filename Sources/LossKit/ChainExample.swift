@@ -22,14 +22,17 @@ struct ChainScratch {
 
     /// Doubles, Int32s and Bools one worker needs for `positions` x `tags` (rows of `stride`);
     /// LK_ERR_ALLOC when `threads` workers' worth overflows (no trap on huge sizes).
-    static func sizes(positions: Int, tags: Int, threads: Int) throws(Failure) -> (doubles: Int, ints: Int, bools: Int) {
+    static func sizes(positions: Int, tags: Int, threads: Int) throws(Failure)
+        -> (doubles: Int, ints: Int, bools: Int)
+    {
         let stride = ChainModel.stride(tags: tags)
         let table = saturatingProduct(positions, stride)
         let doubles = saturatingAdd(saturatingAdd(saturatingProduct(9, table), 3 * positions + 2),
                                     saturatingProduct(tags + 3, stride))
         let ints = saturatingAdd(table, 2 * positions)
         guard saturatingProduct(doubles, threads) < Int.max / 8 else {
-            throw Failure(status: LK_ERR_ALLOC, message: "the chain tables for \(positions) positions x \(tags) tags overflow")
+            throw Failure(status: LK_ERR_ALLOC,
+                          message: "the chain tables for \(positions) positions x \(tags) tags overflow")
         }
         return (doubles, ints, 2 * tags)
     }

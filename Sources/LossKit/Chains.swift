@@ -122,8 +122,8 @@ enum Chains {
                                transitionRange: top > -.infinity ? top - bottom : 0, ones: ones,
                                allowedPredecessors: tags <= 64 ? UnsafePointer(masks) : nil,
                                forbidsNothing: !(0..<(tags * S + 2 * S)).contains { j in j % S < tags && storage[j] == -.infinity },
-                               largestTransition: largest.transition, largestStart: largest.start, largestEnd: largest.end,
-                               toleratesSpreads: toleratesSpreads)
+                               largestTransition: largest.transition, largestStart: largest.start,
+                               largestEnd: largest.end, toleratesSpreads: toleratesSpreads)
         return (model, hasNaN, storage)
     }
 
@@ -181,7 +181,9 @@ enum Chains {
         let perPosition = largestEmission + model.largestTransition + costBound * largestCost
         let bound = Double(length) * perPosition + model.largestStart + model.largestEnd
         guard bound <= Double.greatestFiniteMagnitude / 8 else {
-            throw .domain("sequence \(i): its path scores can overflow double (length \(length) x (max |emission| \(largestEmission) + max |transition| \(model.largestTransition) + scaled max |cost| \(costBound * largestCost)) + max |start| + max |end| = \(bound) exceeds DBL_MAX / 8)")
+            throw .domain("sequence \(i): its path scores can overflow double (length \(length) x (max |emission| "
+                + "\(largestEmission) + max |transition| \(model.largestTransition) + scaled max |cost| "
+                + "\(costBound * largestCost)) + max |start| + max |end| = \(bound) exceeds DBL_MAX / 8)")
         }
     }
 
@@ -399,8 +401,8 @@ enum Chains {
         let s = Swift.min(2000, Swift.max(0, top + Int(Double(n).exponent) + 1 - 1019))
         guard s > 0 else { return (1, (1, 1)) }
         let first = Swift.min(s, 1000)
-        return (Double(sign: .plus, exponent: -s, significand: 1),
-                (Double(sign: .plus, exponent: first, significand: 1), Double(sign: .plus, exponent: s - first, significand: 1)))
+        let power = { (k: Int) in Double(sign: .plus, exponent: k, significand: 1) }
+        return (power(-s), (power(first), power(s - first)))
     }
 
     /// The first position at which a path's score becomes -inf (start, emission, transition or
@@ -443,7 +445,8 @@ enum Chains {
         for i in 0..<n { work = saturatingAdd(work, saturatingProduct(Int(lengths[i]), tags * tags)) }
         let threads = Parallel.threads(requested: requested, elements: work, chunks: chunkCount)
         let sizes = try ChainScratch.sizes(positions: Swift.max(longest, 1), tags: tags, threads: threads)
-        let decoding = try Decoding(n: n, tMax: tMax, tags: tags, longest: longest, emissions: emissions, lengths: lengths, model: model,
+        let decoding = try Decoding(n: n, tMax: tMax, tags: tags, longest: longest, emissions: emissions,
+                                    lengths: lengths, model: model,
                                     storage: storage, chunkStarts: chunkStarts, chunkCount: chunkCount,
                                     threads: threads, sizes: sizes)
         ok = true
