@@ -225,6 +225,37 @@ enum ScaledChain {
 }
 
 enum ChainDP {
+    /// log(1 + exp(x)) without overflow for large x.
+    @inline(__always) static func softplus(_ x: Double) -> Double {
+        x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))
+    }
+
+    /// log Z as one position of the log-space tables sees it, in three parts: shift = max_y
+    /// alpha[y], top = max_y (alpha[y] - shift) + beta[y], rest = log sum_y exp(x[y] - top) with
+    /// x[y] = (alpha[y] - shift) + beta[y]. A marginal is exp((x - top) - rest); an edge's takes
+    /// ((alpha[t-1] - shift) - top) - rest. Marginals so normalised sum to 1 at every position,
+    /// and no sum holds the scores' magnitude (alpha + beta near 1e300, or the global log Z,
+    /// would round away differences of 1e16 — marginals of 1 at every tag).
+    static func positionLogZ(_ alpha: UnsafePointer<Double>, _ beta: UnsafePointer<Double>, count: Int)
+        -> (shift: Double, top: Double, rest: Double)
+    {
+        var shift = -Double.infinity
+        for y in 0..<count { shift = Swift.max(shift, alpha[y]) }
+        guard shift > -.infinity, shift.isFinite else { return (0, 0, shift) }
+        var top = -Double.infinity
+        for y in 0..<count { top = Swift.max(top, (alpha[y] - shift) + beta[y]) }
+        guard top > -.infinity, top.isFinite else { return (shift, 0, top) }
+        var sum = 0.0
+        for y in 0..<count { sum += exp(((alpha[y] - shift) + beta[y]) - top) }
+        return (shift, top, log(sum))
+    }
+
+    /// exp((((alpha - shift) + beta) - top) - rest): a marginal under positionLogZ.
+    @inline(__always) static func marginal(_ alpha: Double, _ beta: Double,
+                                           _ z: (shift: Double, top: Double, rest: Double)) -> Double {
+        exp((((alpha - z.shift) + beta) - z.top) - z.rest)
+    }
+
     /// out[t] = e[t] - max e[t] (finite maxima; a row with none is copied), returning the sum of
     /// the maxima: log Z and the path scores move by that sum, the marginals not at all. The
     /// log-space programs run on the shifted rows so that their sums hold the scores' spreads,

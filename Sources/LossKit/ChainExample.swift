@@ -272,13 +272,15 @@ extension ChainExample: LossStructure {
     /// written as minus the sum of the others (p - 1 = -(sum of the rest), exact near zero).
     private func addMarginals(_ m: ChainMarginals, minus path: UnsafePointer<Int32>?, times c: Double) {
         if m.scaled { return addScaledMarginals(minus: path, times: c) }
-        let L = tags, S = stride, logZ = m.logZ
+        let L = tags, S = stride
         let alpha = scratch.alpha, beta = scratch.beta, e = scratch.psi  // the shifted rows
         @inline(__always) func on(_ t: Int, _ y: Int) -> Bool { path.map { Int($0[t]) == y } ?? false }
         for t in 0..<length {
+            // Each position normalised by its own log Z (ChainDP.positionLogZ).
+            let z = ChainDP.positionLogZ(alpha + t * S, beta + t * S, count: L)
             var others = 0.0
             for y in 0..<L {
-                let mu = exp(alpha[t * S + y] + beta[t * S + y] - logZ)
+                let mu = ChainDP.marginal(alpha[t * S + y], beta[t * S + y], z)
                 if on(t, y) { continue }
                 others += mu
                 gradient.emissions?[t * S + y] += c * mu
@@ -300,7 +302,7 @@ extension ChainExample: LossStructure {
             TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
             var otherEdges = 0.0
             for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
-                var rowSum = TagVectors.exps(alpha[(t - 1) * S + from] - logZ, model.transitions + from * S,
+                var rowSum = TagVectors.exps(((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest, model.transitions + from * S,
                                              UnsafePointer(u), into: xi, count: S)
                 if let path, Int(path[t - 1]) == from {
                     rowSum -= xi[Int(path[t])]
@@ -564,20 +566,24 @@ extension ChainExample: LossStructure {
             }
             t -= 1
         }
+        _ = logZ
         var risk = 0.0
+        let z0 = ChainDP.positionLogZ(alpha, beta, count: L)
         for y in 0..<L {
-            let mu = exp(alpha[y] + beta[y] - logZ)
+            let mu = ChainDP.marginal(alpha[y], beta[y], z0)
             if mu > 0 { risk += mu * (ahead[y] + behind[y]) }
         }
         for t in 0..<length {
-            addRiskNodes(t, times: c, mu: { y in exp(alpha[t * S + y] + beta[t * S + y] - logZ) },
+            // Each position normalised by its own log Z (ChainDP.positionLogZ).
+            let z = ChainDP.positionLogZ(alpha + t * S, beta + t * S, count: L)
+            addRiskNodes(t, times: c, mu: { y in ChainDP.marginal(alpha[t * S + y], beta[t * S + y], z) },
                          expected: { y in ahead[t * S + y] + behind[t * S + y] })
             guard t > 0, let d = gradient.transitions else { continue }
             // xi(from, y) (ahead[t-1][from] + cost[t][y] + behind[t][y] - risk), a row at a time.
             TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
             for y in 0..<S { w[y] = y < L ? cost[t * S + y] + behind[t * S + y] - risk : 0 }
             for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
-                _ = TagVectors.exps(alpha[(t - 1) * S + from] - logZ, model.transitions + from * S, UnsafePointer(u),
+                _ = TagVectors.exps(((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest, model.transitions + from * S, UnsafePointer(u),
                                     into: row, count: S)
                 TagVectors.addScaled(d + from * S, c, UnsafePointer(row), times: ahead[(t - 1) * S + from],
                                      plus: UnsafePointer(w), count: S)
@@ -603,7 +609,7 @@ extension ChainExample: LossStructure {
             _ = h
             var rest = logZMinusPath(marginals, path)
             if rest < log1p(1.0 / 16) {
-                rest = log1p(exp(logSumExpOff(path)))
+                rest = ChainDP.softplus(logSumExpOff(path))
             }
             addMarginals(marginals, minus: path, times: c)
             return aboveHope + rest
@@ -703,7 +709,7 @@ extension ChainExample: LossStructure {
     private func restAgainst(_ m: ChainMarginals, _ path: UnsafePointer<Int32>) -> (Double, Bool) {
         let rest = logZMinusPath(m, path)
         guard rest < log1p(1.0 / 16) else { return (rest, false) }
-        return (log1p(exp(logSumExpOff(path))), true)
+        return (ChainDP.softplus(logSumExpOff(path)), true)
     }
 
     /// log Z - v(path) for the current tables, formed row by row against the same shifts as

@@ -585,7 +585,9 @@ enum Chains {
                 let z = ChainDP.forward(d.model, emissions: s.psi, length: length, alpha: s.alpha, work: s.work)
                 ChainDP.backward(d.model, emissions: s.psi, length: length, beta: s.beta, work: s.work)
                 for t in 0..<length {
-                    for y in 0..<L { out[t * L + y] = T(rounding: Glibc.exp(s.alpha[t * S + y] + s.beta[t * S + y] - z)) }
+                    // Each position normalised by its own log Z (ChainDP.positionLogZ).
+                    let zt = ChainDP.positionLogZ(s.alpha + t * S, s.beta + t * S, count: L)
+                    for y in 0..<L { out[t * L + y] = T(rounding: ChainDP.marginal(s.alpha[t * S + y], s.beta[t * S + y], zt)) }
                 }
                 logZ?[i] = T(rounding: offset + z)
             }

@@ -624,3 +624,28 @@ def test_losses_within_the_target(regime, dtype):
                                                         for a in range(tags) for b in range(tags))
                 bound = 4 * u * (abs(L) + cond) + float(np.finfo(dtype).smallest_subnormal)
                 assert abs(mpmath.mpf(float(r.loss)) - L) <= bound, (loss, e, tr, gold, float(r.loss), L)
+
+
+# Found by a random-input run: transitions near 1e16 (past the scaled programs' margin, so log
+# space) with a start score of 1e50..1e300. Before: log loss +inf, soft ramp NaN with LK_OK,
+# marginals that summed to 2 at a position (alpha + beta near 1e300 rounded away the 1e16
+# differences; log1p(exp(1e16)) overflowed). Expected: marginals summing to 1 at every
+# position (closed form), and the log loss within the target against mpmath over every path
+# (conditioning over emissions, transitions and start).
+@pytest.mark.parametrize("big_start", [1e50, 1e300])
+def test_huge_transitions_and_start_in_log_space(big_start):
+    e = np.array([[[-10.5, -1e38], [13.4, 4.5], [2.2, 13.9], [21.6, 11.8]]])
+    tr = np.array([[-9.0, 1e16], [-16.8, -85.8]])
+    st = np.array([7.5, big_start])
+    gold = [1, 1, 1, 1]
+    m = losskit.marginals(e, tr, [4], start=st)
+    np.testing.assert_allclose(m.marginals[0].sum(axis=1), 1.0, rtol=0, atol=4e-16)
+    for loss in ["log", "soft_ramp", "hinge"]:
+        r = losskit.chain(e, tr, [4], [gold], start=st, loss=loss, reduction="sum")
+        assert np.isfinite(r.loss) and all(np.all(np.isfinite(g)) for g in r[1:])
+    r = losskit.chain(e, tr, [4], [gold], start=st, loss="log", reduction="sum")
+    with mpmath.workdps(400):
+        L, d, d_tr = exact_chain(e[0], tr, gold, loss="log", st=st, with_transitions=True)
+        cond = (conditioning(d, e[0]) + mpmath.fsum(abs(d[0][y]) * abs(mpmath.mpf(st[y])) for y in range(2))
+                + mpmath.fsum(abs(d_tr[a][b]) * abs(mpmath.mpf(tr[a, b])) for a in range(2) for b in range(2)))
+        assert abs(mpmath.mpf(float(r.loss)) - L) <= 4 * 2**-53 * (abs(L) + cond)
