@@ -302,7 +302,8 @@ extension ChainExample: LossStructure {
             TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
             var otherEdges = 0.0
             for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
-                var rowSum = TagVectors.exps(((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest, model.transitions + from * S,
+                let a = ((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest
+                var rowSum = TagVectors.exps(a, model.transitions + from * S,
                                              UnsafePointer(u), into: xi, count: S)
                 if let path, Int(path[t - 1]) == from {
                     rowSum -= xi[Int(path[t])]
@@ -583,7 +584,8 @@ extension ChainExample: LossStructure {
             TagVectors.add(e + t * S, beta + t * S, into: u, count: S)
             for y in 0..<S { w[y] = y < L ? cost[t * S + y] + behind[t * S + y] - risk : 0 }
             for from in 0..<L where alpha[(t - 1) * S + from] > -.infinity {
-                _ = TagVectors.exps(((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest, model.transitions + from * S, UnsafePointer(u),
+                let a = ((alpha[(t - 1) * S + from] - z.shift) - z.top) - z.rest
+                _ = TagVectors.exps(a, model.transitions + from * S, UnsafePointer(u),
                                     into: row, count: S)
                 TagVectors.addScaled(d + from * S, c, UnsafePointer(row), times: ahead[(t - 1) * S + from],
                                      plus: UnsafePointer(w), count: S)

@@ -587,7 +587,9 @@ enum Chains {
                 for t in 0..<length {
                     // Each position normalised by its own log Z (ChainDP.positionLogZ).
                     let zt = ChainDP.positionLogZ(s.alpha + t * S, s.beta + t * S, count: L)
-                    for y in 0..<L { out[t * L + y] = T(rounding: ChainDP.marginal(s.alpha[t * S + y], s.beta[t * S + y], zt)) }
+                    for y in 0..<L {
+                        out[t * L + y] = T(rounding: ChainDP.marginal(s.alpha[t * S + y], s.beta[t * S + y], zt))
+                    }
                 }
                 logZ?[i] = T(rounding: offset + z)
             }
