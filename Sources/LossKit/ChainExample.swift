@@ -119,20 +119,26 @@ struct ChainExample<T: Real> {
         let c = scratch.work  // the row's costs (stride values)
         for t in 0..<length {
             let row = scratch.augmented + t * S, e = emissions + t * tags
-            var top = -1, best = -Double.infinity
+            var top = -1, best = -Double.infinity, largest = (emission: 0.0, cost: 0.0)
             for y in 0..<tags {
                 c[y] = e[y] == -T.infinity ? 0 : unscaledCost(t, y)
                 let v = e[y] == -T.infinity ? -Double.infinity : e[y].wide + w * c[y]
+                row[y] = v
                 if v > best { best = v; top = y }
+                if v > -.infinity {
+                    largest.emission = Swift.max(largest.emission, e[y].wide.magnitude)
+                    largest.cost = Swift.max(largest.cost, c[y].magnitude)
+                }
             }
-            if top >= 0 {
+            // Where the scaled costs do not exceed the emissions, e + w c already keeps their
+            // digits as well as the relative form would (an error of u (|e| + |w c|) <= 2u max|e|,
+            // either way): the second pass is spent only on rows that need it.
+            if top >= 0, w.magnitude * largest.cost > largest.emission {
                 let e0 = e[top].wide, c0 = c[top]
                 for y in 0..<tags {
                     row[y] = e[y] == -T.infinity ? -.infinity : (e[y].wide - e0) + w * (c[y] - c0)
                 }
                 offset += e0 + w * c0
-            } else {
-                for y in 0..<tags { row[y] = -.infinity }
             }
             for y in tags..<S { row[y] = -.infinity }
         }
