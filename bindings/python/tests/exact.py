@@ -214,7 +214,7 @@ def oracle(cu, s):
     return min(act, key=lambda y: (cu[y], -s[y], y))
 
 
-def cset_eval(loss, P: Problem, x, K_dense=None):
+def cset_eval(loss, P: Problem, x):
     """The loss (a recipe of terms, as include/losskit.h writes it) and its gradient w.r.t. the
     score features, at inputs x = theta (nfeat) + CF + CH + CR (ncost each) + [w, eps, kappa, M,
     hope scale, fear scale are folded into CF/CH]. loss is a dict: name, and for hope_fear the

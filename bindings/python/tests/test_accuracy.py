@@ -653,6 +653,104 @@ def test_accuracy(loss, structure, regime):
     assert not failures, "error above 4u x conditioning (ratio > 1) or wrong sign:\n" + "\n".join(failures)
 
 
+# ------------------------------------------------------------------------------------------
+# The instrument checks itself: its references against closed forms and against the independent
+# float64 references of the other suites, its conditioning against the closed form, and its
+# metric against values known to be inside and outside the bound.
+# ------------------------------------------------------------------------------------------
+
+def _floats(v):
+    return np.array([float(x) for x in v])
+
+
+@exact.mpmath.workdps(exact.DPS)
+def test_exact_reference_closed_forms():
+    L, g, _, _, _ = exact.dense_reference({"name": "log"}, [0.0, math.log(3.0)], [1, 0], 1, 1.0)
+    assert abs(float(L) - math.log(4 / 3)) < 1e-15
+    np.testing.assert_allclose(_floats(g), [0.25, -0.25], rtol=1e-15)
+    # The log loss with the gold ahead by 709 of 30 zeros: log1p(30 exp(-709)), to 1e-40 relative.
+    L, g, _, _, _ = exact.dense_reference({"name": "log"}, [709.0] + [0.0] * 30, [0] + [1] * 30, 0, 1.0)
+    ref = exact.mpmath.log1p(30 * exact.mpmath.exp(-709))
+    assert abs(L - ref) <= abs(ref) * exact.mpf(10) ** -40
+    assert g[0] < 0 and abs(g[0] + 30 * exact.mpmath.exp(-709) / (1 + 30 * exact.mpmath.exp(-709))) <= abs(g[0]) * 1e-40
+    # Risk with 0/1 costs and the gold far ahead: R = 1 - p_g without cancellation.
+    L, g, _, _, _ = exact.dense_reference({"name": "risk"}, [40.0, 0.0, 0.0], [0, 1, 1], 0, 1.0)
+    z = 1 + 2 * exact.mpmath.exp(-40)
+    assert abs(L - 2 * exact.mpmath.exp(-40) / z) <= L * 1e-40
+    assert g[1] > 0 and g[0] < 0
+
+
+@pytest.mark.parametrize("loss", sorted(set(LOSSES) - {"log_ls"}))
+def test_exact_reference_matches_float64_reference(loss):
+    """The mpmath engine and tests/reference.py (written apart, from the header) agree."""
+    from reference import reference_dense
+    spec, opts = LOSSES[loss]
+    rng = _rng("selfcheck", loss)
+    for trial in range(3):
+        s = f32(rng.standard_normal(5))
+        if trial == 2:
+            s[1] = s[3] = s.max()  # a tie without the gold
+        gold = int(rng.integers(0, 5)) if trial < 2 else 0
+        cost = rng.integers(0, 5, 5) / 2.0
+        cost[gold] = 0.0
+        L, g, _, _, _ = exact.dense_reference(spec, s, cost, gold, 1.5, 1.0,
+                                              opts.get("label_smoothing", 0.0),
+                                              opts.get("square_k", 1.0), opts.get("square_m", 1.0))
+        kw = {k: v for k, v in opts.items()}
+        rL, rg = reference_dense(s[None], np.array([gold]), cost=cost[None], cost_scale=1.5,
+                                 reduction="sum", **kw)
+        assert abs(float(L) - rL) <= 1e-12 * (1 + abs(rL))
+        np.testing.assert_allclose(_floats(g), rg[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", CHAIN_LOSSES)
+def test_exact_chain_reference_matches_float64_reference(loss):
+    from chain_reference import reference_chain
+    spec, opts = LOSSES[loss]
+    rng = _rng("selfcheck-chain", loss)
+    e = f32(rng.standard_normal((3, 3)))
+    tr, st, en = f32(rng.standard_normal((3, 3))), f32(rng.standard_normal(3)), f32(rng.standard_normal(3))
+    gold = [2, 0, 1]
+    cost = rng.integers(0, 4, (3, 3)) / 2.0
+    c = ChainCall(e, tr, st, en, gold, cost, alpha=1.25)
+    L, g, amb, _, _ = _chain_reference(c, loss)
+    assert not amb
+    r = reference_chain(e[None], tr, np.array([3]), np.array([gold]), start=st, end=en,
+                        cost=cost[None], cost_scale=1.25, reduction="sum", **opts)
+    assert abs(float(L) - r[0]) <= 1e-12 * (1 + abs(r[0]))
+    want = np.concatenate([r[1][0].ravel(), r[2].ravel(), r[3], r[4]])
+    np.testing.assert_allclose(_floats(g), want, rtol=1e-10, atol=1e-12)
+
+
+def test_exact_conditioning_matches_closed_form():
+    """Finite-difference conditioning (exact.conditioned) = the closed form of the long rows."""
+    rng = _rng("selfcheck-cond")
+    s = f32(3 * rng.standard_normal(6))
+    cost = (np.arange(6) != 2).astype(float)
+    for alpha, spec in ((0.0, {"name": "log"}), (1.5, {"name": "softmax_margin"})):
+        a = exact.dense_reference(spec, s, cost, 2, alpha, 0.75)
+        b = exact.big_row_reference(s, cost, 2, alpha, 0.75)
+        assert abs(a[0] - b[0]) <= abs(b[0]) * 1e-40
+        assert abs(a[3] - b[3]) <= b[3] * 1e-15
+        np.testing.assert_allclose(_floats(a[4]), _floats(b[4]), rtol=1e-15)
+
+
+def test_metric_separates_rounding_from_errors():
+    """The exact value rounded to the output type passes; an error of 8u x conditioning fails;
+    a tiny entry of the wrong sign is flagged."""
+    ref = exact.dense_reference({"name": "soft_ramp"}, [0.5, -1.25, 2.0, 0.0], [0, 1, 1, 1], 0, 1.0)
+    L, g, _, condL, condG = ref
+    for prec, dt in (("f32", np.float32), ("f64", np.float64)):
+        rL, rG, signs, _ = exact.score(prec, dt(float(L)), [dt(float(x)) for x in g], ref)
+        assert rL <= 0.25 and rG <= 0.25 and signs == 0
+        u = exact.U[prec]
+        off = float(L + 8 * u * (abs(L) + condL))
+        assert exact.score(prec, off, None, ref)[0] > 1
+    tiny = exact.dense_reference({"name": "log"}, [60.0, 0.0, 1.0], [0, 1, 1], 0, 1.0)
+    flipped = [-float(x) for x in tiny[1]]
+    assert exact.score("f64", float(tiny[0]), flipped, tiny)[2] >= 1
+
+
 def table(results, only_failures=False) -> str:
     rows = ["| loss | structure | precision | regime | cases | loss ratio | grad ratio | wrong signs |",
             "|---|---|---|---|---|---|---|---|"]
