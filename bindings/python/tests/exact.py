@@ -89,8 +89,14 @@ def memo(maxsize=None):
     return wrap
 
 
-def load_store(folder) -> None:
-    path = Path(folder) / f"references-{SOURCE_HASH}.pickle"
+def _store_name(mode):
+    return f"references-{mode}-{SOURCE_HASH}.pickle"
+
+
+def load_store(folder, mode="default") -> None:
+    """Reads the references of `mode` ("default" or "large": the large run's long rows would make
+    the default run's file ten times larger)."""
+    path = Path(folder) / _store_name(mode)
     try:
         with open(path, "rb") as f:
             STORE.update(pickle.load(f))
@@ -99,17 +105,17 @@ def load_store(folder) -> None:
     _STORE_LEN[0] = len(STORE)
 
 
-def save_store(folder) -> None:
+def save_store(folder, mode="default") -> None:
     if len(STORE) == _STORE_LEN[0]:
         return
     folder = Path(folder)
-    for old in folder.glob("references-*.pickle"):
-        if old.name != f"references-{SOURCE_HASH}.pickle":
+    for old in folder.glob(f"references-{mode}-*.pickle"):
+        if old.name != _store_name(mode):
             old.unlink(missing_ok=True)
-    tmp = folder / f"references-{SOURCE_HASH}.tmp"
+    tmp = folder / (_store_name(mode) + ".tmp")
     with open(tmp, "wb") as f:
         pickle.dump(STORE, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(folder / f"references-{SOURCE_HASH}.pickle")
+    tmp.replace(folder / _store_name(mode))
 
 
 def ex(x) -> mpf:
@@ -185,18 +191,21 @@ def _diff(x, y):
 
 def _dense_part(cands, p, a, nfeat):
     """sum_y p_y (phi(y) - phi(a)) over the features: the gradient of an lse term minus the
-    one-hot phi(a), with no cancellation against it."""
-    d = [mpf(0)] * nfeat
+    one-hot phi(a), with no cancellation against it (a feature's terms are summed by fsum)."""
+    acc = [[] for _ in range(nfeat)]
     pa = cands[a]
     for y, py in enumerate(p):
         if y == a or py == 0:
             continue
-        for f, cnt in cands[y].items():
-            d[f] += py * (cnt - pa.get(f, 0))
+        phi = cands[y]
+        for f, cnt in phi.items():
+            diff = cnt - pa.get(f, 0)
+            if diff:
+                acc[f].append(py if diff == 1 else py * diff)
         for f, cnt in pa.items():
-            if f not in cands[y]:
-                d[f] -= py * cnt
-    return d
+            if f not in phi:
+                acc[f].append(-py if cnt == 1 else -py * cnt)
+    return [mpmath.fsum(t) if t else mpf(0) for t in acc]
 
 
 class Problem:
@@ -229,8 +238,8 @@ def cset_eval(loss, P: Problem, x):
     cands = P.cands
     s = []
     for phi in cands:
-        terms = [theta[f] * cnt for f, cnt in phi.items()]
-        s.append(NINF if any(t == NINF for t in terms) else mpmath.fsum(terms))
+        terms = [theta[f] if cnt == 1 else theta[f] * cnt for f, cnt in phi.items()]
+        s.append(NINF if NINF in terms else mpmath.fsum(terms))
     act = [y for y in range(len(s)) if s[y] != NINF]
     gold = P.gold if P.gold >= 0 else oracle(P.cu, s)
     name = loss["name"]

@@ -354,6 +354,9 @@ def chain_calls(loss, regime):
             e[t, (gold[t] + 1) % tags] = -INF
         tr[(gold[0] + 2) % tags, gold[0]] = -INF
         calls = [ChainCall(e, tr, st, en, gold)]
+        e, tr, st, en, gold = rnd()  # every tag but the gold's masked: one path left
+        e = np.where(np.arange(tags)[None, :] == np.array(gold)[:, None], e, -INF)
+        calls.append(ChainCall(e, tr, st, en, gold))
     elif regime == "weights":
         for w in (float(np.float32(1e30)), float(np.float32(1e-30))):
             calls.append(ChainCall(*rnd(), weight=w))
@@ -429,6 +432,8 @@ def angular_calls(loss, regime):
                 (rows(n, 5), rng.integers(0, 5, n), 16.0, 0.2, None, PRECS, "")]
     if regime == "k2":
         return [(rows(n, 2), rng.integers(0, 2, n), 64.0, M, None, PRECS, "")]
+    if regime == "wide":  # logits of about +-90
+        return [(rows(n, 5), rng.integers(0, 5, n), 90.0, M, None, PRECS, "")]
     if regime == "nearzero":
         r = [f32([0.98, -0.9, -0.85, -0.95]), f32([-0.5, 0.99, -0.99, -0.7])]
         return [(r, [0, 1], 64.0, M, None, PRECS, ""), (r, [0, 1], 400.0, M, None, ("f64",), "")]
@@ -500,7 +505,7 @@ DENSE_REGIMES = ("normal", "wide", "nearzero", "ties", "k2", "masked", "weights"
 LIST_REGIMES = ("normal", "wide", "nearzero", "ties", "masked", "weights", "cost_scale", "oracle")
 CHAIN_REGIMES = ("normal", "wide", "nearzero", "ties", "k2", "masked", "weights", "cost_scale",
                  "extreme")
-ANGULAR_REGIMES = ("normal", "k2", "nearzero", "ties", "masked", "weights", "threshold")
+ANGULAR_REGIMES = ("normal", "wide", "k2", "nearzero", "ties", "masked", "weights", "threshold")
 LSOFTMAX_REGIMES = ("normal", "lambda", "k2", "tiny", "nearzero", "weights")
 
 
@@ -635,9 +640,10 @@ RESULTS: dict = {}  # (loss, structure, precision, regime) -> Outcome, for the t
 def reference_store(request):
     """Keeps the mpmath references in pytest's cache folder between runs (exact.load_store)."""
     folder = request.config.cache.mkdir("losskit-accuracy")
-    exact.load_store(folder)
+    mode = "large" if LARGE else "default"
+    exact.load_store(folder, mode)
     yield
-    exact.save_store(folder)
+    exact.save_store(folder, mode)
 
 
 @pytest.mark.parametrize("loss,structure,regime", groups(),
@@ -763,6 +769,23 @@ def table(results, only_failures=False) -> str:
     return "\n".join(rows)
 
 
+def summary(results) -> str:
+    """The maxima per loss (over structures, precisions and regimes): the closing note's figures."""
+    worst = {}
+    for (loss, structure, prec, regime), out in results.items():
+        w = worst.setdefault(loss, [0.0, 0.0, 0, 0, 0])
+        w[0] = max(w[0], out.loss_ratio)
+        w[1] = max(w[1], out.grad_ratio)
+        w[2] += out.signs
+        w[3] += 1
+        w[4] += bool(out.loss_ratio > 1 or out.grad_ratio > 1 or out.signs)
+    rows = ["| loss | max loss ratio | max grad ratio | wrong signs | cells | failing cells |",
+            "|---|---|---|---|---|---|"]
+    for loss, (rL, rG, signs, cells, bad) in sorted(worst.items()):
+        rows.append(f"| {loss} | {rL:.3g} | {rG:.3g} | {signs} | {cells} | {bad} |")
+    return "\n".join(rows)
+
+
 def main(argv):
     global LARGE, DRAWS
     if "--large" in argv:
@@ -770,16 +793,24 @@ def main(argv):
         LARGE, DRAWS = True, 4
     results = {}
     cases = []
+    # The references pytest keeps (reference_store), when this folder has them.
+    folder = Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "losskit-accuracy"
+    if folder.is_dir():
+        exact.load_store(folder, "large" if LARGE else "default")
     for loss, structure, regime in groups():
         for prec, out in evaluate(loss, structure, regime).items():
             results[(loss, structure, prec, regime)] = out
             cases += [(r, what, desc) for r, what, desc in out.failures]
     print(f"library: {losskit.library_path()} level: {losskit.cpu_level()}")
     print(table(results, only_failures="--failures" in argv))
+    print()
+    print(summary(results))
     if "--cases" in argv:
         print("\nFailing cases (reproducers):")
         for r, what, desc in sorted(cases, key=lambda t: -t[0]):
             print(f"- [{what}] {desc}")
+    if folder.is_dir():
+        exact.save_store(folder, "large" if LARGE else "default")
     bad = sum(1 for o in results.values() if o.loss_ratio > 1 or o.grad_ratio > 1 or o.signs)
     print(f"\n{len(results)} cells, {bad} failing")
     return 1 if bad else 0
