@@ -599,21 +599,28 @@ def _ratio(err, bound):
 
 
 def score(prec, L_lib, g_lib, ref, compare_grad=True):
-    """(loss ratio, gradient ratio, wrong signs, worst entry) of one example against its
-    reference (L, g, ambiguous, condL, condG)."""
+    """(loss ratio, gradient ratio, wrong signs, worst entry, row-norm gradient ratio) of one
+    example against its reference (L, g, ambiguous, condL, condG). The last is for information
+    only (not asserted): max_i |error_i| / (4u (max_i |g_i| + max_i condG_i) + tiny), the normwise
+    reading of "each row against its own conditioning", which forgives an entry whose own
+    conditioning is far below the row's."""
     L, g, amb, condL, condG = ref
     u, tiny = U[prec], TINY[prec]
     rL = _ratio(_err(L_lib, L, prec), 4 * u * (abs(L) + condL) + tiny)
     if g_lib is None or not compare_grad or amb:
-        return rL, 0.0, 0, None
+        return rL, 0.0, 0, None, 0.0
     bounds = [4 * u * (abs(gi) + ci) + tiny for gi, ci in zip(g, condG)]
     level = max(bounds)
-    rG, worst, signs = 0.0, None, 0
+    rG, worst, signs, emax = 0.0, None, 0, mpf(0)
     for i, (gl, gi, b) in enumerate(zip(g_lib, g, bounds)):
-        r = _ratio(_err(gl, gi, prec), b)
+        e = _err(gl, gi, prec)
+        emax = max(emax, e)
+        r = _ratio(e, b)
         if r > rG:
             rG, worst = r, i
         gl = float(gl)
         if abs(gi) > level and (math.isnan(gl) or gl * gi < 0 or (gl == 0)):
             signs += 1
-    return rL, rG, signs, worst
+    finite_g = [abs(gi) for gi in g if finite(gi)] or [mpf(0)]
+    rN = _ratio(emax, 4 * u * (max(finite_g) + max(condG)) + tiny)
+    return rL, rG, signs, worst, rN
