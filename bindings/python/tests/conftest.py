@@ -6,6 +6,8 @@ not change when other tests are added, reordered or run alone (-k), and a failur
 
 from __future__ import annotations
 
+import os
+import sys
 import zlib
 
 import numpy as np
@@ -25,3 +27,27 @@ def rng(request) -> np.random.Generator:
 def make_batch(rng):
     """random_batch bound to this test's Generator."""
     return lambda n, k, **kw: random_batch(rng, n, k, **kw)
+
+
+# --- the accuracy suite (test_accuracy.py) ---------------------------------------------------
+
+def pytest_addoption(parser):
+    group = parser.getgroup("losskit accuracy")
+    group.addoption("--accuracy-large", action="store_true",
+                    help="test_accuracy.py: more random draws, chains of T = 4, rows of 128256 "
+                         "classes (same as LOSSKIT_ACCURACY=large)")
+    group.addoption("--accuracy-table", action="store_true",
+                    help="test_accuracy.py: print the table of max error/bound ratios after the run")
+
+
+def pytest_configure(config):
+    if config.getoption("--accuracy-large"):
+        os.environ["LOSSKIT_ACCURACY"] = "large"  # read when test_accuracy.py is imported
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    module = sys.modules.get("test_accuracy")
+    if not config.getoption("--accuracy-table") or module is None or not module.RESULTS:
+        return
+    terminalreporter.write_sep("=", "accuracy: max error / bound per cell (<= 1 passes)")
+    terminalreporter.write_line(module.table(module.RESULTS))
