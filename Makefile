@@ -17,9 +17,12 @@ CC     ?= cc
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
 VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
-AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT
+# LK_VARIANT_LEVEL (C) puts the level's marker in the file and makes lk_cpu_level baseline C code,
+# so that liblosskit.so can check a build before it loads it (Sources/CLossKit/internal.c).
+AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT \
+               -Xcc -DLK_VARIANT_LEVEL=1
 AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
-               -Xswiftc -DLK_VARIANT
+               -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE
 
