@@ -83,12 +83,20 @@ build/c-tests: Tests/c/c_tests.c include/losskit.h $(LIB)
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/c_tests.c \
 	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -lpthread -o $@
 
+# Threads under load (Tests/c/thread_load.c): 16 threads x 120,000 mixed calls against serial
+# results, and every structure at threads = 1, 2, 16 on inputs that split.
+build/thread-load: Tests/c/thread_load.c include/losskit.h $(LIB)
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/thread_load.c \
+	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -lpthread -o $@
+
 example: build/example
 	build/example
 
-test-c: build/example build/c-tests
+test-c: build/example build/c-tests build/thread-load
 	build/example
 	build/c-tests
+	build/thread-load
 
 # pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads).
 test-python: lib

@@ -210,7 +210,11 @@ typedef struct lk_options {
                                  LK_COST_CLASS_MATRIX */
     int32_t  threads;         /* >= 0; 0 = all cores, or $LOSSKIT_NUM_THREADS if set. Large
                                  batches are split across threads (small ones stay on the
-                                 calling thread); any count gives the same bits. */
+                                 calling thread); any count gives the same bits. A pass runs
+                                 on min(threads, chunks, work / 2^17) threads (at least 1),
+                                 work being the values it reads (dense n*k, lists their
+                                 candidates, chains sum of length*tags^2) and chunks cut at
+                                 about 2^14 of them (chains: at most 64). */
     double   cost_scale;      /* alpha >= 0, finite; multiplies every cost; default 1 */
     double   label_smoothing; /* LK_LOSS_LOG only, epsilon in [0, 1); default 0 */
     double   square_k;        /* LK_LOSS_SQUARED kappa > 0, finite; default 1 */

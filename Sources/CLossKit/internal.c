@@ -52,10 +52,25 @@ int losskit_internal_cpu_level(void) { return 0; }
 #else
 #error "LK_VARIANT_LEVEL must be 1 (avx2) or 2 (avx512)"
 #endif
+#include "losskit.h" /* the declaration lk_cpu_level is checked against */
+
 __attribute__((used, section(LOSSKIT_LEVEL_SECTION))) static const char level_marker[] = LK_LEVEL_NAME;
 
 const char *lk_cpu_level(void) { return level_marker; }
 #endif
+
+/* The most threads one computing pass of this thread's calls ran on, since it was last taken. */
+static _Thread_local int widest_split = 1;
+
+void losskit_internal_note_split(int threads) {
+    if (threads > widest_split) widest_split = threads;
+}
+
+int losskit_internal_take_widest_split(void) {
+    const int widest = widest_split;
+    widest_split = 1;
+    return widest;
+}
 
 int losskit_internal_library_folder(char *buffer, size_t capacity) {
     Dl_info info;

@@ -28,4 +28,10 @@ int losskit_internal_check_variant(const char *path, const char *level);
 /* 1 if symbol lies in this very library (as a dlopen under another name can return it), else 0. */
 int losskit_internal_is_this_library(const void *symbol);
 
+/* For the determinism tests, which must prove that their inputs really split: the calling thread
+ * notes the threads each parallel pass runs on (Parallel.swift), and a test takes the most since
+ * it last asked (1 if nothing was split). Per thread, so tests running at once do not mix. */
+void losskit_internal_note_split(int threads);
+int losskit_internal_take_widest_split(void);
+
 #endif /* LOSSKIT_INTERNAL_H */
