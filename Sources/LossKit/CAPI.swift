@@ -61,7 +61,8 @@ public func lk_options_init_size(_ opt: UnsafeMutablePointer<lk_options>?, _ los
 private func initOptions(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32, size: UInt) throws(Failure) {
     guard let opt else { throw .null("opt is NULL") }
     guard size >= UInt(Options.firstLayoutSize) else {
-        throw .option("size = \(size) is smaller than the first published layout of lk_options (\(Options.firstLayoutSize) bytes)")
+        let first = Options.firstLayoutSize
+        throw .option("size = \(size) is smaller than the first published layout of lk_options (\(first) bytes)")
     }
     guard var defaults = Options.defaults(loss: loss) else {
         throw .option("loss = \(loss) is not an LK_LOSS_* value")
