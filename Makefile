@@ -17,9 +17,12 @@ CC     ?= cc
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
 VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
-AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT
+# LK_VARIANT_LEVEL (C) puts the level's marker in the file and makes lk_cpu_level baseline C code,
+# so that liblosskit.so can check a build before it loads it (Sources/CLossKit/internal.c).
+AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT \
+               -Xcc -DLK_VARIANT_LEVEL=1
 AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
-               -Xswiftc -DLK_VARIANT
+               -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE
 
@@ -80,12 +83,20 @@ build/c-tests: Tests/c/c_tests.c include/losskit.h $(LIB)
 	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/c_tests.c \
 	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -lpthread -o $@
 
+# Threads under load (Tests/c/thread_load.c): 16 threads x 120,000 mixed calls against serial
+# results, and every structure at threads = 1, 2, 16 on inputs that split.
+build/thread-load: Tests/c/thread_load.c include/losskit.h $(LIB)
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/thread_load.c \
+	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -lpthread -o $@
+
 example: build/example
 	build/example
 
-test-c: build/example build/c-tests
+test-c: build/example build/c-tests build/thread-load
 	build/example
 	build/c-tests
+	build/thread-load
 
 # pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads).
 test-python: lib

@@ -97,6 +97,7 @@
 #ifndef LOSSKIT_H
 #define LOSSKIT_H
 
+#include <stddef.h> /* size_t: the caller's sizeof(lk_options) given to lk_options_init_size */
 #include <stdint.h> /* int32_t, int64_t, uint32_t: the fixed-width types of every signature */
 
 #ifdef __cplusplus
@@ -122,10 +123,15 @@ int32_t lk_version_number(void);
 /* The vector instruction level the library computes with on this machine: "x86-64" (the
  * baseline every x86-64 CPU runs), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/CD/BW/DQ/VL).
  * liblosskit.so is built for the baseline and, on its first call, loads the widest build of
- * itself that the CPU supports from the same folder (liblosskit-avx2.so, liblosskit-avx512.so),
- * falling back to the baseline when a file is missing. The environment variable LOSSKIT_ISA
- * (x86-64, avx2 or avx512) caps the level, e.g. to compare them. Results agree across levels
- * within the documented float rounding. A static string, never NULL. Since 0.1.0. */
+ * itself that the CPU supports from the folder of its real file (symlinks to liblosskit.so
+ * resolved): liblosskit-avx512.so, else liblosskit-avx2.so, else it computes itself. A build is
+ * loaded only if, read from the file before loading, it is a complete x86-64 ELF shared object
+ * marked as a LossKit build of exactly the level its name says, and, once loaded, it is not this
+ * library and reports that level; a missing, truncated, foreign or mislabelled file (a copy of
+ * liblosskit.so or a build of another level under that name) is passed over, never entered. The
+ * environment variable LOSSKIT_ISA caps the level: "x86-64" (or "baseline"), "avx2" or "avx512";
+ * any other value is ignored, and a level the CPU lacks is never used. Results agree across
+ * levels within the documented float rounding. A static string, never NULL. Since 0.1.0. */
 const char *lk_cpu_level(void);
 
 /* ============================================================================================
@@ -194,7 +200,7 @@ const char *lk_last_error(void);
  * name. The library reads only the first opt->size bytes and rejects a size smaller than this
  * first published layout (112 bytes on x86-64), so fields can be appended in later versions
  * without breaking callers compiled against this one; fields an older caller lacks take their
- * defaults. */
+ * defaults. Initialisation never writes past the caller's struct either: see lk_options_init. */
 typedef struct lk_options {
     uint32_t size;            /* sizeof(lk_options) as the caller compiled it */
     int32_t  loss;            /* LK_LOSS_* */
@@ -204,7 +210,11 @@ typedef struct lk_options {
                                  LK_COST_CLASS_MATRIX */
     int32_t  threads;         /* >= 0; 0 = all cores, or $LOSSKIT_NUM_THREADS if set. Large
                                  batches are split across threads (small ones stay on the
-                                 calling thread); any count gives the same bits. */
+                                 calling thread); any count gives the same bits. A pass runs
+                                 on min(threads, chunks, work / 2^17) threads (at least 1),
+                                 work being the values it reads (dense n*k, lists their
+                                 candidates, chains sum of length*tags^2) and chunks cut at
+                                 about 2^14 of them (chains: at most 64). */
     double   cost_scale;      /* alpha >= 0, finite; multiplies every cost; default 1 */
     double   label_smoothing; /* LK_LOSS_LOG only, epsilon in [0, 1); default 0 */
     double   square_k;        /* LK_LOSS_SQUARED kappa > 0, finite; default 1 */
@@ -220,11 +230,26 @@ typedef struct lk_options {
                                  COSFACE, 0.5 for every other loss */
 } lk_options;
 
-/* Sets opt->size = sizeof(lk_options), opt->loss = loss, and every other field to its default
- * (listed beside each field above; with the defaults, HOPE_FEAR is softmax-margin).
- * @return LK_OK; LK_ERR_NULL if opt is NULL; LK_ERR_OPTION if loss is not an LK_LOSS_* value
- *         (then *opt is left untouched). Since 0.1.0. */
-lk_status lk_options_init(lk_options *opt, int32_t loss);
+/* Initialises the first min(size, L) bytes of *opt, where size is the caller's
+ * sizeof(lk_options) and L the loaded library's: opt->loss = loss, every other field its default
+ * (listed beside each field above; with the defaults, HOPE_FEAR is softmax-margin), and
+ * opt->size = min(size, L), the bytes written. Nothing past them is written: a caller compiled
+ * against an older, smaller lk_options keeps the memory after its struct, and the fields of a
+ * caller's newer, larger struct that this library does not know are left as they were (and are
+ * not read, since opt->size excludes them).
+ * @return LK_OK; LK_ERR_NULL if opt is NULL; LK_ERR_OPTION if size is smaller than the first
+ *         published layout (112 bytes on x86-64) or loss is not an LK_LOSS_* value (then nothing
+ *         is written). Since 0.1.0. */
+lk_status lk_options_init_size(lk_options *opt, int32_t loss, size_t size);
+
+/* lk_options_init(opt, loss) is lk_options_init_size(opt, loss, sizeof(lk_options)) with this
+ * header's lk_options: the macro below, so the size is the caller's, fixed when it compiles.
+ * The function of the same name (called through the library's symbol, e.g. from ctypes, or as
+ * (lk_options_init)(opt, loss)) writes exactly the first published layout, 112 bytes on x86-64,
+ * with opt->size = 112, in this and every later version; LK_ERR_NULL and LK_ERR_OPTION as above.
+ * Since 0.1.0. */
+lk_status (lk_options_init)(lk_options *opt, int32_t loss);
+#define lk_options_init(opt, loss) lk_options_init_size((opt), (loss), sizeof(lk_options))
 
 /* ============================================================================================
  * Dense rows — multiclass classification, fixed candidate sets.

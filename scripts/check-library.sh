@@ -26,8 +26,10 @@ echo "SONAME: $(grep SONAME <<<"$dyn" | sed -E 's/.*\[(.*)\]/\1/')   size: $(sta
 
 # 2. Exports = header functions.
 exported=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sort -u)
-# Declarations only: comments are stripped first (a comment may mention a function).
-declared=$(gcc -fpreprocessed -dD -E -P "$header" | grep -Eo '\blk_[a-z0-9_]+[[:space:]]*\(' | tr -d ' (' | sort -u)
+# Declarations only: comments are stripped first (a comment may mention a function). A name
+# directly followed by "(" or by ")(" (a declaration kept from its macro, `(lk_options_init)(`);
+# a type before a parenthesised name (`lk_status (lk_options_init)`) has a space and is not one.
+declared=$(gcc -fpreprocessed -dD -E -P "$header" | grep -Eo '\blk_[a-z0-9_]+\)?\(' | tr -d '()' | sort -u)
 extra=$(comm -23 <(echo "$exported") <(echo "$declared"))
 missing=$(comm -13 <(echo "$exported") <(echo "$declared"))
 [ -z "$extra" ] || bad "exported but not declared in $header: $(echo $extra)"

@@ -19,13 +19,15 @@ public func lk_status_name(_ status: lk_status) -> UnsafePointer<CChar>? {
     cString(statusName(status))
 }
 
+// A CPU-level build answers lk_cpu_level from C (Sources/CLossKit/internal.c), so that the
+// baseline can ask it before running any of its wider code.
+#if !LK_VARIANT
 @c @implementation
 public func lk_cpu_level() -> UnsafePointer<CChar>? {
-    #if !LK_VARIANT
     if let variant = Variant.active { return cString(variant.level) }
-    #endif
     return cString(BuildLevel.name)
 }
+#endif
 
 @c @implementation
 public func lk_last_error() -> UnsafePointer<CChar>? {
@@ -40,11 +42,34 @@ public func lk_options_init(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: In
     #if !LK_VARIANT
     if let variant = Variant.active { return variant.optionsInit(opt, loss) }
     #endif
-    return report { () throws(Failure) in
-        guard let opt else { throw .null("opt is NULL") }
-        guard let defaults = Options.defaults(loss: loss) else {
-            throw .option("loss = \(loss) is not an LK_LOSS_* value")
-        }
-        opt.pointee = defaults
+    // The function (not the header's macro) serves programs compiled against the first layout:
+    // it writes that layout's bytes and no more, whatever this library's lk_options has grown to.
+    return report { () throws(Failure) in try initOptions(opt, loss, size: UInt(Options.firstLayoutSize)) }
+}
+
+@c @implementation
+public func lk_options_init_size(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32, _ size: Int) -> lk_status {
+    #if !LK_VARIANT
+    if let variant = Variant.active { return variant.optionsInitSize(opt, loss, size) }
+    #endif
+    // size_t arrives as Int: a size above Int.max is a large size, not a negative one.
+    return report { () throws(Failure) in try initOptions(opt, loss, size: UInt(bitPattern: size)) }
+}
+
+/// Writes the defaults for `loss` into the first min(size, MemoryLayout<lk_options>.size) bytes of
+/// `opt`, with `size` set to that count; nothing past it, nothing at all on failure.
+private func initOptions(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32, size: UInt) throws(Failure) {
+    guard let opt else { throw .null("opt is NULL") }
+    guard size >= UInt(Options.firstLayoutSize) else {
+        let first = Options.firstLayoutSize
+        throw .option("size = \(size) is smaller than the first published layout of lk_options (\(first) bytes)")
+    }
+    guard var defaults = Options.defaults(loss: loss) else {
+        throw .option("loss = \(loss) is not an LK_LOSS_* value")
+    }
+    let written = Int(Swift.min(size, UInt(MemoryLayout<lk_options>.size)))
+    defaults.size = UInt32(written)
+    withUnsafeBytes(of: &defaults) { bytes in
+        UnsafeMutableRawPointer(opt).copyMemory(from: bytes.baseAddress!, byteCount: written)
     }
 }

@@ -1,3 +1,4 @@
+import CLossKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,9 +32,17 @@ enum Parallel {
         return Swift.max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
+    /// The most threads a parallel pass of the calling thread's calls ran on since the last
+    /// call of this (1 if none split): the determinism tests check with it that they split.
+    static func takeWidestSplit() -> Int { Int(losskit_internal_take_widest_split()) }
+
     /// How many threads to use for `elements` of work split into `chunks` chunks.
     static func threads(requested: Int, elements: Int, chunks: Int) -> Int {
-        Swift.max(1, Swift.min(available(requested: requested), chunks, elements / elementsPerThread))
+        let most = Swift.min(chunks, elements / elementsPerThread)
+        // Work too small to split asks nothing more: sysconf(_SC_NPROCESSORS_ONLN) reads a file
+        // in /sys (open, read, close), which cost small calls more than their computing.
+        guard most > 1 else { return 1 }
+        return Swift.max(1, Swift.min(available(requested: requested), most))
     }
 
     /// Runs `body(chunk, worker)` for every chunk in 0..<chunks; worker t in 0..<threads runs
@@ -64,6 +73,7 @@ enum Parallel {
                     job.run(worker: worker)
                 }
             }
+            losskit_internal_note_split(Int32(started.count + 1))
             job.run(worker: 0)
             for thread in started { pthread_join(thread, nil) }
         }

@@ -10,6 +10,15 @@ import Glibc
 // first call liblosskit.so picks the widest level the CPU supports, dlopens that file, and from
 // then on forwards every entry point to it through the table below. Nothing else changes: each
 // build validates and computes exactly as the source says, with the vector width of its level.
+//
+// What is loaded is checked before anything is forwarded to it, since a bad file must cost the
+// speed-up, never the process: the file is read (not mapped) first, and must be a complete x86-64
+// ELF shared object carrying the marker of exactly the level its name claims (a truncated file
+// would fault inside dlopen, a wider build would fault on its first instruction, a copy of this
+// library would forward to itself); once loaded, its lk_cpu_level must not be ours (dlopen of a
+// file already loaded returns that library) and must report that level. A build's lk_cpu_level
+// is baseline C code, so asking runs nothing the CPU may lack. Its siblings are looked up beside
+// the real file of this library, symlinks resolved.
 
 /// The vector level this build was compiled for.
 enum BuildLevel {
@@ -87,9 +96,14 @@ struct Variant {
         UnsafeMutablePointer<Double>?
     ) -> lk_status
 
+    typealias CString = @convention(c) () -> UnsafePointer<CChar>?
+    typealias OptionsInit = @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
+    typealias OptionsInitSize = @convention(c) (UnsafeMutablePointer<lk_options>?, Int32, Int) -> lk_status
+
     let level: StaticString
-    let lastError: @convention(c) () -> UnsafePointer<CChar>?
-    let optionsInit: @convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status
+    let lastError: CString
+    let optionsInit: OptionsInit
+    let optionsInitSize: OptionsInitSize
     let denseF32: DenseF32
     let denseF64: DenseF64
     let listsF32: ListsF32
@@ -111,6 +125,8 @@ struct Variant {
         let levels: [(name: StaticString, file: String)] = [("avx512", "liblosskit-avx512.so"), ("avx2", "liblosskit-avx2.so")]
         var supported = Int(losskit_internal_cpu_level())  // 0 baseline, 1 avx2, 2 avx512
         if let cap = getenv("LOSSKIT_ISA").map({ String(cString: $0) }) {
+            // A cap only ever lowers the level: a level the CPU lacks is never used, and an
+            // unknown value is ignored.
             switch cap {
             case "x86-64", "baseline": supported = 0
             case "avx2": supported = Swift.min(supported, 1)
@@ -124,7 +140,7 @@ struct Variant {
         return nil
     }
 
-    /// The folder this library was loaded from.
+    /// The folder of this library's real file.
     private static func folderOfThisLibrary() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         guard losskit_internal_library_folder(&buffer, buffer.count) == 0 else { return nil }
@@ -132,13 +148,23 @@ struct Variant {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The build of `level` at `path`, or nil if it is absent or fails a check. A build that
+    /// fails a check after dlopen stays loaded: unloading a library that carries its own Swift
+    /// runtime is not safe, and it takes a broken installation to get there.
     private static func open(_ path: String, level: StaticString) -> Variant? {
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
+        let levelName = String(describing: level)
+        guard losskit_internal_check_variant(path, levelName) == 0,
+              let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else { return nil }
         func symbol<F>(_ name: String, as _: F.Type) -> F? {
             dlsym(handle, name).map { unsafeBitCast($0, to: F.self) }
         }
-        guard let lastError = symbol("lk_last_error", as: (@convention(c) () -> UnsafePointer<CChar>?).self),
-              let optionsInit = symbol("lk_options_init", as: (@convention(c) (UnsafeMutablePointer<lk_options>?, Int32) -> lk_status).self),
+        guard let cpuLevel = dlsym(handle, "lk_cpu_level"), losskit_internal_is_this_library(cpuLevel) == 0,
+              let reported = unsafeBitCast(cpuLevel, to: CString.self)(),
+              String(cString: reported) == levelName
+        else { return nil }
+        guard let lastError = symbol("lk_last_error", as: CString.self),
+              let optionsInit = symbol("lk_options_init", as: OptionsInit.self),
+              let optionsInitSize = symbol("lk_options_init_size", as: OptionsInitSize.self),
               let denseF32 = symbol("lk_dense_f32", as: DenseF32.self),
               let denseF64 = symbol("lk_dense_f64", as: DenseF64.self),
               let listsF32 = symbol("lk_lists_f32", as: ListsF32.self),
@@ -151,11 +177,8 @@ struct Variant {
               let marginalsF64 = symbol("lk_chain_marginals_f64", as: MarginalsF64.self),
               let lsoftmaxF32 = symbol("lk_lsoftmax_f32", as: LSoftmaxF32.self),
               let lsoftmaxF64 = symbol("lk_lsoftmax_f64", as: LSoftmaxF64.self)
-        else {
-            dlclose(handle)
-            return nil
-        }
-        return Variant(level: level, lastError: lastError, optionsInit: optionsInit,
+        else { return nil }
+        return Variant(level: level, lastError: lastError, optionsInit: optionsInit, optionsInitSize: optionsInitSize,
                        denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64,
                        chainF32: chainF32, chainF64: chainF64, viterbiF32: viterbiF32, viterbiF64: viterbiF64,
                        marginalsF32: marginalsF32, marginalsF64: marginalsF64,

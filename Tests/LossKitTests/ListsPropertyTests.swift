@@ -11,6 +11,7 @@
 // reduced total may differ in its last bits (a different grouping of the same double sum).
 import CLossKit
 import Glibc
+@testable import LossKit
 import Testing
 
 /// The expected output of lk_lists under REDUCE_NONE from the reference model of
@@ -327,11 +328,17 @@ struct ListsPropertyTests {
         var rng = SplitMix64("lists threads")
         let b = drawLists(ListRecipe(lengths: 1...200, n: 4000, maskProbability: 0.1, oracleProbability: 0.1), &rng)
         try #require(b.total >= 3 << 17, "\(b.total) candidates")
+        _ = Parallel.takeWidestSplit()
         let one = runLists(listSetup(c, LK_REDUCE_MEAN, threads: 1), b)
         try #require(one.status == LK_OK, "\(one.message)")
+        #expect(Parallel.takeWidestSplit() == 1)
         #expect(one.loss[0].isFinite && one.grad.allSatisfy { $0.isFinite })
         for threads: Int32 in [2, 3, 0] {
             let many = runLists(listSetup(c, LK_REDUCE_MEAN, threads: threads), b)
+            // The library's own count of the threads its passes ran on: the batch really split.
+            let split = Parallel.takeWidestSplit()
+            let expected = Swift.min(threads == 0 ? Parallel.available(requested: 0) : Int(threads), b.total >> 17)
+            #expect(split == expected, "threads=\(threads) ran on \(split) threads, not \(expected)")
             #expect(many.status == LK_OK && sameOutputs(many, one),
                     "\(c.name) threads=\(threads): \(many.loss) vs \(one.loss)")
         }

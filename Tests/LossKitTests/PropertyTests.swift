@@ -5,6 +5,7 @@
 import CLossKit
 import Dispatch
 import Glibc
+@testable import LossKit
 import Testing
 
 extension DenseBatch {
@@ -417,16 +418,27 @@ struct PropertyTests {
         }
     }
 
-    @Test("same bits at threads = 0, 1, 2, 8", arguments: LossCase.all)
+    /// 24,576 rows of 16 classes: 3 * 2^17 values, three threads' worth (Parallel.elementsPerThread
+    /// = 2^17 values per thread) in 24 chunks (Chunks.target = 2^14 values), so threads = 2 and 3
+    /// really split the batch, and 0 (every core) as far as this machine has cores: the test asks
+    /// the library how many threads its passes ran on. The cost layout matters only to the losses
+    /// that read costs; SUM adds the same partial sums as MEAN.
+    @Test("same bits at threads = 0, 1, 2, 3 on a batch that splits 3 ways", arguments: LossCase.all)
     func threadsDoNotChangeBits(_ c: LossCase) throws {
-        for layout in allLayouts {
-            let b = propertyBatch(c, layout, seed: "threads", n: 40, k: 9)
-            for reduction in allReductions {
+        let n = 24_576, k = 16
+        for layout in c.model.readsCosts ? allLayouts : [LK_COST_ZERO_ONE] {
+            let b = propertyBatch(c, layout, seed: "threads", n: n, k: k)
+            for reduction in [LK_REDUCE_NONE, LK_REDUCE_MEAN] {
                 let setup = propertySetup(c, layout, reduction)
+                _ = Parallel.takeWidestSplit()
                 let base = run(setup.with { $0.threads = 1 }, b)
-                try #require(base.status == LK_OK)
-                for threads: Int32 in [0, 2, 8] {
+                try #require(base.status == LK_OK, "\(base.message)")
+                #expect(Parallel.takeWidestSplit() == 1)
+                for threads: Int32 in [0, 2, 3] {
                     let out = run(setup.with { $0.threads = threads }, b)
+                    let split = Parallel.takeWidestSplit()
+                    let expected = threads == 0 ? Swift.min(Parallel.available(requested: 0), 3) : Int(threads)
+                    #expect(split == expected, "threads=\(threads) ran on \(split) threads, not \(expected)")
                     #expect(sameValues(out.loss, base.loss) && sameValues(out.grad, base.grad),
                             "\(layoutName(layout)) \(reductionName(reduction)) threads=\(threads)")
                 }

@@ -1,9 +1,10 @@
-/* C-side tests of the public ABI: struct layout, version, status names, lk_options_init, and
+/* C-side tests of the public ABI: struct layout, version, status names, lk_options_init(_size), and
  * the per-thread lk_last_error(). Built against include/ and the release liblosskit.so only. */
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "losskit.h"
@@ -96,6 +97,75 @@ static void test_options_size(void) {
     CHECK(loss == -7.0f);
 }
 
+/* Initialisation never writes past the caller's struct. A program compiled against the first
+ * layout owns exactly 112 bytes; the canary after them must survive lk_options_init_size with
+ * that size and the lk_options_init function (not the macro), on the heap and on the stack. A
+ * program compiled against a larger, later layout gets the library's bytes and opt->size = the
+ * library's size, its tail untouched (and not read: opt->size excludes it). */
+enum { FIRST_LAYOUT = 112, CANARY = 0xA5 };
+
+static int bytes_are(const unsigned char *p, size_t count, unsigned char value) {
+    for (size_t i = 0; i < count; i++) {
+        if (p[i] != value) return 0;
+    }
+    return 1;
+}
+
+static void test_options_init_size(void) {
+    unsigned char *heap = malloc(FIRST_LAYOUT + 64);
+    CHECK(heap != NULL);
+    if (!heap) return;
+    lk_options *old = (lk_options *)heap;
+    memset(heap, CANARY, FIRST_LAYOUT + 64);
+    CHECK(lk_options_init_size(old, LK_LOSS_HINGE, FIRST_LAYOUT) == LK_OK);
+    CHECK(bytes_are(heap + FIRST_LAYOUT, 64, CANARY));
+    uint32_t size;
+    int32_t loss;
+    double angular_margin;
+    memcpy(&size, heap, sizeof size);
+    memcpy(&loss, heap + 4, sizeof loss);
+    memcpy(&angular_margin, heap + 104, sizeof angular_margin); /* the first layout's last field */
+    CHECK(size == FIRST_LAYOUT && loss == LK_LOSS_HINGE && angular_margin == 0.5);
+    memset(heap, CANARY, FIRST_LAYOUT + 64);
+    CHECK((lk_options_init)(old, LK_LOSS_COSFACE) == LK_OK);
+    CHECK(bytes_are(heap + FIRST_LAYOUT, 64, CANARY));
+    memcpy(&size, heap, sizeof size);
+    memcpy(&angular_margin, heap + 104, sizeof angular_margin);
+    CHECK(size == FIRST_LAYOUT && angular_margin == 0.35);
+    free(heap);
+
+    /* The same on the stack, the overwrite the finding was about. */
+    struct { lk_options opt; unsigned char canary[64]; } frame;
+    memset(&frame, CANARY, sizeof frame);
+    CHECK(lk_options_init_size(&frame.opt, LK_LOSS_LOG, FIRST_LAYOUT) == LK_OK);
+    CHECK(bytes_are(frame.canary, sizeof frame.canary, CANARY) && frame.opt.size == FIRST_LAYOUT);
+
+    /* A later, larger caller layout: the library writes its own size and leaves the rest. */
+    union { lk_options opt; unsigned char bytes[FIRST_LAYOUT + 48]; } newer;
+    memset(&newer, CANARY, sizeof newer);
+    CHECK(lk_options_init_size(&newer.opt, LK_LOSS_RISK, sizeof newer) == LK_OK);
+    CHECK(newer.opt.size == sizeof(lk_options) && newer.opt.loss == LK_LOSS_RISK);
+    CHECK(bytes_are(newer.bytes + sizeof(lk_options), sizeof newer - sizeof(lk_options), CANARY));
+    memset(&newer, CANARY, sizeof newer);
+    CHECK(lk_options_init_size(&newer.opt, LK_LOSS_LOG, (size_t)-1) == LK_OK); /* a huge size_t */
+    CHECK(newer.opt.size == sizeof(lk_options));
+    CHECK(bytes_are(newer.bytes + sizeof(lk_options), sizeof newer - sizeof(lk_options), CANARY));
+
+    /* Smaller than the first layout, a NULL opt, an unknown loss: an error and nothing written. */
+    memset(&newer, CANARY, sizeof newer);
+    CHECK(lk_options_init_size(&newer.opt, LK_LOSS_LOG, FIRST_LAYOUT - 1) == LK_ERR_OPTION);
+    CHECK(strstr(lk_last_error(), "size = 111") != NULL);
+    CHECK(lk_options_init_size(&newer.opt, LK_LOSS_LOG, 0) == LK_ERR_OPTION);
+    CHECK(lk_options_init_size(&newer.opt, 4242, FIRST_LAYOUT) == LK_ERR_OPTION);
+    CHECK(strstr(lk_last_error(), "4242") != NULL);
+    CHECK(bytes_are(newer.bytes, sizeof newer, CANARY));
+    CHECK(lk_options_init_size(NULL, LK_LOSS_LOG, FIRST_LAYOUT) == LK_ERR_NULL);
+    CHECK(strstr(lk_last_error(), "opt") != NULL);
+    /* The header's lk_options_init is the sized call with this program's sizeof. */
+    CHECK(lk_options_init(&newer.opt, LK_LOSS_LOG) == LK_OK && newer.opt.size == sizeof(lk_options));
+    CHECK(strcmp(lk_last_error(), "") == 0);
+}
+
 /* lk_last_error() is per thread: a failure on one thread is not seen by another. */
 struct thread_result { int status; char message[256]; };
 
@@ -163,6 +233,7 @@ int main(void) {
     test_status_names();
     test_options_init();
     test_options_size();
+    test_options_init_size();
     test_thread_local_error();
     test_lsoftmax();
     test_cosface();

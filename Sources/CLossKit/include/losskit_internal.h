@@ -11,8 +11,27 @@
  * also AVX-512 F, CD, BW, DQ, VL, with the OS saving the opmask and ZMM state). */
 int losskit_internal_cpu_level(void);
 
-/* Writes the folder of the file this library was loaded from into buffer (NUL-terminated);
- * returns 0 on success, -1 if it is unknown or does not fit. */
+/* Writes the folder of the file this library was loaded from, symlinks resolved (realpath),
+ * into buffer (NUL-terminated); returns 0 on success, -1 if it is unknown or does not fit. */
 int losskit_internal_library_folder(char *buffer, size_t capacity);
+
+/* The section of a CPU-level build that holds its level's name ("avx2", "avx512"), NUL-terminated.
+ * Only builds compiled with -DLK_VARIANT_LEVEL=1 or 2 have it. */
+#define LOSSKIT_LEVEL_SECTION ".losskit_level"
+
+/* Checks, by reading the file (never mapping or loading it), that path is a CPU-level build of
+ * this library for `level` that dlopen can load without faulting: a regular file, an ELF64
+ * little-endian x86-64 shared object whose program headers, segments and sections all lie within
+ * the file, with a LOSSKIT_LEVEL_SECTION naming exactly `level`. Returns 0 if so, -1 otherwise. */
+int losskit_internal_check_variant(const char *path, const char *level);
+
+/* 1 if symbol lies in this very library (as a dlopen under another name can return it), else 0. */
+int losskit_internal_is_this_library(const void *symbol);
+
+/* For the determinism tests, which must prove that their inputs really split: the calling thread
+ * notes the threads each parallel pass runs on (Parallel.swift), and a test takes the most since
+ * it last asked (1 if nothing was split). Per thread, so tests running at once do not mix. */
+void losskit_internal_note_split(int threads);
+int losskit_internal_take_widest_split(void);
 
 #endif /* LOSSKIT_INTERNAL_H */

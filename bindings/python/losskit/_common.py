@@ -4,12 +4,11 @@ names the argument and what was received."""
 
 from __future__ import annotations
 
-import ctypes
 import operator
 
 import numpy as np
 
-from ._native import Options, lib
+from ._native import Options, init_options, lib
 
 LOSSES = {
     "log": 1, "perceptron": 2, "hinge": 3, "softmax_margin": 4, "risk": 5, "ramp": 6,
@@ -33,10 +32,9 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
                  label_smoothing=0.0, square_k=1.0, square_m=1.0, hope=None, fear=None,
                  hope_scale=None, fear_scale=None, angular_scale=None,
                  angular_margin=None) -> Options:
-    """An lk_options from keyword options: lk_options_init(loss), then the given fields."""
+    """An lk_options from keyword options: the library's defaults for loss, then the given fields."""
     code = _pick(LOSSES, loss, "loss")
-    opt = Options()
-    lib.lk_options_init(ctypes.byref(opt), code)
+    opt = init_options(code)
     opt.reduction = _pick(REDUCTIONS, reduction, "reduction")
     opt.cost_scale = float(cost_scale)
     opt.threads = _int32(threads, "threads")

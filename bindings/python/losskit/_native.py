@@ -12,7 +12,7 @@ import ctypes
 import os
 from pathlib import Path
 
-__all__ = ["LossKitError", "lib", "library_path", "Options"]
+__all__ = ["LossKitError", "lib", "library_path", "Options", "init_options"]
 
 LK_OK = 0
 # The header this package was written against (LK_VERSION_MAJOR, LK_VERSION_MINOR).
@@ -94,6 +94,7 @@ _PROTOTYPES = [
     ("lk_status_name", [_i32], _c_char_p),
     ("lk_last_error", [], _c_char_p),
     ("lk_options_init", [_opt, _i32], _i32),
+    ("lk_options_init_size", [_opt, _i32, ctypes.c_size_t], _i32),
     ("lk_dense_f32", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_dense_f64", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_lists_f32", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
@@ -123,6 +124,14 @@ for _name, _argtypes, _restype in _PROTOTYPES:
     _f.restype = _restype
     if _restype is _i32 and _name not in ("lk_version_number",):
         _f.errcheck = _errcheck
+
+
+def init_options(loss: int) -> Options:
+    """lk_options_init for this binding's Options: the sized init with ctypes.sizeof(Options), so
+    a library with a larger lk_options never writes past the struct Python allocated."""
+    opt = Options()
+    lib.lk_options_init_size(ctypes.byref(opt), loss, ctypes.sizeof(Options))
+    return opt
 
 
 _loaded = lib.lk_version_number()

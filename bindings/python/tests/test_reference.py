@@ -7,6 +7,7 @@ checked against the closed forms and against finite differences below — never 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -503,14 +504,29 @@ def test_weight_multiplies_and_none_weight_is_all_ones(case, rng):
     np.testing.assert_allclose(weighted.grad, w[:, None] * plain.grad, rtol=1e-14, atol=1e-15)
 
 
+# A pass runs on min(threads, chunks, work / 2**17) threads, work = n * k values cut in chunks of
+# 2**14 // k rows (include/losskit.h, lk_options.threads): 4096 rows of 160 = 5 * 2**17 values
+# in 41 chunks, so every count below up to 5 really splits the batch (0: all cores).
+SPLIT_N, SPLIT_K, SPLIT_THREADS = 4096, 160, (0, 1, 2, 5)
+
+
+def threads_used(requested, n, k):
+    """The threads the documented rule gives a dense batch of n rows of k."""
+    chunks = -(-n // max(1, 2**14 // k))
+    cores = int(os.environ.get("LOSSKIT_NUM_THREADS", "0") or 0) or os.cpu_count() or 1
+    return max(1, min(requested or cores, chunks, n * k // 2**17))
+
+
 @pytest.mark.parametrize("case", case_params())
 def test_same_bits_at_any_thread_count(case, rng):
-    batch = batch_for(case, rng, 300, 7, layout="per_example", mask=0.1)
-    kw = dict(case.options, reduction="mean", **batch.kwargs())
-    runs = [losskit.dense(batch.scores, batch.gold, threads=t, **kw) for t in (0, 1, 2, 5)]
-    for r in runs[1:]:
-        assert r.loss.tobytes() == runs[0].loss.tobytes()
-        assert r.grad.tobytes() == runs[0].grad.tobytes()
+    assert [threads_used(t, SPLIT_N, SPLIT_K) for t in SPLIT_THREADS[1:]] == [1, 2, 5]
+    batch = batch_for(case, rng, SPLIT_N, SPLIT_K, layout="per_example", mask=0.1)
+    for reduction in ("mean", "none"):
+        kw = dict(case.options, reduction=reduction, **batch.kwargs())
+        runs = [losskit.dense(batch.scores, batch.gold, threads=t, **kw) for t in SPLIT_THREADS]
+        for t, r in zip(SPLIT_THREADS[1:], runs[1:]):
+            assert r.loss.tobytes() == runs[0].loss.tobytes(), t
+            assert r.grad.tobytes() == runs[0].grad.tobytes(), t
 
 
 # Validation screens each chunk of rows (about 2**14 values) at once; only a chunk where the
