@@ -42,7 +42,13 @@ enum LSoftmax {
         guard let n = Int(exactly: n64), let d = Int(exactly: d64), let k = Int(exactly: k64) else {
             throw .size("n = \(n64), d = \(d64), k = \(k64) do not fit this platform's address space")
         }
-        let weights = try elementCount(k, d, of: T.self, "k * d (w)")
+        // Every buffer that is read or written must have a byte size that exists (w and d_w are
+        // written even when n = 0), checked before anything is read.
+        let weights = try elementCount(k, d, of: T.self, "k * d (w, d_w)")
+        _ = try elementCount(n, 1, of: Int32.self, "n (gold)")
+        _ = try elementCount(n, 1, of: T.self, "n (weight, loss)")
+        _ = try elementCount(n, d, of: T.self, "n * d (x, d_x)")
+        _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
         let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
         guard n > 0, let x, let w, let gold else {
             // No example: the loss is empty and its gradient w.r.t. w is 0.
@@ -52,8 +58,6 @@ enum LSoftmax {
         }
         guard d >= 1 else { throw .size("d = 0, but a feature row needs at least one value when n > 0") }
         guard k >= 1 else { throw .size("k = 0, but the loss needs at least one class when n > 0") }
-        _ = try elementCount(n, d, of: T.self, "n * d (x)")
-        _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
 
         // Gold labels, for the examples that are neither ignored nor of zero weight.
         let ignore = options.ignoreLabel
@@ -69,11 +73,12 @@ enum LSoftmax {
         for i in 0..<n where gold[i] != ignore {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { continue }
-            try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
+            _ = try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
             active += 1
         }
+        var wHasNaN = false
         for j in 0..<k {
-            try checkFinite(w + j * d, count: d) { t in "w[\(j), \(t)]" }
+            if try checkFinite(w + j * d, count: d, { t in "w[\(j), \(t)]" }) { wHasNaN = true }
         }
         let isIgnored = { (i: Int) in gold[i] == ignore }
         let counted = try batch.denominator(isIgnored: isIgnored)
@@ -95,8 +100,6 @@ enum LSoftmax {
         defer { surveys.free() }
         let classNorms = try Scratch<Double>(k, "the norms of w's rows")
         defer { classNorms.free() }
-        let thresholds = try Scratch<Double>(options.margin + 1, "the angles' thresholds")
-        defer { thresholds.free() }
         let wantsGradient = dX != nil || dW != nil
         // No pass uses more threads than it has chunks (the products: 64 rows or 256 classes).
         let mostChunks = Swift.max(Chunks(examples: n, valuesPerExample: k).count, (active + 63) / 64, (k + 255) / 256)
@@ -128,26 +131,37 @@ enum LSoftmax {
             for j in classes { classNorms[j] = norm(w + j * d, count: d) }
             transpose(w, rows: k, columns: d, rowRange: classes, into: wt.base)
         }
-        for l in 0...options.margin { thresholds[l] = cos(Double(l) * Double.pi / Double(options.margin)) }
 
         // The logits f = x w^T, rows split across threads.
         product(a: UnsafePointer(xs.base), aRow: d, aColumn: 1, depth: d, b: UnsafePointer(wt.base), bRow: k,
                 width: k, out: logits.base, rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
 
         // Each gold's logit moves; then its row is scanned (max for the log-sum-exp, and no
-        // logit may have overflowed).
-        let margin = GoldLogit.Margin(m: options.margin, lambda: options.lambda, thresholds: UnsafePointer(thresholds.base))
+        // logit may have overflowed). The gold's angle is measured on the inputs themselves, in
+        // double (`GoldLogit.Angle`), not from its rounded logit: cos theta = f / (|w| |x|) has
+        // an absolute error of u, which psi near theta = 0 magnifies m^2 times.
+        let margin = GoldLogit.Margin(m: options.margin, lambda: options.lambda)
         for r in 0..<active {
             let i = rows[r], y = Int(gold[i])
             let row = logits.base + r * k
-            let g = GoldLogit(f: row[y].wide, classNorm: classNorms[y], featureNorm: norm(xs.base + r * d, count: d),
-                              margin: margin)
+            let features = xs.base + r * d
+            let g = GoldLogit(f: row[y].wide, angle: GoldLogit.Angle(features, w + y * d, count: d,
+                              classNorm: classNorms[y], margin: margin), margin: margin)
+            let moved = T(rounding: g.value)
+            if moved.isInfinite {
+                throw .domain("the gold's logit of example \(i) (class \(y)), (lambda x[\(i)] . w[\(y)] + |w[\(y)]| |x[\(i)]| psi) / (1 + lambda) = \(g.value), overflows \(T.self)")
+            }
             golds[r] = g
-            row[y] = T(rounding: g.value)
+            row[y] = moved
             let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(row), count: k, SurveyUnmasked.self)
             if hasNaN || unmasked < k || maximum == T.infinity {
                 for j in 0..<k where row[j].isInfinite {
-                    throw .domain("the \(j == y ? "gold's moved logit" : "logit") of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): \(row[j])")
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): \(row[j])")
+                }
+                // NaN from finite, NaN-free inputs: a partial sum of x[i] . w[j] overflowed (inf - inf).
+                if hasNaN, !wHasNaN, !(0..<d).contains(where: { features[$0].isNaN }),
+                   let j = (0..<k).first(where: { row[$0].isNaN }) {
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self) in its partial sums")
                 }
             }
             surveys[r] = RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked)
@@ -183,10 +197,11 @@ enum LSoftmax {
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
                     rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
             for r in 0..<active {
-                let c = golds[r].gradient * golds[r].alongFeature
+                // Along x / |x| (not x times |w| / |x|, whose ratio may overflow where the term does not).
+                let c = golds[r].gradient * golds[r].alongFeature, b = golds[r].featureNorm
                 guard c != 0 else { continue }
                 let out = dXs.base + r * d, features = xs.base + r * d
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * features[t].wide) }
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * (features[t].wide / b)) }
             }
             for i in 0..<n {
                 if rowOf[i] < 0 {
@@ -203,8 +218,8 @@ enum LSoftmax {
             classTerms.base.update(repeating: 0, count: k)
             for r in 0..<active { classTerms[Int(gold[rows[r]])] += golds[r].gradient * golds[r].alongClass }
             for j in 0..<k where classTerms[j] != 0 {
-                let out = dW + j * d, row = w + j * d, c = classTerms[j]
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * row[t].wide) }
+                let out = dW + j * d, row = w + j * d, c = classTerms[j], a = classNorms[j]
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * (row[t].wide / a)) }
             }
         }
     }
@@ -249,57 +264,107 @@ enum LSoftmax {
         }
     }
 
-    /// |v| in double; rescaled when the plain sum of squares overflows (float64 input).
+    /// |v| in double, like a careful nrm2: the plain sum of squares when it is safe, else the
+    /// sum of squares of v scaled by a power of two (exact) that brings its largest entry to
+    /// [1, 2). Safe means finite and at least 2^-969: below that a square under the smallest
+    /// normal (2^-1022) may have lost bits that the sum needs (a float64 row of 1e-160s sums
+    /// to 0). Float32 rows sum exactly in double except when they are 0; so do most rows.
     static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Double {
         var sum = 0.0
         for t in 0..<count { let e = v[t].wide; sum += e * e }
-        guard sum.isInfinite else { return sum.squareRoot() }
+        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else { return sum.squareRoot() }
         var largest = 0.0
         for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
+        guard largest > 0 else { return 0 }
+        let e = Int32(largest.exponent)
         var scaled = 0.0
-        for t in 0..<count { let e = v[t].wide / largest; scaled += e * e }
-        return largest * scaled.squareRoot()
+        for t in 0..<count { let s = scalbn(v[t].wide, -e); scaled += s * s }
+        return scalbn(scaled.squareRoot(), e)
     }
 
-    /// No +-inf in v[0 ..< count] (NaN propagates).
-    private static func checkFinite<T: Real>(_ v: UnsafePointer<T>, count: Int, _ name: (Int) -> String) throws(Failure) {
+    /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
+    private static func checkFinite<T: Real>(_ v: UnsafePointer<T>, count: Int,
+                                             _ name: (Int) -> String) throws(Failure) -> Bool {
         var bad = false
-        for t in 0..<count where v[t].isInfinite { bad = true }
-        guard bad else { return }
+        for t in 0..<count where !v[t].isFinite { bad = true }
+        guard bad else { return false }
         for t in 0..<count where v[t].isInfinite {
             throw .domain("\(name(t)) = \(v[t]) is not finite")
         }
+        return true
     }
 }
 
 /// The gold's logit of one example under L-Softmax, and what its gradient needs.
 ///
-/// With a = |w_y|, b = |x|, c = cos theta = f / (a b) and psi' = dpsi/dc:
+/// With a = |w_y|, b = |x|, c = cos theta and psi' = dpsi/dc:
 ///
-///     value      (lambda f + a b psi(c)) / (1 + lambda)
-///     d/dx       alpha w_y + beta (a / b) x          alpha = (lambda + psi') / (1 + lambda)
-///     d/dw_y     alpha x   + beta (b / a) w_y        beta  = (psi - c psi') / (1 + lambda)
+///     value      (lambda f + a b psi(theta)) / (1 + lambda)
+///     d/dx       alpha w_y + beta a (x / b)          alpha = (lambda + psi') / (1 + lambda)
+///     d/dw_y     alpha x   + beta b (w_y / a)        beta  = (psi - c psi') / (1 + lambda)
 ///
-/// psi(c) = (-1)^j T_m(c) - 2j and psi'(c) = (-1)^j m U_{m-1}(c) (Chebyshev polynomials of the
-/// first and second kind), with j = the number of thresholds cos(l pi / m), l = 1 ..< m, above c.
-/// m = 1 and a zero norm give the plain logit: value f, alpha 1, beta 0.
+/// psi(theta) = (-1)^j cos(m theta) - 2j and psi' = (-1)^j m sin(m theta) / sin theta, with
+/// j = floor(m theta / pi) (at most m - 1). theta comes from the chords between the unit
+/// vectors (`Angle`), cos(m theta) and sin(m theta) from libm: near theta = 0 (a loss near zero)
+/// psi = 1 - 2 sin^2(m theta / 2) keeps its relative accuracy, where the Chebyshev polynomial
+/// T_m(c) of a rounded c = f / (a b) is off by m^2 u. m = 1 and a zero norm give the plain logit:
+/// value f, alpha 1, beta 0.
 struct GoldLogit {
     struct Margin {
         let m: Int
         let lambda: Double
-        /// cos(l pi / m) for l = 0 ... m.
-        let thresholds: UnsafePointer<Double>
+    }
+
+    /// The angle between x and w_y, measured as acute = the angle to the nearer of w_y and -w_y:
+    /// theta = acute or pi - acute. From the chords |x/b - w/a| = 2 sin(theta/2) and
+    /// |x/b + w/a| = 2 cos(theta/2), acute = 2 atan2(shorter, longer) is accurate to a few u in
+    /// relative terms over the whole range (Kahan's angle between vectors), where arccos(c) is
+    /// not near 0 and pi. Also the dot x . w in double, and both norms (0 if either is 0).
+    struct Angle {
+        let classNorm: Double
+        let featureNorm: Double
+        let acute: Double
+        let isObtuse: Bool
+        let dot: Double
+
+        init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm a: Double,
+                      margin: Margin) {
+            classNorm = a
+            featureNorm = margin.m > 1 && a != 0 ? LSoftmax.norm(x, count: count) : 0
+            let b = featureNorm
+            guard margin.m > 1, a != 0, b != 0 else {
+                acute = 0; isObtuse = false; dot = 0
+                return
+            }
+            // One pass over x and w_y, in double (exact products for float32 input).
+            var apart = 0.0, together = 0.0, f = 0.0
+            for t in 0..<count {
+                let xt = x[t].wide, wt = w[t].wide
+                let u = xt / b, v = wt / a
+                apart += (u - v) * (u - v)
+                together += (u + v) * (u + v)
+                f += xt * wt
+            }
+            isObtuse = apart > together
+            acute = 2 * atan2((isObtuse ? together : apart).squareRoot(), (isObtuse ? apart : together).squareRoot())
+            dot = f
+        }
     }
 
     let value: Double
     let alpha: Double
-    /// beta a / b and beta b / a: the coefficients of x in d/dx and of w_y in d/dw_y.
+    /// beta a and beta b: the coefficients of x / |x| in d/dx and of w_y / |w_y| in d/dw_y.
     let alongFeature: Double
     let alongClass: Double
+    /// |x| (used only where alongFeature != 0).
+    let featureNorm: Double
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
-    init(f: Double, classNorm a: Double, featureNorm b: Double, margin: Margin) {
+    /// `f` is the logit x . w_y as the row holds it (used for m = 1 and zero norms).
+    init(f: Double, angle: Angle, margin: Margin) {
+        let a = angle.classNorm, b = angle.featureNorm
+        featureNorm = b
         guard margin.m > 1, a != 0, b != 0 else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
             value = f
@@ -308,29 +373,35 @@ struct GoldLogit {
             alongClass = 0
             return
         }
-        var c = f / a / b  // a b may overflow where f / a / b does not
-        if c > 1 { c = 1 } else if c < -1 { c = -1 }  // rounding; NaN stays NaN
-        let m = margin.m
-        var j = 0
-        while j + 1 < m, c < margin.thresholds[j + 1] { j += 1 }
-        // T_m(c) and U_{m-1}(c) by their three-term recurrences (stable on [-1, 1]).
-        var (t0, t1) = (1.0, c)
-        var (u0, u1) = (1.0, 2 * c)
-        for _ in 1..<m {
-            (t0, t1) = (t1, 2 * c * t1 - t0)
-            (u0, u1) = (u1, 2 * c * u1 - u0)
+        let x = angle.acute
+        guard !x.isNaN, !a.isNaN, !b.isNaN, a < .infinity, b < .infinity else {
+            // NaN propagates; a norm beyond the double range (float64 rows near 1e308) is
+            // reported as an overflowing logit.
+            let nan = x.isNaN || a.isNaN || b.isNaN
+            value = nan ? .nan : .infinity; alpha = .nan; alongFeature = .nan; alongClass = .nan
+            return
         }
-        // After the loop: t1 = T_m, u0 = U_{m-1}.
+        let m = margin.m, dm = Double(m)
+        let mx = dm * x
+        let q = Swift.min(Int((mx / Double.pi).rounded(.down)), m - 1)  // mx <= m pi / 2
+        // theta = pi - x: cos(m theta) = (-1)^m cos(m x), sin(m theta) = -(-1)^m sin(m x).
+        let j = angle.isObtuse ? Swift.max(m - 1 - q, 0) : q
+        let flipCos = angle.isObtuse && m % 2 == 1, flipSin = angle.isObtuse && m % 2 == 0
+        let cosine = angle.isObtuse ? -cos(x) : cos(x)
+        let cosMTheta = flipCos ? -cos(mx) : cos(mx)
+        // sin(m theta) / sin theta, whose limit at x = 0 is m (or -(-1)^m m at theta = pi).
+        let ratio = (x == 0 ? dm : sin(mx) / sin(x)) * (flipSin ? -1 : 1)
         let sign = j % 2 == 0 ? 1.0 : -1.0
-        let psi = sign * t1 - 2 * Double(j)
-        let slope = sign * Double(m) * u0
+        let psi = sign * cosMTheta - 2 * Double(j)
+        let slope = sign * dm * ratio
         let lambda = margin.lambda
         // (lambda f + a b psi) / (1 + lambda), ordered so that no intermediate overflows where
-        // the result does not (a b alone may exceed the double range).
-        value = lambda / (1 + lambda) * f + (a / (1 + lambda)) * b * psi
+        // the result does not (a b alone may exceed the double range). f is the dot in double;
+        // with lambda = 0 it is not used (a float64 dot may overflow where a b psi does not).
+        value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + (a / (1 + lambda)) * b * psi
         alpha = (lambda + slope) / (1 + lambda)
-        let beta = (psi - c * slope) / (1 + lambda)
-        alongFeature = beta * (a / b)
-        alongClass = beta * (b / a)
+        let beta = (psi - cosine * slope) / (1 + lambda)
+        alongFeature = beta * a
+        alongClass = beta * b
     }
 }
