@@ -98,7 +98,7 @@ enum LSoftmax {
         defer { golds.free() }
         let surveys = try Scratch<RowSurvey<T>>(Swift.max(active, 1), "the row surveys")
         defer { surveys.free() }
-        let classNorms = try Scratch<Double>(k, "the norms of w's rows")
+        let classNorms = try Scratch<Norm>(k, "the norms of w's rows")
         defer { classNorms.free() }
         let wantsGradient = dX != nil || dW != nil
         // No pass uses more threads than it has chunks (the products: 64 rows or 256 classes).
@@ -201,7 +201,7 @@ enum LSoftmax {
                 let c = golds[r].gradient * golds[r].alongFeature, b = golds[r].featureNorm
                 guard c != 0 else { continue }
                 let out = dXs.base + r * d, features = xs.base + r * d
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * (features[t].wide / b)) }
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * b.unit(features[t].wide)) }
             }
             for i in 0..<n {
                 if rowOf[i] < 0 {
@@ -219,7 +219,7 @@ enum LSoftmax {
             for r in 0..<active { classTerms[Int(gold[rows[r]])] += golds[r].gradient * golds[r].alongClass }
             for j in 0..<k where classTerms[j] != 0 {
                 let out = dW + j * d, row = w + j * d, c = classTerms[j], a = classNorms[j]
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * (row[t].wide / a)) }
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * a.unit(row[t].wide)) }
             }
         }
     }
@@ -269,17 +269,17 @@ enum LSoftmax {
     /// [1, 2). Safe means finite and at least 2^-969: below that a square under the smallest
     /// normal (2^-1022) may have lost bits that the sum needs (a float64 row of 1e-160s sums
     /// to 0). Float32 rows sum exactly in double except when they are 0; so do most rows.
-    static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Double {
+    static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Norm {
         var sum = 0.0
         for t in 0..<count { let e = v[t].wide; sum += e * e }
-        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else { return sum.squareRoot() }
+        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else { return Norm(scaled: sum.squareRoot(), shift: 0) }
         var largest = 0.0
         for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
-        guard largest > 0 else { return 0 }
+        guard largest > 0 else { return Norm(scaled: 0, shift: 0) }
         let e = Int32(largest.exponent)
         var scaled = 0.0
         for t in 0..<count { let s = scalbn(v[t].wide, -e); scaled += s * s }
-        return scalbn(scaled.squareRoot(), e)
+        return Norm(scaled: scaled.squareRoot(), shift: e)
     }
 
     /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
@@ -293,6 +293,23 @@ enum LSoftmax {
         }
         return true
     }
+}
+
+/// A norm |v| = scaled 2^shift, kept apart so that a norm beyond the double range, or below its
+/// normal range (where it would keep only the bits of a subnormal), still gives unit vectors
+/// and products to full precision. shift is 0 unless `LSoftmax.norm` had to rescale.
+struct Norm {
+    let scaled: Double
+    let shift: Int32
+
+    var isZero: Bool { scaled == 0 }
+    var isNaN: Bool { scaled.isNaN }
+    /// |v| rounded to double (may be subnormal or infinite).
+    var value: Double { shift == 0 ? scaled : scalbn(scaled, shift) }
+    /// v_t / |v|.
+    @inline(__always) func unit(_ v: Double) -> Double { shift == 0 ? v / scaled : scalbn(v, -shift) / scaled }
+    /// c |v| with one rounding at the end.
+    @inline(__always) func times(_ c: Double) -> Double { shift == 0 ? c * scaled : scalbn(c * scaled, shift) }
 }
 
 /// The gold's logit of one example under L-Softmax, and what its gradient needs.
@@ -321,18 +338,18 @@ struct GoldLogit {
     /// relative terms over the whole range (Kahan's angle between vectors), where arccos(c) is
     /// not near 0 and pi. Also the dot x . w in double, and both norms (0 if either is 0).
     struct Angle {
-        let classNorm: Double
-        let featureNorm: Double
+        let classNorm: Norm
+        let featureNorm: Norm
         let acute: Double
         let isObtuse: Bool
         let dot: Double
 
-        init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm a: Double,
+        init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm a: Norm,
                       margin: Margin) {
             classNorm = a
-            featureNorm = margin.m > 1 && a != 0 ? LSoftmax.norm(x, count: count) : 0
+            featureNorm = margin.m > 1 && !a.isZero ? LSoftmax.norm(x, count: count) : Norm(scaled: 0, shift: 0)
             let b = featureNorm
-            guard margin.m > 1, a != 0, b != 0 else {
+            guard margin.m > 1, !a.isZero, !b.isZero else {
                 acute = 0; isObtuse = false; dot = 0
                 return
             }
@@ -340,7 +357,7 @@ struct GoldLogit {
             var apart = 0.0, together = 0.0, f = 0.0
             for t in 0..<count {
                 let xt = x[t].wide, wt = w[t].wide
-                let u = xt / b, v = wt / a
+                let u = b.unit(xt), v = a.unit(wt)
                 apart += (u - v) * (u - v)
                 together += (u + v) * (u + v)
                 f += xt * wt
@@ -357,7 +374,7 @@ struct GoldLogit {
     let alongFeature: Double
     let alongClass: Double
     /// |x| (used only where alongFeature != 0).
-    let featureNorm: Double
+    let featureNorm: Norm
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
@@ -365,7 +382,7 @@ struct GoldLogit {
     init(f: Double, angle: Angle, margin: Margin) {
         let a = angle.classNorm, b = angle.featureNorm
         featureNorm = b
-        guard margin.m > 1, a != 0, b != 0 else {
+        guard margin.m > 1, !a.isZero, !b.isZero else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
             value = f
             alpha = 1
@@ -374,11 +391,8 @@ struct GoldLogit {
             return
         }
         let x = angle.acute
-        guard !x.isNaN, !a.isNaN, !b.isNaN, a < .infinity, b < .infinity else {
-            // NaN propagates; a norm beyond the double range (float64 rows near 1e308) is
-            // reported as an overflowing logit.
-            let nan = x.isNaN || a.isNaN || b.isNaN
-            value = nan ? .nan : .infinity; alpha = .nan; alongFeature = .nan; alongClass = .nan
+        guard !x.isNaN, !a.isNaN, !b.isNaN else {
+            value = .nan; alpha = .nan; alongFeature = .nan; alongClass = .nan
             return
         }
         let m = margin.m, dm = Double(m)
@@ -395,13 +409,15 @@ struct GoldLogit {
         let psi = sign * cosMTheta - 2 * Double(j)
         let slope = sign * dm * ratio
         let lambda = margin.lambda
-        // (lambda f + a b psi) / (1 + lambda), ordered so that no intermediate overflows where
-        // the result does not (a b alone may exceed the double range). f is the dot in double;
-        // with lambda = 0 it is not used (a float64 dot may overflow where a b psi does not).
-        value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + (a / (1 + lambda)) * b * psi
+        // (lambda f + a b psi) / (1 + lambda), the norms' scales applied last, so that no
+        // intermediate overflows or underflows where the result does not (a b alone may exceed
+        // the double range). f is the dot in double; with lambda = 0 it is not used (a float64
+        // dot may overflow where a b psi does not).
+        let scaled = a.scaled / (1 + lambda) * b.scaled * psi
+        value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
         alpha = (lambda + slope) / (1 + lambda)
         let beta = (psi - cosine * slope) / (1 + lambda)
-        alongFeature = beta * a
-        alongClass = beta * b
+        alongFeature = a.times(beta)
+        alongClass = b.times(beta)
     }
 }
