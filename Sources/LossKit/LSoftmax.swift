@@ -149,7 +149,8 @@ enum LSoftmax {
                               classNorm: classNorms[y], margin: margin), margin: margin)
             let moved = T(rounding: g.value)
             if moved.isInfinite {
-                throw .domain("the gold's logit of example \(i) (class \(y)), (lambda x[\(i)] . w[\(y)] + |w[\(y)]| |x[\(i)]| psi) / (1 + lambda) = \(g.value), overflows \(T.self)")
+                throw .domain("the gold's logit of example \(i) (class \(y)), (lambda x[\(i)] . w[\(y)] + "
+                              + "|w[\(y)]| |x[\(i)]| psi) / (1 + lambda) = \(g.value), overflows \(T.self)")
             }
             golds[r] = g
             row[y] = moved
@@ -161,7 +162,8 @@ enum LSoftmax {
                 // NaN from finite, NaN-free inputs: a partial sum of x[i] . w[j] overflowed (inf - inf).
                 if hasNaN, !wHasNaN, !(0..<d).contains(where: { features[$0].isNaN }),
                    let j = (0..<k).first(where: { row[$0].isNaN }) {
-                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self) in its partial sums")
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self) "
+                                  + "in its partial sums")
                 }
             }
             surveys[r] = RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked)
@@ -272,7 +274,9 @@ enum LSoftmax {
     static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Norm {
         var sum = 0.0
         for t in 0..<count { let e = v[t].wide; sum += e * e }
-        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else { return Norm(scaled: sum.squareRoot(), shift: 0) }
+        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else {
+            return Norm(scaled: sum.squareRoot(), shift: 0)
+        }
         var largest = 0.0
         for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
         guard largest > 0 else { return Norm(scaled: 0, shift: 0) }
