@@ -305,13 +305,22 @@ enum LSoftmax {
 struct Norm {
     let scaled: Double
     let shift: Int32
+    /// 1 / scaled: unit vectors by a multiplication (one rounding more than a division, u).
+    let inverse: Double
+
+    init(scaled: Double, shift: Int32) {
+        self.scaled = scaled
+        self.shift = shift
+        inverse = 1 / scaled
+    }
 
     var isZero: Bool { scaled == 0 }
     var isNaN: Bool { scaled.isNaN }
     /// |v| rounded to double (may be subnormal or infinite).
     var value: Double { shift == 0 ? scaled : scalbn(scaled, shift) }
-    /// v_t / |v|.
-    @inline(__always) func unit(_ v: Double) -> Double { shift == 0 ? v / scaled : scalbn(v, -shift) / scaled }
+    /// v_t / |v|. Without a shift, scaled is in [2^-485, 2^512] (sum of squares in [2^-969, inf)),
+    /// so its inverse is a normal number.
+    @inline(__always) func unit(_ v: Double) -> Double { shift == 0 ? v * inverse : scalbn(v, -shift) * inverse }
     /// c |v| with one rounding at the end.
     @inline(__always) func times(_ c: Double) -> Double { shift == 0 ? c * scaled : scalbn(c * scaled, shift) }
 }
