@@ -108,8 +108,13 @@ enum LSoftmax {
         defer { gradientRows.free() }
         let dXs = try Scratch<T>(dX != nil ? active * d : 0, "the gradient of the rows of x read")
         defer { dXs.free() }
-        let classTerms = try Scratch<Double>(dW != nil ? k : 0, "the gold terms of d_w")
-        defer { classTerms.free() }
+        // d_w's gold terms, summed class by class in double: the active rows ordered by gold.
+        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the rows ordered by gold class")
+        defer { byClass.free() }
+        let classStarts = try Scratch<Int>(dW != nil ? k + 1 : 0, "where each class starts in that order")
+        defer { classStarts.free() }
+        let classSum = try Scratch<Double>(dW != nil ? d : 0, "one class's gold terms")
+        defer { classSum.free() }
         let partials = try Scratch<Double>(Chunks(examples: n, valuesPerExample: k).count, "the per-chunk sums")
         defer { partials.free() }
         let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
@@ -145,7 +150,7 @@ enum LSoftmax {
             let i = rows[r], y = Int(gold[i])
             let row = logits.base + r * k
             let features = xs.base + r * d
-            let g = GoldLogit(f: row[y].wide, angle: GoldLogit.Angle(features, w + y * d, count: d,
+            let g = GoldLogit(f: row[y].wide, y: y, angle: GoldLogit.Angle(features, w + y * d, count: d,
                               classNorm: classNorms[y], margin: margin), margin: margin)
             let moved = T(rounding: g.value)
             if moved.isInfinite {
@@ -187,7 +192,7 @@ enum LSoftmax {
                 if let gradient {
                     row.update(from: gradient, count: k)
                     golds[r].gradient = row[y].wide
-                    row[y] = T(rounding: golds[r].alpha * golds[r].gradient)
+                    row[y] = T(rounding: golds[r].plain * golds[r].gradient)
                 }
                 return value
             })
@@ -195,15 +200,20 @@ enum LSoftmax {
         let g = UnsafePointer(logits.base)
 
         if let dX {
-            // d_x = G' w (G' with alpha on the gold), plus the gold's term along x itself.
+            // d_x = G' w (G' with `plain` times the gold's gradient at the gold), plus the gold's
+            // terms along x / |x| and the short chord.
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
                     rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
-            for r in 0..<active {
-                // Along x / |x| (not x times |w| / |x|, whose ratio may overflow where the term does not).
-                let c = golds[r].gradient * golds[r].alongFeature, b = golds[r].featureNorm
-                guard c != 0 else { continue }
-                let out = dXs.base + r * d, features = xs.base + r * d
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * b.unit(features[t].wide)) }
+            for r in 0..<active where golds[r].bends {
+                let logit = golds[r], y = Int(logit.y)
+                let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
+                let a = classNorms[y], b = logit.featureNorm, sign = logit.chordSign
+                let out = dXs.base + r * d, features = xs.base + r * d, classRow = w + y * d
+                for t in 0..<d {
+                    let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                    let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                    out[t] = T(rounding: out[t].wide + (cu * u.hi + ce * e))
+                }
             }
             for i in 0..<n {
                 if rowOf[i] < 0 {
@@ -214,14 +224,38 @@ enum LSoftmax {
             }
         }
         if let dW {
-            // d_w = G'^T x, plus each gold's term along its own class row.
+            // d_w = G'^T x, plus each gold's terms along its class row / |w_y| and the short chord,
+            // summed per class in double over its examples in order (counting sort by gold).
             product(a: g, aRow: 1, aColumn: k, depth: active, b: UnsafePointer(xs.base), bRow: d, width: d,
                     out: dW, rows: k, rowsPerChunk: 256, threads: options.threads, packs: packs)
-            classTerms.base.update(repeating: 0, count: k)
-            for r in 0..<active { classTerms[Int(gold[rows[r]])] += golds[r].gradient * golds[r].alongClass }
-            for j in 0..<k where classTerms[j] != 0 {
-                let out = dW + j * d, row = w + j * d, c = classTerms[j], a = classNorms[j]
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * a.unit(row[t].wide)) }
+            classStarts.base.update(repeating: 0, count: k + 1)
+            for r in 0..<active { classStarts[Int(golds[r].y) + 1] += 1 }
+            for j in 0..<k { classStarts[j + 1] += classStarts[j] }
+            for r in 0..<active {
+                let y = Int(golds[r].y)
+                byClass[classStarts[y]] = r
+                classStarts[y] += 1
+            }
+            // classStarts[j] is now where class j + 1 starts.
+            var start = 0
+            for j in 0..<k {
+                let end = classStarts[j]
+                defer { start = end }
+                guard (start..<end).contains(where: { golds[byClass[$0]].bends }) else { continue }
+                let a = classNorms[j], classRow = w + j * d
+                classSum.base.update(repeating: 0, count: d)
+                for q in start..<end where golds[byClass[q]].bends {
+                    let r = byClass[q], logit = golds[r]
+                    let cv = logit.gradient * logit.radialClass, ce = logit.gradient * logit.chordSign * logit.chordClass
+                    let b = logit.featureNorm, sign = logit.chordSign, features = xs.base + r * d
+                    for t in 0..<d {
+                        let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                        let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                        classSum[t] += cv * v.hi - ce * e
+                    }
+                }
+                let out = dW + j * d
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + classSum[t]) }
             }
         }
     }
@@ -271,19 +305,31 @@ enum LSoftmax {
     /// [1, 2). Safe means finite and at least 2^-969: below that a square under the smallest
     /// normal (2^-1022) may have lost bits that the sum needs (a float64 row of 1e-160s sums
     /// to 0). Float32 rows sum exactly in double except when they are 0; so do most rows.
+    /// The sum is also kept in double-double (exact squares by fma), for the norm's rounding
+    /// error (`Norm.correction`).
     static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Norm {
-        var sum = 0.0
-        for t in 0..<count { let e = v[t].wide; sum += e * e }
+        var sum = 0.0, low = 0.0
+        for t in 0..<count { accumulateSquare(v[t].wide, &sum, &low) }
         guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else {
-            return Norm(scaled: sum.squareRoot(), shift: 0)
+            return Norm(sumOfSquares: sum, low, shift: 0)
         }
         var largest = 0.0
         for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
-        guard largest > 0 else { return Norm(scaled: 0, shift: 0) }
+        guard largest > 0 else { return Norm(sumOfSquares: 0, 0, shift: 0) }
         let e = Int32(largest.exponent)
-        var scaled = 0.0
-        for t in 0..<count { let s = scalbn(v[t].wide, -e); scaled += s * s }
-        return Norm(scaled: scaled.squareRoot(), shift: e)
+        sum = 0
+        low = 0
+        for t in 0..<count { accumulateSquare(scalbn(v[t].wide, -e), &sum, &low) }
+        return Norm(sumOfSquares: sum, low, shift: e)
+    }
+
+    /// (sum, low) += e^2 in double-double: the square's rounding error by fma, the sum's by TwoSum.
+    @inline(__always) private static func accumulateSquare(_ e: Double, _ sum: inout Double, _ low: inout Double) {
+        let p = e * e
+        let pe = (-p).addingProduct(e, e)
+        let s = sum + p, bb = s - sum
+        low += ((sum - (s - bb)) + (p - bb)) + pe
+        sum = s
     }
 
     /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
@@ -305,40 +351,65 @@ enum LSoftmax {
 struct Norm {
     let scaled: Double
     let shift: Int32
-    /// 1 / scaled: unit vectors by a multiplication (one rounding more than a division, u).
+    /// 1 / scaled: unit vectors by a multiplication. Without a shift, scaled is in
+    /// [2^-485, 2^512] (sum of squares in [2^-969, inf)), so its inverse is a normal number.
     let inverse: Double
+    /// delta with the exact norm = scaled (1 + delta) 2^shift, to first order (|delta| <~ u).
+    let correction: Double
 
-    init(scaled: Double, shift: Int32) {
-        self.scaled = scaled
+    /// From the sum of squares sum + low (double-double) of v 2^-shift.
+    init(sumOfSquares sum: Double, _ low: Double, shift: Int32) {
+        scaled = sum.squareRoot()
         self.shift = shift
         inverse = 1 / scaled
+        // sqrt(S) = n sqrt(1 + (S - n^2) / n^2) = n (1 + (S - n^2) / (2 n^2) + ...); S - n^2 from
+        // the exact n^2 (fma), whose high part cancels exactly against sum (Sterbenz).
+        let n2 = scaled * scaled, n2e = (-n2).addingProduct(scaled, scaled)
+        let correction = ((sum - n2) - n2e + low) / (2 * n2)
+        self.correction = correction.isFinite ? correction : 0
     }
 
     var isZero: Bool { scaled == 0 }
     var isNaN: Bool { scaled.isNaN }
     /// |v| rounded to double (may be subnormal or infinite).
     var value: Double { shift == 0 ? scaled : scalbn(scaled, shift) }
-    /// v_t / |v|. Without a shift, scaled is in [2^-485, 2^512] (sum of squares in [2^-969, inf)),
-    /// so its inverse is a normal number.
-    @inline(__always) func unit(_ v: Double) -> Double { shift == 0 ? v * inverse : scalbn(v, -shift) * inverse }
+    /// v_t / |v| as hi + lo, to about u^2 (the product's residual by fma, the norm's own rounding
+    /// by `correction`): the difference of two nearly equal unit vectors, the short chord, keeps
+    /// its relative accuracy (a rounded unit vector is off by u, the chord may be 1e-12).
+    @inline(__always) func unitParts(_ v: Double) -> (hi: Double, lo: Double) {
+        let s = shift == 0 ? v : scalbn(v, -shift)
+        let hi = s * inverse
+        let residual = s.addingProduct(-hi, scaled)  // s - hi scaled, exact
+        return (hi, residual * inverse - hi * correction)
+    }
     /// c |v| with one rounding at the end.
     @inline(__always) func times(_ c: Double) -> Double { shift == 0 ? c * scaled : scalbn(c * scaled, shift) }
 }
 
 /// The gold's logit of one example under L-Softmax, and what its gradient needs.
 ///
-/// With a = |w_y|, b = |x|, c = cos theta and psi' = dpsi/dc:
+/// With a = |w_y|, b = |x|, u = x / b, v = w_y / a, c = cos theta and psi' = dpsi/dc:
 ///
 ///     value      (lambda f + a b psi(theta)) / (1 + lambda)
-///     d/dx       alpha w_y + beta a (x / b)          alpha = (lambda + psi') / (1 + lambda)
-///     d/dw_y     alpha x   + beta b (w_y / a)        beta  = (psi - c psi') / (1 + lambda)
+///     d/dx       (lambda w_y + a [psi u + psi' (v - c u)]) / (1 + lambda)
+///     d/dw_y     (lambda x   + b [psi v + psi' (u - c v)]) / (1 + lambda)
 ///
 /// psi(theta) = (-1)^j cos(m theta) - 2j and psi' = (-1)^j m sin(m theta) / sin theta, with
 /// j = floor(m theta / pi) (at most m - 1). theta comes from the chords between the unit
 /// vectors (`Angle`), cos(m theta) and sin(m theta) from libm: near theta = 0 (a loss near zero)
 /// psi = 1 - 2 sin^2(m theta / 2) keeps its relative accuracy, where the Chebyshev polynomial
-/// T_m(c) of a rounded c = f / (a b) is off by m^2 u. m = 1 and a zero norm give the plain logit:
-/// value f, alpha 1, beta 0.
+/// T_m(c) of a rounded c = f / (a b) is off by m^2 u.
+///
+/// The gradient's angular terms are written around the short chord e = v - s u (s = 1 when
+/// theta <= pi/2, else -1): v - c u = e + (s - c) u with s - c = 2 s sin^2(theta_s / 2)
+/// (theta_s = the acute angle), so
+///
+///     d/dx   = (lambda w_y + a [P u + psi' e]) / (1 + lambda)       P = psi + psi' (s - c)
+///     d/dw_y = (lambda x   + b [P v - s psi' e]) / (1 + lambda)
+///
+/// where the textbook form psi' w_y + (psi - c psi') (a / b) x adds two terms of size m^2 a that
+/// cancel to a when theta is small (m^2 u lost; 1.2 times the target at m = 10). m = 1 and a zero
+/// norm give the plain logit: value f, all of the gradient through the products.
 struct GoldLogit {
     struct Margin {
         let m: Int
@@ -360,7 +431,7 @@ struct GoldLogit {
         init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm a: Norm,
                       margin: Margin) {
             classNorm = a
-            featureNorm = margin.m > 1 && !a.isZero ? LSoftmax.norm(x, count: count) : Norm(scaled: 0, shift: 0)
+            featureNorm = margin.m > 1 && !a.isZero ? LSoftmax.norm(x, count: count) : Norm(sumOfSquares: 0, 0, shift: 0)
             let b = featureNorm
             guard margin.m > 1, !a.isZero, !b.isZero else {
                 acute = 0; isObtuse = false; dot = 0
@@ -370,9 +441,10 @@ struct GoldLogit {
             var apart = 0.0, together = 0.0, f = 0.0
             for t in 0..<count {
                 let xt = x[t].wide, wt = w[t].wide
-                let u = b.unit(xt), v = a.unit(wt)
-                apart += (u - v) * (u - v)
-                together += (u + v) * (u + v)
+                let u = b.unitParts(xt), v = a.unitParts(wt)
+                let minus = (v.hi - u.hi) + (v.lo - u.lo), plus = (v.hi + u.hi) + (v.lo + u.lo)
+                apart += minus * minus
+                together += plus * plus
                 f += xt * wt
             }
             isObtuse = apart > together
@@ -382,30 +454,45 @@ struct GoldLogit {
     }
 
     let value: Double
-    let alpha: Double
-    /// beta a and beta b: the coefficients of x / |x| in d/dx and of w_y / |w_y| in d/dw_y.
-    let alongFeature: Double
-    let alongClass: Double
-    /// |x| (used only where alongFeature != 0).
+    /// The gold's class (for the gradient passes).
+    let y: Int32
+    /// lambda / (1 + lambda), or 1 for the plain logit: the share of the gradient that goes
+    /// through the products, as for any logit (w_y in d/dx, x in d/dw_y).
+    let plain: Double
+    /// Whether the angular terms apply (m > 1 and both norms non-zero).
+    let bends: Bool
+    /// a P / (1 + lambda), a psi' / (1 + lambda): the coefficients of u and e in d/dx.
+    let radialFeature: Double
+    let chordFeature: Double
+    /// b P / (1 + lambda), b psi' / (1 + lambda): the coefficients of v and -s e in d/dw_y.
+    let radialClass: Double
+    let chordClass: Double
+    /// s: e = v - s u is the shorter chord.
+    let chordSign: Double
+    /// |x| (used only where `bends`).
     let featureNorm: Norm
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
     /// `f` is the logit x . w_y as the row holds it (used for m = 1 and zero norms).
-    init(f: Double, angle: Angle, margin: Margin) {
+    init(f: Double, y: Int, angle: Angle, margin: Margin) {
         let a = angle.classNorm, b = angle.featureNorm
         featureNorm = b
+        self.y = Int32(truncatingIfNeeded: y)
+        chordSign = angle.isObtuse ? -1 : 1
         guard margin.m > 1, !a.isZero, !b.isZero else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
             value = f
-            alpha = 1
-            alongFeature = 0
-            alongClass = 0
+            plain = 1
+            bends = false
+            radialFeature = 0; chordFeature = 0; radialClass = 0; chordClass = 0
             return
         }
+        bends = true
         let x = angle.acute
         guard !x.isNaN, !a.isNaN, !b.isNaN else {
-            value = .nan; alpha = .nan; alongFeature = .nan; alongClass = .nan
+            value = .nan; plain = .nan
+            radialFeature = .nan; chordFeature = .nan; radialClass = .nan; chordClass = .nan
             return
         }
         let m = margin.m, dm = Double(m)
@@ -414,7 +501,6 @@ struct GoldLogit {
         // theta = pi - x: cos(m theta) = (-1)^m cos(m x), sin(m theta) = -(-1)^m sin(m x).
         let j = angle.isObtuse ? Swift.max(m - 1 - q, 0) : q
         let flipCos = angle.isObtuse && m % 2 == 1, flipSin = angle.isObtuse && m % 2 == 0
-        let cosine = angle.isObtuse ? -cos(x) : cos(x)
         let cosMTheta = flipCos ? -cos(mx) : cos(mx)
         // sin(m theta) / sin theta, whose limit at x = 0 is m (or -(-1)^m m at theta = pi).
         let ratio = (x == 0 ? dm : sin(mx) / sin(x)) * (flipSin ? -1 : 1)
@@ -428,9 +514,12 @@ struct GoldLogit {
         // dot may overflow where a b psi does not).
         let scaled = a.scaled / (1 + lambda) * b.scaled * psi
         value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
-        alpha = (lambda + slope) / (1 + lambda)
-        let beta = (psi - cosine * slope) / (1 + lambda)
-        alongFeature = a.times(beta)
-        alongClass = b.times(beta)
+        plain = lambda / (1 + lambda)
+        let halfSine = sin(x / 2)
+        let radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
+        radialFeature = a.times(radial)
+        radialClass = b.times(radial)
+        chordFeature = a.times(slope / (1 + lambda))
+        chordClass = b.times(slope / (1 + lambda))
     }
 }

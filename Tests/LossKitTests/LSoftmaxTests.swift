@@ -28,7 +28,7 @@ private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0) -> 
     return x.withUnsafeBufferPointer { x in
         w.withUnsafeBufferPointer { w in
             let a = LSoftmax.norm(w.baseAddress!, count: w.count)
-            return GoldLogit(f: f, angle: .init(x.baseAddress!, w.baseAddress!, count: x.count, classNorm: a,
+            return GoldLogit(f: f, y: 0, angle: .init(x.baseAddress!, w.baseAddress!, count: x.count, classNorm: a,
                                                 margin: margin), margin: margin)
         }
     }
@@ -70,7 +70,7 @@ struct PsiTests {
         }
     }
 
-    @Test("alpha and beta are the derivatives of the gold logit (central differences in x and w)")
+    @Test("the gradient terms are the derivatives of the gold logit (central differences in x and w)")
     func derivatives() {
         var rng = SplitMix64("psi derivatives")
         for m in 1...5 {
@@ -90,11 +90,12 @@ struct PsiTests {
                         xp[t] += h; xm[t] -= h; wp[t] += h; wm[t] -= h
                         let dx = (value(xp, w) - value(xm, w)) / (2 * h)
                         let dw = (value(x, wp) - value(x, wm)) / (2 * h)
-                        // alongFeature, alongClass: the coefficients of the unit vectors x/b, w/a.
-                        #expect(isClose(g.alpha * w[t] + g.alongFeature * x[t] / b, dx, 1e-6),
-                                "m \(m) lambda \(lambda) d/dx[\(t)]")
-                        #expect(isClose(g.alpha * x[t] + g.alongClass * w[t] / a, dw, 1e-6),
-                                "m \(m) lambda \(lambda) d/dw[\(t)]")
+                        // u = x / b, v = w / a and the short chord e = v - s u (header of GoldLogit).
+                        let u = x[t] / b, v = w[t] / a, e = v - g.chordSign * u
+                        let wantX = g.plain * w[t] + (g.bends ? g.radialFeature * u + g.chordFeature * e : 0)
+                        let wantW = g.plain * x[t] + (g.bends ? g.radialClass * v - g.chordSign * g.chordClass * e : 0)
+                        #expect(isClose(wantX, dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
+                        #expect(isClose(wantW, dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
                     }
                 }
             }

@@ -359,6 +359,24 @@ def test_lsoftmax_near_zero_loss_meets_target(dtype, m, scale, tilt):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [10, 50, 1000])
+def test_lsoftmax_large_margin_near_zero_meets_target(dtype, m):
+    # theta below pi / (2m) keeps the loss near zero. The textbook gradient
+    # psi' w_y + (psi - c psi') (|w|/|x|) x adds two terms of size m^2 |w| that cancel when theta is
+    # small (float64 m = 10: 1.2 times the target with the angle already exact); the library
+    # writes it around the short chord between the unit vectors instead.
+    for seed in range(3):
+        x, w = near_zero_case(seed, dtype, 4.0, 1e-3 / m, d=3)
+        ratios, *_ = lsoftmax_excess(x, w, 0, m, dtype=dtype)
+        assert_meets(ratios, f"seed {seed}")
+    # x close to an axis and w_0 on it (the componentwise conditioning is smallest there)
+    x = np.array([3.0, 3e-3 / m, 0.0])
+    w = np.array([[3.0, 0.0, 0.0], [-3.0, 1.0, 0.5], [-2.0, -1.0, 1.0]])
+    ratios, *_ = lsoftmax_excess(x.astype(dtype), w.astype(dtype), 0, m, dtype=dtype)
+    assert_meets(ratios, "axis-aligned")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, lam", [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (2, 1.0), (4, 100.0), (7, 0.0)])
 def test_lsoftmax_standard_normal_meets_target(rng, dtype, m, lam):
     for _ in range(4):
