@@ -21,15 +21,15 @@ private func goldLogit(theta: Double, m: Int, lambda: Double = 0, a: Double = 1,
     goldLogit(x: [b, 0], w: [a * cos(theta), a * sin(theta)], m: m, lambda: lambda)
 }
 
-/// `GoldLogit` of the feature row x and the class row w, as the library calls it.
-private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0) -> GoldLogit {
+/// `GoldLogit` of the feature row x and the class row w, as the library calls it (`refined`:
+/// with the unit vectors to about u^2, as it does above `GoldLogit.refineAbove`).
+private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0, refined: Bool = false) -> GoldLogit {
     let margin = GoldLogit.Margin(m: m, lambda: lambda)
     let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
     return x.withUnsafeBufferPointer { x in
         w.withUnsafeBufferPointer { w in
-            let a = LSoftmax.norm(w.baseAddress!, count: w.count)
-            return GoldLogit(f: f, y: 0, angle: .init(x.baseAddress!, w.baseAddress!, count: x.count, classNorm: a,
-                                                margin: margin), margin: margin)
+            GoldLogit(f: f, y: 0, features: x.baseAddress!, classRow: w.baseAddress!, count: x.count,
+                      classNorm: LSoftmax.norm(w.baseAddress!, count: w.count), margin: margin, refined: refined)
         }
     }
 }
@@ -81,6 +81,7 @@ struct PsiTests {
                     func value(_ x: [Double], _ w: [Double]) -> Double {
                         goldLogit(x: x, w: w, m: m, lambda: lambda).value
                     }
+                    let refined = goldLogit(x: x, w: w, m: m, lambda: lambda, refined: true)
                     let a = w.reduce(0) { $0 + $1 * $1 }.squareRoot()
                     let b = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
                     let g = goldLogit(x: x, w: w, m: m, lambda: lambda)
@@ -96,6 +97,9 @@ struct PsiTests {
                         let wantW = g.plain * x[t] + (g.bends ? g.radialClass * v - g.chordSign * g.chordClass * e : 0)
                         #expect(isClose(wantX, dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
                         #expect(isClose(wantW, dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
+                        // Refined unit vectors change only the last digits.
+                        #expect(isClose(refined.value, g.value, 1e-13) && isClose(refined.chordFeature, g.chordFeature, 1e-12)
+                                && isClose(refined.radialFeature, g.radialFeature, 1e-12), "refined: the same terms")
                     }
                 }
             }
