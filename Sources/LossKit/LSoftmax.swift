@@ -108,8 +108,10 @@ enum LSoftmax {
         defer { gradientRows.free() }
         let dXs = try Scratch<T>(dX != nil ? active * d : 0, "the gradient of the rows of x read")
         defer { dXs.free() }
-        // d_w's gold terms, summed class by class in double: the active rows ordered by gold.
-        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the rows ordered by gold class")
+        // d_w's gold terms, summed class by class in double: the refined rows ordered by gold.
+        let classTerms = try Scratch<Double>(dW != nil ? k : 0, "the gold terms of d_w along each class row")
+        defer { classTerms.free() }
+        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the refined rows ordered by gold class")
         defer { byClass.free() }
         let classStarts = try Scratch<Int>(dW != nil ? k + 1 : 0, "where each class starts in that order")
         defer { classStarts.free() }
@@ -196,7 +198,7 @@ enum LSoftmax {
                 if let gradient {
                     row.update(from: gradient, count: k)
                     golds[r].gradient = row[y].wide
-                    row[y] = T(rounding: golds[r].plain * golds[r].gradient)
+                    row[y] = T(rounding: golds[r].productShare * golds[r].gradient)
                 }
                 return value
             })
@@ -204,27 +206,30 @@ enum LSoftmax {
         let g = UnsafePointer(logits.base)
 
         if let dX {
-            // d_x = G' w (G' with `plain` times the gold's gradient at the gold), plus the gold's
-            // terms along x / |x| and the short chord.
+            // d_x = G' w (G' with `productShare` times the gold's gradient at the gold), plus the
+            // gold's terms along x / |x| (and, refined, the short chord).
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
                     rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
             for r in 0..<active where golds[r].bends {
                 let logit = golds[r], y = Int(logit.y)
-                let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
-                let a = logit.classNorm, b = logit.featureNorm, sign = logit.chordSign
                 let out = dXs.base + r * d, features = xs.base + r * d, classRow = w + y * d
-                if logit.isPlain {
-                    let ia = a.inverse, ib = b.inverse
-                    for t in 0..<d {
-                        let u = features[t].wide * ib, v = classRow[t].wide * ia
-                        out[t] = T(rounding: out[t].wide + (cu * u + ce * (v - sign * u)))
+                let a = logit.classNorm, b = logit.featureNorm
+                if !logit.refined {
+                    let c = logit.gradient * logit.alongFeature
+                    if b.shift == 0 {
+                        let cb = c * b.inverse
+                        for t in 0..<d { out[t] = T(rounding: out[t].wide + cb * features[t].wide) }
+                    } else {
+                        for t in 0..<d { out[t] = T(rounding: out[t].wide + c * b.unitParts(features[t].wide).hi) }
                     }
-                } else {
-                    for t in 0..<d {
-                        let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
-                        let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
-                        out[t] = T(rounding: out[t].wide + (cu * u.hi + ce * e))
-                    }
+                    continue
+                }
+                let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
+                let sign = logit.chordSign
+                for t in 0..<d {
+                    let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                    let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                    out[t] = T(rounding: out[t].wide + (cu * u.hi + ce * e))
                 }
             }
             for i in 0..<n {
@@ -236,14 +241,22 @@ enum LSoftmax {
             }
         }
         if let dW {
-            // d_w = G'^T x, plus each gold's terms along its class row / |w_y| and the short chord,
-            // summed per class in double over its examples in order (counting sort by gold).
+            // d_w = G'^T x, plus each gold's term along its class row / |w_y| (summed per class
+            // first), and for refined rows their terms along the unit vectors and the short chord,
+            // summed per class in double over its rows in order (counting sort by gold).
             product(a: g, aRow: 1, aColumn: k, depth: active, b: UnsafePointer(xs.base), bRow: d, width: d,
                     out: dW, rows: k, rowsPerChunk: 256, threads: options.threads, packs: packs)
+            classTerms.base.update(repeating: 0, count: k)
             classStarts.base.update(repeating: 0, count: k + 1)
-            for r in 0..<active { classStarts[Int(golds[r].y) + 1] += 1 }
+            for r in 0..<active where golds[r].bends {
+                if golds[r].refined {
+                    classStarts[Int(golds[r].y) + 1] += 1
+                } else {
+                    classTerms[Int(golds[r].y)] += golds[r].gradient * golds[r].alongClass
+                }
+            }
             for j in 0..<k { classStarts[j + 1] += classStarts[j] }
-            for r in 0..<active {
+            for r in 0..<active where golds[r].bends && golds[r].refined {
                 let y = Int(golds[r].y)
                 byClass[classStarts[y]] = r
                 classStarts[y] += 1
@@ -253,26 +266,23 @@ enum LSoftmax {
             for j in 0..<k {
                 let end = classStarts[j]
                 defer { start = end }
-                guard (start..<end).contains(where: { golds[byClass[$0]].bends }) else { continue }
-                let classRow = w + j * d
-                classSum.base.update(repeating: 0, count: d)
-                for q in start..<end where golds[byClass[q]].bends {
+                guard classTerms[j] != 0 || start < end else { continue }
+                let classRow = w + j * d, c = classTerms[j], a = classNorms[j]
+                if a.shift == 0 {
+                    let ca = c * a.inverse
+                    for t in 0..<d { classSum[t] = ca * classRow[t].wide }
+                } else {
+                    for t in 0..<d { classSum[t] = c * a.unitParts(classRow[t].wide).hi }
+                }
+                for q in start..<end {
                     let r = byClass[q], logit = golds[r]
                     let cv = logit.gradient * logit.radialClass, ce = logit.gradient * logit.chordSign * logit.chordClass
                     let a = logit.classNorm, b = logit.featureNorm, sign = logit.chordSign
                     let features = xs.base + r * d
-                    if logit.isPlain {
-                        let ia = a.inverse, ib = b.inverse
-                        for t in 0..<d {
-                            let u = features[t].wide * ib, v = classRow[t].wide * ia
-                            classSum[t] += cv * v - ce * (v - sign * u)
-                        }
-                    } else {
-                        for t in 0..<d {
-                            let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
-                            let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
-                            classSum[t] += cv * v.hi - ce * e
-                        }
+                    for t in 0..<d {
+                        let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                        let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                        classSum[t] += cv * v.hi - ce * e
                     }
                 }
                 let out = dW + j * d
@@ -425,16 +435,23 @@ struct Norm {
 /// psi = 1 - 2 sin^2(m theta / 2) keeps its relative accuracy, where the Chebyshev polynomial
 /// T_m(c) of a rounded c = f / (a b) is off by m^2 u.
 ///
-/// The gradient's angular terms are written around the short chord e = v - s u (s = 1 when
-/// theta <= pi/2, else -1): v - c u = e + (s - c) u with s - c = 2 s sin^2(theta_s / 2)
-/// (theta_s = the acute angle), so
+/// The gradient's angular terms come in two forms. The textbook one,
+///
+///     d/dx = alpha w_y + beta a u      alpha = (lambda + psi') / (1 + lambda)
+///     d/dw_y = alpha x + beta b v      beta  = (psi - c psi') / (1 + lambda)
+///
+/// costs nothing beyond the products (alpha joins the gold's entry of G', beta is one term per
+/// row), but when theta is small its two terms are of size psi' a ~ m^2 a and cancel to a: it
+/// loses |psi'| u. Where |psi'| > `refineAbove` (margins above 4 at small angles) the terms are
+/// written around the short chord e = v - s u (s = 1 when theta <= pi/2, else -1) instead:
+/// v - c u = e + (s - c) u with s - c = 2 s sin^2(theta_s / 2) (theta_s the acute angle), so
 ///
 ///     d/dx   = (lambda w_y + a [P u + psi' e]) / (1 + lambda)       P = psi + psi' (s - c)
 ///     d/dw_y = (lambda x   + b [P v - s psi' e]) / (1 + lambda)
 ///
-/// where the textbook form psi' w_y + (psi - c psi') (a / b) x adds two terms of size m^2 a that
-/// cancel to a when theta is small (m^2 u lost; 1.2 times the target at m = 10). m = 1 and a zero
-/// norm give the plain logit: value f, all of the gradient through the products.
+/// with the unit vectors to about u^2 (`Angle.refined`), so that e keeps its digits; this costs
+/// one more pass over each such row of x and its class row. m = 1 and a zero norm give the plain
+/// logit: value f, all of the gradient through the products.
 struct GoldLogit {
     struct Margin {
         let m: Int
@@ -490,18 +507,23 @@ struct GoldLogit {
         }
     }
 
-    /// The angular gradient terms are weighted by psi' (up to m^2); above this |psi'| the short
-    /// chord is measured with refined unit vectors. Below it (every margin up to 4) the plain
-    /// ones already meet the accuracy target (measured: within 0.6 of it up to m = 10 with
-    /// axis-aligned rows, the worst case; 2000 times over at m = 1000).
+    /// Above this |psi'| the gradient takes the chord form with refined unit vectors. At or
+    /// below it (every margin up to 4: |psi'| <= m^2) the textbook form meets the accuracy target
+    /// (measured against mpmath, near-zero losses: within 0.3 of it at m = 3, 4; at m = 10 it was
+    /// 1.2 times over, and the chord form with plain unit vectors 2000 times over at m = 1000).
     static let refineAbove = 16.0
 
     let value: Double
     /// The gold's class (for the gradient passes).
     let y: Int32
-    /// lambda / (1 + lambda), or 1 for the plain logit: the share of the gradient that goes
-    /// through the products, as for any logit (w_y in d/dx, x in d/dw_y).
-    let plain: Double
+    /// The share of the gradient that goes through the products, as for any logit (w_y in d/dx,
+    /// x in d/dw_y): 1 for the plain logit, alpha = (lambda + psi') / (1 + lambda) in the textbook
+    /// form, lambda / (1 + lambda) in the chord form (`refined`).
+    let productShare: Double
+    /// The textbook form's coefficients of u in d/dx and of v in d/dw_y: beta a and beta b with
+    /// beta = (psi - c psi') / (1 + lambda).
+    let alongFeature: Double
+    let alongClass: Double
     /// Whether the angular terms apply (m > 1 and both norms non-zero).
     let bends: Bool
     /// a P / (1 + lambda), a psi' / (1 + lambda): the coefficients of u and e in d/dx.
@@ -515,10 +537,8 @@ struct GoldLogit {
     /// |x| and |w_y| (used only where `bends`), refined or not as the angle was measured.
     let featureNorm: Norm
     let classNorm: Norm
-    /// Whether the unit vectors are to be taken refined (`Angle.refined`).
+    /// The chord form with refined unit vectors (`Angle.refined`), or the textbook form.
     let refined: Bool
-    /// Unit vectors by a plain multiplication with the norms' inverses (no refinement, no shift).
-    var isPlain: Bool { !refined && featureNorm.shift == 0 && classNorm.shift == 0 }
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
@@ -548,8 +568,9 @@ struct GoldLogit {
         guard let angle, margin.m > 1, !angle.classNorm.isZero, !angle.featureNorm.isZero else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
             value = f
-            plain = 1
+            productShare = 1
             bends = false
+            alongFeature = 0; alongClass = 0
             radialFeature = 0; chordFeature = 0; radialClass = 0; chordClass = 0
             featureNorm = Norm(scaled: 0, shift: 0); classNorm = featureNorm
             refined = false; chordSign = 1; slopeMagnitude = 0
@@ -563,7 +584,7 @@ struct GoldLogit {
         bends = true
         let x = angle.acute
         guard !x.isNaN, !a.isNaN, !b.isNaN else {
-            value = .nan; plain = .nan
+            value = .nan; productShare = .nan; alongFeature = .nan; alongClass = .nan
             radialFeature = .nan; chordFeature = .nan; radialClass = .nan; chordClass = .nan
             slopeMagnitude = 0
             return
@@ -588,7 +609,11 @@ struct GoldLogit {
         // dot may overflow where a b psi does not).
         let scaled = a.scaled / (1 + lambda) * b.scaled * psi
         value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
-        plain = lambda / (1 + lambda)
+        productShare = angle.refined ? lambda / (1 + lambda) : (lambda + slope) / (1 + lambda)
+        let cosine = angle.isObtuse ? -cos(x) : cos(x)
+        let beta = (psi - cosine * slope) / (1 + lambda)
+        alongFeature = a.times(beta)
+        alongClass = b.times(beta)
         let halfSine = sin(x / 2)
         let radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
         radialFeature = a.times(radial)

@@ -91,15 +91,20 @@ struct PsiTests {
                         xp[t] += h; xm[t] -= h; wp[t] += h; wm[t] -= h
                         let dx = (value(xp, w) - value(xm, w)) / (2 * h)
                         let dw = (value(x, wp) - value(x, wm)) / (2 * h)
-                        // u = x / b, v = w / a and the short chord e = v - s u (header of GoldLogit).
-                        let u = x[t] / b, v = w[t] / a, e = v - g.chordSign * u
-                        let wantX = g.plain * w[t] + (g.bends ? g.radialFeature * u + g.chordFeature * e : 0)
-                        let wantW = g.plain * x[t] + (g.bends ? g.radialClass * v - g.chordSign * g.chordClass * e : 0)
+                        // u = x / b, v = w / a and the short chord e = v - s u (GoldLogit's two forms).
+                        let u = x[t] / b, v = w[t] / a
+                        let wantX = g.productShare * w[t] + g.alongFeature * u
+                        let wantW = g.productShare * x[t] + g.alongClass * v
                         #expect(isClose(wantX, dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
                         #expect(isClose(wantW, dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
-                        // Refined unit vectors change only the last digits.
-                        #expect(isClose(refined.value, g.value, 1e-13) && isClose(refined.chordFeature, g.chordFeature, 1e-12)
-                                && isClose(refined.radialFeature, g.radialFeature, 1e-12), "refined: the same terms")
+                        let e = v - refined.chordSign * u
+                        let chordX = refined.productShare * w[t] + (refined.bends
+                            ? refined.radialFeature * u + refined.chordFeature * e : 0)
+                        let chordW = refined.productShare * x[t] + (refined.bends
+                            ? refined.radialClass * v - refined.chordSign * refined.chordClass * e : 0)
+                        #expect(isClose(chordX, dx, 1e-6), "chord form: m \(m) lambda \(lambda) d/dx[\(t)]")
+                        #expect(isClose(chordW, dw, 1e-6), "chord form: m \(m) lambda \(lambda) d/dw[\(t)]")
+                        #expect(isClose(refined.value, g.value, 1e-13), "refined: the same value")
                     }
                 }
             }
