@@ -498,14 +498,15 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  * chords between the unit vectors (accurate to a few ulps at every angle, where arccos of a
  * rounded cos theta is not near 0 and pi), then cos(m theta) and sin(m theta). So a loss near
  * zero (theta near 0) keeps its digits at every margin. The gold's gradient terms are formed
- * around that short chord (not as psi' w_y + (psi - cos theta psi') |w_y|/|x_i| x_i, two terms of
- * size m^2 |w_y| that cancel when theta is small), with the unit vectors to about u^2. Measured
- * against exact arithmetic on the same float inputs (bindings/python/tests/test_trust_angular.py),
- * the loss is within 4u (|L| + sum |dL/dz| |z|) over every input z (u the unit roundoff of the
- * input type) and each gradient row within 4u of its own conditioning, with standard-normal
- * inputs, losses near zero (m = 1 .. 4, 10, 50, 1000), norms down to 1e-310 and float32
- * subnormal components. float32 logits are dot products accumulated in float32 (below); with
- * long rows (d in the thousands) their error can exceed that bound.
+ * around that short chord where |psi'| > 16 (not as psi' w_y + (psi - cos theta psi') |w_y|/|x_i|
+ * x_i, two terms of size m^2 |w_y| that cancel when theta is small), with the unit vectors to
+ * about u^2. Measured against exact arithmetic on the same float inputs
+ * (bindings/python/tests/test_trust_angular.py), the loss is within 4u (|L| + sum |dL/dz| |z|)
+ * over every input z (u the unit roundoff of the input type) and each gradient row within 4u of
+ * its own conditioning, with standard-normal inputs, losses near zero (m = 1 .. 4, 10, 50,
+ * 1000), norms down to 1e-310 and float32 subnormal components. float32 logits are dot products
+ * accumulated in float32 (below); with long rows (d in the thousands) their error can exceed
+ * that bound.
  *
  * Gradients: with G = dloss/df~ (p - e_y, times the weight and the reduction's factor),
  *   d_x_i = sum_j G_ij w_j + G_iy [(alpha - 1) w_y + beta |w_y|/|x_i| x_i]
@@ -515,8 +516,11 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  *
  * Cost: three products of n*k*d multiply-adds (the logits and the two gradients), blocked and
  * vectorised, accumulated in the input type within a row and in double across lanes (float32:
- * the usual error of a length-d dot product, ~sqrt(d) ulps); n*k exps; scratch of n*k values of
- * the input type plus O(k + n). Ignored and zero-weight rows of x are not read and cost nothing.
+ * the usual error of a length-d dot product, ~sqrt(d) ulps); n*k exps; for m >= 2, two passes
+ * of O(d) in double over each row x_i and its gold's w_y (the norm, then the chords), and two
+ * more where |psi'| > 16 (margins above 4 at small angles: refined unit vectors, see Accuracy);
+ * scratch of n*k values of the input type plus O(k + n + d). Ignored and zero-weight rows of x
+ * are not read and cost nothing.
  * opt->loss is not read (initialise with LK_LOSS_LOG); opt->ignore_label, weights, reductions,
  * threads and the conventions at the top apply as for dense rows, with x and w the score-like
  * inputs: +-INFINITY in a row of x that is read, or anywhere in w, is LK_ERR_DOMAIN, and a NaN
