@@ -496,7 +496,8 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  * squares would overflow or lose digits to underflow, so rows of 1e-300 or of float32
  * subnormals keep every digit), theta = 2 atan2(|x/|x| - w/|w||, |x/|x| + w/|w||) from the
  * chords between the unit vectors (accurate to a few ulps at every angle, where arccos of a
- * rounded cos theta is not near 0 and pi), then cos(m theta) and sin(m theta). So a loss near
+ * rounded cos theta is not near 0 and pi; arccos is used only for |cos theta| <= 1/2), then
+ * cos(m theta) and sin(m theta). So a loss near
  * zero (theta near 0) keeps its digits at every margin. The gold's gradient terms are formed
  * around that short chord where |psi'| > 16 (not as psi' w_y + (psi - cos theta psi') |w_y|/|x_i|
  * x_i, two terms of size m^2 |w_y| that cancel when theta is small), with the unit vectors to
@@ -516,9 +517,10 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  *
  * Cost: three products of n*k*d multiply-adds (the logits and the two gradients), blocked and
  * vectorised, accumulated in the input type within a row and in double across lanes (float32:
- * the usual error of a length-d dot product, ~sqrt(d) ulps); n*k exps; for m >= 2, two passes
- * of O(d) in double over each row x_i and its gold's w_y (the norm, then the chords), and two
- * more where |psi'| > 16 (margins above 4 at small angles: refined unit vectors, see Accuracy);
+ * the usual error of a length-d dot product, ~sqrt(d) ulps); n*k exps; for m >= 2, one pass of
+ * O(d) in double over each row x_i and its gold's w_y (|x_i| and x_i . w_y), a second where
+ * |cos theta_y| > 1/2 (the chords), and two more where |psi'| > 16 (margins above 4 at small
+ * angles: refined unit vectors, see Accuracy);
  * scratch of n*k values of the input type plus O(k + n + d). Ignored and zero-weight rows of x
  * are not read and cost nothing.
  * opt->loss is not read (initialise with LK_LOSS_LOG); opt->ignore_label, weights, reductions,
