@@ -108,10 +108,10 @@ enum LSoftmax {
         defer { gradientRows.free() }
         let dXs = try Scratch<T>(dX != nil ? active * d : 0, "the gradient of the rows of x read")
         defer { dXs.free() }
-        // d_w's gold terms, summed class by class in double: the refined rows ordered by gold.
+        // d_w's gold terms, summed class by class in double: the chord-form rows ordered by gold.
         let classTerms = try Scratch<Double>(dW != nil ? k : 0, "the gold terms of d_w along each class row")
         defer { classTerms.free() }
-        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the refined rows ordered by gold class")
+        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the chord-form rows ordered by gold class")
         defer { byClass.free() }
         let classStarts = try Scratch<Int>(dW != nil ? k + 1 : 0, "where each class starts in that order")
         defer { classStarts.free() }
@@ -153,10 +153,11 @@ enum LSoftmax {
             let row = logits.base + r * k
             let features = xs.base + r * d
             var g = GoldLogit(f: row[y].wide, y: y, features: features, classRow: w + y * d, count: d,
-                              classNorm: classNorms[y], margin: margin, refined: false)
-            if g.bends, g.slopeMagnitude > GoldLogit.refineAbove {
+                              classNorm: classNorms[y], margin: margin, refined: false, chordForm: false)
+            if g.bends, g.slopeMagnitude > GoldLogit.chordFormAbove {
                 g = GoldLogit(f: row[y].wide, y: y, features: features, classRow: w + y * d, count: d,
-                              classNorm: classNorms[y], margin: margin, refined: true)
+                              classNorm: classNorms[y], margin: margin, refined: GoldLogit.refinesUnits(T.self),
+                              chordForm: true)
             }
             let moved = T(rounding: g.value)
             if moved.isInfinite {
@@ -207,14 +208,14 @@ enum LSoftmax {
 
         if let dX {
             // d_x = G' w (G' with `productShare` times the gold's gradient at the gold), plus the
-            // gold's terms along x / |x| (and, refined, the short chord).
+            // gold's terms along x / |x| (and, in the chord form, the short chord).
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
                     rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
             for r in 0..<active where golds[r].bends {
                 let logit = golds[r], y = Int(logit.y)
                 let out = dXs.base + r * d, features = xs.base + r * d, classRow = w + y * d
                 let a = logit.classNorm, b = logit.featureNorm
-                if !logit.refined {
+                if !logit.chordForm {
                     let c = logit.gradient * logit.alongFeature
                     if b.shift == 0 {
                         let cb = c * b.inverse
@@ -242,21 +243,21 @@ enum LSoftmax {
         }
         if let dW {
             // d_w = G'^T x, plus each gold's term along its class row / |w_y| (summed per class
-            // first), and for refined rows their terms along the unit vectors and the short chord,
+            // first), and for chord-form rows their terms along the unit vectors and the short chord,
             // summed per class in double over its rows in order (counting sort by gold).
             product(a: g, aRow: 1, aColumn: k, depth: active, b: UnsafePointer(xs.base), bRow: d, width: d,
                     out: dW, rows: k, rowsPerChunk: 256, threads: options.threads, packs: packs)
             classTerms.base.update(repeating: 0, count: k)
             classStarts.base.update(repeating: 0, count: k + 1)
             for r in 0..<active where golds[r].bends {
-                if golds[r].refined {
+                if golds[r].chordForm {
                     classStarts[Int(golds[r].y) + 1] += 1
                 } else {
                     classTerms[Int(golds[r].y)] += golds[r].gradient * golds[r].alongClass
                 }
             }
             for j in 0..<k { classStarts[j + 1] += classStarts[j] }
-            for r in 0..<active where golds[r].bends && golds[r].refined {
+            for r in 0..<active where golds[r].bends && golds[r].chordForm {
                 let y = Int(golds[r].y)
                 byClass[classStarts[y]] = r
                 classStarts[y] += 1
@@ -442,15 +443,15 @@ struct Norm {
 ///
 /// costs nothing beyond the products (alpha joins the gold's entry of G', beta is one term per
 /// row), but when theta is small its two terms are of size psi' a ~ m^2 a and cancel to a: it
-/// loses |psi'| u. Where |psi'| > `refineAbove` (margins above 4 at small angles) the terms are
+/// loses |psi'| u. Where |psi'| > `chordFormAbove` (margins above 4 at small angles) the terms are
 /// written around the short chord e = v - s u (s = 1 when theta <= pi/2, else -1) instead:
 /// v - c u = e + (s - c) u with s - c = 2 s sin^2(theta_s / 2) (theta_s the acute angle), so
 ///
 ///     d/dx   = (lambda w_y + a [P u + psi' e]) / (1 + lambda)       P = psi + psi' (s - c)
 ///     d/dw_y = (lambda x   + b [P v - s psi' e]) / (1 + lambda)
 ///
-/// with the unit vectors to about u^2 (`Angle.refined`), so that e keeps its digits; this costs
-/// one more pass over each such row of x and its class row. m = 1 and a zero norm give the plain
+/// with the unit vectors (in float64, refined to about u^2: `Angle.refined`), so that e keeps its
+/// digits; this costs more passes over each such row of x and its class row. m = 1 and a zero norm give the plain
 /// logit: value f, all of the gradient through the products.
 struct GoldLogit {
     struct Margin {
@@ -517,18 +518,24 @@ struct GoldLogit {
         }
     }
 
-    /// Above this |psi'| the gradient takes the chord form with refined unit vectors. At or
-    /// below it (every margin up to 4: |psi'| <= m^2) the textbook form meets the accuracy target
-    /// (measured against mpmath, near-zero losses: within 0.3 of it at m = 3, 4; at m = 10 it was
-    /// 1.2 times over, and the chord form with plain unit vectors 2000 times over at m = 1000).
-    static let refineAbove = 16.0
+    /// Above this |psi'| the gradient takes the chord form. At or below it (every margin up to 4:
+    /// |psi'| <= m^2) the textbook form meets the accuracy target (measured against mpmath,
+    /// near-zero losses: within 0.3 of it at m = 3, 4; at m = 10 float64 was 1.2 times over, and
+    /// at m = 1000 float32 with x along an axis 1500 times over).
+    static let chordFormAbove = 16.0
+
+    /// Whether the chord form needs the unit vectors refined to about u^2: in float64, where a
+    /// rounded unit vector is off by as much as the chord's digits are worth (without: 2000
+    /// times over the target at m = 1000). float32 input does not: the chord is formed in double,
+    /// whose error |psi'| 2^-53 <= 1e6 2^-53 stays far below float32's rounding.
+    static func refinesUnits<T: Real>(_: T.Type) -> Bool { T.ulpOfOne.wide < 0x1p-30 }
 
     let value: Double
     /// The gold's class (for the gradient passes).
     let y: Int32
     /// The share of the gradient that goes through the products, as for any logit (w_y in d/dx,
     /// x in d/dw_y): 1 for the plain logit, alpha = (lambda + psi') / (1 + lambda) in the textbook
-    /// form, lambda / (1 + lambda) in the chord form (`refined`).
+    /// form, lambda / (1 + lambda) in the chord form.
     let productShare: Double
     /// The textbook form's coefficients of u in d/dx and of v in d/dw_y: beta a and beta b with
     /// beta = (psi - c psi') / (1 + lambda).
@@ -547,20 +554,20 @@ struct GoldLogit {
     /// |x| and |w_y| (used only where `bends`), refined or not as the angle was measured.
     let featureNorm: Norm
     let classNorm: Norm
-    /// The chord form with refined unit vectors (`Angle.refined`), or the textbook form.
-    let refined: Bool
+    /// The chord form (the textbook form when false).
+    let chordForm: Bool
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
-    /// |psi'|, which decides whether the angle is measured again with refined unit vectors.
+    /// |psi'|, which decides the form of the gradient.
     let slopeMagnitude: Double
 
     /// The gold's logit of the feature row `features` and its class row `classRow`. `f` is the
     /// logit x . w_y as the row holds it (used for m = 1 and zero norms).
     init<T: Real>(f: Double, y: Int, features: UnsafePointer<T>, classRow: UnsafePointer<T>, count: Int,
-                  classNorm: Norm, margin: Margin, refined: Bool) {
+                  classNorm: Norm, margin: Margin, refined: Bool, chordForm: Bool) {
         guard margin.m > 1, !classNorm.isZero else {
-            self.init(f: f, y: y, angle: nil, margin: margin)
+            self.init(f: f, y: y, angle: nil, margin: margin, chordForm: false)
             return
         }
         // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta = arccos is as
@@ -574,7 +581,7 @@ struct GoldLogit {
         let featureNorm = sum >= 0x1p-969 && sum < .infinity
             ? Norm(scaled: sum.squareRoot(), shift: 0) : LSoftmax.norm(features, count: count)
         guard !featureNorm.isZero else {
-            self.init(f: f, y: y, angle: nil, margin: margin)
+            self.init(f: f, y: y, angle: nil, margin: margin, chordForm: false)
             return
         }
         if !refined, featureNorm.shift == 0, classNorm.shift == 0 {
@@ -582,16 +589,17 @@ struct GoldLogit {
             if c.magnitude <= 0.5 {
                 self.init(f: f, y: y, angle: Angle(classNorm: classNorm, featureNorm: featureNorm,
                                                     acute: acos(c.magnitude), isObtuse: c < 0, dot: dot),
-                          margin: margin)
+                          margin: margin, chordForm: chordForm)
                 return
             }
         }
         self.init(f: f, y: y, angle: Angle(features, classRow, count: count, classNorm: classNorm,
-                                            featureNorm: featureNorm, refined: refined), margin: margin)
+                                            featureNorm: featureNorm, refined: refined),
+                  margin: margin, chordForm: chordForm)
     }
 
     /// `angle` nil: the plain logit (m = 1 or a zero norm).
-    init(f: Double, y: Int, angle: Angle?, margin: Margin) {
+    init(f: Double, y: Int, angle: Angle?, margin: Margin, chordForm: Bool) {
         self.y = Int32(truncatingIfNeeded: y)
         guard let angle, margin.m > 1, !angle.classNorm.isZero, !angle.featureNorm.isZero else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
@@ -601,13 +609,13 @@ struct GoldLogit {
             alongFeature = 0; alongClass = 0
             radialFeature = 0; chordFeature = 0; radialClass = 0; chordClass = 0
             featureNorm = Norm(scaled: 0, shift: 0); classNorm = featureNorm
-            refined = false; chordSign = 1; slopeMagnitude = 0
+            self.chordForm = false; chordSign = 1; slopeMagnitude = 0
             return
         }
         let a = angle.classNorm, b = angle.featureNorm
         featureNorm = b
         classNorm = a
-        refined = angle.refined
+        self.chordForm = chordForm
         chordSign = angle.isObtuse ? -1 : 1
         bends = true
         let x = angle.acute
@@ -637,7 +645,7 @@ struct GoldLogit {
         // dot may overflow where a b psi does not).
         let scaled = a.scaled / (1 + lambda) * b.scaled * psi
         value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
-        productShare = angle.refined ? lambda / (1 + lambda) : (lambda + slope) / (1 + lambda)
+        productShare = chordForm ? lambda / (1 + lambda) : (lambda + slope) / (1 + lambda)
         let cosine = angle.isObtuse ? -cos(x) : cos(x)
         let beta = (psi - cosine * slope) / (1 + lambda)
         alongFeature = a.times(beta)

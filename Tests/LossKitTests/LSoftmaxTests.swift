@@ -21,15 +21,16 @@ private func goldLogit(theta: Double, m: Int, lambda: Double = 0, a: Double = 1,
     goldLogit(x: [b, 0], w: [a * cos(theta), a * sin(theta)], m: m, lambda: lambda)
 }
 
-/// `GoldLogit` of the feature row x and the class row w, as the library calls it (`refined`:
-/// with the unit vectors to about u^2, as it does above `GoldLogit.refineAbove`).
+/// `GoldLogit` of the feature row x and the class row w, as the library calls it (`refined`: in
+/// the chord form with the unit vectors to about u^2, as it does above `GoldLogit.chordFormAbove`).
 private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0, refined: Bool = false) -> GoldLogit {
     let margin = GoldLogit.Margin(m: m, lambda: lambda)
     let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
     return x.withUnsafeBufferPointer { x in
         w.withUnsafeBufferPointer { w in
             GoldLogit(f: f, y: 0, features: x.baseAddress!, classRow: w.baseAddress!, count: x.count,
-                      classNorm: LSoftmax.norm(w.baseAddress!, count: w.count), margin: margin, refined: refined)
+                      classNorm: LSoftmax.norm(w.baseAddress!, count: w.count), margin: margin, refined: refined,
+                      chordForm: refined)
         }
     }
 }
