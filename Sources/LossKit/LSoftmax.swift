@@ -152,12 +152,15 @@ enum LSoftmax {
             let i = rows[r], y = Int(gold[i])
             let row = logits.base + r * k
             let features = xs.base + r * d
-            var g = GoldLogit(f: row[y].wide, y: y, features: features, classRow: w + y * d, count: d,
-                              classNorm: classNorms[y], margin: margin, refined: false, chordForm: false)
+            let angle = GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
+                                          refined: false)
+            var g = GoldLogit(f: row[y].wide, y: y, angle: angle, margin: margin, chordForm: false)
             if g.bends, g.slopeMagnitude > GoldLogit.chordFormAbove {
-                g = GoldLogit(f: row[y].wide, y: y, features: features, classRow: w + y * d, count: d,
-                              classNorm: classNorms[y], margin: margin, refined: GoldLogit.refinesUnits(T.self),
-                              chordForm: true)
+                let refined = GoldLogit.refinesUnits(T.self)
+                    ? GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
+                                        refined: true)
+                    : angle
+                g = GoldLogit(f: row[y].wide, y: y, angle: refined, margin: margin, chordForm: true)
             }
             let moved = T(rounding: g.value)
             if moved.isInfinite {
@@ -227,6 +230,14 @@ enum LSoftmax {
                 }
                 let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
                 let sign = logit.chordSign
+                if a.isPlain && b.isPlain {
+                    let ia = a.inverse, ib = b.inverse
+                    for t in 0..<d {
+                        let u = features[t].wide * ib, v = classRow[t].wide * ia
+                        out[t] = T(rounding: out[t].wide + (cu * u + ce * (v - sign * u)))
+                    }
+                    continue
+                }
                 for t in 0..<d {
                     let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
                     let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
@@ -280,6 +291,14 @@ enum LSoftmax {
                     let cv = logit.gradient * logit.radialClass, ce = logit.gradient * logit.chordSign * logit.chordClass
                     let a = logit.classNorm, b = logit.featureNorm, sign = logit.chordSign
                     let features = xs.base + r * d
+                    if a.isPlain && b.isPlain {
+                        let ia = a.inverse, ib = b.inverse
+                        for t in 0..<d {
+                            let u = features[t].wide * ib, v = classRow[t].wide * ia
+                            classSum[t] += cv * v - ce * (v - sign * u)
+                        }
+                        continue
+                    }
                     for t in 0..<d {
                         let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
                         let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
@@ -406,6 +425,8 @@ struct Norm {
     }
 
     var isZero: Bool { scaled == 0 }
+    /// Unit vectors by a plain multiplication: no shift, no refinement measured.
+    var isPlain: Bool { shift == 0 && correction == 0 }
     var isNaN: Bool { scaled.isNaN }
     /// |v| rounded to double (may be subnormal or infinite).
     var value: Double { shift == 0 ? scaled : scalbn(scaled, shift) }
@@ -562,14 +583,11 @@ struct GoldLogit {
     /// |psi'|, which decides the form of the gradient.
     let slopeMagnitude: Double
 
-    /// The gold's logit of the feature row `features` and its class row `classRow`. `f` is the
-    /// logit x . w_y as the row holds it (used for m = 1 and zero norms).
-    init<T: Real>(f: Double, y: Int, features: UnsafePointer<T>, classRow: UnsafePointer<T>, count: Int,
-                  classNorm: Norm, margin: Margin, refined: Bool, chordForm: Bool) {
-        guard margin.m > 1, !classNorm.isZero else {
-            self.init(f: f, y: y, angle: nil, margin: margin, chordForm: false)
-            return
-        }
+    /// The angle between the feature row `features` and its class row `classRow`, or nil when
+    /// it does not bend the logit (m = 1 or a zero norm).
+    static func measure<T: Real>(_ features: UnsafePointer<T>, _ classRow: UnsafePointer<T>, count: Int,
+                                 classNorm: Norm, margin: Margin, refined: Bool) -> Angle? {
+        guard margin.m > 1, !classNorm.isZero else { return nil }
         // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta = arccos is as
         // accurate as the chords (|dtheta/dcos| <= 1.16) and the pass over the chords is skipped.
         var sum = 0.0, dot = 0.0
@@ -580,22 +598,16 @@ struct GoldLogit {
         }
         let featureNorm = sum >= 0x1p-969 && sum < .infinity
             ? Norm(scaled: sum.squareRoot(), shift: 0) : LSoftmax.norm(features, count: count)
-        guard !featureNorm.isZero else {
-            self.init(f: f, y: y, angle: nil, margin: margin, chordForm: false)
-            return
-        }
+        guard !featureNorm.isZero else { return nil }
         if !refined, featureNorm.shift == 0, classNorm.shift == 0 {
             let c = dot * classNorm.inverse * featureNorm.inverse
             if c.magnitude <= 0.5 {
-                self.init(f: f, y: y, angle: Angle(classNorm: classNorm, featureNorm: featureNorm,
-                                                    acute: acos(c.magnitude), isObtuse: c < 0, dot: dot),
-                          margin: margin, chordForm: chordForm)
-                return
+                return Angle(classNorm: classNorm, featureNorm: featureNorm, acute: acos(c.magnitude),
+                             isObtuse: c < 0, dot: dot)
             }
         }
-        self.init(f: f, y: y, angle: Angle(features, classRow, count: count, classNorm: classNorm,
-                                            featureNorm: featureNorm, refined: refined),
-                  margin: margin, chordForm: chordForm)
+        return Angle(features, classRow, count: count, classNorm: classNorm, featureNorm: featureNorm,
+                     refined: refined)
     }
 
     /// `angle` nil: the plain logit (m = 1 or a zero norm).

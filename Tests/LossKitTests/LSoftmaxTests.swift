@@ -28,9 +28,10 @@ private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0, ref
     let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
     return x.withUnsafeBufferPointer { x in
         w.withUnsafeBufferPointer { w in
-            GoldLogit(f: f, y: 0, features: x.baseAddress!, classRow: w.baseAddress!, count: x.count,
-                      classNorm: LSoftmax.norm(w.baseAddress!, count: w.count), margin: margin, refined: refined,
-                      chordForm: refined)
+            GoldLogit(f: f, y: 0, angle: GoldLogit.measure(x.baseAddress!, w.baseAddress!, count: x.count,
+                                                           classNorm: LSoftmax.norm(w.baseAddress!, count: w.count),
+                                                           margin: margin, refined: refined),
+                      margin: margin, chordForm: refined)
         }
     }
 }
