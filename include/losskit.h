@@ -521,7 +521,8 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  * O(d) in double over each row x_i and its gold's w_y (|x_i| and x_i . w_y), a second where
  * |cos theta_y| > 1/2 (the chords), and where |psi'| > 16 (margins above 4 at small angles) two
  * more for the chord form of the gradient, four in float64 (refined unit vectors, see Accuracy;
- * about 1.4 times the time of a call at m = 8, d = 256, k = 64 with every angle small);
+ * about 1.5 to 2 times the time of a float64 call at m = 8, d = 256, k = 64 with every angle
+ * small, measured on a loaded machine; float32 about the same as without);
  * scratch of n*k values of the input type plus O(k + n + d). Ignored and zero-weight rows of x
  * are not read and cost nothing.
  * opt->loss is not read (initialise with LK_LOSS_LOG); opt->ignore_label, weights, reductions,
