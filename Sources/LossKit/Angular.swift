@@ -19,8 +19,9 @@ struct AngularRow<T: Real> {
     private let margin: Double
     private let cosMargin: Double
     private let sinMargin: Double
-    /// ArcFace: cos(pi - m); at or below it the fallback applies.
-    private let threshold: Double
+    /// ArcFace: cos(pi - m) = -cos m as an unevaluated sum hi + lo (double-double, about
+    /// 2^-104 relative); at or below it the fallback applies (`isAboveThreshold`).
+    private let threshold: (hi: Double, lo: Double)
     /// sin theta's floor in the gradient: its value at the largest cosine below 1, sqrt(2u).
     private let sinFloor: Double
 
@@ -30,7 +31,8 @@ struct AngularRow<T: Real> {
         margin = angular.margin
         cosMargin = cos(angular.margin)
         sinMargin = sin(angular.margin)
-        threshold = cos(Double.pi - angular.margin)
+        let cosine = CosineDD.of(angular.margin)
+        threshold = (-cosine.hi, -cosine.lo)
         sinFloor = (2 * (T.ulpOfOne / 2).wide).squareRoot()
     }
 
@@ -53,7 +55,7 @@ struct AngularRow<T: Real> {
             value = c - margin
             slope = 1
         case .arcFace:
-            if c > threshold {
+            if isAboveThreshold(c) {
                 let sinTheta = ((1 - c) * (1 + c)).squareRoot()
                 value = c * cosMargin - sinTheta * sinMargin
                 // d cos(theta + m) / d cos theta = cos m + cos theta sin m / sin theta; sin m = 0
@@ -69,6 +71,15 @@ struct AngularRow<T: Real> {
         return scale * slope
     }
 
+    /// Whether c > -cos m exactly, i.e. theta + m < pi. cos(pi - m) rounded to double is off by
+    /// an ulp or more (pi - m is itself rounded), which puts cosines next to the threshold on the
+    /// wrong side, where the loss jumps (the fallback is not continuous there). A double c
+    /// different from hi is at least half an ulp of hi away from it, farther than |lo|: its
+    /// side is that of hi; c == hi is above exactly when lo < 0.
+    private func isAboveThreshold(_ c: Double) -> Bool {
+        c != threshold.hi ? c > threshold.hi : threshold.lo < 0
+    }
+
     /// Turns the gradient w.r.t. the logits into the gradient w.r.t. the cosines, in place.
     func chain(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int, goldSlope: Double) {
         let s = T(rounding: scale)
@@ -78,5 +89,84 @@ struct AngularRow<T: Real> {
             gradient[j] *= (c > 1 || c < -1) ? 0 : s  // a masked class has gradient 0 already
         }
         gradient[gold] = T(rounding: goldGradient * goldSlope)
+    }
+}
+
+/// cos m for m in [0, pi] in double-double arithmetic (hi + lo, |lo| <= ulp(hi) / 2, about 2^-104
+/// relative), for decisions that must be exact against a float input: Taylor series on an
+/// argument reduced by pi/2 or pi held in three doubles, so that m near pi/2 (cos m near 0) keeps
+/// its relative accuracy. Run once per call.
+enum CosineDD {
+    private typealias DD = (hi: Double, lo: Double)
+
+    /// pi/2 = halfPi.0 + halfPi.1 + halfPi.2 (to about 2^-160).
+    private static let halfPi = (0x1.921fb54442d18p+0, 0x1.1a62633145c07p-54, -0x1.f1976b7ed8fbcp-110)
+
+    static func of(_ m: Double) -> (hi: Double, lo: Double) {
+        if m <= 0.78 {
+            return cosine((m, 0))
+        } else if m <= 2.35 {
+            // cos m = sin(pi/2 - m); halfPi.0 - m is exact (Sterbenz: m in [pi/4, 3 pi/4]).
+            return sine(reduced(halfPi.0 - m, halfPi.1, halfPi.2))
+        } else {
+            // cos m = -cos(pi - m); 2 halfPi.0 - m is exact (m in [3 pi/4, pi]).
+            let c = cosine(reduced(2 * halfPi.0 - m, 2 * halfPi.1, 2 * halfPi.2))
+            return (-c.hi, -c.lo)
+        }
+    }
+
+    private static func reduced(_ a: Double, _ b: Double, _ c: Double) -> DD {
+        let s = twoSum(a, b)
+        return quickTwoSum(s.hi, s.lo + c)
+    }
+
+    /// cos x = sum (-1)^i x^(2i) / (2i)!, |x| <= 0.79: 14 terms reach 2^-110.
+    private static func cosine(_ x: DD) -> DD {
+        let x2 = multiply(x, x)
+        var term: DD = (1, 0), sum: DD = (1, 0)
+        for i in 1...14 {
+            term = divide(multiply(term, x2), Double((2 * i - 1) * (2 * i)))
+            sum = add(sum, i % 2 == 1 ? (-term.hi, -term.lo) : term)
+        }
+        return sum
+    }
+
+    /// sin x = sum (-1)^i x^(2i+1) / (2i+1)!, |x| <= 0.79.
+    private static func sine(_ x: DD) -> DD {
+        let x2 = multiply(x, x)
+        var term = x, sum = x
+        for i in 1...14 {
+            term = divide(multiply(term, x2), Double((2 * i) * (2 * i + 1)))
+            sum = add(sum, i % 2 == 1 ? (-term.hi, -term.lo) : term)
+        }
+        return sum
+    }
+
+    private static func twoSum(_ a: Double, _ b: Double) -> DD {
+        let s = a + b, bb = s - a
+        return (s, (a - (s - bb)) + (b - bb))
+    }
+
+    private static func quickTwoSum(_ a: Double, _ b: Double) -> DD {
+        let s = a + b
+        return (s, b - (s - a))
+    }
+
+    private static func add(_ x: DD, _ y: DD) -> DD {
+        let s = twoSum(x.hi, y.hi), t = twoSum(x.lo, y.lo)
+        let u = quickTwoSum(s.hi, s.lo + t.hi)
+        return quickTwoSum(u.hi, u.lo + t.lo)
+    }
+
+    private static func multiply(_ x: DD, _ y: DD) -> DD {
+        let p = x.hi * y.hi
+        let e = (-p).addingProduct(x.hi, y.hi)  // exact: the fused a * b - p
+        return quickTwoSum(p, e + (x.hi * y.lo + x.lo * y.hi))
+    }
+
+    private static func divide(_ x: DD, _ n: Double) -> DD {
+        let q = x.hi / n
+        let r = x.hi.addingProduct(-q, n)  // exact: the fused x.hi - q n
+        return quickTwoSum(q, (r + x.lo) / n)
     }
 }

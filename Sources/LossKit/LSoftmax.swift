@@ -42,7 +42,13 @@ enum LSoftmax {
         guard let n = Int(exactly: n64), let d = Int(exactly: d64), let k = Int(exactly: k64) else {
             throw .size("n = \(n64), d = \(d64), k = \(k64) do not fit this platform's address space")
         }
-        let weights = try elementCount(k, d, of: T.self, "k * d (w)")
+        // Every buffer that is read or written must have a byte size that exists (w and d_w are
+        // written even when n = 0), checked before anything is read.
+        let weights = try elementCount(k, d, of: T.self, "k * d (w, d_w)")
+        _ = try elementCount(n, 1, of: Int32.self, "n (gold)")
+        _ = try elementCount(n, 1, of: T.self, "n (weight, loss)")
+        _ = try elementCount(n, d, of: T.self, "n * d (x, d_x)")
+        _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
         let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
         guard n > 0, let x, let w, let gold else {
             // No example: the loss is empty and its gradient w.r.t. w is 0.
@@ -52,8 +58,6 @@ enum LSoftmax {
         }
         guard d >= 1 else { throw .size("d = 0, but a feature row needs at least one value when n > 0") }
         guard k >= 1 else { throw .size("k = 0, but the loss needs at least one class when n > 0") }
-        _ = try elementCount(n, d, of: T.self, "n * d (x)")
-        _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
 
         // Gold labels, for the examples that are neither ignored nor of zero weight.
         let ignore = options.ignoreLabel
@@ -69,11 +73,12 @@ enum LSoftmax {
         for i in 0..<n where gold[i] != ignore {
             try batch.checkWeight(i)
             if batch.hasZeroWeight(i) { continue }
-            try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
+            _ = try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
             active += 1
         }
+        var wHasNaN = false
         for j in 0..<k {
-            try checkFinite(w + j * d, count: d) { t in "w[\(j), \(t)]" }
+            if try checkFinite(w + j * d, count: d, { t in "w[\(j), \(t)]" }) { wHasNaN = true }
         }
         let isIgnored = { (i: Int) in gold[i] == ignore }
         let counted = try batch.denominator(isIgnored: isIgnored)
@@ -93,10 +98,8 @@ enum LSoftmax {
         defer { golds.free() }
         let surveys = try Scratch<RowSurvey<T>>(Swift.max(active, 1), "the row surveys")
         defer { surveys.free() }
-        let classNorms = try Scratch<Double>(k, "the norms of w's rows")
+        let classNorms = try Scratch<Norm>(k, "the norms of w's rows")
         defer { classNorms.free() }
-        let thresholds = try Scratch<Double>(options.margin + 1, "the angles' thresholds")
-        defer { thresholds.free() }
         let wantsGradient = dX != nil || dW != nil
         // No pass uses more threads than it has chunks (the products: 64 rows or 256 classes).
         let mostChunks = Swift.max(Chunks(examples: n, valuesPerExample: k).count, (active + 63) / 64, (k + 255) / 256)
@@ -105,8 +108,15 @@ enum LSoftmax {
         defer { gradientRows.free() }
         let dXs = try Scratch<T>(dX != nil ? active * d : 0, "the gradient of the rows of x read")
         defer { dXs.free() }
-        let classTerms = try Scratch<Double>(dW != nil ? k : 0, "the gold terms of d_w")
+        // d_w's gold terms, summed class by class in double: the chord-form rows ordered by gold.
+        let classTerms = try Scratch<Double>(dW != nil ? k : 0, "the gold terms of d_w along each class row")
         defer { classTerms.free() }
+        let byClass = try Scratch<Int>(dW != nil ? active : 0, "the chord-form rows ordered by gold class")
+        defer { byClass.free() }
+        let classStarts = try Scratch<Int>(dW != nil ? k + 1 : 0, "where each class starts in that order")
+        defer { classStarts.free() }
+        let classSum = try Scratch<Double>(dW != nil ? d : 0, "one class's gold terms")
+        defer { classSum.free() }
         let partials = try Scratch<Double>(Chunks(examples: n, valuesPerExample: k).count, "the per-chunk sums")
         defer { partials.free() }
         let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
@@ -128,26 +138,47 @@ enum LSoftmax {
             for j in classes { classNorms[j] = norm(w + j * d, count: d) }
             transpose(w, rows: k, columns: d, rowRange: classes, into: wt.base)
         }
-        for l in 0...options.margin { thresholds[l] = cos(Double(l) * Double.pi / Double(options.margin)) }
 
         // The logits f = x w^T, rows split across threads.
         product(a: UnsafePointer(xs.base), aRow: d, aColumn: 1, depth: d, b: UnsafePointer(wt.base), bRow: k,
                 width: k, out: logits.base, rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
 
         // Each gold's logit moves; then its row is scanned (max for the log-sum-exp, and no
-        // logit may have overflowed).
-        let margin = GoldLogit.Margin(m: options.margin, lambda: options.lambda, thresholds: UnsafePointer(thresholds.base))
+        // logit may have overflowed). The gold's angle is measured on the inputs themselves, in
+        // double (`GoldLogit.Angle`), not from its rounded logit: cos theta = f / (|w| |x|) has
+        // an absolute error of u, which psi near theta = 0 magnifies m^2 times.
+        let margin = GoldLogit.Margin(m: options.margin, lambda: options.lambda)
         for r in 0..<active {
             let i = rows[r], y = Int(gold[i])
             let row = logits.base + r * k
-            let g = GoldLogit(f: row[y].wide, classNorm: classNorms[y], featureNorm: norm(xs.base + r * d, count: d),
-                              margin: margin)
+            let features = xs.base + r * d
+            let angle = GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
+                                          refined: false)
+            var g = GoldLogit(f: row[y].wide, y: y, angle: angle, margin: margin, chordForm: false)
+            if g.bends, g.slopeMagnitude > GoldLogit.chordFormAbove {
+                let refined = GoldLogit.refinesUnits(T.self)
+                    ? GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
+                                        refined: true)
+                    : angle
+                g = GoldLogit(f: row[y].wide, y: y, angle: refined, margin: margin, chordForm: true)
+            }
+            let moved = T(rounding: g.value)
+            if moved.isInfinite {
+                throw .domain("the gold's logit of example \(i) (class \(y)), (lambda x[\(i)] . w[\(y)] + "
+                              + "|w[\(y)]| |x[\(i)]| psi) / (1 + lambda) = \(g.value), overflows \(T.self)")
+            }
             golds[r] = g
-            row[y] = T(rounding: g.value)
+            row[y] = moved
             let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(row), count: k, SurveyUnmasked.self)
             if hasNaN || unmasked < k || maximum == T.infinity {
                 for j in 0..<k where row[j].isInfinite {
-                    throw .domain("the \(j == y ? "gold's moved logit" : "logit") of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): \(row[j])")
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): \(row[j])")
+                }
+                // NaN from finite, NaN-free inputs: a partial sum of x[i] . w[j] overflowed (inf - inf).
+                if hasNaN, !wHasNaN, !(0..<d).contains(where: { features[$0].isNaN }),
+                   let j = (0..<k).first(where: { row[$0].isNaN }) {
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self) "
+                                  + "in its partial sums")
                 }
             }
             surveys[r] = RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked)
@@ -171,7 +202,7 @@ enum LSoftmax {
                 if let gradient {
                     row.update(from: gradient, count: k)
                     golds[r].gradient = row[y].wide
-                    row[y] = T(rounding: golds[r].alpha * golds[r].gradient)
+                    row[y] = T(rounding: golds[r].productShare * golds[r].gradient)
                 }
                 return value
             })
@@ -179,14 +210,39 @@ enum LSoftmax {
         let g = UnsafePointer(logits.base)
 
         if let dX {
-            // d_x = G' w (G' with alpha on the gold), plus the gold's term along x itself.
+            // d_x = G' w (G' with `productShare` times the gold's gradient at the gold), plus the
+            // gold's terms along x / |x| (and, in the chord form, the short chord).
             product(a: g, aRow: k, aColumn: 1, depth: k, b: w, bRow: d, width: d, out: dXs.base,
                     rows: active, rowsPerChunk: 64, threads: options.threads, packs: packs)
-            for r in 0..<active {
-                let c = golds[r].gradient * golds[r].alongFeature
-                guard c != 0 else { continue }
-                let out = dXs.base + r * d, features = xs.base + r * d
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * features[t].wide) }
+            for r in 0..<active where golds[r].bends {
+                let logit = golds[r], y = Int(logit.y)
+                let out = dXs.base + r * d, features = xs.base + r * d, classRow = w + y * d
+                let a = logit.classNorm, b = logit.featureNorm
+                if !logit.chordForm {
+                    let c = logit.gradient * logit.alongFeature
+                    if b.shift == 0 {
+                        let cb = c * b.inverse
+                        for t in 0..<d { out[t] = T(rounding: out[t].wide + cb * features[t].wide) }
+                    } else {
+                        for t in 0..<d { out[t] = T(rounding: out[t].wide + c * b.unitParts(features[t].wide).hi) }
+                    }
+                    continue
+                }
+                let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
+                let sign = logit.chordSign
+                if a.isPlain && b.isPlain {
+                    let ia = a.inverse, ib = b.inverse
+                    for t in 0..<d {
+                        let u = features[t].wide * ib, v = classRow[t].wide * ia
+                        out[t] = T(rounding: out[t].wide + (cu * u + ce * (v - sign * u)))
+                    }
+                    continue
+                }
+                for t in 0..<d {
+                    let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                    let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                    out[t] = T(rounding: out[t].wide + (cu * u.hi + ce * e))
+                }
             }
             for i in 0..<n {
                 if rowOf[i] < 0 {
@@ -197,14 +253,60 @@ enum LSoftmax {
             }
         }
         if let dW {
-            // d_w = G'^T x, plus each gold's term along its own class row.
+            // d_w = G'^T x, plus each gold's term along its class row / |w_y| (summed per class
+            // first), and for chord-form rows their terms along the unit vectors and the short chord,
+            // summed per class in double over its rows in order (counting sort by gold).
             product(a: g, aRow: 1, aColumn: k, depth: active, b: UnsafePointer(xs.base), bRow: d, width: d,
                     out: dW, rows: k, rowsPerChunk: 256, threads: options.threads, packs: packs)
             classTerms.base.update(repeating: 0, count: k)
-            for r in 0..<active { classTerms[Int(gold[rows[r]])] += golds[r].gradient * golds[r].alongClass }
-            for j in 0..<k where classTerms[j] != 0 {
-                let out = dW + j * d, row = w + j * d, c = classTerms[j]
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + c * row[t].wide) }
+            classStarts.base.update(repeating: 0, count: k + 1)
+            for r in 0..<active where golds[r].bends {
+                if golds[r].chordForm {
+                    classStarts[Int(golds[r].y) + 1] += 1
+                } else {
+                    classTerms[Int(golds[r].y)] += golds[r].gradient * golds[r].alongClass
+                }
+            }
+            for j in 0..<k { classStarts[j + 1] += classStarts[j] }
+            for r in 0..<active where golds[r].bends && golds[r].chordForm {
+                let y = Int(golds[r].y)
+                byClass[classStarts[y]] = r
+                classStarts[y] += 1
+            }
+            // classStarts[j] is now where class j + 1 starts.
+            var start = 0
+            for j in 0..<k {
+                let end = classStarts[j]
+                defer { start = end }
+                guard classTerms[j] != 0 || start < end else { continue }
+                let classRow = w + j * d, c = classTerms[j], a = classNorms[j]
+                if a.shift == 0 {
+                    let ca = c * a.inverse
+                    for t in 0..<d { classSum[t] = ca * classRow[t].wide }
+                } else {
+                    for t in 0..<d { classSum[t] = c * a.unitParts(classRow[t].wide).hi }
+                }
+                for q in start..<end {
+                    let r = byClass[q], logit = golds[r]
+                    let cv = logit.gradient * logit.radialClass, ce = logit.gradient * logit.chordSign * logit.chordClass
+                    let a = logit.classNorm, b = logit.featureNorm, sign = logit.chordSign
+                    let features = xs.base + r * d
+                    if a.isPlain && b.isPlain {
+                        let ia = a.inverse, ib = b.inverse
+                        for t in 0..<d {
+                            let u = features[t].wide * ib, v = classRow[t].wide * ia
+                            classSum[t] += cv * v - ce * (v - sign * u)
+                        }
+                        continue
+                    }
+                    for t in 0..<d {
+                        let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                        let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
+                        classSum[t] += cv * v.hi - ce * e
+                    }
+                }
+                let out = dW + j * d
+                for t in 0..<d { out[t] = T(rounding: out[t].wide + classSum[t]) }
             }
         }
     }
@@ -249,88 +351,322 @@ enum LSoftmax {
         }
     }
 
-    /// |v| in double; rescaled when the plain sum of squares overflows (float64 input).
-    static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Double {
+    /// |v| in double, like a careful nrm2: the plain sum of squares when it is safe, else the
+    /// sum of squares of v scaled by a power of two (exact) that brings its largest entry to
+    /// [1, 2). Safe means finite and at least 2^-969: below that a square under the smallest
+    /// normal (2^-1022) may have lost bits that the sum needs (a float64 row of 1e-160s sums
+    /// to 0). Float32 rows sum exactly in double except when they are 0; so do most rows.
+    static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Norm {
         var sum = 0.0
         for t in 0..<count { let e = v[t].wide; sum += e * e }
-        guard sum.isInfinite else { return sum.squareRoot() }
+        guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else {
+            return Norm(scaled: sum.squareRoot(), shift: 0)
+        }
         var largest = 0.0
         for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
-        var scaled = 0.0
-        for t in 0..<count { let e = v[t].wide / largest; scaled += e * e }
-        return largest * scaled.squareRoot()
+        guard largest > 0 else { return Norm(scaled: 0, shift: 0) }
+        let e = Int32(largest.exponent)
+        sum = 0
+        for t in 0..<count { let s = scalbn(v[t].wide, -e); sum += s * s }
+        return Norm(scaled: sum.squareRoot(), shift: e)
     }
 
-    /// No +-inf in v[0 ..< count] (NaN propagates).
-    private static func checkFinite<T: Real>(_ v: UnsafePointer<T>, count: Int, _ name: (Int) -> String) throws(Failure) {
+    /// `norm` with its own rounding error (`Norm.correction`), from the sum of squares of the
+    /// same scaled entries in double-double (exact squares by fma, exact additions by TwoSum).
+    static func refined<T: Real>(_ norm: Norm, _ v: UnsafePointer<T>, count: Int) -> Norm {
+        guard !norm.isZero, !norm.isNaN else { return norm }
+        var sum = 0.0, low = 0.0
+        for t in 0..<count {
+            let e = norm.shift == 0 ? v[t].wide : scalbn(v[t].wide, -norm.shift)
+            let p = e * e
+            let pe = (-p).addingProduct(e, e)
+            let s = sum + p, bb = s - sum
+            low += ((sum - (s - bb)) + (p - bb)) + pe
+            sum = s
+        }
+        // sqrt(S) = n (1 + (S - n^2) / (2 n^2) + ...), S - n^2 from the exact n^2 (fma), whose
+        // high part cancels exactly against sum (Sterbenz).
+        let n = norm.scaled, n2 = n * n, n2e = (-n2).addingProduct(n, n)
+        let correction = ((sum - n2) - n2e + low) / (2 * n2)
+        return Norm(scaled: n, shift: norm.shift, correction: correction.isFinite ? correction : 0)
+    }
+
+    /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
+    private static func checkFinite<T: Real>(_ v: UnsafePointer<T>, count: Int,
+                                             _ name: (Int) -> String) throws(Failure) -> Bool {
         var bad = false
-        for t in 0..<count where v[t].isInfinite { bad = true }
-        guard bad else { return }
+        for t in 0..<count where !v[t].isFinite { bad = true }
+        guard bad else { return false }
         for t in 0..<count where v[t].isInfinite {
             throw .domain("\(name(t)) = \(v[t]) is not finite")
         }
+        return true
     }
+}
+
+/// A norm |v| = scaled 2^shift, kept apart so that a norm beyond the double range, or below its
+/// normal range (where it would keep only the bits of a subnormal), still gives unit vectors
+/// and products to full precision. shift is 0 unless `LSoftmax.norm` had to rescale.
+struct Norm {
+    let scaled: Double
+    let shift: Int32
+    /// 1 / scaled: unit vectors by a multiplication. Without a shift, scaled is in
+    /// [2^-485, 2^512] (sum of squares in [2^-969, inf)), so its inverse is a normal number.
+    let inverse: Double
+    /// delta with the exact norm = scaled (1 + delta) 2^shift, to first order (|delta| <~ u);
+    /// 0 unless `LSoftmax.refined` measured it.
+    let correction: Double
+
+    init(scaled: Double, shift: Int32, correction: Double = 0) {
+        self.scaled = scaled
+        self.shift = shift
+        inverse = 1 / scaled
+        self.correction = correction
+    }
+
+    var isZero: Bool { scaled == 0 }
+    /// Unit vectors by a plain multiplication: no shift, no refinement measured.
+    var isPlain: Bool { shift == 0 && correction == 0 }
+    var isNaN: Bool { scaled.isNaN }
+    /// |v| rounded to double (may be subnormal or infinite).
+    var value: Double { shift == 0 ? scaled : scalbn(scaled, shift) }
+    /// v_t / |v| as hi + lo, to about u^2 (the product's residual by fma, the norm's own rounding
+    /// by `correction`): the difference of two nearly equal unit vectors, the short chord, keeps
+    /// its relative accuracy (a rounded unit vector is off by u, the chord may be 1e-12).
+    @inline(__always) func unitParts(_ v: Double) -> (hi: Double, lo: Double) {
+        let s = shift == 0 ? v : scalbn(v, -shift)
+        let hi = s * inverse
+        let residual = s.addingProduct(-hi, scaled)  // s - hi scaled, exact
+        return (hi, residual * inverse - hi * correction)
+    }
+    /// c |v| with one rounding at the end.
+    @inline(__always) func times(_ c: Double) -> Double { shift == 0 ? c * scaled : scalbn(c * scaled, shift) }
 }
 
 /// The gold's logit of one example under L-Softmax, and what its gradient needs.
 ///
-/// With a = |w_y|, b = |x|, c = cos theta = f / (a b) and psi' = dpsi/dc:
+/// With a = |w_y|, b = |x|, u = x / b, v = w_y / a, c = cos theta and psi' = dpsi/dc:
 ///
-///     value      (lambda f + a b psi(c)) / (1 + lambda)
-///     d/dx       alpha w_y + beta (a / b) x          alpha = (lambda + psi') / (1 + lambda)
-///     d/dw_y     alpha x   + beta (b / a) w_y        beta  = (psi - c psi') / (1 + lambda)
+///     value      (lambda f + a b psi(theta)) / (1 + lambda)
+///     d/dx       (lambda w_y + a [psi u + psi' (v - c u)]) / (1 + lambda)
+///     d/dw_y     (lambda x   + b [psi v + psi' (u - c v)]) / (1 + lambda)
 ///
-/// psi(c) = (-1)^j T_m(c) - 2j and psi'(c) = (-1)^j m U_{m-1}(c) (Chebyshev polynomials of the
-/// first and second kind), with j = the number of thresholds cos(l pi / m), l = 1 ..< m, above c.
-/// m = 1 and a zero norm give the plain logit: value f, alpha 1, beta 0.
+/// psi(theta) = (-1)^j cos(m theta) - 2j and psi' = (-1)^j m sin(m theta) / sin theta, with
+/// j = floor(m theta / pi) (at most m - 1). theta comes from the chords between the unit
+/// vectors (`Angle`), cos(m theta) and sin(m theta) from libm: near theta = 0 (a loss near zero)
+/// psi = 1 - 2 sin^2(m theta / 2) keeps its relative accuracy, where the Chebyshev polynomial
+/// T_m(c) of a rounded c = f / (a b) is off by m^2 u.
+///
+/// The gradient's angular terms come in two forms. The textbook one,
+///
+///     d/dx = alpha w_y + beta a u      alpha = (lambda + psi') / (1 + lambda)
+///     d/dw_y = alpha x + beta b v      beta  = (psi - c psi') / (1 + lambda)
+///
+/// costs nothing beyond the products (alpha joins the gold's entry of G', beta is one term per
+/// row), but when theta is small its two terms are of size psi' a ~ m^2 a and cancel to a: it
+/// loses |psi'| u. Where |psi'| > `chordFormAbove` (margins above 4 at small angles) the terms are
+/// written around the short chord e = v - s u (s = 1 when theta <= pi/2, else -1) instead:
+/// v - c u = e + (s - c) u with s - c = 2 s sin^2(theta_s / 2) (theta_s the acute angle), so
+///
+///     d/dx   = (lambda w_y + a [P u + psi' e]) / (1 + lambda)       P = psi + psi' (s - c)
+///     d/dw_y = (lambda x   + b [P v - s psi' e]) / (1 + lambda)
+///
+/// with the unit vectors (in float64, refined to about u^2: `Angle.refined`), so that e keeps its
+/// digits; this costs more passes over each such row of x and its class row. m = 1 and a zero norm give the plain
+/// logit: value f, all of the gradient through the products.
 struct GoldLogit {
     struct Margin {
         let m: Int
         let lambda: Double
-        /// cos(l pi / m) for l = 0 ... m.
-        let thresholds: UnsafePointer<Double>
     }
 
+    /// The angle between x and w_y, measured as acute = the angle to the nearer of w_y and -w_y:
+    /// theta = acute or pi - acute. From the chords |x/b - w/a| = 2 sin(theta/2) and
+    /// |x/b + w/a| = 2 cos(theta/2), acute = 2 atan2(shorter, longer) is accurate to a few u in
+    /// relative terms over the whole range (Kahan's angle between vectors), where arccos(c) is
+    /// not near 0 and pi. Also the dot x . w in double, and both norms (0 if either is 0).
+    /// `refined`: the unit vectors to about u^2 (`Norm.unitParts`), for a short chord that must
+    /// keep its relative accuracy (a rounded unit vector is off by u; the chord may be 1e-12).
+    struct Angle {
+        let classNorm: Norm
+        let featureNorm: Norm
+        let acute: Double
+        let isObtuse: Bool
+        let dot: Double
+        let refined: Bool
+
+        /// An angle measured otherwise (arccos of a cosine away from +-1).
+        init(classNorm: Norm, featureNorm: Norm, acute: Double, isObtuse: Bool, dot: Double) {
+            self.classNorm = classNorm
+            self.featureNorm = featureNorm
+            self.acute = acute
+            self.isObtuse = isObtuse
+            self.dot = dot
+            refined = false
+        }
+
+        init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm: Norm,
+                      featureNorm: Norm, refined: Bool) {
+            let a = refined ? LSoftmax.refined(classNorm, w, count: count) : classNorm
+            let b = refined ? LSoftmax.refined(featureNorm, x, count: count) : featureNorm
+            self.classNorm = a
+            self.featureNorm = b
+            self.refined = refined
+            // One pass over x and w_y, in double (exact products for float32 input).
+            var apart = 0.0, together = 0.0, f = 0.0
+            if !refined && a.shift == 0 && b.shift == 0 {
+                let ia = a.inverse, ib = b.inverse
+                for t in 0..<count {
+                    let xt = x[t].wide, wt = w[t].wide
+                    let u = xt * ib, v = wt * ia
+                    apart += (v - u) * (v - u)
+                    together += (v + u) * (v + u)
+                    f += xt * wt
+                }
+            } else {
+                for t in 0..<count {
+                    let xt = x[t].wide, wt = w[t].wide
+                    let u = b.unitParts(xt), v = a.unitParts(wt)
+                    let minus = (v.hi - u.hi) + (v.lo - u.lo), plus = (v.hi + u.hi) + (v.lo + u.lo)
+                    apart += minus * minus
+                    together += plus * plus
+                    f += xt * wt
+                }
+            }
+            isObtuse = apart > together
+            acute = 2 * atan2((isObtuse ? together : apart).squareRoot(), (isObtuse ? apart : together).squareRoot())
+            dot = f
+        }
+    }
+
+    /// Above this |psi'| the gradient takes the chord form. At or below it (every margin up to 4:
+    /// |psi'| <= m^2) the textbook form meets the accuracy target (measured against mpmath,
+    /// near-zero losses: within 0.3 of it at m = 3, 4; at m = 10 float64 was 1.2 times over, and
+    /// at m = 1000 float32 with x along an axis 1500 times over).
+    static let chordFormAbove = 16.0
+
+    /// Whether the chord form needs the unit vectors refined to about u^2: in float64, where a
+    /// rounded unit vector is off by as much as the chord's digits are worth (without: 2000
+    /// times over the target at m = 1000). float32 input does not: the chord is formed in double,
+    /// whose error |psi'| 2^-53 <= 1e6 2^-53 stays far below float32's rounding.
+    static func refinesUnits<T: Real>(_: T.Type) -> Bool { T.ulpOfOne.wide < 0x1p-30 }
+
     let value: Double
-    let alpha: Double
-    /// beta a / b and beta b / a: the coefficients of x in d/dx and of w_y in d/dw_y.
+    /// The gold's class (for the gradient passes).
+    let y: Int32
+    /// The share of the gradient that goes through the products, as for any logit (w_y in d/dx,
+    /// x in d/dw_y): 1 for the plain logit, alpha = (lambda + psi') / (1 + lambda) in the textbook
+    /// form, lambda / (1 + lambda) in the chord form.
+    let productShare: Double
+    /// The textbook form's coefficients of u in d/dx and of v in d/dw_y: beta a and beta b with
+    /// beta = (psi - c psi') / (1 + lambda).
     let alongFeature: Double
     let alongClass: Double
+    /// Whether the angular terms apply (m > 1 and both norms non-zero).
+    let bends: Bool
+    /// a P / (1 + lambda), a psi' / (1 + lambda): the coefficients of u and e in d/dx.
+    let radialFeature: Double
+    let chordFeature: Double
+    /// b P / (1 + lambda), b psi' / (1 + lambda): the coefficients of v and -s e in d/dw_y.
+    let radialClass: Double
+    let chordClass: Double
+    /// s: e = v - s u is the shorter chord.
+    let chordSign: Double
+    /// |x| and |w_y| (used only where `bends`), refined or not as the angle was measured.
+    let featureNorm: Norm
+    let classNorm: Norm
+    /// The chord form (the textbook form when false).
+    let chordForm: Bool
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
 
-    init(f: Double, classNorm a: Double, featureNorm b: Double, margin: Margin) {
-        guard margin.m > 1, a != 0, b != 0 else {
+    /// |psi'|, which decides the form of the gradient.
+    let slopeMagnitude: Double
+
+    /// The angle between the feature row `features` and its class row `classRow`, or nil when
+    /// it does not bend the logit (m = 1 or a zero norm).
+    static func measure<T: Real>(_ features: UnsafePointer<T>, _ classRow: UnsafePointer<T>, count: Int,
+                                 classNorm: Norm, margin: Margin, refined: Bool) -> Angle? {
+        guard margin.m > 1, !classNorm.isZero else { return nil }
+        // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta = arccos is as
+        // accurate as the chords (|dtheta/dcos| <= 1.16) and the pass over the chords is skipped.
+        var sum = 0.0, dot = 0.0
+        for t in 0..<count {
+            let e = features[t].wide
+            sum += e * e
+            dot += e * classRow[t].wide
+        }
+        let featureNorm = sum >= 0x1p-969 && sum < .infinity
+            ? Norm(scaled: sum.squareRoot(), shift: 0) : LSoftmax.norm(features, count: count)
+        guard !featureNorm.isZero else { return nil }
+        if !refined, featureNorm.shift == 0, classNorm.shift == 0 {
+            let c = dot * classNorm.inverse * featureNorm.inverse
+            if c.magnitude <= 0.5 {
+                return Angle(classNorm: classNorm, featureNorm: featureNorm, acute: acos(c.magnitude),
+                             isObtuse: c < 0, dot: dot)
+            }
+        }
+        return Angle(features, classRow, count: count, classNorm: classNorm, featureNorm: featureNorm,
+                     refined: refined)
+    }
+
+    /// `angle` nil: the plain logit (m = 1 or a zero norm).
+    init(f: Double, y: Int, angle: Angle?, margin: Margin, chordForm: Bool) {
+        self.y = Int32(truncatingIfNeeded: y)
+        guard let angle, margin.m > 1, !angle.classNorm.isZero, !angle.featureNorm.isZero else {
             // m = 1: psi = cos, a b psi = f exactly; a zero vector has no angle (header).
             value = f
-            alpha = 1
-            alongFeature = 0
-            alongClass = 0
+            productShare = 1
+            bends = false
+            alongFeature = 0; alongClass = 0
+            radialFeature = 0; chordFeature = 0; radialClass = 0; chordClass = 0
+            featureNorm = Norm(scaled: 0, shift: 0); classNorm = featureNorm
+            self.chordForm = false; chordSign = 1; slopeMagnitude = 0
             return
         }
-        var c = f / a / b  // a b may overflow where f / a / b does not
-        if c > 1 { c = 1 } else if c < -1 { c = -1 }  // rounding; NaN stays NaN
-        let m = margin.m
-        var j = 0
-        while j + 1 < m, c < margin.thresholds[j + 1] { j += 1 }
-        // T_m(c) and U_{m-1}(c) by their three-term recurrences (stable on [-1, 1]).
-        var (t0, t1) = (1.0, c)
-        var (u0, u1) = (1.0, 2 * c)
-        for _ in 1..<m {
-            (t0, t1) = (t1, 2 * c * t1 - t0)
-            (u0, u1) = (u1, 2 * c * u1 - u0)
+        let a = angle.classNorm, b = angle.featureNorm
+        featureNorm = b
+        classNorm = a
+        self.chordForm = chordForm
+        chordSign = angle.isObtuse ? -1 : 1
+        bends = true
+        let x = angle.acute
+        guard !x.isNaN, !a.isNaN, !b.isNaN else {
+            value = .nan; productShare = .nan; alongFeature = .nan; alongClass = .nan
+            radialFeature = .nan; chordFeature = .nan; radialClass = .nan; chordClass = .nan
+            slopeMagnitude = 0
+            return
         }
-        // After the loop: t1 = T_m, u0 = U_{m-1}.
+        let m = margin.m, dm = Double(m)
+        let mx = dm * x
+        let q = Swift.min(Int((mx / Double.pi).rounded(.down)), m - 1)  // mx <= m pi / 2
+        // theta = pi - x: cos(m theta) = (-1)^m cos(m x), sin(m theta) = -(-1)^m sin(m x).
+        let j = angle.isObtuse ? Swift.max(m - 1 - q, 0) : q
+        let flipCos = angle.isObtuse && m % 2 == 1, flipSin = angle.isObtuse && m % 2 == 0
+        let cosMTheta = flipCos ? -cos(mx) : cos(mx)
+        // sin(m theta) / sin theta, whose limit at x = 0 is m (or -(-1)^m m at theta = pi).
+        let ratio = (x == 0 ? dm : sin(mx) / sin(x)) * (flipSin ? -1 : 1)
         let sign = j % 2 == 0 ? 1.0 : -1.0
-        let psi = sign * t1 - 2 * Double(j)
-        let slope = sign * Double(m) * u0
+        let psi = sign * cosMTheta - 2 * Double(j)
+        let slope = sign * dm * ratio
+        slopeMagnitude = slope.magnitude
         let lambda = margin.lambda
-        // (lambda f + a b psi) / (1 + lambda), ordered so that no intermediate overflows where
-        // the result does not (a b alone may exceed the double range).
-        value = lambda / (1 + lambda) * f + (a / (1 + lambda)) * b * psi
-        alpha = (lambda + slope) / (1 + lambda)
-        let beta = (psi - c * slope) / (1 + lambda)
-        alongFeature = beta * (a / b)
-        alongClass = beta * (b / a)
+        // (lambda f + a b psi) / (1 + lambda), the norms' scales applied last, so that no
+        // intermediate overflows or underflows where the result does not (a b alone may exceed
+        // the double range). f is the dot in double; with lambda = 0 it is not used (a float64
+        // dot may overflow where a b psi does not).
+        let scaled = a.scaled / (1 + lambda) * b.scaled * psi
+        value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
+        productShare = chordForm ? lambda / (1 + lambda) : (lambda + slope) / (1 + lambda)
+        let cosine = angle.isObtuse ? -cos(x) : cos(x)
+        let beta = (psi - cosine * slope) / (1 + lambda)
+        alongFeature = a.times(beta)
+        alongClass = b.times(beta)
+        let halfSine = sin(x / 2)
+        let radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
+        radialFeature = a.times(radial)
+        radialClass = b.times(radial)
+        chordFeature = a.times(slope / (1 + lambda))
+        chordClass = b.times(slope / (1 + lambda))
     }
 }

@@ -1,7 +1,7 @@
 // L-Softmax (lk_lsoftmax_f64/_f32) and the angular-margin dense losses (issue 6).
 //
 // psi's own properties are checked on the internal `GoldLogit` against cos(m theta) from libm
-// (the library never takes an arccos; the test builds cos theta from theta). The blocked product
+// (the library never takes an arccos; the test builds the vectors from theta). The blocked product
 // kernel is checked against a naive triple loop. Everything else goes through the C entry
 // points: m = 1 against lk_dense_f64's log loss on x w^T computed here, the angular losses
 // against closed forms, and every error path with poisoned, untouched outputs.
@@ -16,28 +16,39 @@ private func psiReference(_ theta: Double, m: Int) -> Double {
     return (j % 2 == 0 ? 1 : -1) * cos(Double(m) * theta) - 2 * Double(j)
 }
 
-/// The thresholds cos(l pi / m) that `GoldLogit` reads, and a call of it with unit norms.
-private func goldLogit(cosine c: Double, m: Int, lambda: Double = 0, a: Double = 1, b: Double = 1) -> GoldLogit {
-    let thresholds = (0...m).map { cos(Double($0) * Double.pi / Double(m)) }
-    return thresholds.withUnsafeBufferPointer { t in
-        GoldLogit(f: c * a * b, classNorm: a, featureNorm: b,
-                  margin: .init(m: m, lambda: lambda, thresholds: t.baseAddress!))
+/// `GoldLogit` for x = b (1, 0) and w = a (cos theta, sin theta): the angle theta between them.
+private func goldLogit(theta: Double, m: Int, lambda: Double = 0, a: Double = 1, b: Double = 1) -> GoldLogit {
+    goldLogit(x: [b, 0], w: [a * cos(theta), a * sin(theta)], m: m, lambda: lambda)
+}
+
+/// `GoldLogit` of the feature row x and the class row w, as the library calls it (`refined`: in
+/// the chord form with the unit vectors to about u^2, as it does above `GoldLogit.chordFormAbove`).
+private func goldLogit(x: [Double], w: [Double], m: Int, lambda: Double = 0, refined: Bool = false) -> GoldLogit {
+    let margin = GoldLogit.Margin(m: m, lambda: lambda)
+    let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
+    return x.withUnsafeBufferPointer { x in
+        w.withUnsafeBufferPointer { w in
+            GoldLogit(f: f, y: 0, angle: GoldLogit.measure(x.baseAddress!, w.baseAddress!, count: x.count,
+                                                           classNorm: LSoftmax.norm(w.baseAddress!, count: w.count),
+                                                           margin: margin, refined: refined),
+                      margin: margin, chordForm: refined)
+        }
     }
 }
 
 @Suite("L-Softmax psi")
 struct PsiTests {
-    @Test("the Chebyshev form equals (-1)^j cos(m theta) - 2j, m = 1 ... 8, theta over [0, pi]")
-    func chebyshevEqualsCosine() {
+    @Test("psi from the chords equals (-1)^j cos(m theta) - 2j, m = 1 ... 8, theta over [0, pi]")
+    func chordsEqualCosine() {
         for m in 1...8 {
             var worst = 0.0
             for step in 0...2000 {
                 let theta = Double.pi * Double(step) / 2000
-                let got = goldLogit(cosine: cos(theta), m: m).value
+                let got = goldLogit(theta: theta, m: m).value
                 worst = Swift.max(worst, abs(got - psiReference(theta, m: m)))
             }
-            // cos(theta) rounds theta by ~1e-16 relative; psi's slope is at most m^2 in cos.
-            #expect(worst < 1e-12 * Double(m * m), "m = \(m): worst difference \(worst)")
+            // w = (cos theta, sin theta) rounds theta by ~1e-16; psi's slope in theta is at most m.
+            #expect(worst < 1e-14 * Double(m), "m = \(m): worst difference \(worst)")
         }
     }
 
@@ -45,23 +56,23 @@ struct PsiTests {
     func continuousAndDecreasing() {
         for m in 1...8 {
             let steps = 20000
-            var previous = goldLogit(cosine: 1, m: m).value
+            var previous = goldLogit(theta: 0, m: m).value
             #expect(abs(previous - 1) < 1e-15)
             var largestJump = 0.0
             for step in 1...steps {
                 let theta = Double.pi * Double(step) / Double(steps)
-                let value = goldLogit(cosine: cos(theta), m: m).value
+                let value = goldLogit(theta: theta, m: m).value
                 #expect(value <= previous + 1e-12, "m = \(m): psi rises at theta = \(theta)")
                 largestJump = Swift.max(largestJump, previous - value)
                 previous = value
             }
             // |dpsi/dtheta| <= m, so no step of pi/steps may jump by more than m pi/steps.
             #expect(largestJump <= Double(m) * Double.pi / Double(steps) + 1e-12, "m = \(m): jump \(largestJump)")
-            #expect(abs(goldLogit(cosine: -1, m: m).value - Double(1 - 2 * m)) < 1e-12)
+            #expect(abs(goldLogit(theta: Double.pi, m: m).value - Double(1 - 2 * m)) < 1e-12)
         }
     }
 
-    @Test("alpha and beta are the derivatives of the gold logit (central differences in x and w)")
+    @Test("the gradient terms are the derivatives of the gold logit (central differences in x and w)")
     func derivatives() {
         var rng = SplitMix64("psi derivatives")
         for m in 1...5 {
@@ -70,25 +81,32 @@ struct PsiTests {
                     let d = 4
                     let x = (0..<d).map { _ in rng.normal() }, w = (0..<d).map { _ in rng.normal() }
                     func value(_ x: [Double], _ w: [Double]) -> Double {
-                        let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
-                        let a = w.reduce(0) { $0 + $1 * $1 }.squareRoot(), b = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                        let thresholds = (0...m).map { cos(Double($0) * Double.pi / Double(m)) }
-                        return thresholds.withUnsafeBufferPointer { t in
-                            GoldLogit(f: f, classNorm: a, featureNorm: b,
-                                      margin: .init(m: m, lambda: lambda, thresholds: t.baseAddress!)).value
-                        }
+                        goldLogit(x: x, w: w, m: m, lambda: lambda).value
                     }
-                    let f = zip(x, w).reduce(0) { $0 + $1.0 * $1.1 }
-                    let a = w.reduce(0) { $0 + $1 * $1 }.squareRoot(), b = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    let g = goldLogit(cosine: f / a / b, m: m, lambda: lambda, a: a, b: b)
+                    let refined = goldLogit(x: x, w: w, m: m, lambda: lambda, refined: true)
+                    let a = w.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    let b = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    let g = goldLogit(x: x, w: w, m: m, lambda: lambda)
                     for t in 0..<d {
                         let h = 1e-6
                         var xp = x, xm = x, wp = w, wm = w
                         xp[t] += h; xm[t] -= h; wp[t] += h; wm[t] -= h
                         let dx = (value(xp, w) - value(xm, w)) / (2 * h)
                         let dw = (value(x, wp) - value(x, wm)) / (2 * h)
-                        #expect(isClose(g.alpha * w[t] + g.alongFeature * x[t], dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
-                        #expect(isClose(g.alpha * x[t] + g.alongClass * w[t], dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
+                        // u = x / b, v = w / a and the short chord e = v - s u (GoldLogit's two forms).
+                        let u = x[t] / b, v = w[t] / a
+                        let wantX = g.productShare * w[t] + g.alongFeature * u
+                        let wantW = g.productShare * x[t] + g.alongClass * v
+                        #expect(isClose(wantX, dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
+                        #expect(isClose(wantW, dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
+                        let e = v - refined.chordSign * u
+                        let chordX = refined.productShare * w[t] + (refined.bends
+                            ? refined.radialFeature * u + refined.chordFeature * e : 0)
+                        let chordW = refined.productShare * x[t] + (refined.bends
+                            ? refined.radialClass * v - refined.chordSign * refined.chordClass * e : 0)
+                        #expect(isClose(chordX, dx, 1e-6), "chord form: m \(m) lambda \(lambda) d/dx[\(t)]")
+                        #expect(isClose(chordW, dw, 1e-6), "chord form: m \(m) lambda \(lambda) d/dw[\(t)]")
+                        #expect(isClose(refined.value, g.value, 1e-13), "refined: the same value")
                     }
                 }
             }
@@ -335,6 +353,26 @@ struct AngularTests {
                 #expect(isClose(got.grad[0], -p1 * slope, 1e-12), "d/dc0: \(got.grad[0]) vs \(-p1 * slope)")
                 #expect(isClose(got.grad[1], p1 * s, 1e-12))
             }
+        }
+    }
+
+    @Test("ArcFace's threshold: cos m in double-double against 60-digit values (mpmath)")
+    func cosineDoubleDouble() {
+        // (m, hi, lo) with hi + lo = cos m to 2^-107, from mpmath.cos at 60 digits; the ends of
+        // each argument reduction (0.78, 2.35) and m where cos m is near 0 (pi/2) or -1 (pi).
+        let table: [(Double, Double, Double)] = [
+            (0.5, 0x1.c1528065b7d50p-1, -0x1.892111312e828p-55),
+            (1.5707963267948966, 0x1.1a62633145c07p-54, -0x1.f1976b7ed8fbcp-110),
+            (3.0, -0x1.fae04be85e5d2p-1, -0x1.83effc17efb54p-55),
+            (0.78, 0x1.6bfcdbf817bfap-1, 0x1.5242555683f8bp-55),
+            (2.35, -0x1.67ca02266d8b1p-1, 0x1.a99d0638a47a2p-55),
+            (1e-3, 0x1.ffffef390876cp-1, -0x1.20ee49f228c2cp-57),
+            (3.141592653589793, -1, 0x1.377ce858a5d48p-107),
+        ]
+        for (m, hi, lo) in table {
+            let got = CosineDD.of(m)
+            #expect(got.hi == hi, "cos \(m): hi \(got.hi) vs \(hi)")
+            #expect(abs(got.lo - lo) <= 0x1p-100 * abs(hi), "cos \(m): lo \(got.lo) vs \(lo)")
         }
     }
 

@@ -3,8 +3,8 @@ reference written here in float64.
 
 The reference takes the paper's route, which the library avoids: theta = arccos(f_y / (|w_y||x|)),
 j = floor(theta m / pi) clipped to [0, m - 1], psi = (-1)^j cos(m theta) - 2j, and for the
-gradient dpsi/dcos = (-1)^j m sin(m theta) / sin(theta) (the library uses Chebyshev polynomials
-and compares cosines). Expected gradients are finite differences of the reference, or the
+gradient dpsi/dcos = (-1)^j m sin(m theta) / sin(theta) (the library measures theta from the
+chords between the unit vectors, with atan2, and forms the gradient around the shorter chord). Expected gradients are finite differences of the reference, or the
 reference's own analytic gradient (itself checked against finite differences here).
 """
 
@@ -463,7 +463,7 @@ def test_threads_bit_identical(dtype, rng):
 
 
 def test_large_margin_value(rng):
-    # m = 1000 (the largest allowed): the library's T_m(cos theta) against cos(m arccos c)
+    # m = 1000 (the largest allowed): the library's psi against cos(m arccos c)
     x, w, gold = angled_batch(rng, 5, 3, 4, 1000, x_norm=(0.01, 0.02), w_scale=0.01)
     got = losskit.lsoftmax(x, w, gold, margin=1000, reduction="none")
     want = ref_lsoftmax(x, w, gold, margin=1000, reduction="none", grad=False)
