@@ -588,8 +588,10 @@ struct GoldLogit {
     static func measure<T: Real>(_ features: UnsafePointer<T>, _ classRow: UnsafePointer<T>, count: Int,
                                  classNorm: Norm, margin: Margin, refined: Bool) -> Angle? {
         guard margin.m > 1, !classNorm.isZero else { return nil }
-        // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta = arccos is as
-        // accurate as the chords (|dtheta/dcos| <= 1.16) and the pass over the chords is skipped.
+        // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta from the
+        // cosine is as accurate as from the chords (|dtheta/dcos| <= 1.16), so the pass over the
+        // chords is skipped. atan2(sin, cos), with sin^2 = (1 - c)(1 + c) formed without
+        // cancellation, rather than acos: DESIGN.md keeps acos out of the library.
         var sum = 0.0, dot = 0.0
         for t in 0..<count {
             let e = features[t].wide
@@ -602,7 +604,9 @@ struct GoldLogit {
         if !refined, featureNorm.shift == 0, classNorm.shift == 0 {
             let c = dot * classNorm.inverse * featureNorm.inverse
             if c.magnitude <= 0.5 {
-                return Angle(classNorm: classNorm, featureNorm: featureNorm, acute: acos(c.magnitude),
+                let a = c.magnitude
+                return Angle(classNorm: classNorm, featureNorm: featureNorm,
+                             acute: atan2(((1 - a) * (1 + a)).squareRoot(), a),
                              isObtuse: c < 0, dot: dot)
             }
         }
