@@ -114,16 +114,25 @@ struct FlatCandidates<T: Real> {
             }
             return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
         }
-        // 0/1: the whole row shifted by w, then the gold (cost 0) put right.
+        let g = goldIndex
+        let zeroOne = ZeroOneRow(scores: scores, count: count, weight: w, gold: g)
+        if scores[g] + w > shift {
+            // The gold is the strict plain max and w > 0: its shifted value lies above the shift
+            // (the max of v, which leaves the gold at s[g]), beyond the exp's domain; taking it
+            // out afterwards would subtract a huge (or infinite) term from the others. The row
+            // with the gold patched per vector never forms it.
+            return expSum(zeroOne, shift: shift, store: store)
+        }
+        // 0/1: the whole row shifted by w, then the gold (cost 0) put right. The gold's shifted
+        // value is at most the shift here, so its wrong exp is at most 1 and cancels cleanly.
         let shifted = ShiftedRow(scores: scores, count: count, weight: w)
         var total = store.map { RowKernel.expSum(shifted, shift: shift, into: BufferSink(base: $0)) }
             ?? RowKernel.expSum(shifted, shift: shift, into: Discard<T>())
-        let g = goldIndex
         // The kernel's own exp of the gold's shifted value (what it added), and the right one.
         let wrong = Self.kernelExp(scores[g] + w - shift), right = Self.kernelExp(scores[g] - shift)
         total += right.wide - wrong.wide
         store?[g] = right
-        return RowKernel.rest(total: total, row: ZeroOneRow(scores: scores, count: count, weight: w, gold: g), shift: shift)
+        return RowKernel.rest(total: total, row: zeroOne, shift: shift)
     }
 
     /// The kernels' exp of one value (so that a correction matches what a pass added).
