@@ -146,14 +146,35 @@ struct FlatCandidates<T: Real> {
         return RowKernel.rest(total: total, row: row, shift: shift)
     }
 
-    /// log sum_j exp(v[j]) = shift + log1p(rest), its exps stored into `store` if given.
+    /// log sum_j exp(v[j]) = shift + rest, its exps stored into `store` if given. The exps are
+    /// taken around the max m of v as the kernels round it (in T); the value around the exact
+    /// v[j] of the candidate reaching m, split as (s[j], a alpha c[j] + log1p(...)): rounding
+    /// s + a c to T before fear - hope would cost ulps of |s| however small the loss.
     func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
         let m = maximum(a)
         let rest = expSum(a, shift: m, store: store)
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
-        return (m.wide, logarithm, FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store))
+        let marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
+        if a == 0 { return (m.wide, logarithm, marginals) }  // v = s: m is exact
+        let (score, cost) = exactAugmented(index(of: m, a), a)
+        return (score, cost + logarithm, marginals)
+    }
+
+    /// v[j] = s[j] + a alpha c[j] in double, split as (s[j], a alpha c[j]) so that the difference
+    /// of two terms subtracts the scores first (exact when they are the same candidate's).
+    @inline(__always) func exactAugmented(_ j: Int, _ a: Double) -> (score: Double, cost: Double) {
+        (scores[j].wide, a == 0 ? 0 : a * costScale * unscaledCost(j))
+    }
+
+    /// The first candidate whose v[j] (as the kernels compute it) is `m`: the plain argmax when
+    /// validation's survey gives it, else a scan that stops at it.
+    @inline(__always) func index(of m: T, _ a: Double) -> Int {
+        if known != nil, costs == nil, let plain = maximumFromPlain(a), plain.value == m { return plain.index }
+        let w = T(rounding: a * costScale)
+        if let costs { return RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w)) }
+        return RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
     }
 }
 
@@ -215,25 +236,46 @@ extension FlatCandidates: EnumerableStructure {
     func expectedCost(gradientTimes coefficient: Double) -> Double {
         // p = softmax(s): the exps go to the gradient (when wanted), which the gradient pass then
         // turns into p (c - R) in place.
-        let m = maximum(0)
-        var total: Double, weighted: Double
-        if let costs {
-            (total, weighted) = gradient.map {
-                RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: BufferSink(base: $0))
-            } ?? RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: Discard<T>())
-        } else {
-            let row = PlainRow(scores: scores, count: count)
-            total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
-                ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
-            // 0/1: every candidate but the gold costs 1.
-            weighted = total - Self.kernelExp(scores[goldIndex] - m).wide
-        }
+        guard let costs else { return zeroOneExpectedCost(shift: maximum(0), gradientTimes: coefficient) }
+        // R = alpha (c[a] + sum_j p[j] (c[j] - c[a])) around the argmax a: its own term is 0, so
+        // a dominant argmax leaves R - alpha c[a] (and each alpha c[j] - R) with all its digits.
+        guard let (m, a) = maximumFromPlain(0) else { return .nan }  // a = 0: cannot be nil
+        let reference = costs[a]
+        let (total, dot) = gradient.map {
+            RowKernel.expSumAndDot(scores, costs: costs, reference: reference, count: count, shift: m,
+                                   into: BufferSink(base: $0))
+        } ?? RowKernel.expSumAndDot(scores, costs: costs, reference: reference, count: count, shift: m,
+                                    into: Discard<T>())
         let denominator = 1 + RowKernel.rest(total: total, row: PlainRow(scores: scores, count: count), shift: m)
-        let risk = costScale * weighted / denominator
+        let excess = costScale * (dot / denominator)
         if let gradient {
-            RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, gold: goldIndex, count: count,
+            RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, count: count, reference: reference,
                                    factor: T(rounding: coefficient / denominator),
-                                   alpha: T(rounding: costScale), risk: T(rounding: risk), into: gradient)
+                                   alpha: T(rounding: costScale), excess: T(rounding: excess), into: gradient)
+        }
+        return costScale * reference.wide + excess
+    }
+
+    /// The risk under 0/1 costs, where every candidate but the gold costs 1: R = alpha S / (S +
+    /// e[g]) with S the sum of the others' exps, formed directly (the gold masked in the pass),
+    /// never as total - e[g], which cancels when the gold dominates (and could leave R above
+    /// alpha, with gradient entries of the wrong sign).
+    private func zeroOneExpectedCost(shift m: T, gradientTimes coefficient: Double) -> Double {
+        let g = goldIndex
+        let others = GoldlessRow(scores: scores, count: count, gold: g)
+        let sum = gradient.map { RowKernel.expSum(others, shift: m, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(others, shift: m, into: Discard<T>())
+        let atGold = Self.kernelExp(scores[g] - m).wide
+        // sum + e[g] holds the argmax's exp(0) = 1 exactly: no digit is lost to it.
+        let denominator = sum + atGold
+        let goldShare = atGold / denominator
+        let risk = costScale * (sum / denominator)
+        if let gradient {
+            // p[j] (alpha - R) = e[j] alpha p[g] / denominator off the gold (alpha - R itself would
+            // cancel when R is near alpha); p[g] (0 - R) at the gold.
+            RowKernel.scale(UnsafePointer(gradient), by: T(rounding: coefficient * costScale * goldShare / denominator),
+                            into: gradient, count: count)
+            gradient[g] = T(rounding: -coefficient * goldShare * risk)
         }
         return risk
     }
@@ -254,7 +296,12 @@ extension FlatCandidates: EnumerableStructure {
         case .logSumExp(let a):
             let (shift, rest, marginals) = logSumExp(a, store: store)
             return TermValue(shift: shift, rest: rest, gradient: .marginals(marginals))
-        case .gold, .oracle, .max:
+        case .max(let a):
+            // The value from the exact v[j] of the argmax (logSumExp above says why).
+            let index = maximumWithIndex(a).index
+            let (score, cost) = exactAugmented(index, a)
+            return TermValue(shift: score, rest: cost, gradient: .oneHot(index))
+        case .gold, .oracle:
             return evaluate(t)
         }
     }
@@ -330,4 +377,6 @@ extension FlatCandidates: EnumerableStructure {
     func setGoldGradient(_ value: Double) {
         gradient?[goldIndex] = T(rounding: value)
     }
+
+    func goldGradient() -> Double { gradient?[goldIndex].wide ?? 0 }
 }

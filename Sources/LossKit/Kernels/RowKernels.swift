@@ -65,6 +65,22 @@ struct ZeroOneRow<T: Real>: ScoreRow {
     @inline(__always) func value(_ j: Int) -> T { j == gold ? scores[j] : scores[j] + weight }
 }
 
+/// v[j] = s[j], but the gold masked (-inf): the candidates of cost 1 under 0/1 costs.
+struct GoldlessRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    let gold: Int
+    @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
+        guard gold >= i, gold < i + T.laneCount else { return v }
+        var v = v
+        v[gold - i] = -.infinity
+        return v
+    }
+    @inline(__always) func load(_ i: Int) -> T.Vector { patchGold(loadVector(scores, i), i) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector { patchGold(loadPartial(scores, i, count, pad: -.infinity), i) }
+    @inline(__always) func value(_ j: Int) -> T { j == gold ? -.infinity : scores[j] }
+}
+
 /// v[j] = s[j] + w for every j, the gold included: the 0/1 row without its per-vector gold
 /// patch, for passes whose caller corrects the gold's entry afterwards.
 struct ShiftedRow<T: Real>: ScoreRow {
@@ -373,6 +389,24 @@ enum RowKernel {
         return (m, first == Int.max ? 0 : first)
     }
 
+    /// The lowest j with v[j] == value bit for bit (a value the row holds, such as its max;
+    /// 0 if none): a vector compare per step, stopping at the first hit.
+    @inline(__always) static func firstIndex<R: ScoreRow>(of value: R.Scalar, in row: R) -> Int {
+        typealias T = R.Scalar
+        let w = T.laneCount
+        let target = T.Vector(repeating: value)
+        let none = T.Bits(repeating: 0)
+        var i = 0
+        while i < row.count {
+            let v = i + w <= row.count ? row.load(i) : row.loadTail(i)
+            if T.equalMask(v, target) != none {
+                for lane in 0..<Swift.min(w, row.count - i) where v[lane] == value { return i + lane }
+            }
+            i += w
+        }
+        return 0
+    }
+
     /// e[j] = exp(v[j] - shift) into `sink`; returns sum_j e[j] in double. Lanes accumulate in
     /// the storage type for blocks of 32 vectors, then in double.
     @inline(__always) static func expSum<R: ScoreRow, S: RowSink>(_ row: R, shift: R.Scalar, into sink: S) -> Double
@@ -409,13 +443,15 @@ enum RowKernel {
         return total
     }
 
-    /// (sum_j e[j], sum_j e[j] c[j]) for e[j] = exp(s[j] - shift) into `sink`; c of masked
-    /// candidates (e = 0) is not used, whatever it holds. For the risk.
+    /// (sum_j e[j], sum_j e[j] (c[j] - reference)) for e[j] = exp(s[j] - shift) into `sink`; c of
+    /// masked candidates (e = 0) is not used, whatever it holds. For the risk, with the argmax's
+    /// cost as the reference: its term is exactly 0, and the rest keeps its digits when the
+    /// argmax dominates.
     @inline(__always) static func expSumAndDot<T: Real, S: RowSink>(
-        _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, count: Int, shift: T, into sink: S
+        _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, reference: T, count: Int, shift: T, into sink: S
     ) -> (sum: Double, dot: Double) where S.Scalar == T {
         let w = T.laneCount
-        let shiftVector = T.Vector(repeating: shift)
+        let shiftVector = T.Vector(repeating: shift), referenceVector = T.Vector(repeating: reference)
         var sum = 0.0, dot = 0.0
         var i = 0
         while i + w <= count {
@@ -425,7 +461,7 @@ enum RowKernel {
                 let e = T.expNonPositive(loadVector(s, i) - shiftVector)
                 sink.store(e, i)
                 a1 += e
-                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * loadVector(c, i))
+                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * (loadVector(c, i) - referenceVector))
                 i += w
             }
             sum += T.sumOfLanes(a1)
@@ -435,12 +471,12 @@ enum RowKernel {
             let e: T.Vector, cv: T.Vector, fresh: T.Bits
             if let (start, mask) = overlappingTail(count: count, seen: i, T.self) {
                 e = T.expNonPositive(loadVector(s, start) - shiftVector)
-                cv = loadVector(c, start)
+                cv = loadVector(c, start) - referenceVector
                 sink.store(e, start)
                 fresh = mask
             } else {
                 e = T.expNonPositive(loadPartial(s, i, count, pad: -.infinity) - shiftVector)
-                cv = loadPartial(c, i, count, pad: 0)
+                cv = loadPartial(c, i, count, pad: 0) - referenceVector
                 sink.storeTail(e, i, count)
                 fresh = T.Bits(repeating: -1)
             }
@@ -510,42 +546,32 @@ enum RowKernel {
         }
     }
 
-    /// The risk gradient f e[j] (alpha c[j] - risk), with c[j] the cost (0/1 against `gold`
-    /// when `costs` is nil); 0 where e[j] = 0 (masked candidates, whose cost is unread). `out`
-    /// may be `e` (in place).
+    /// The risk gradient f e[j] (alpha (c[j] - reference) - excess), with R = alpha reference +
+    /// excess: formed from the cost difference, so that a candidate whose cost is the reference's
+    /// keeps the sign of its exact gradient when R nearly equals alpha c[j]. 0 where e[j] = 0
+    /// (masked candidates, whose cost is unread). `out` may be `e` (in place). (0/1 costs form theirs from the sum over
+    /// the candidates but the gold: FlatCandidates.expectedCost.)
     @inline(__always) static func riskGradient<T: Real>(
-        _ e: UnsafePointer<T>, costs: UnsafePointer<T>?, gold: Int, count: Int,
-        factor f: T, alpha: T, risk: T, into out: UnsafeMutablePointer<T>
+        _ e: UnsafePointer<T>, costs: UnsafePointer<T>, count: Int,
+        reference: T, factor f: T, alpha: T, excess: T, into out: UnsafeMutablePointer<T>
     ) {
-        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: risk)
+        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: excess)
+        let vc = T.Vector(repeating: reference)
         var i = 0
-        if let costs {
-            while i + T.laneCount <= count {
-                let v = loadVector(e, i)
-                let g = v * vf * T.fma(loadVector(costs, i), va, -vr)
-                storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
-                i += T.laneCount
-            }
-            guard i < count else { return }
-            if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
-                // `out` may be `e`: the seen lanes keep what they now hold.
-                let v = loadVector(e, start)
-                let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start), va, -vr))
-                storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
-            } else {
-                while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
-            }
+        while i + T.laneCount <= count {
+            let v = loadVector(e, i)
+            let g = v * vf * T.fma(loadVector(costs, i) - vc, va, -vr)
+            storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
+            i += T.laneCount
+        }
+        guard i < count else { return }
+        if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+            // `out` may be `e`: the seen lanes keep what they now hold.
+            let v = loadVector(e, start)
+            let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start) - vc, va, -vr))
+            storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
         } else {
-            let offGold = va - vr  // every candidate but the gold costs 1
-            let atGold = e[gold] * f * (0 - risk)  // read first: `out` may be `e`
-            while i + T.laneCount <= count { storeVector(loadVector(e, i) * vf * offGold, out, i); i += T.laneCount }
-            if i < count, let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
-                storeVector(T.select(fresh, loadVector(e, start) * vf * offGold, loadVector(UnsafePointer(out), start)),
-                            out, start)
-            } else {
-                while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
-            }
-            out[gold] = atGold
+            while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * ((costs[i] - reference) * alpha - excess); i += 1 }
         }
     }
 

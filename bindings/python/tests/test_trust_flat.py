@@ -72,8 +72,9 @@ def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fea
         eps = _mp(label_smoothing)
         K = len(live)
         m = max(sv[j] for j in live)
-        z = mpmath.fsum(mpmath.exp(sv[j] - m) for j in live)
-        lse = m + mpmath.log(z)
+        top = min(j for j in live if sv[j] == m)
+        z = 1 + mpmath.fsum(mpmath.exp(sv[j] - m) for j in live if j != top)
+        lse = m + mpmath.log1p(z - 1)
         L = lse - (1 - eps) * sv[gold] - eps / K * mpmath.fsum(sv[j] for j in live)
         grad = [mpmath.exp(sv[j] - m) / z - (1 - eps) * (j == gold) - eps / K if j in live else mpmath.mpf(0)
                 for j in range(k)]
@@ -94,10 +95,11 @@ def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fea
         if kind == "max":
             j = gold if v.get(gold) == m else min(j for j in live if v[j] == m)
             return v[j], {j: 1}, {j: a}
+        top = min(j for j in live if v[j] == m)
         e = {j: mpmath.exp(v[j] - m) for j in live}
-        z = mpmath.fsum(e.values())
-        p = {j: e[j] / z for j in live}
-        return m + mpmath.log(z), p, {j: a * p[j] for j in live}
+        rest = mpmath.fsum(e[j] for j in live if j != top)  # log1p form: 1 + 1e-305 is 1 at 60 digits
+        p = {j: e[j] / (1 + rest) for j in live}
+        return m + mpmath.log1p(rest), p, {j: a * p[j] for j in live}
 
     F, dF, cF = term(fk, f)
     H, dH, cH = term(hk, -h)
@@ -217,3 +219,157 @@ def test_zero_one_fear_at_large_cost_scale(structure, dtype, s, gold, alpha, opt
     out = call(s, gold, dtype, cost_scale=alpha, **extra, **opts)
     assert_accurate(out.loss, out.grad[0] if structure == "dense" else out.grad, ref, dtype, what="written out")
     assert abs(float(got.loss) - float(out.loss)) <= 8 * U[dtype] * (abs(float(out.loss)) + float(ref[2]))
+
+
+# ------------------------------------------------------------------------------------------
+# Risk with 0/1 costs when the gold dominates (accuracy defect 1).
+# ------------------------------------------------------------------------------------------
+
+RISK_ZERO_ONE = [
+    # (dtype, scores, gold). Exact R = alpha sum_{j != g} e^{s_j} / sum_j e^{s_j} (mpmath).
+    (np.float64, [40.0, 0.0, 0.0], 0),  # R = 2 e^-40 / (1 + 2 e^-40) = 8.5e-18
+    (np.float32, [20.0, 0.0, 0.0], 0),  # R = 4.1e-9
+    (np.float64, [-0.9, 5.2, -50.1, 24.9], 2),  # R = 1 - 2.7e-33: never above the largest cost
+    (np.float32, [-0.9, 5.2, -50.1, 24.9], 2),
+    (np.float64, [700.0] + [0.0] * 40, 0),  # R = 40 e^-700, a normal number
+    (np.float64, [3.0] + [-1.0] * 17 + [-np.inf] * 3, 0),  # longer than a vector, masked tail
+    (np.float32, [-np.inf, 1.0, 0.5] + [30.0] + [0.0] * 13, 3),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,gold", RISK_ZERO_ONE)
+def test_risk_zero_one_gold_dominates(structure, dtype, s, gold):
+    s = np.asarray(s, dtype=dtype)
+    call = dense1 if structure == "dense" else list1
+    row = (lambda r: r.grad[0]) if structure == "dense" else (lambda r: r.grad)
+    ref = mp_reference(s, gold, None, loss="risk")
+    got = call(s, gold, dtype, loss="risk")
+    assert_accurate(got.loss, row(got), ref, dtype, what=f"{structure} 0/1")
+    assert float(got.loss) <= 1.0  # R never exceeds the largest cost
+    # The same call with the costs written out (exact reference again, and the two agree).
+    written = per_example_costs([gold], len(s), dtype)
+    extra = dict(cost=written, cost_layout="per_example") if structure == "dense" else dict(cost=written[0])
+    out = call(s, gold, dtype, loss="risk", **extra)
+    assert_accurate(out.loss, row(out), ref, dtype, what=f"{structure} written out")
+    assert float(out.loss) <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# Exps below the smallest normal number (accuracy defect 2): a near-zero loss made of many
+# subnormal terms is itself normal and keeps its value and gradient.
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,top,others", [
+    (np.float32, 88.0, 36),     # L = log1p(36 e^-88) = 2.18e-37 > FLT_MIN; each term 6.1e-39 < FLT_MIN
+    (np.float32, 100.0, 3000),  # each term 3.7e-44 (a few subnormal bits); L = 1.1e-40 < FLT_MIN
+    (np.float64, 709.0, 3000),  # L = log1p(3000 e^-709) = 3.7e-305; each term 1.2e-308 < DBL_MIN
+    (np.float64, 740.0, 40),    # each term 4.2e-322 (subnormal); L = 1.7e-320
+])
+def test_log_loss_of_subnormal_terms(structure, dtype, top, others):
+    # Closed form (mpmath): gold 0 ahead of `others` zeros by `top`:
+    #   L = log1p(K e^-top),  dL/ds_0 = -K e^-top / (1 + K e^-top),  dL/ds_j = e^-top / (1 + K e^-top).
+    s = np.array([top] + [0.0] * others, dtype=dtype)
+    got = (dense1 if structure == "dense" else list1)(s, 0, dtype)
+    grad = got.grad[0] if structure == "dense" else got.grad
+    t = mpmath.exp(-_mp(top))
+    L = mpmath.log1p(others * t)
+    g0, gj = -others * t / (1 + others * t), t / (1 + others * t)
+    tiny = float(np.finfo(dtype).tiny)
+    smallest = float(np.finfo(dtype).smallest_subnormal)
+    u = U[dtype]
+    # The accuracy target 4u(|L| + cond), cond = sum_j |dL/ds_j| |s_j| = top |g0| (the row's
+    # gradient has the same conditioning, top times its largest entry), plus the rounding of the
+    # subnormal terms (each within one subnormal spacing: `others` of them).
+    cond = top * abs(g0)
+    assert abs(_mp(got.loss) - L) <= 4 * u * (L + cond) + others * smallest, (float(got.loss), L)
+    assert abs(_mp(grad[0]) - g0) <= 4 * u * (abs(g0) + cond) + others * smallest
+    for j in (1, others // 2, others):
+        assert abs(_mp(grad[j]) - gj) <= 4 * u * (gj + cond) + smallest, (j, float(grad[j]), gj)
+    if L > tiny:
+        assert got.loss > 0 and grad[0] < 0 and grad[1] > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_soft_losses_near_the_underflow_edge(dtype):
+    # mpmath on the same float inputs: a row whose others trail the gold by 80..100 (float32) or
+    # 700..740 (float64): softmax-margin and risk, each a normal number made of subnormal terms.
+    rng = np.random.default_rng(7)
+    lo, hi = (80, 100) if dtype == np.float32 else (700, 740)
+    s = np.concatenate([[0.0], -rng.uniform(lo, hi, size=20)]).astype(dtype)
+    for opts in (dict(loss="log"), dict(loss="risk"), dict(loss="softmax_margin", cost_scale=0.5)):
+        with mpmath.workdps(800):  # p_g - 1 ~ 1e-305 needs 305 digits beside the 1
+            ref = mp_reference(s, 0, None, **opts)
+        got = dense1(s, 0, dtype, **opts)
+        assert got.loss > 0
+        assert_accurate(got.loss, got.grad[0], ref, dtype, what=str(opts))
+
+
+# ------------------------------------------------------------------------------------------
+# Label smoothing with one unmasked class (accuracy defect 7).
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.1, 0.3, 0.999])
+def test_label_smoothing_one_unmasked_class(dtype, eps):
+    # Closed form: with K = 1 the target (1 - eps) e_g + eps/K is e_g itself: loss 0, gradient 0
+    # exactly (f32(0.1) - 0.1 = -1.49e-9 was left at the gold).
+    s = np.array([[-np.inf, 2.5, -np.inf] + [-np.inf] * 14], dtype=dtype)
+    got = losskit.dense(s, [1], label_smoothing=eps, reduction="sum")
+    assert got.loss == 0
+    assert np.all(got.grad == 0), got.grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_label_smoothing_against_exact(dtype):
+    # mpmath on the same float inputs, including masked classes (K counts the unmasked ones).
+    rng = np.random.default_rng(11)
+    s = rng.normal(size=19).astype(dtype)
+    s[[3, 7]] = -np.inf
+    for gold in (0, 12):
+        ref = mp_reference(s, gold, None, loss="log", label_smoothing=0.1)
+        got = dense1(s, gold, dtype, label_smoothing=0.1)
+        assert_accurate(got.loss, got.grad[0], ref, dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# Cost-augmented scores formed in double (accuracy defect 8): at |s| ~ 90 a loss of order 1
+# keeps the digits that rounding s + f c to the input type would take (16-32 ulps in float64,
+# ~2e-6 relative in float32).
+# ------------------------------------------------------------------------------------------
+
+WIDE_LOSSES = [
+    dict(loss="ramp"),
+    dict(loss="soft_ramp"),
+    dict(loss="hinge"),
+    dict(loss="softmax_margin"),
+    dict(loss="hope_fear", fear="max", hope="lse"),
+    dict(loss="hope_fear", fear="lse", hope="max", fear_scale=0.7, hope_scale=1.3),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("costs", ["zero_one", "per_example"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opts", WIDE_LOSSES, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_wide_scores_keep_their_digits(structure, costs, dtype, opts):
+    # mpmath on the same float inputs: rows of 11 scores near +-90 whose top two are close, so
+    # that the fear and hope terms pick the same or neighbouring candidates and the loss is of
+    # order cost_scale, far below |s|.
+    rng = np.random.default_rng(abs(hash((structure, costs, str(dtype), str(opts)))) % 2**32)
+    call = dense1 if structure == "dense" else list1
+    for trial in range(6):
+        s = (90 * rng.choice([-1, 1]) + rng.normal(scale=0.3, size=11)).astype(dtype)
+        gold = int(rng.integers(11))
+        alpha = float(rng.uniform(0.05, 0.8))
+        if costs == "zero_one":
+            cost, extra = None, {}
+        else:
+            cost = rng.uniform(0, 2, size=11).astype(dtype)
+            cost[gold] = 0
+            extra = dict(cost=cost[None, :], cost_layout="per_example") if structure == "dense" else dict(cost=cost)
+        ref = mp_reference(s, gold, cost, cost_scale=alpha, **opts)
+        got = call(s, gold, dtype, cost_scale=alpha, **extra, **opts)
+        assert_accurate(got.loss, got.grad[0] if structure == "dense" else got.grad, ref, dtype,
+                        what=f"trial {trial}")
