@@ -103,36 +103,23 @@ struct FlatCandidates<T: Real> {
         return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex), gold: goldIndex)
     }
 
-    /// exp(v[j] - shift) into `store` (or nowhere); returns sum_j exp(v[j] - shift) - 1, exactly
-    /// enough for a near-zero loss (RowKernel.rest).
-    @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
+    /// exp(v[k] - v[j]) into `store` (or nowhere) around the candidate j reaching the max of v;
+    /// returns sum_k exp(v[k] - v[j]) - 1, exactly enough for a near-zero loss (RowKernel.rest).
+    /// With costs (a != 0) the exponents are formed centred, (s[k] - s[j]) + w (c[k] - c[j]), not
+    /// as s[k] + w c[k] rounded to T minus the max: near-equal scores then subtract exactly, and
+    /// a loss far below |s| keeps its digits (the rounding of s + w c to T costs ulps of |s|).
+    @inline(__always) func expSum(_ a: Double, center j: Int, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
         if a == 0 { return expSum(PlainRow(scores: scores, count: count), shift: shift, store: store) }
         let w = T(rounding: a * costScale)
         if let costs {
-            if known == nil {
-                return expSum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
-            }
-            return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
+            let row = CenteredCostRow(scores: scores, costs: costs, count: count, weight: w,
+                                      centerScore: scores[j], centerCost: costs[j])
+            return expSum(row, shift: 0, store: store)
         }
         let g = goldIndex
-        let zeroOne = ZeroOneRow(scores: scores, count: count, weight: w, gold: g)
-        if scores[g] + w > shift {
-            // The gold is the strict plain max and w > 0: its shifted value lies above the shift
-            // (the max of v, which leaves the gold at s[g]), beyond the exp's domain; taking it
-            // out afterwards would subtract a huge (or infinite) term from the others. The row
-            // with the gold patched per vector never forms it.
-            return expSum(zeroOne, shift: shift, store: store)
-        }
-        // 0/1: the whole row shifted by w, then the gold (cost 0) put right. The gold's shifted
-        // value is at most the shift here, so its wrong exp is at most 1 and cancels cleanly.
-        let shifted = ShiftedRow(scores: scores, count: count, weight: w)
-        var total = store.map { RowKernel.expSum(shifted, shift: shift, into: BufferSink(base: $0)) }
-            ?? RowKernel.expSum(shifted, shift: shift, into: Discard<T>())
-        // The kernel's own exp of the gold's shifted value (what it added), and the right one.
-        let wrong = Self.kernelExp(scores[g] + w - shift), right = Self.kernelExp(scores[g] - shift)
-        total += right.wide - wrong.wide
-        store?[g] = right
-        return RowKernel.rest(total: total, row: zeroOne, shift: shift)
+        let row = CenteredZeroOneRow(scores: scores, count: count, weight: w, gold: g, center: scores[j],
+                                     offset: j == g ? 0 : w)
+        return expSum(row, shift: 0, store: store)
     }
 
     /// The kernels' exp of one value (so that a correction matches what a pass added).
@@ -147,18 +134,19 @@ struct FlatCandidates<T: Real> {
     }
 
     /// log sum_j exp(v[j]) = shift + rest, its exps stored into `store` if given. The exps are
-    /// taken around the max m of v as the kernels round it (in T); the value around the exact
-    /// v[j] of the candidate reaching m, split as (s[j], a alpha c[j] + log1p(...)): rounding
+    /// taken around the candidate j reaching the max of v as the kernels round it (in T), centred
+    /// on it (expSum); the value is split as (s[j], a alpha c[j] + log1p(...)) in double: rounding
     /// s + a c to T before fear - hope would cost ulps of |s| however small the loss.
     func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
         let m = maximum(a)
-        let rest = expSum(a, shift: m, store: store)
+        let j = a == 0 ? 0 : index(of: m, a)
+        let rest = expSum(a, center: j, shift: m, store: store)
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
         let marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
         if a == 0 { return (m.wide, logarithm, marginals) }  // v = s: m is exact
-        let (score, cost) = exactAugmented(index(of: m, a), a)
+        let (score, cost) = exactAugmented(j, a)
         return (score, cost + logarithm, marginals)
     }
 

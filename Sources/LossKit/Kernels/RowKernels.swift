@@ -81,17 +81,64 @@ struct GoldlessRow<T: Real>: ScoreRow {
     @inline(__always) func value(_ j: Int) -> T { j == gold ? -.infinity : scores[j] }
 }
 
-/// v[j] = s[j] + w for every j, the gold included: the 0/1 row without its per-vector gold
-/// patch, for passes whose caller corrects the gold's entry afterwards.
-struct ShiftedRow<T: Real>: ScoreRow {
+/// Exponents above this are clamped by the centred rows: a centred exponent is positive only by
+/// the rounding of the max found in T (at most 2u|v|), and e^64 keeps every sum finite.
+@inline(__always) func clampedExponent<T: Real>(_ x: T.Vector, _: T.Type) -> T.Vector {
+    let limit = T.Vector(repeating: 64)
+    return T.select(T.signMask(x - limit), x, limit)
+}
+
+/// x[k] = v[k] - v[j] for 0/1 costs against the gold, formed centred on the candidate j that
+/// reaches the max: (s[k] - s[j]) + (w - offset) off the gold, (s[g] - s[j]) - offset at it,
+/// with offset = w when j is not the gold (its own cost), else 0. Near-equal scores subtract
+/// exactly; clamped at 64 (clampedExponent).
+struct CenteredZeroOneRow<T: Real>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let weight: T
-    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) + T.Vector(repeating: weight) }
-    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
-        loadPartial(scores, i, count, pad: -.infinity) + T.Vector(repeating: weight)
+    let gold: Int
+    let center: T
+    let offset: T
+    @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
+        guard gold >= i, gold < i + T.laneCount else { return v }
+        var v = v
+        v[gold - i] = Swift.min((scores[gold] - center) - offset, 64)
+        return v
     }
-    @inline(__always) func value(_ j: Int) -> T { scores[j] + weight }
+    @inline(__always) func load(_ i: Int) -> T.Vector {
+        patchGold(clampedExponent((loadVector(scores, i) - T.Vector(repeating: center)) + T.Vector(repeating: weight - offset),
+                                  T.self), i)
+    }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        patchGold(clampedExponent((loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center))
+                                  + T.Vector(repeating: weight - offset), T.self), i)
+    }
+    @inline(__always) func value(_ j: Int) -> T {
+        Swift.min(j == gold ? (scores[j] - center) - offset : (scores[j] - center) + (weight - offset), 64)
+    }
+}
+
+/// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
+/// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 64.
+struct CenteredCostRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let costs: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    let centerScore: T
+    let centerCost: T
+    @inline(__always) func combine(_ s: T.Vector, _ c: T.Vector) -> T.Vector {
+        let x = T.fma(c - T.Vector(repeating: centerCost), T.Vector(repeating: weight), s - T.Vector(repeating: centerScore))
+        return T.select(T.equalMask(s, T.Vector(repeating: -.infinity)), s, clampedExponent(x, T.self))
+    }
+    @inline(__always) func load(_ i: Int) -> T.Vector { combine(loadVector(scores, i), loadVector(costs, i)) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        combine(loadPartial(scores, i, count, pad: -.infinity), loadPartial(costs, i, count, pad: 0))
+    }
+    @inline(__always) func value(_ j: Int) -> T {
+        scores[j] == -.infinity ? scores[j]
+            : Swift.min(T.fma(costs[j] - centerCost, weight, scores[j] - centerScore), 64)
+    }
 }
 
 /// v[j] = s[j] + w c[j]; masked candidates stay -inf whatever their (unread, unvalidated) cost.

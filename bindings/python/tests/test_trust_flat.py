@@ -191,7 +191,8 @@ ZERO_ONE_LARGE_SCALE = [
     # (dtype, scores, gold, cost_scale, loss options)
     (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="softmax_margin")),
     (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="soft_ramp")),
-    (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="hope_fear", fear="lse", hope="max")),
+    (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="hope_fear", fear="lse", hope="max", fear_scale=1.0,
+                                                       hope_scale=1.0)),
     (np.float64, [-12.09, 25.04, -27.17], 1, 50.81, dict(loss="soft_ramp")),
     (np.float64, [-12.09, 25.04, -27.17], 1, 50.81, dict(loss="softmax_margin")),
     (np.float32, [-1.07, -np.inf, -np.inf], 0, 89.0, dict(loss="softmax_margin")),
@@ -344,7 +345,7 @@ WIDE_LOSSES = [
     dict(loss="soft_ramp"),
     dict(loss="hinge"),
     dict(loss="softmax_margin"),
-    dict(loss="hope_fear", fear="max", hope="lse"),
+    dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=1.0),
     dict(loss="hope_fear", fear="lse", hope="max", fear_scale=0.7, hope_scale=1.3),
 ]
 
