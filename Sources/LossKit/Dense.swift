@@ -36,6 +36,8 @@ enum Dense {
         if let angular = options.angular, !T(rounding: angular.largestLogit).isFinite {
             throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) overflows \(T.self)")
         }
+        // Byte sizes before anything is read: n * k * sizeof(T) (scores, grad; with k >= 1 and
+        // sizeof(T) >= 4 it bounds gold's n * 4 and weight's and loss's n * sizeof(T)).
         let elements = try elementCount(n, k, of: T.self, "n * k")
         if layout == .classMatrix { _ = try elementCount(k, k, of: T.self, "k * k (cost class matrix)") }
 

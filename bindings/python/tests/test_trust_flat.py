@@ -374,3 +374,51 @@ def test_wide_scores_keep_their_digits(structure, costs, dtype, opts):
         got = call(s, gold, dtype, cost_scale=alpha, **extra, **opts)
         assert_accurate(got.loss, got.grad[0] if structure == "dense" else got.grad, ref, dtype,
                         what=f"trial {trial}")
+
+
+# ------------------------------------------------------------------------------------------
+# Byte sizes (finding 2 for dense rows and candidate lists): every buffer a call reads or
+# writes has a byte size that exists, else LK_ERR_SIZE before anything is read.
+# ------------------------------------------------------------------------------------------
+
+def _raw_options(loss="log", reduction="none"):
+    return _common.make_options(loss=loss, reduction=reduction, cost_scale=1.0, threads=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2 ** 62, 2 ** 63 - 1, 2 ** 61 + 5, 2 ** 60])
+def test_lists_huge_n_with_tiny_buffers(dtype, n):
+    # (n + 1) * 8 bytes of offsets do not exist for any of these n: LK_ERR_SIZE naming n, with
+    # nothing read (the buffers hold 4 entries; the gold is out of range and a score +inf, so a
+    # read would show as another status) and nothing written (poisoned outputs stay).
+    offsets = np.array([0, 1, 2, 3], dtype=np.int64)
+    scores = np.array([np.inf, 0, 0, 0], dtype=dtype)
+    gold = np.array([7, 7, 7, 7], dtype=np.int32)
+    loss = np.full(4, 1234.5, dtype=dtype)
+    grad = np.full(4, 1234.5, dtype=dtype)
+    fn = _native.lib.lk_lists_f64 if dtype == np.float64 else _native.lib.lk_lists_f32
+    opt = _raw_options()
+    with pytest.raises(_native.LossKitError) as info:
+        fn(ctypes.byref(opt), n, offsets.ctypes.data, scores.ctypes.data, gold.ctypes.data, None, None,
+           loss.ctypes.data, grad.ctypes.data)
+    assert info.value.name == "LK_ERR_SIZE" and "n" in info.value.message
+    assert np.all(loss == 1234.5) and np.all(grad == 1234.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k", [(2 ** 62, 1), (2 ** 61, 1), (2 ** 63 - 1, 1), (2 ** 40, 2 ** 23), (2 ** 63 - 1, 0),
+                                 (2 ** 31, 2 ** 31)])
+def test_dense_huge_shapes_with_tiny_buffers(dtype, n, k):
+    # n * k * sizeof(T) bytes (which bounds gold's n * 4 and weight's and loss's n * sizeof(T))
+    # do not exist, or k = 0 with n > 0: LK_ERR_SIZE before anything is read or written.
+    scores = np.array([np.inf, 0, 0, 0], dtype=dtype)
+    gold = np.array([7, 7, 7, 7], dtype=np.int32)
+    loss = np.full(4, 1234.5, dtype=dtype)
+    grad = np.full(4, 1234.5, dtype=dtype)
+    fn = _native.lib.lk_dense_f64 if dtype == np.float64 else _native.lib.lk_dense_f32
+    opt = _raw_options()
+    with pytest.raises(_native.LossKitError) as info:
+        fn(ctypes.byref(opt), n, k, scores.ctypes.data, gold.ctypes.data, None, None,
+           loss.ctypes.data, grad.ctypes.data)
+    assert info.value.name == "LK_ERR_SIZE", info.value
+    assert np.all(loss == 1234.5) and np.all(grad == 1234.5)
