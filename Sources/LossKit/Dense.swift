@@ -127,12 +127,12 @@ enum Dense {
         coefficient: Double
     ) -> Double {
         let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
                                                                    SurveyMaximum.self)
         let example = FlatCandidates(
             scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
             gradient: gradient, scratch: nil,
-            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
+            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
         let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
         if let gradient {
             angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)

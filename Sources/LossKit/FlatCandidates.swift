@@ -29,7 +29,7 @@ struct FlatCandidates<T: Real> {
 
     /// The survey validation kept, or the scan it stands for.
     @inline(__always) var survey: RowSurvey<T> {
-        if let known { return known }
+        if let known, known.argmax >= 0 { return known }
         let (maximum, argmax, unmasked, _) = RowKernel.survey(scores, count: count, SurveyAll.self)
         return RowSurvey(maximum: maximum, argmax: argmax, unmasked: unmasked)
     }
@@ -58,13 +58,14 @@ struct FlatCandidates<T: Real> {
     /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
     @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
         if a != 0, costs != nil { return nil }
-        let (m, index): (T, Int)
-        if let known {
-            (m, index) = (known.maximum, known.argmax)
-        } else {
-            let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
-            (m, index) = (maximum, argmax)
-        }
+        if let known, known.argmax >= 0 { return fromPlain(a, known.maximum, known.argmax) }
+        let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
+        return fromPlain(a, maximum, argmax)
+    }
+
+    /// maximumFromPlain given the plain max m and its argmax (-1 when not known: then so is the
+    /// index returned, but never the value). 0/1 costs only.
+    @inline(__always) func fromPlain(_ a: Double, _ m: T, _ index: Int) -> (value: T, index: Int)? {
         let g = goldIndex, sg = scores[g]
         if a == 0 { return sg == m ? (m, g) : (m, index) }
         let w = T(rounding: a * costScale)
@@ -87,7 +88,7 @@ struct FlatCandidates<T: Real> {
             if let costs { return RowKernel.maximum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w)) }
             return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
         }
-        if let known = maximumFromPlain(a) { return known.value }
+        if costs == nil || a == 0, let known, let plain = fromPlain(a, known.maximum, known.argmax) { return plain.value }
         let w = T(rounding: a * costScale)
         if costs != nil, let survey = known, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
@@ -119,7 +120,17 @@ struct FlatCandidates<T: Real> {
         let g = goldIndex
         let row = CenteredZeroOneRow(scores: scores, count: count, weight: w, gold: g, center: scores[j],
                                      offset: j == g ? 0 : w)
-        return expSum(row, shift: 0, store: store)
+        guard j != g, scores[g] <= scores[j] else { return expSum(row, shift: 0, store: store) }
+        // The gold is below the argmax j: a pass without the per-vector gold patch (cheaper)
+        // gives it s[g] - s[j] <= 0, whose exp (at most 1) is then swapped for the right one,
+        // exp(s[g] - s[j] - w); with the argmax's exact 1 in the sum, nothing cancels.
+        let shifted = CenteredShiftedRow(scores: scores, count: count, center: scores[j])
+        var total = store.map { RowKernel.expSum(shifted, shift: 0, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(shifted, shift: 0, into: Discard<T>())
+        let wrong = Self.kernelExp(shifted.value(g)), right = Self.kernelExp(row.value(g))
+        total += right.wide - wrong.wide
+        store?[g] = right
+        return RowKernel.rest(total: total, row: row, shift: 0)
     }
 
     /// The kernels' exp of one value (so that a correction matches what a pass added).
@@ -159,7 +170,10 @@ struct FlatCandidates<T: Real> {
     /// The first candidate whose v[j] (as the kernels compute it) is `m`: the plain argmax when
     /// validation's survey gives it, else a scan that stops at it.
     @inline(__always) func index(of m: T, _ a: Double) -> Int {
-        if known != nil, costs == nil, let plain = maximumFromPlain(a), plain.value == m { return plain.index }
+        if let known, known.argmax >= 0, costs == nil, let plain = fromPlain(a, known.maximum, known.argmax),
+           plain.value == m {
+            return plain.index
+        }
         let w = T(rounding: a * costScale)
         if let costs { return RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w)) }
         return RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
@@ -167,7 +181,8 @@ struct FlatCandidates<T: Real> {
 }
 
 /// What validation's read of a row learnt, for the computing pass to reuse: the max of the scores
-/// (NaN if a score is NaN), the lowest index reaching it, how many scores are not -inf, and —
+/// (NaN if a score is NaN), the lowest index reaching it (-1 when the loss did not ask for it:
+/// RowKernel.survey then skips it), how many scores are not -inf, and —
 /// when costs were read — the max of s + w c for the fear term's weight w.
 struct RowSurvey<T: Real> {
     var maximum: T

@@ -118,6 +118,22 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
     }
 }
 
+/// CenteredZeroOneRow without its per-vector gold patch, centred on a candidate j that is not
+/// the gold: x[k] = s[k] - s[j] for every k, the gold included (its right value is s[g] - s[j]
+/// - w), for a caller that corrects the gold's entry afterwards. Clamped at 64.
+struct CenteredShiftedRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    let center: T
+    @inline(__always) func load(_ i: Int) -> T.Vector {
+        clampedExponent(loadVector(scores, i) - T.Vector(repeating: center), T.self)
+    }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        clampedExponent(loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center), T.self)
+    }
+    @inline(__always) func value(_ j: Int) -> T { Swift.min(scores[j] - center, 64) }
+}
+
 /// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
 /// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 64.
 struct CenteredCostRow<T: Real>: ScoreRow {

@@ -354,11 +354,10 @@ WIDE_LOSSES = [
 @pytest.mark.parametrize("costs", ["zero_one", "per_example"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opts", WIDE_LOSSES, ids=lambda o: "-".join(str(v) for v in o.values()))
-def test_wide_scores_keep_their_digits(structure, costs, dtype, opts):
+def test_wide_scores_keep_their_digits(structure, costs, dtype, opts, rng):
     # mpmath on the same float inputs: rows of 11 scores near +-90 whose top two are close, so
     # that the fear and hope terms pick the same or neighbouring candidates and the loss is of
     # order cost_scale, far below |s|.
-    rng = np.random.default_rng(abs(hash((structure, costs, str(dtype), str(opts)))) % 2**32)
     call = dense1 if structure == "dense" else list1
     for trial in range(6):
         s = (90 * rng.choice([-1, 1]) + rng.normal(scale=0.3, size=11)).astype(dtype)
@@ -422,3 +421,58 @@ def test_dense_huge_shapes_with_tiny_buffers(dtype, n, k):
            loss.ctypes.data, grad.ctypes.data)
     assert info.value.name == "LK_ERR_SIZE", info.value
     assert np.all(loss == 1234.5) and np.all(grad == 1234.5)
+
+
+# ------------------------------------------------------------------------------------------
+# Long rows (>= 512 values: checked row by row, the survey reused by the computing pass) and
+# short ones (screened, the computing pass finds what it needs): every path of the 0/1 and
+# per-example shortcuts, the gold above, just above, and below the others.
+# ------------------------------------------------------------------------------------------
+
+LONG_LOSSES = [
+    dict(loss="softmax_margin"),
+    dict(loss="soft_ramp", cost_scale=0.6),
+    dict(loss="hope_fear", fear="lse", hope="lse", fear_scale=1.5, hope_scale=0.5),
+    dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=2.0),
+    dict(loss="risk"),
+    dict(loss="ramp", cost_scale=3.0),
+]
+
+
+@pytest.mark.parametrize("k", [600, 37])
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("costs", ["zero_one", "per_example"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opts", LONG_LOSSES, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_rows_long_and_short_against_exact(k, structure, costs, dtype, opts, rng):
+    # mpmath on the same float inputs (loss and gradient); the loss against the target
+    # 4u(|L| + cond), the gradient against 16u max|g| (1 + max|s| + alpha max|c|), a coarse
+    # bound for the conditioning of these softmax-made gradients (no gradient-conditioning
+    # reference here: it would take k^2 exact evaluations). Each log-sum-exp term also carries
+    # its exps' own error (2 ulp each: up to 4u absolute per term), which the target's
+    # backward-error form does not count when the terms nearly cancel: allowed on top.
+    call = dense1 if structure == "dense" else list1
+    u = U[dtype]
+    for lead, spread in ((5.0, 2.0), (0.4, 2.0), (-2.0, 2.0), (3.0, 40.0), (-1.0, 40.0)):
+        # The gold's score above the others' max; spread 40 puts exps beyond e^64 of a wrong
+        # centre (a log-sum-exp must centre on its own argmax).
+        s = rng.normal(scale=spread, size=k)
+        gold = int(rng.integers(k))
+        s[gold] = np.max(np.delete(s, gold)) + lead
+        s = s.astype(dtype)
+        alpha = opts.get("cost_scale", 1.0)
+        if costs == "zero_one":
+            cost, extra = None, {}
+        else:
+            cost = rng.uniform(0, 2, size=k).astype(dtype)
+            cost[gold] = 0
+            extra = dict(cost=cost[None, :], cost_layout="per_example") if structure == "dense" else dict(cost=cost)
+        L, grad, cond = mp_example(s, gold, cost, **opts)
+        got = call(s, gold, dtype, **extra, **opts)
+        g = got.grad[0] if structure == "dense" else got.grad
+        lse_terms = sum(1 for key in ("fear", "hope") if opts.get(key) == "lse") + \
+            {"softmax_margin": 1, "soft_ramp": 2, "risk": 1}.get(opts["loss"], 0)
+        assert abs(_mp(got.loss) - L) <= 4 * u * (abs(L) + cond + lse_terms), (lead, float(got.loss), L)
+        scale = max(abs(x) for x in grad) * (1 + float(np.max(np.abs(s))) + 2 * alpha)
+        worst = max(abs(_mp(a) - b) for a, b in zip(g, grad))
+        assert worst <= 16 * u * scale, (lead, worst)
