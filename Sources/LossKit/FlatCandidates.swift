@@ -167,16 +167,22 @@ struct FlatCandidates<T: Real> {
         (scores[j].wide, a == 0 ? 0 : a * costScale * unscaledCost(j))
     }
 
-    /// The first candidate whose v[j] (as the kernels compute it) is `m`: the plain argmax when
-    /// validation's survey gives it, else a scan that stops at it.
+    /// The first candidate whose v[j] (as the kernels compute it) is `m`: with 0/1 costs it
+    /// follows from the plain max (the gold, or the plain argmax: validation's when it kept it,
+    /// else a scan that stops at it), else a scan of v that stops at it.
     @inline(__always) func index(of m: T, _ a: Double) -> Int {
-        if let known, known.argmax >= 0, costs == nil, let plain = fromPlain(a, known.maximum, known.argmax),
-           plain.value == m {
-            return plain.index
-        }
         let w = T(rounding: a * costScale)
-        if let costs { return RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w)) }
-        return RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+        var found = -1
+        if let costs {
+            found = RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w))
+        } else if let known, let plain = fromPlain(a, known.maximum, known.argmax), plain.value == m {
+            found = plain.index >= 0 ? plain.index
+                : RowKernel.firstIndex(of: known.maximum, in: PlainRow(scores: scores, count: count))
+        } else {
+            found = RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+        }
+        // m is one of the row's values as the same kernels compute them: found. Defensively:
+        return found >= 0 ? found : maximumWithIndex(a).index
     }
 }
 

@@ -120,18 +120,18 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
 
 /// CenteredZeroOneRow without its per-vector gold patch, centred on a candidate j that is not
 /// the gold: x[k] = s[k] - s[j] for every k, the gold included (its right value is s[g] - s[j]
-/// - w), for a caller that corrects the gold's entry afterwards. Clamped at 64.
+/// - w), for a caller that corrects the gold's entry afterwards. s[j] is then the plain max
+/// (every s[k] + w but the gold's is at most s[j] + w, and s[g] <= s[j]), so no x[k] is positive
+/// and none needs a clamp.
 struct CenteredShiftedRow<T: Real>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let center: T
-    @inline(__always) func load(_ i: Int) -> T.Vector {
-        clampedExponent(loadVector(scores, i) - T.Vector(repeating: center), T.self)
-    }
+    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) - T.Vector(repeating: center) }
     @inline(__always) func loadTail(_ i: Int) -> T.Vector {
-        clampedExponent(loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center), T.self)
+        loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center)
     }
-    @inline(__always) func value(_ j: Int) -> T { Swift.min(scores[j] - center, 64) }
+    @inline(__always) func value(_ j: Int) -> T { scores[j] - center }
 }
 
 /// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
@@ -452,22 +452,27 @@ enum RowKernel {
         return (m, first == Int.max ? 0 : first)
     }
 
-    /// The lowest j with v[j] == value bit for bit (a value the row holds, such as its max;
-    /// 0 if none): a vector compare per step, stopping at the first hit.
+    /// The lowest j with v[j] == value bit for bit (a value the row holds, such as its max), or
+    /// -1 if none. Blocks of 8 vectors are tested with one horizontal reduction each (a reduction
+    /// per vector would cost more than the compares), and the block that hits is searched again
+    /// lane by lane; the scan stops there.
     @inline(__always) static func firstIndex<R: ScoreRow>(of value: R.Scalar, in row: R) -> Int {
         typealias T = R.Scalar
         let w = T.laneCount
         let target = T.Vector(repeating: value)
-        let none = T.Bits(repeating: 0)
         var i = 0
         while i < row.count {
-            let v = i + w <= row.count ? row.load(i) : row.loadTail(i)
-            if T.equalMask(v, target) != none {
-                for lane in 0..<Swift.min(w, row.count - i) where v[lane] == value { return i + lane }
+            let blockEnd = Swift.min(row.count, i + 8 * w)
+            var hit = T.Bits(repeating: 0)
+            var j = i
+            while j + w <= blockEnd { hit |= T.equalMask(row.load(j), target); j += w }
+            if j < blockEnd { hit |= T.equalMask(row.loadTail(j), target) }
+            if hit.wrappedSum() != 0 {
+                for k in i..<blockEnd where row.value(k) == value { return k }
             }
-            i += w
+            i = blockEnd
         }
-        return 0
+        return -1
     }
 
     /// e[j] = exp(v[j] - shift) into `sink`; returns sum_j e[j] in double. Lanes accumulate in
