@@ -148,9 +148,11 @@ struct FlatCandidates<T: Real> {
     /// taken around the candidate j reaching the max of v as the kernels round it (in T), centred
     /// on it (expSum); the value is split as (s[j], a alpha c[j] + log1p(...)) in double: rounding
     /// s + a c to T before fear - hope would cost ulps of |s| however small the loss.
-    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
+    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int)
+        -> (shift: Double, rest: Double, marginals: FlatMarginals<T>)
+    {
         let m = maximum(a)
-        let j = a == 0 ? 0 : index(of: m, a)
+        let j = a == 0 ? 0 : index(of: m, a, plainArgmax: &plainArgmax)
         let rest = expSum(a, center: j, shift: m, store: store)
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
@@ -169,15 +171,18 @@ struct FlatCandidates<T: Real> {
 
     /// The first candidate whose v[j] (as the kernels compute it) is `m`: with 0/1 costs it
     /// follows from the plain max (the gold, or the plain argmax: validation's when it kept it,
-    /// else a scan that stops at it), else a scan of v that stops at it.
-    @inline(__always) func index(of m: T, _ a: Double) -> Int {
+    /// else a scan that stops at it, kept in `plainArgmax` for the other term), else a scan of v
+    /// that stops at it.
+    @inline(__always) func index(of m: T, _ a: Double, plainArgmax: inout Int) -> Int {
         let w = T(rounding: a * costScale)
         var found = -1
         if let costs {
             found = RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w))
         } else if let known, let plain = fromPlain(a, known.maximum, known.argmax), plain.value == m {
-            found = plain.index >= 0 ? plain.index
-                : RowKernel.firstIndex(of: known.maximum, in: PlainRow(scores: scores, count: count))
+            if plain.index < 0, plainArgmax < 0 {
+                plainArgmax = RowKernel.firstIndex(of: known.maximum, in: PlainRow(scores: scores, count: count))
+            }
+            found = plain.index >= 0 ? plain.index : plainArgmax
         } else {
             found = RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
         }
@@ -239,7 +244,8 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
-        logSumExp(a, store: nil)
+        var plainArgmax = -1
+        return logSumExp(a, store: nil, plainArgmax: &plainArgmax)
     }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
@@ -265,20 +271,23 @@ extension FlatCandidates: EnumerableStructure {
         return costScale * reference.wide + excess
     }
 
-    /// The risk under 0/1 costs, where every candidate but the gold costs 1: R = alpha S / (S +
-    /// e[g]) with S the sum of the others' exps, formed directly (the gold masked in the pass),
-    /// never as total - e[g], which cancels when the gold dominates (and could leave R above
-    /// alpha, with gradient entries of the wrong sign).
+    /// The risk under 0/1 costs, where every candidate but the gold costs 1: R = alpha S / (1 +
+    /// rest) with S the sum of the others' exps. When the gold is the argmax (its exp exactly 1)
+    /// S is the rest itself, which RowKernel.rest sums without the 1 when it is small; else S =
+    /// total - e[g] loses nothing (the argmax's 1 is among the others). Never total - e[g] with a
+    /// dominant gold: that cancels, and could leave R above alpha with gradient entries of the
+    /// wrong sign.
     private func zeroOneExpectedCost(shift m: T, gradientTimes coefficient: Double) -> Double {
         let g = goldIndex
-        let others = GoldlessRow(scores: scores, count: count, gold: g)
-        let sum = gradient.map { RowKernel.expSum(others, shift: m, into: BufferSink(base: $0)) }
-            ?? RowKernel.expSum(others, shift: m, into: Discard<T>())
+        let row = PlainRow(scores: scores, count: count)
+        let total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
+        let rest = RowKernel.rest(total: total, row: row, shift: m)
         let atGold = Self.kernelExp(scores[g] - m).wide
-        // sum + e[g] holds the argmax's exp(0) = 1 exactly: no digit is lost to it.
-        let denominator = sum + atGold
+        let denominator = 1 + rest
+        let others = atGold == 1 ? rest : denominator - atGold
         let goldShare = atGold / denominator
-        let risk = costScale * (sum / denominator)
+        let risk = costScale * (others / denominator)
         if let gradient {
             // p[j] (alpha - R) = e[j] alpha p[g] / denominator off the gold (alpha - R itself would
             // cancel when R is near alpha); p[g] (0 - R) at the gold.
@@ -294,16 +303,17 @@ extension FlatCandidates: EnumerableStructure {
     func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double {
         let fearKeepsExps: Bool
         if case .logSumExp = fear { fearKeepsExps = true } else { fearKeepsExps = false }
-        let f = term(fear, store: gradient)
-        let h = term(hope, store: fearKeepsExps ? scratch : gradient)
+        var plainArgmax = -1  // found once for both terms when they need it
+        let f = term(fear, store: gradient, plainArgmax: &plainArgmax)
+        let h = term(hope, store: fearKeepsExps ? scratch : gradient, plainArgmax: &plainArgmax)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
         return (f.shift - h.shift) + (f.rest - h.rest)
     }
 
-    private func term(_ t: Term, store: UnsafeMutablePointer<T>?) -> TermValue<Self> {
+    private func term(_ t: Term, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int) -> TermValue<Self> {
         switch t {
         case .logSumExp(let a):
-            let (shift, rest, marginals) = logSumExp(a, store: store)
+            let (shift, rest, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
             return TermValue(shift: shift, rest: rest, gradient: .marginals(marginals))
         case .max(let a):
             // The value from the exact v[j] of the argmax (logSumExp above says why).

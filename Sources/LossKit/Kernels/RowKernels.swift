@@ -65,22 +65,6 @@ struct ZeroOneRow<T: Real>: ScoreRow {
     @inline(__always) func value(_ j: Int) -> T { j == gold ? scores[j] : scores[j] + weight }
 }
 
-/// v[j] = s[j], but the gold masked (-inf): the candidates of cost 1 under 0/1 costs.
-struct GoldlessRow<T: Real>: ScoreRow {
-    let scores: UnsafePointer<T>
-    let count: Int
-    let gold: Int
-    @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
-        guard gold >= i, gold < i + T.laneCount else { return v }
-        var v = v
-        v[gold - i] = -.infinity
-        return v
-    }
-    @inline(__always) func load(_ i: Int) -> T.Vector { patchGold(loadVector(scores, i), i) }
-    @inline(__always) func loadTail(_ i: Int) -> T.Vector { patchGold(loadPartial(scores, i, count, pad: -.infinity), i) }
-    @inline(__always) func value(_ j: Int) -> T { j == gold ? -.infinity : scores[j] }
-}
-
 /// Exponents above this are clamped by the centred rows: a centred exponent is positive only by
 /// the rounding of the max found in T (at most 2u|v|), and e^64 keeps every sum finite.
 @inline(__always) func clampedExponent<T: Real>(_ x: T.Vector, _: T.Type) -> T.Vector {
