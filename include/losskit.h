@@ -291,7 +291,7 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  * bindings/python/tests/test_trust_flat.py). To that end the max terms and the log-sum-exp
  * shifts take the cost-augmented score s[j] + f c[j] of their argmax in double, a log-sum-exp
  * with costs takes its exps centred on that argmax, (s[k] - s[j]) + f (c[k] - c[j]) (an exponent
- * is positive only by the input type's rounding of s + f c and is capped at 64), and RISK is
+ * is positive only by the input type's rounding of s + f c and is capped at 32), and RISK is
  * formed around the argmax's cost (with 0/1 costs, from the sum over the candidates but the
  * gold), so that R never exceeds the largest cost. Exps below the smallest normal number
  * underflow gradually: a near-zero loss made of subnormal terms keeps its value and gradient

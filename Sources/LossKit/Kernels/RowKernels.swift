@@ -66,16 +66,17 @@ struct ZeroOneRow<T: Real>: ScoreRow {
 }
 
 /// Exponents above this are clamped by the centred rows: a centred exponent is positive only by
-/// the rounding of the max found in T (at most 2u|v|), and e^64 keeps every sum finite.
+/// the rounding of the max found in T (at most 2u|v|); e^32 keeps every sum finite and stays
+/// within the vector exp's range (x <= 43).
 @inline(__always) func clampedExponent<T: Real>(_ x: T.Vector, _: T.Type) -> T.Vector {
-    let limit = T.Vector(repeating: 64)
+    let limit = T.Vector(repeating: 32)
     return T.select(T.signMask(x - limit), x, limit)
 }
 
 /// x[k] = v[k] - v[j] for 0/1 costs against the gold, formed centred on the candidate j that
 /// reaches the max: (s[k] - s[j]) + (w - offset) off the gold, (s[g] - s[j]) - offset at it,
 /// with offset = w when j is not the gold (its own cost), else 0. Near-equal scores subtract
-/// exactly; clamped at 64 (clampedExponent).
+/// exactly; clamped at 32 (clampedExponent).
 struct CenteredZeroOneRow<T: Real>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
@@ -86,7 +87,7 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
     @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
         guard gold >= i, gold < i + T.laneCount else { return v }
         var v = v
-        v[gold - i] = Swift.min((scores[gold] - center) - offset, 64)
+        v[gold - i] = Swift.min((scores[gold] - center) - offset, 32)
         return v
     }
     @inline(__always) func load(_ i: Int) -> T.Vector {
@@ -98,7 +99,7 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
                                   + T.Vector(repeating: weight - offset), T.self), i)
     }
     @inline(__always) func value(_ j: Int) -> T {
-        Swift.min(j == gold ? (scores[j] - center) - offset : (scores[j] - center) + (weight - offset), 64)
+        Swift.min(j == gold ? (scores[j] - center) - offset : (scores[j] - center) + (weight - offset), 32)
     }
 }
 
@@ -119,7 +120,7 @@ struct CenteredShiftedRow<T: Real>: ScoreRow {
 }
 
 /// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
-/// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 64.
+/// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 32.
 struct CenteredCostRow<T: Real>: ScoreRow {
     let scores: UnsafePointer<T>
     let costs: UnsafePointer<T>
@@ -137,7 +138,7 @@ struct CenteredCostRow<T: Real>: ScoreRow {
     }
     @inline(__always) func value(_ j: Int) -> T {
         scores[j] == -.infinity ? scores[j]
-            : Swift.min(T.fma(costs[j] - centerCost, weight, scores[j] - centerScore), 64)
+            : Swift.min(T.fma(costs[j] - centerCost, weight, scores[j] - centerScore), 32)
     }
 }
 
