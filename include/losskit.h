@@ -296,8 +296,10 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  * gold), so that R never exceeds the largest cost. Exps below the smallest normal number
  * underflow gradually: a near-zero loss made of subnormal terms keeps its value and gradient
  * down to the smallest normal number. Gradients that are a difference of two softmaxes
- * (SOFT_RAMP, HOPE_FEAR with LSE on both sides, RISK's p (c - R)) are rounding noise where the
- * two distributions nearly coincide: that is their conditioning, which the bound counts.
+ * (SOFT_RAMP, HOPE_FEAR with LSE on both sides) carry, beyond that bound, the rounding of the
+ * probabilities themselves: each entry is within a further 4u in absolute terms (measured: up
+ * to 0.5u in float32); where the two distributions nearly coincide, that is most of the entry.
+ * Where both terms peak on the same candidate its entry is formed from the two sums' difference.
  * Ties, costs, weights, reductions, NaN and errors: see the conventions at the top.
  * Properties: PERCEPTRON >= 0 always; with costs >= 0, HINGE, RISK, RAMP, SOFT_RAMP and
  * INFINITE_RAMP >= 0, and SOFTMAX_MARGIN >= LOG and SOFTMAX_MARGIN >= HINGE.

@@ -157,8 +157,9 @@ struct FlatCandidates<T: Real> {
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
-        let marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
+        var marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
         if a == 0 { return (m.wide, logarithm, marginals) }  // v = s: m is exact
+        marginals.center = j
         let (score, cost) = exactAugmented(j, a)
         return (score, cost + logarithm, marginals)
     }
@@ -210,6 +211,9 @@ struct FlatMarginals<T: Real> {
     let shift: T
     let rest: Double
     let exps: UnsafeMutablePointer<T>?
+    /// The candidate whose exp is exactly 1 (the one the exps are centred on), or -1 when not
+    /// known (a term without costs).
+    var center: Int = -1
     var denominator: Double { 1 + rest }
 }
 
@@ -338,8 +342,14 @@ extension FlatCandidates: EnumerableStructure {
         switch (f.gradient, h.gradient) {
         case (.marginals(let fm), .marginals(let hm)):
             guard let hopeExps = hm.exps else { return poisonGradient() }  // no scratch: cannot happen
+            // Where both terms are centred on the same candidate (both exps exactly 1), its entry
+            // 1/(1 + rf) - 1/(1 + rh) is formed as (rh - rf) / ((1 + rf)(1 + rh)): the difference
+            // of two probabilities near 1 would keep only their rounding (read before the pass).
+            let j = fm.center
+            let shared = j >= 0 && j == hm.center && gradient[j] == 1 && hopeExps[j] == 1
             RowKernel.combine(UnsafePointer(gradient), T(rounding: c / fm.denominator),
                               UnsafePointer(hopeExps), T(rounding: -c / hm.denominator), into: gradient, count: count)
+            if shared { gradient[j] = T(rounding: c * ((hm.rest - fm.rest) / (fm.denominator * hm.denominator))) }
         case (.marginals(let fm), .oneHot(let t)):
             let atT = c * minusOne(fm, at: t)
             RowKernel.scale(UnsafePointer(gradient), by: T(rounding: c / fm.denominator), into: gradient, count: count)
