@@ -258,8 +258,12 @@ extension FlatCandidates: EnumerableStructure {
         guard let costs else { return zeroOneExpectedCost(shift: maximum(0), gradientTimes: coefficient) }
         // R = alpha (c[a] + sum_j p[j] (c[j] - c[a])) around the argmax a: its own term is 0, so
         // a dominant argmax leaves R - alpha c[a] (and each alpha c[j] - R) with all its digits.
-        guard let (m, a) = maximumFromPlain(0) else { return .nan }  // a = 0: cannot be nil
-        let reference = costs[a]
+        let m = maximum(0)
+        // The argmax: validation's when it kept it, else a scan of the scores that stops at it
+        // (cheaper than tracking it through validation's whole scan).
+        let found = known.map { $0.argmax } ?? -1
+        let a = found >= 0 ? found : RowKernel.firstIndex(of: m, in: PlainRow(scores: scores, count: count))
+        let reference = costs[Swift.max(a, 0)]  // m is a score: found
         let (total, dot) = gradient.map {
             RowKernel.expSumAndDot(scores, costs: costs, reference: reference, count: count, shift: m,
                                    into: BufferSink(base: $0))

@@ -52,13 +52,12 @@ enum Recipe: Equatable {
     }
 
     /// Whether the loss needs the argmax of the plain scores from validation's scan (its max
-    /// and oracle terms follow from it with 0/1 costs; the risk is formed around it).
+    /// and oracle terms follow from it with 0/1 costs).
     var needsArgmax: Bool {
         switch self {
         case .fearMinusHope(let fear, let hope):
             return [fear, hope].contains { if case .logSumExp = $0 { return false } else { return $0 != .gold } }
-        case .risk: return true
-        case .smoothedLog, .squared, .squentropy: return false
+        case .risk, .smoothedLog, .squared, .squentropy: return false
         }
     }
 
