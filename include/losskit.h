@@ -312,6 +312,22 @@ lk_status (lk_options_init)(lk_options *opt, int32_t loss);
  * Masked classes (score -INFINITY) are left out of every max, sum and count K. Every log-sum-exp
  * is computed as m + log1p(sum_{j != argmax} exp(v[j] - m)) with m = max v, so LOG with the gold
  * the argmax is log1p(sum_{j != g} exp(s[j] - s[g])) and a loss near zero keeps its digits.
+ * Accuracy, against exact arithmetic on the same float inputs: the loss is within
+ * 4u (|L| + sum_i |dL/dx_i| |x_i|) of its exact value (u the unit roundoff of the input type,
+ * x the scores, the costs read and cost_scale), each gradient row within 4u of its own
+ * conditioning, with no entry of the wrong sign above that level (checked over the regimes of
+ * bindings/python/tests/test_trust_flat.py). To that end the max terms and the log-sum-exp
+ * shifts take the cost-augmented score s[j] + f c[j] of their argmax in double, a log-sum-exp
+ * with costs takes its exps centred on that argmax, (s[k] - s[j]) + f (c[k] - c[j]) (an exponent
+ * is positive only by the input type's rounding of s + f c and is capped at 32), and RISK is
+ * formed around the argmax's cost (with 0/1 costs, from the sum over the candidates but the
+ * gold), so that R never exceeds the largest cost. Exps below the smallest normal number
+ * underflow gradually: a near-zero loss made of subnormal terms keeps its value and gradient
+ * down to the smallest normal number. Gradients that are a difference of two softmaxes
+ * (SOFT_RAMP, HOPE_FEAR with LSE on both sides) carry, beyond that bound, the rounding of the
+ * probabilities themselves: each entry is within a further 4u in absolute terms (measured: up
+ * to 0.5u in float32); where the two distributions nearly coincide, that is most of the entry.
+ * Where both terms peak on the same candidate its entry is formed from the two sums' difference.
  * Ties, costs, weights, reductions, NaN and errors: see the conventions at the top.
  * Properties: PERCEPTRON >= 0 always; with costs >= 0, HINGE, RISK, RAMP, SOFT_RAMP and
  * INFINITE_RAMP >= 0, and SOFTMAX_MARGIN >= LOG and SOFTMAX_MARGIN >= HINGE.
@@ -336,7 +352,9 @@ lk_status (lk_options_init)(lk_options *opt, int32_t loss);
  *                      cost_scale times fear_scale or hope_scale (or 1) overflowing the
  *                      input type;
  *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;
- *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) overflowing the address space;
+ *   LK_ERR_SIZE        n < 0; k < 1 with n > 0; n*k (or k*k) elements overflowing the address
+ *                      space in bytes (which bounds the n labels, weights and losses too),
+ *                      found before anything is read;
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
  *   LK_ERR_DOMAIN      +INFINITY score; a row with every class masked; a masked gold under a
  *                      loss that uses s[g] (LOG, PERCEPTRON, HINGE, SOFTMAX_MARGIN, SQUARED,
@@ -385,8 +403,9 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  *                      list of non-zero weight has gold -1;
  *   LK_ERR_OPTION      as lk_dense_f32 (except cost_layout, which is not read);
  *   LK_ERR_UNSUPPORTED label smoothing; COSFACE, ARCFACE;
- *   LK_ERR_SIZE        n < 0; offsets[0] != 0; a decreasing offset; offsets[n] overflowing the
- *                      address space;
+ *   LK_ERR_SIZE        n < 0; (n + 1) * 8 bytes of offsets overflowing the address space
+ *                      (found before anything is read); offsets[0] != 0; a decreasing
+ *                      offset; offsets[n] candidates overflowing the address space in bytes;
  *   LK_ERR_LABEL       a gold outside its list that is not -1 (weight != 0);
  *   LK_ERR_DOMAIN      an empty list of non-zero weight and gold -1 (with any other gold, the
  *                      gold is outside the empty list: LK_ERR_LABEL, labels being checked

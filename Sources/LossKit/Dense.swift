@@ -36,6 +36,8 @@ enum Dense {
         if let angular = options.angular, !T(rounding: angular.largestLogit).isFinite {
             throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) overflows \(T.self)")
         }
+        // Byte sizes before anything is read: n * k * sizeof(T) (scores, grad; with k >= 1 and
+        // sizeof(T) >= 4 it bounds gold's n * 4 and weight's and loss's n * sizeof(T)).
         let elements = try elementCount(n, k, of: T.self, "n * k")
         if layout == .classMatrix { _ = try elementCount(k, k, of: T.self, "k * k (cost class matrix)") }
 
@@ -125,12 +127,12 @@ enum Dense {
         coefficient: Double
     ) -> Double {
         let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
                                                                    SurveyMaximum.self)
         let example = FlatCandidates(
             scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
             gradient: gradient, scratch: nil,
-            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
+            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
         let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
         if let gradient {
             angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)

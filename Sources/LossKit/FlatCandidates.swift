@@ -29,7 +29,7 @@ struct FlatCandidates<T: Real> {
 
     /// The survey validation kept, or the scan it stands for.
     @inline(__always) var survey: RowSurvey<T> {
-        if let known { return known }
+        if let known, known.argmax >= 0 { return known }
         let (maximum, argmax, unmasked, _) = RowKernel.survey(scores, count: count, SurveyAll.self)
         return RowSurvey(maximum: maximum, argmax: argmax, unmasked: unmasked)
     }
@@ -58,13 +58,14 @@ struct FlatCandidates<T: Real> {
     /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
     @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
         if a != 0, costs != nil { return nil }
-        let (m, index): (T, Int)
-        if let known {
-            (m, index) = (known.maximum, known.argmax)
-        } else {
-            let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
-            (m, index) = (maximum, argmax)
-        }
+        if let known, known.argmax >= 0 { return fromPlain(a, known.maximum, known.argmax) }
+        let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
+        return fromPlain(a, maximum, argmax)
+    }
+
+    /// maximumFromPlain given the plain max m and its argmax (-1 when not known: then so is the
+    /// index returned, but never the value). 0/1 costs only.
+    @inline(__always) func fromPlain(_ a: Double, _ m: T, _ index: Int) -> (value: T, index: Int)? {
         let g = goldIndex, sg = scores[g]
         if a == 0 { return sg == m ? (m, g) : (m, index) }
         let w = T(rounding: a * costScale)
@@ -87,7 +88,7 @@ struct FlatCandidates<T: Real> {
             if let costs { return RowKernel.maximum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w)) }
             return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
         }
-        if let known = maximumFromPlain(a) { return known.value }
+        if costs == nil || a == 0, let known, let plain = fromPlain(a, known.maximum, known.argmax) { return plain.value }
         let w = T(rounding: a * costScale)
         if costs != nil, let survey = known, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
@@ -103,27 +104,33 @@ struct FlatCandidates<T: Real> {
         return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex), gold: goldIndex)
     }
 
-    /// exp(v[j] - shift) into `store` (or nowhere); returns sum_j exp(v[j] - shift) - 1, exactly
-    /// enough for a near-zero loss (RowKernel.rest).
-    @inline(__always) func expSum(_ a: Double, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
+    /// exp(v[k] - v[j]) into `store` (or nowhere) around the candidate j reaching the max of v;
+    /// returns sum_k exp(v[k] - v[j]) - 1, exactly enough for a near-zero loss (RowKernel.rest).
+    /// With costs (a != 0) the exponents are formed centred, (s[k] - s[j]) + w (c[k] - c[j]), not
+    /// as s[k] + w c[k] rounded to T minus the max: near-equal scores then subtract exactly, and
+    /// a loss far below |s| keeps its digits (the rounding of s + w c to T costs ulps of |s|).
+    @inline(__always) func expSum(_ a: Double, center j: Int, shift: T, store: UnsafeMutablePointer<T>?) -> Double {
         if a == 0 { return expSum(PlainRow(scores: scores, count: count), shift: shift, store: store) }
         let w = T(rounding: a * costScale)
         if let costs {
-            if known == nil {
-                return expSum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
-            }
-            return expSum(CostRow(scores: scores, costs: costs, count: count, weight: w), shift: shift, store: store)
+            let row = CenteredCostRow(scores: scores, costs: costs, count: count, weight: w,
+                                      centerScore: scores[j], centerCost: costs[j])
+            return expSum(row, shift: 0, store: store)
         }
-        // 0/1: the whole row shifted by w, then the gold (cost 0) put right.
-        let shifted = ShiftedRow(scores: scores, count: count, weight: w)
-        var total = store.map { RowKernel.expSum(shifted, shift: shift, into: BufferSink(base: $0)) }
-            ?? RowKernel.expSum(shifted, shift: shift, into: Discard<T>())
         let g = goldIndex
-        // The kernel's own exp of the gold's shifted value (what it added), and the right one.
-        let wrong = Self.kernelExp(scores[g] + w - shift), right = Self.kernelExp(scores[g] - shift)
+        let row = CenteredZeroOneRow(scores: scores, count: count, weight: w, gold: g, center: scores[j],
+                                     offset: j == g ? 0 : w)
+        guard j != g, scores[g] <= scores[j] else { return expSum(row, shift: 0, store: store) }
+        // The gold is below the argmax j: a pass without the per-vector gold patch (cheaper)
+        // gives it s[g] - s[j] <= 0, whose exp (at most 1) is then swapped for the right one,
+        // exp(s[g] - s[j] - w); with the argmax's exact 1 in the sum, nothing cancels.
+        let shifted = CenteredShiftedRow(scores: scores, count: count, center: scores[j])
+        var total = store.map { RowKernel.expSum(shifted, shift: 0, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(shifted, shift: 0, into: Discard<T>())
+        let wrong = Self.kernelExp(shifted.value(g)), right = Self.kernelExp(row.value(g))
         total += right.wide - wrong.wide
         store?[g] = right
-        return RowKernel.rest(total: total, row: ZeroOneRow(scores: scores, count: count, weight: w, gold: g), shift: shift)
+        return RowKernel.rest(total: total, row: row, shift: 0)
     }
 
     /// The kernels' exp of one value (so that a correction matches what a pass added).
@@ -137,19 +144,57 @@ struct FlatCandidates<T: Real> {
         return RowKernel.rest(total: total, row: row, shift: shift)
     }
 
-    /// log sum_j exp(v[j]) = shift + log1p(rest), its exps stored into `store` if given.
-    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
+    /// log sum_j exp(v[j]) = shift + rest, its exps stored into `store` if given. The exps are
+    /// taken around the candidate j reaching the max of v as the kernels round it (in T), centred
+    /// on it (expSum); the value is split as (s[j], a alpha c[j] + log1p(...)) in double: rounding
+    /// s + a c to T before fear - hope would cost ulps of |s| however small the loss.
+    func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int)
+        -> (shift: Double, rest: Double, marginals: FlatMarginals<T>)
+    {
         let m = maximum(a)
-        let rest = expSum(a, shift: m, store: store)
+        let j = a == 0 ? 0 : index(of: m, a, plainArgmax: &plainArgmax)
+        let rest = expSum(a, center: j, shift: m, store: store)
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
-        return (m.wide, logarithm, FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store))
+        var marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
+        if a == 0 { return (m.wide, logarithm, marginals) }  // v = s: m is exact
+        marginals.center = j
+        let (score, cost) = exactAugmented(j, a)
+        return (score, cost + logarithm, marginals)
+    }
+
+    /// v[j] = s[j] + a alpha c[j] in double, split as (s[j], a alpha c[j]) so that the difference
+    /// of two terms subtracts the scores first (exact when they are the same candidate's).
+    @inline(__always) func exactAugmented(_ j: Int, _ a: Double) -> (score: Double, cost: Double) {
+        (scores[j].wide, a == 0 ? 0 : a * costScale * unscaledCost(j))
+    }
+
+    /// The first candidate whose v[j] (as the kernels compute it) is `m`: with 0/1 costs it
+    /// follows from the plain max (the gold, or the plain argmax: validation's when it kept it,
+    /// else a scan that stops at it, kept in `plainArgmax` for the other term), else a scan of v
+    /// that stops at it.
+    @inline(__always) func index(of m: T, _ a: Double, plainArgmax: inout Int) -> Int {
+        let w = T(rounding: a * costScale)
+        var found = -1
+        if let costs {
+            found = RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w))
+        } else if let known, let plain = fromPlain(a, known.maximum, known.argmax), plain.value == m {
+            if plain.index < 0, plainArgmax < 0 {
+                plainArgmax = RowKernel.firstIndex(of: known.maximum, in: PlainRow(scores: scores, count: count))
+            }
+            found = plain.index >= 0 ? plain.index : plainArgmax
+        } else {
+            found = RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+        }
+        // m is one of the row's values as the same kernels compute them: found. Defensively:
+        return found >= 0 ? found : maximumWithIndex(a).index
     }
 }
 
 /// What validation's read of a row learnt, for the computing pass to reuse: the max of the scores
-/// (NaN if a score is NaN), the lowest index reaching it, how many scores are not -inf, and —
+/// (NaN if a score is NaN), the lowest index reaching it (-1 when the loss did not ask for it:
+/// RowKernel.survey then skips it), how many scores are not -inf, and —
 /// when costs were read — the max of s + w c for the fear term's weight w.
 struct RowSurvey<T: Real> {
     var maximum: T
@@ -166,6 +211,9 @@ struct FlatMarginals<T: Real> {
     let shift: T
     let rest: Double
     let exps: UnsafeMutablePointer<T>?
+    /// The candidate whose exp is exactly 1 (the one the exps are centred on), or -1 when not
+    /// known (a term without costs).
+    var center: Int = -1
     var denominator: Double { 1 + rest }
 }
 
@@ -200,31 +248,60 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
-        logSumExp(a, store: nil)
+        var plainArgmax = -1
+        return logSumExp(a, store: nil, plainArgmax: &plainArgmax)
     }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
         // p = softmax(s): the exps go to the gradient (when wanted), which the gradient pass then
         // turns into p (c - R) in place.
+        guard let costs else { return zeroOneExpectedCost(shift: maximum(0), gradientTimes: coefficient) }
+        // R = alpha (c[a] + sum_j p[j] (c[j] - c[a])) around the argmax a: its own term is 0, so
+        // a dominant argmax leaves R - alpha c[a] (and each alpha c[j] - R) with all its digits.
         let m = maximum(0)
-        var total: Double, weighted: Double
-        if let costs {
-            (total, weighted) = gradient.map {
-                RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: BufferSink(base: $0))
-            } ?? RowKernel.expSumAndDot(scores, costs: costs, count: count, shift: m, into: Discard<T>())
-        } else {
-            let row = PlainRow(scores: scores, count: count)
-            total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
-                ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
-            // 0/1: every candidate but the gold costs 1.
-            weighted = total - Self.kernelExp(scores[goldIndex] - m).wide
-        }
+        // The argmax: validation's when it kept it, else a scan of the scores that stops at it
+        // (cheaper than tracking it through validation's whole scan).
+        let found = known.map { $0.argmax } ?? -1
+        let a = found >= 0 ? found : RowKernel.firstIndex(of: m, in: PlainRow(scores: scores, count: count))
+        let reference = costs[Swift.max(a, 0)]  // m is a score: found
+        let (total, dot) = gradient.map {
+            RowKernel.expSumAndDot(scores, costs: costs, reference: reference, count: count, shift: m,
+                                   into: BufferSink(base: $0))
+        } ?? RowKernel.expSumAndDot(scores, costs: costs, reference: reference, count: count, shift: m,
+                                    into: Discard<T>())
         let denominator = 1 + RowKernel.rest(total: total, row: PlainRow(scores: scores, count: count), shift: m)
-        let risk = costScale * weighted / denominator
+        let excess = costScale * (dot / denominator)
         if let gradient {
-            RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, gold: goldIndex, count: count,
+            RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, count: count, reference: reference,
                                    factor: T(rounding: coefficient / denominator),
-                                   alpha: T(rounding: costScale), risk: T(rounding: risk), into: gradient)
+                                   alpha: T(rounding: costScale), excess: T(rounding: excess), into: gradient)
+        }
+        return costScale * reference.wide + excess
+    }
+
+    /// The risk under 0/1 costs, where every candidate but the gold costs 1: R = alpha S / (1 +
+    /// rest) with S the sum of the others' exps. When the gold is the argmax (its exp exactly 1)
+    /// S is the rest itself, which RowKernel.rest sums without the 1 when it is small; else S =
+    /// total - e[g] loses nothing (the argmax's 1 is among the others). Never total - e[g] with a
+    /// dominant gold: that cancels, and could leave R above alpha with gradient entries of the
+    /// wrong sign.
+    private func zeroOneExpectedCost(shift m: T, gradientTimes coefficient: Double) -> Double {
+        let g = goldIndex
+        let row = PlainRow(scores: scores, count: count)
+        let total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
+            ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
+        let rest = RowKernel.rest(total: total, row: row, shift: m)
+        let atGold = Self.kernelExp(scores[g] - m).wide
+        let denominator = 1 + rest
+        let others = atGold == 1 ? rest : denominator - atGold
+        let goldShare = atGold / denominator
+        let risk = costScale * (others / denominator)
+        if let gradient {
+            // p[j] (alpha - R) = e[j] alpha p[g] / denominator off the gold (alpha - R itself would
+            // cancel when R is near alpha); p[g] (0 - R) at the gold.
+            RowKernel.scale(UnsafePointer(gradient), by: T(rounding: coefficient * costScale * goldShare / denominator),
+                            into: gradient, count: count)
+            gradient[g] = T(rounding: -coefficient * goldShare * risk)
         }
         return risk
     }
@@ -234,18 +311,24 @@ extension FlatCandidates: EnumerableStructure {
     func fearMinusHope(fear: Term, hope: Term, coefficient: Double) -> Double {
         let fearKeepsExps: Bool
         if case .logSumExp = fear { fearKeepsExps = true } else { fearKeepsExps = false }
-        let f = term(fear, store: gradient)
-        let h = term(hope, store: fearKeepsExps ? scratch : gradient)
+        var plainArgmax = -1  // found once for both terms when they need it
+        let f = term(fear, store: gradient, plainArgmax: &plainArgmax)
+        let h = term(hope, store: fearKeepsExps ? scratch : gradient, plainArgmax: &plainArgmax)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
         return (f.shift - h.shift) + (f.rest - h.rest)
     }
 
-    private func term(_ t: Term, store: UnsafeMutablePointer<T>?) -> TermValue<Self> {
+    private func term(_ t: Term, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int) -> TermValue<Self> {
         switch t {
         case .logSumExp(let a):
-            let (shift, rest, marginals) = logSumExp(a, store: store)
+            let (shift, rest, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
             return TermValue(shift: shift, rest: rest, gradient: .marginals(marginals))
-        case .gold, .oracle, .max:
+        case .max(let a):
+            // The value from the exact v[j] of the argmax (logSumExp above says why).
+            let index = maximumWithIndex(a).index
+            let (score, cost) = exactAugmented(index, a)
+            return TermValue(shift: score, rest: cost, gradient: .oneHot(index))
+        case .gold, .oracle:
             return evaluate(t)
         }
     }
@@ -263,8 +346,14 @@ extension FlatCandidates: EnumerableStructure {
         switch (f.gradient, h.gradient) {
         case (.marginals(let fm), .marginals(let hm)):
             guard let hopeExps = hm.exps else { return poisonGradient() }  // no scratch: cannot happen
+            // Where both terms are centred on the same candidate (both exps exactly 1), its entry
+            // 1/(1 + rf) - 1/(1 + rh) is formed as (rh - rf) / ((1 + rf)(1 + rh)): the difference
+            // of two probabilities near 1 would keep only their rounding (read before the pass).
+            let j = fm.center
+            let shared = j >= 0 && j == hm.center && gradient[j] == 1 && hopeExps[j] == 1
             RowKernel.combine(UnsafePointer(gradient), T(rounding: c / fm.denominator),
                               UnsafePointer(hopeExps), T(rounding: -c / hm.denominator), into: gradient, count: count)
+            if shared { gradient[j] = T(rounding: c * ((hm.rest - fm.rest) / (fm.denominator * hm.denominator))) }
         case (.marginals(let fm), .oneHot(let t)):
             let atT = c * minusOne(fm, at: t)
             RowKernel.scale(UnsafePointer(gradient), by: T(rounding: c / fm.denominator), into: gradient, count: count)
@@ -321,4 +410,6 @@ extension FlatCandidates: EnumerableStructure {
     func setGoldGradient(_ value: Double) {
         gradient?[goldIndex] = T(rounding: value)
     }
+
+    func goldGradient() -> Double { gradient?[goldIndex].wide ?? 0 }
 }

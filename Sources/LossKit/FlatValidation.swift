@@ -60,7 +60,7 @@ enum FlatValidation {
                 }
             }
         }
-        return RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: index, unmasked: unmasked,
+        return RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: needsArgmax ? index : -1, unmasked: unmasked,
                          fearWeight: fearWeight, fearMaximum: hasNaN ? nil : augmented)
     }
 }

@@ -24,9 +24,12 @@ enum Lists {
 
         // Sizes: n, then the offsets (0 first, non-decreasing, a total the buffers can hold).
         guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
-        guard let n = Int(exactly: n64), n < Int.max / 16 else {
+        guard let n = Int(exactly: n64), n < Int.max else {
             throw .size("n = \(n64) does not fit this platform's address space")
         }
+        // Every per-example buffer must have a byte size that exists before any is read: the
+        // offsets' (n + 1) * 8 bounds gold's n * 4 and weight's and loss's n * sizeof(T).
+        _ = try elementCount(n + 1, 1, of: Int64.self, "n + 1 (the offsets)")
         let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
         guard n > 0, let offsets, let scores, let gold else {
             batch.writeEmpty(loss)

@@ -122,9 +122,12 @@ enum Recipe: Equatable {
             // uniform target; its gradient is eps (e_g - 1/K) on top of p - e_g.
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
             let k = Double(x.unmaskedCount)
+            let atGold = x.goldGradient()
             let (sum, _) = x.scores(times: 0, plus: -coefficient * epsilon / k, exceptGold: false, adding: true)
-            let (goldScore, goldArg) = x.gold()
-            x.addOneHot(goldArg, times: coefficient * epsilon)
+            let goldScore = x.gold().score
+            // The gold's entry in one rounding, (p[g] - 1) + eps (1 - 1/K): exactly 0 when K = 1,
+            // where adding eps to a rounded -eps/K would leave round(eps) - eps.
+            x.setGoldGradient(atGold + coefficient * epsilon * ((k - 1) / k))
             return log + epsilon * (goldScore - sum / k)
         case .squared(let kappa, let target):
             let k = Double(x.unmaskedCount)

@@ -82,4 +82,6 @@ protocol EnumerableStructure: LossStructure {
         -> (sum: Double, sumOfSquares: Double)
     /// SETS the gold's gradient to `value`.
     func setGoldGradient(_ value: Double)
+    /// The gold's gradient as it stands (0 when no gradient is wanted).
+    func goldGradient() -> Double
 }

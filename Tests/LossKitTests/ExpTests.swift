@@ -53,16 +53,34 @@ struct ExpTests {
         #expect(vectorExp([0.0]) == [1])
     }
 
-    @Test("edges: -inf and below the normal range -> 0, NaN -> NaN")
+    @Test("edges: -inf and far below the subnormals -> 0, NaN -> NaN")
     func edges() {
         // NaN of either sign (x86's default NaN, from 0/0 or inf - inf, has its sign bit set).
-        let f = vectorExp([-Float.infinity, -1000, -Float.greatestFiniteMagnitude, -87.5, -100,
+        let f = vectorExp([-Float.infinity, -1000, -Float.greatestFiniteMagnitude, -104.5, -200,
                            Float.nan, -Float.nan])
         #expect(f[0] == 0 && f[1] == 0 && f[2] == 0 && f[3] == 0 && f[4] == 0)
         #expect(f[5].isNaN && f[6].isNaN)
-        let d = vectorExp([-Double.infinity, -1e6, -Double.greatestFiniteMagnitude, -709,
+        let d = vectorExp([-Double.infinity, -1e6, -Double.greatestFiniteMagnitude, -746.5,
                            Double.nan, -Double.nan])
         #expect(d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0)
         #expect(d[4].isNaN && d[5].isNaN)
+    }
+
+    @Test("below the normal range the result underflows gradually, within one subnormal spacing")
+    func gradualUnderflow() {
+        // Reference: libm's exp in double. The kernel's error is at most 2 ulp of the normal
+        // result it scales down (at most 2 subnormal spacings) plus the final rounding (half a
+        // spacing): within 3 spacings.
+        let xs: [Float] = (0..<20_000).map { -87.33 - 16.6 * Float($0) / 20_000 }
+        for (x, e) in zip(xs, vectorExp(xs)) {
+            let exact = Glibc.exp(Double(x))
+            #expect(abs(Double(e) - exact) <= 3 * Double(Float.leastNonzeroMagnitude), "x = \(x): \(e) vs \(exact)")
+        }
+        // Double: the same bound in double's subnormal spacing.
+        let ds: [Double] = (0..<20_000).map { -708.3 - 37.0 * Double($0) / 20_000 }
+        for (x, e) in zip(ds, vectorExp(ds)) {
+            let exact = Glibc.exp(x)
+            #expect(abs(e - exact) <= 3 * Double.leastNonzeroMagnitude, "x = \(x): \(e) vs \(exact)")
+        }
     }
 }

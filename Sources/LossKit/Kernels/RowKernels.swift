@@ -65,17 +65,81 @@ struct ZeroOneRow<T: Real>: ScoreRow {
     @inline(__always) func value(_ j: Int) -> T { j == gold ? scores[j] : scores[j] + weight }
 }
 
-/// v[j] = s[j] + w for every j, the gold included: the 0/1 row without its per-vector gold
-/// patch, for passes whose caller corrects the gold's entry afterwards.
-struct ShiftedRow<T: Real>: ScoreRow {
+/// Exponents above this are clamped by the centred rows: a centred exponent is positive only by
+/// the rounding of the max found in T (at most 2u|v|); e^32 keeps every sum finite and stays
+/// within the vector exp's range (x <= 43).
+@inline(__always) func clampedExponent<T: Real>(_ x: T.Vector, _: T.Type) -> T.Vector {
+    let limit = T.Vector(repeating: 32)
+    return T.select(T.signMask(x - limit), x, limit)
+}
+
+/// x[k] = v[k] - v[j] for 0/1 costs against the gold, formed centred on the candidate j that
+/// reaches the max: (s[k] - s[j]) + (w - offset) off the gold, (s[g] - s[j]) - offset at it,
+/// with offset = w when j is not the gold (its own cost), else 0. Near-equal scores subtract
+/// exactly; clamped at 32 (clampedExponent).
+struct CenteredZeroOneRow<T: Real>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let weight: T
-    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) + T.Vector(repeating: weight) }
-    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
-        loadPartial(scores, i, count, pad: -.infinity) + T.Vector(repeating: weight)
+    let gold: Int
+    let center: T
+    let offset: T
+    @inline(__always) func patchGold(_ v: T.Vector, _ i: Int) -> T.Vector {
+        guard gold >= i, gold < i + T.laneCount else { return v }
+        var v = v
+        v[gold - i] = Swift.min((scores[gold] - center) - offset, 32)
+        return v
     }
-    @inline(__always) func value(_ j: Int) -> T { scores[j] + weight }
+    @inline(__always) func load(_ i: Int) -> T.Vector {
+        patchGold(clampedExponent((loadVector(scores, i) - T.Vector(repeating: center)) + T.Vector(repeating: weight - offset),
+                                  T.self), i)
+    }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        patchGold(clampedExponent((loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center))
+                                  + T.Vector(repeating: weight - offset), T.self), i)
+    }
+    @inline(__always) func value(_ j: Int) -> T {
+        Swift.min(j == gold ? (scores[j] - center) - offset : (scores[j] - center) + (weight - offset), 32)
+    }
+}
+
+/// CenteredZeroOneRow without its per-vector gold patch, centred on a candidate j that is not
+/// the gold: x[k] = s[k] - s[j] for every k, the gold included (its right value is s[g] - s[j]
+/// - w), for a caller that corrects the gold's entry afterwards. s[j] is then the plain max
+/// (every s[k] + w but the gold's is at most s[j] + w, and s[g] <= s[j]), so no x[k] is positive
+/// and none needs a clamp.
+struct CenteredShiftedRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let count: Int
+    let center: T
+    @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) - T.Vector(repeating: center) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center)
+    }
+    @inline(__always) func value(_ j: Int) -> T { scores[j] - center }
+}
+
+/// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
+/// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 32.
+struct CenteredCostRow<T: Real>: ScoreRow {
+    let scores: UnsafePointer<T>
+    let costs: UnsafePointer<T>
+    let count: Int
+    let weight: T
+    let centerScore: T
+    let centerCost: T
+    @inline(__always) func combine(_ s: T.Vector, _ c: T.Vector) -> T.Vector {
+        let x = T.fma(c - T.Vector(repeating: centerCost), T.Vector(repeating: weight), s - T.Vector(repeating: centerScore))
+        return T.select(T.equalMask(s, T.Vector(repeating: -.infinity)), s, clampedExponent(x, T.self))
+    }
+    @inline(__always) func load(_ i: Int) -> T.Vector { combine(loadVector(scores, i), loadVector(costs, i)) }
+    @inline(__always) func loadTail(_ i: Int) -> T.Vector {
+        combine(loadPartial(scores, i, count, pad: -.infinity), loadPartial(costs, i, count, pad: 0))
+    }
+    @inline(__always) func value(_ j: Int) -> T {
+        scores[j] == -.infinity ? scores[j]
+            : Swift.min(T.fma(costs[j] - centerCost, weight, scores[j] - centerScore), 32)
+    }
 }
 
 /// v[j] = s[j] + w c[j]; masked candidates stay -inf whatever their (unread, unvalidated) cost.
@@ -373,6 +437,29 @@ enum RowKernel {
         return (m, first == Int.max ? 0 : first)
     }
 
+    /// The lowest j with v[j] == value bit for bit (a value the row holds, such as its max), or
+    /// -1 if none. Blocks of 8 vectors are tested with one horizontal reduction each (a reduction
+    /// per vector would cost more than the compares), and the block that hits is searched again
+    /// lane by lane; the scan stops there.
+    @inline(__always) static func firstIndex<R: ScoreRow>(of value: R.Scalar, in row: R) -> Int {
+        typealias T = R.Scalar
+        let w = T.laneCount
+        let target = T.Vector(repeating: value)
+        var i = 0
+        while i < row.count {
+            let blockEnd = Swift.min(row.count, i + 8 * w)
+            var hit = T.Bits(repeating: 0)
+            var j = i
+            while j + w <= blockEnd { hit |= T.equalMask(row.load(j), target); j += w }
+            if j < blockEnd { hit |= T.equalMask(row.loadTail(j), target) }
+            if hit.wrappedSum() != 0 {
+                for k in i..<blockEnd where row.value(k) == value { return k }
+            }
+            i = blockEnd
+        }
+        return -1
+    }
+
     /// e[j] = exp(v[j] - shift) into `sink`; returns sum_j e[j] in double. Lanes accumulate in
     /// the storage type for blocks of 32 vectors, then in double.
     @inline(__always) static func expSum<R: ScoreRow, S: RowSink>(_ row: R, shift: R.Scalar, into sink: S) -> Double
@@ -409,13 +496,15 @@ enum RowKernel {
         return total
     }
 
-    /// (sum_j e[j], sum_j e[j] c[j]) for e[j] = exp(s[j] - shift) into `sink`; c of masked
-    /// candidates (e = 0) is not used, whatever it holds. For the risk.
+    /// (sum_j e[j], sum_j e[j] (c[j] - reference)) for e[j] = exp(s[j] - shift) into `sink`; c of
+    /// masked candidates (e = 0) is not used, whatever it holds. For the risk, with the argmax's
+    /// cost as the reference: its term is exactly 0, and the rest keeps its digits when the
+    /// argmax dominates.
     @inline(__always) static func expSumAndDot<T: Real, S: RowSink>(
-        _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, count: Int, shift: T, into sink: S
+        _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, reference: T, count: Int, shift: T, into sink: S
     ) -> (sum: Double, dot: Double) where S.Scalar == T {
         let w = T.laneCount
-        let shiftVector = T.Vector(repeating: shift)
+        let shiftVector = T.Vector(repeating: shift), referenceVector = T.Vector(repeating: reference)
         var sum = 0.0, dot = 0.0
         var i = 0
         while i + w <= count {
@@ -425,7 +514,7 @@ enum RowKernel {
                 let e = T.expNonPositive(loadVector(s, i) - shiftVector)
                 sink.store(e, i)
                 a1 += e
-                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * loadVector(c, i))
+                a2 += T.keep(T.nonZeroMask(T.bits(e)), e * (loadVector(c, i) - referenceVector))
                 i += w
             }
             sum += T.sumOfLanes(a1)
@@ -435,12 +524,12 @@ enum RowKernel {
             let e: T.Vector, cv: T.Vector, fresh: T.Bits
             if let (start, mask) = overlappingTail(count: count, seen: i, T.self) {
                 e = T.expNonPositive(loadVector(s, start) - shiftVector)
-                cv = loadVector(c, start)
+                cv = loadVector(c, start) - referenceVector
                 sink.store(e, start)
                 fresh = mask
             } else {
                 e = T.expNonPositive(loadPartial(s, i, count, pad: -.infinity) - shiftVector)
-                cv = loadPartial(c, i, count, pad: 0)
+                cv = loadPartial(c, i, count, pad: 0) - referenceVector
                 sink.storeTail(e, i, count)
                 fresh = T.Bits(repeating: -1)
             }
@@ -510,42 +599,32 @@ enum RowKernel {
         }
     }
 
-    /// The risk gradient f e[j] (alpha c[j] - risk), with c[j] the cost (0/1 against `gold`
-    /// when `costs` is nil); 0 where e[j] = 0 (masked candidates, whose cost is unread). `out`
-    /// may be `e` (in place).
+    /// The risk gradient f e[j] (alpha (c[j] - reference) - excess), with R = alpha reference +
+    /// excess: formed from the cost difference, so that a candidate whose cost is the reference's
+    /// keeps the sign of its exact gradient when R nearly equals alpha c[j]. 0 where e[j] = 0
+    /// (masked candidates, whose cost is unread). `out` may be `e` (in place). (0/1 costs form theirs from the sum over
+    /// the candidates but the gold: FlatCandidates.expectedCost.)
     @inline(__always) static func riskGradient<T: Real>(
-        _ e: UnsafePointer<T>, costs: UnsafePointer<T>?, gold: Int, count: Int,
-        factor f: T, alpha: T, risk: T, into out: UnsafeMutablePointer<T>
+        _ e: UnsafePointer<T>, costs: UnsafePointer<T>, count: Int,
+        reference: T, factor f: T, alpha: T, excess: T, into out: UnsafeMutablePointer<T>
     ) {
-        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: risk)
+        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: excess)
+        let vc = T.Vector(repeating: reference)
         var i = 0
-        if let costs {
-            while i + T.laneCount <= count {
-                let v = loadVector(e, i)
-                let g = v * vf * T.fma(loadVector(costs, i), va, -vr)
-                storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
-                i += T.laneCount
-            }
-            guard i < count else { return }
-            if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
-                // `out` may be `e`: the seen lanes keep what they now hold.
-                let v = loadVector(e, start)
-                let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start), va, -vr))
-                storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
-            } else {
-                while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * (alpha * costs[i] - risk); i += 1 }
-            }
+        while i + T.laneCount <= count {
+            let v = loadVector(e, i)
+            let g = v * vf * T.fma(loadVector(costs, i) - vc, va, -vr)
+            storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
+            i += T.laneCount
+        }
+        guard i < count else { return }
+        if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
+            // `out` may be `e`: the seen lanes keep what they now hold.
+            let v = loadVector(e, start)
+            let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start) - vc, va, -vr))
+            storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
         } else {
-            let offGold = va - vr  // every candidate but the gold costs 1
-            let atGold = e[gold] * f * (0 - risk)  // read first: `out` may be `e`
-            while i + T.laneCount <= count { storeVector(loadVector(e, i) * vf * offGold, out, i); i += T.laneCount }
-            if i < count, let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
-                storeVector(T.select(fresh, loadVector(e, start) * vf * offGold, loadVector(UnsafePointer(out), start)),
-                            out, start)
-            } else {
-                while i < count { out[i] = e[i] * f * (alpha - risk); i += 1 }
-            }
-            out[gold] = atGold
+            while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * ((costs[i] - reference) * alpha - excess); i += 1 }
         }
     }
 

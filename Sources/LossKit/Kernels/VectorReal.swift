@@ -23,8 +23,10 @@ protocol Real: BinaryFloatingPoint, Sendable, Codable {
     /// a * b + c (fused when the build has FMA).
     static func fma(_ a: Vector, _ b: Vector, _ c: Vector) -> Vector
     /// exp(x) for x <= 0, -inf (-> 0) and NaN (-> NaN), the range the losses need (every
-    /// exponent is shifted by a max). Error <= 2 ulp; results below the smallest normal flush
-    /// to 0. Positive x is outside the domain.
+    /// exponent is shifted by a max). Error <= 2 ulp down to the smallest normal; below it the
+    /// result underflows gradually (a subnormal within an ulp of subnormal spacing), so that
+    /// many tiny terms still add up to a normal sum (a near-zero loss). Positive x is outside
+    /// the domain.
     static func expNonPositive(_ x: Vector) -> Vector
     /// The lane index vector 0, 1, 2, ... as `Bits`.
     static var laneIndices: Bits { get }
@@ -128,11 +130,15 @@ extension Float: Real {
     /// 1 + r + r^2 q(r) for exp(r) on [-ln2/2, ln2/2], q of degree 4 fitted for least relative
     /// error (0.05 ulp of float; Lawson's iteration, see bench/README.md), evaluated by Estrin's
     /// scheme for a short dependency chain. n is rounded by adding 1.5 * 2^23, whose low bits
-    /// then hold n, so 2^n is built from them directly. Lanes below -87.3365 (exp < FLT_MIN,
-    /// and -inf) are zeroed at the end, which also discards what the exponent trick made of
-    /// them; NaN (whose sign bit may be set, as x86's default NaN's is) propagates.
+    /// then hold n, so 2^(n + 64) is built from them directly (a normal number for every n the
+    /// domain gives, down to -150) and the result multiplied by 2^-64 last: exact for a normal
+    /// result, and rounded into the subnormals below FLT_MIN (gradual underflow), at the cost of
+    /// one multiply. Lanes below -104 (exp below half the smallest subnormal, and -inf) are
+    /// zeroed at the end, which also discards what the exponent trick made of them; NaN (whose
+    /// sign bit may be set, as x86's default NaN's is) propagates. x up to 43 (n <= 63) still
+    /// comes out right, which the centred exponents' small positive excess needs.
     @inline(__always) static func expNonPositive(_ x: Vector) -> Vector {
-        let underflow = signMask(x - Vector(repeating: -87.33654))
+        let underflow = signMask(x - Vector(repeating: -104))
         let magic = Vector(repeating: 12582912.0)
         let shifted = fma(x, Vector(repeating: 1.44269504088896341), magic)
         let n = shifted - magic
@@ -142,8 +148,8 @@ extension Float: Real {
         let c45 = fma(r, Vector(repeating: 0.0083687100559473038), Vector(repeating: 0.041668388992547989))
         let c456 = fma(r2, Vector(repeating: 0.0013814612757414579), c45)
         let p = fma(r2, fma(r2, c456, c23), r + 1)
-        let scale = vector((bits(shifted) &- Bits(repeating: 0x4B40_0000 - 127)) &<< Bits(repeating: 23))
-        return vector(bits(p * scale) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
+        let scale = vector((bits(shifted) &- Bits(repeating: 0x4B40_0000 - 127 - 64)) &<< Bits(repeating: 23))
+        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
     }
 }
 
@@ -195,9 +201,10 @@ extension Double: Real {
 
     /// As Float.expNonPositive, in double: round with 1.5 * 2^52, ln 2 in two parts (the high
     /// part has 32 significant bits, so n * high is exact), and the Taylor polynomial of degree
-    /// 13 (remainder (ln2/2)^14 / 14! < 2e-17). Lanes below -708.39 (exp < DBL_MIN) flush to 0.
+    /// 13 (remainder (ln2/2)^14 / 14! < 2e-17). 2^(n + 64) times 2^-64 as in Float (gradual
+    /// underflow below DBL_MIN); lanes below -746 (exp under half the smallest subnormal) are 0.
     @inline(__always) static func expNonPositive(_ x: Vector) -> Vector {
-        let underflow = signMask(x - Vector(repeating: -708.39641853226408))
+        let underflow = signMask(x - Vector(repeating: -746))
         let magic = Vector(repeating: 6755399441055744.0)
         let shifted = fma(x, Vector(repeating: 1.4426950408889634), magic)
         let n = shifted - magic
@@ -219,8 +226,8 @@ extension Double: Real {
         let s0123 = fma(r4, s23, s01)
         let s456 = fma(r4, q6, s45)
         let p = fma(r4 * r4, s456, s0123)
-        let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023)) &<< Bits(repeating: 52))
-        return vector(bits(p * scale) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
+        let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023 - 64)) &<< Bits(repeating: 52))
+        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
     }
 }
 

@@ -1,0 +1,491 @@
+"""Dense rows and candidate lists against exact arithmetic: regression tests for the defects the
+"Trust" audit found in the flat structures (0/1-cost shortcuts at a large cost_scale, buffer
+byte sizes, risk with 0/1 costs, exps below the normal range, label smoothing with one class,
+cost-augmented scores rounded in the input type).
+
+Expected values come from mpmath at 60 digits on exactly the float values the library receives
+(`mp_example`), or from closed forms written next to them; the 0/1-cost cases are also compared
+with the same call with the 0/1 costs written out per example, which takes no shortcut. Never
+from the library's own output.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import mpmath
+import numpy as np
+import pytest
+
+import losskit
+from losskit import _common, _native
+
+mpmath.mp.dps = 60
+
+U = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}  # unit roundoff
+DTYPES = [np.float32, np.float64]
+
+# (fear kind, f, hope kind, h) of the presets that go through the terms (DESIGN.md §2).
+PRESETS = {
+    "log": ("lse", 0, "gold", 0),
+    "perceptron": ("max", 0, "gold", 0),
+    "hinge": ("max", 1, "gold", 0),
+    "softmax_margin": ("lse", 1, "gold", 0),
+    "ramp": ("max", 1, "max", 1),
+    "soft_ramp": ("lse", 1, "lse", 1),
+}
+
+
+# ------------------------------------------------------------------------------------------
+# The exact reference.
+# ------------------------------------------------------------------------------------------
+
+def _mp(x):
+    return x if isinstance(x, mpmath.mpf) else mpmath.mpf(float(x))
+
+
+def _masked(x):
+    return not isinstance(x, mpmath.mpf) and np.isneginf(x)
+
+
+def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fear_scale=1.0,
+               hope_scale=1.0, label_smoothing=0.0):
+    """(L, dL/ds, cond) of one example in exact arithmetic (mpmath, 60 digits) on the float
+    values of s (k,), the unscaled costs (k,; None = 0/1 against the gold) and cost_scale.
+    cond = sum_i |dL/dx_i| |x_i| over the scores, the costs and cost_scale: the conditioning
+    term of the accuracy target 4u(|L| + cond) (issue "Trust")."""
+    k = len(s)
+    alpha = _mp(cost_scale)
+    sv = [None if _masked(x) else _mp(x) for x in s]  # None: masked
+    c = [mpmath.mpf(0 if j == gold else 1) for j in range(k)] if cost is None else [_mp(x) for x in cost]
+    live = [j for j in range(k) if sv[j] is not None]
+    if loss == "risk":
+        m = max(sv[j] for j in live)
+        e = {j: mpmath.exp(sv[j] - m) for j in live}
+        z = mpmath.fsum(e.values())
+        p = {j: e[j] / z for j in live}
+        R = alpha * mpmath.fsum(p[j] * c[j] for j in live)
+        grad = [p[j] * (alpha * c[j] - R) if j in p else mpmath.mpf(0) for j in range(k)]
+        cond = mpmath.fsum(abs(grad[j] * sv[j]) for j in live) + 2 * abs(R)  # costs and alpha
+        return R, grad, cond
+    if loss == "log" and label_smoothing:
+        eps = _mp(label_smoothing)
+        K = len(live)
+        m = max(sv[j] for j in live)
+        top = min(j for j in live if sv[j] == m)
+        z = 1 + mpmath.fsum(mpmath.exp(sv[j] - m) for j in live if j != top)
+        lse = m + mpmath.log1p(z - 1)
+        L = lse - (1 - eps) * sv[gold] - eps / K * mpmath.fsum(sv[j] for j in live)
+        grad = [mpmath.exp(sv[j] - m) / z - (1 - eps) * (j == gold) - eps / K if j in live else mpmath.mpf(0)
+                for j in range(k)]
+        cond = mpmath.fsum(abs(grad[j] * sv[j]) for j in live)
+        return L, grad, cond
+    if loss == "hope_fear":
+        fk, f, hk, h = fear, fear_scale, hope, hope_scale
+    else:
+        fk, f, hk, h = PRESETS[loss]
+    f, h = _mp(f), _mp(h)
+
+    def term(kind, a):
+        """(value, dvalue/ds, dvalue/d(alpha c) per candidate)."""
+        if kind == "gold":
+            return sv[gold], {gold: 1}, {}
+        v = {j: sv[j] + a * alpha * c[j] for j in live}
+        m = max(v.values())
+        if kind == "max":
+            j = gold if v.get(gold) == m else min(j for j in live if v[j] == m)
+            return v[j], {j: 1}, {j: a}
+        top = min(j for j in live if v[j] == m)
+        e = {j: mpmath.exp(v[j] - m) for j in live}
+        rest = mpmath.fsum(e[j] for j in live if j != top)  # log1p form: 1 + 1e-305 is 1 at 60 digits
+        p = {j: e[j] / (1 + rest) for j in live}
+        return m + mpmath.log1p(rest), p, {j: a * p[j] for j in live}
+
+    F, dF, cF = term(fk, f)
+    H, dH, cH = term(hk, -h)
+    L = F - H
+    grad = [mpmath.mpf(dF.get(j, 0)) - dH.get(j, 0) for j in range(k)]
+    dc = {j: mpmath.mpf(cF.get(j, 0)) - cH.get(j, 0) for j in live}  # dL/d(alpha c_j)
+    cond = (mpmath.fsum(abs(grad[j] * sv[j]) for j in live)
+            + 2 * mpmath.fsum(abs(dc[j] * alpha * c[j]) for j in live))  # the costs and alpha
+    return L, grad, cond
+
+
+def mp_reference(s, gold, cost, **kw):
+    """(L, grad, cond, grad_cond) of `mp_example`, with grad_cond = max_j sum_i |dg_j/dx_i| |x_i|
+    over the same inputs (scores, costs, cost_scale): the conditioning of the gradient row, by
+    forward differences in 60-digit arithmetic (step 1e-30 relative: the error is of the order of
+    the step, far below any float's rounding; the losses are smooth or piecewise linear there)."""
+    L, grad, cond = mp_example(s, gold, cost, **kw)
+    k = len(s)
+    total = [mpmath.mpf(0)] * k
+
+    def add(x, perturbed):
+        if x == 0:
+            return
+        _, g2, _ = perturbed
+        for j in range(k):
+            total[j] += abs((g2[j] - grad[j]) / (x * mpmath.mpf("1e-30"))) * abs(x)
+
+    sv = [x if _masked(x) else _mp(x) for x in s]
+    for i in range(k):
+        if _masked(s[i]):
+            continue
+        t = list(sv)
+        t[i] = sv[i] * (1 + mpmath.mpf("1e-30"))
+        add(sv[i], mp_example(t, gold, cost, **kw))
+    if cost is not None:
+        cv = [_mp(x) for x in cost]
+        for i in range(k):
+            t = list(cv)
+            t[i] = cv[i] * (1 + mpmath.mpf("1e-30"))
+            add(cv[i], mp_example(s, gold, t, **kw))
+    alpha = _mp(kw.get("cost_scale", 1.0))
+    kw2 = dict(kw, cost_scale=alpha * (1 + mpmath.mpf("1e-30")))
+    add(alpha, mp_example(s, gold, cost, **kw2))
+    return L, grad, cond, max(total)
+
+
+def assert_accurate(got_loss, got_grad, ref, dtype, *, factor=4.0, what=""):
+    """The accuracy target (issue "Trust"): |L - L*| <= factor u (|L*| + cond); the gradient row
+    within factor u (max_j |g*_j| + grad_cond) of its exact value, entry by entry, and no entry
+    of the wrong sign where its exact value is above that level."""
+    L, grad, cond, grad_cond = ref
+    u = U[dtype]
+    err = abs(_mp(got_loss) - L)
+    bound = factor * u * (abs(L) + cond)
+    assert err <= bound, f"{what}: loss {float(got_loss)!r} vs exact {mpmath.nstr(L, 17)}: error {mpmath.nstr(err, 3)} > {mpmath.nstr(bound, 3)}"
+    if got_grad is None:
+        return
+    tol = factor * u * (max(abs(x) for x in grad) + grad_cond)
+    for j, (gj, ej) in enumerate(zip(got_grad, grad)):
+        e = abs(_mp(gj) - ej)
+        assert e <= tol, f"{what}: grad[{j}] = {float(gj)!r} vs exact {mpmath.nstr(ej, 17)}: error {mpmath.nstr(e, 3)} > {mpmath.nstr(tol, 3)}"
+        if abs(ej) > tol:  # above the row's rounding level
+            assert np.sign(float(gj)) == np.sign(float(ej)), f"{what}: grad[{j}] has the wrong sign"
+
+
+def per_example_costs(gold, k, dtype):
+    """The 0/1 costs written out (LK_COST_PER_EXAMPLE), one row per example."""
+    c = np.ones((len(gold), k), dtype=dtype)
+    c[np.arange(len(gold)), gold] = 0
+    return c
+
+
+def dense1(s, gold, dtype, **kw):
+    """One dense row, reduction "sum" (the example's own loss and gradient)."""
+    return losskit.dense(np.asarray([s], dtype=dtype), [gold], reduction="sum", **kw)
+
+
+def list1(s, gold, dtype, **kw):
+    """The same example as one candidate list."""
+    s = np.asarray(s, dtype=dtype)
+    return losskit.lists(s, [0, len(s)], [gold], reduction="sum", **kw)
+
+
+# ------------------------------------------------------------------------------------------
+# 0/1 costs at a large cost_scale, with the gold the plain max (finding 4).
+# ------------------------------------------------------------------------------------------
+
+ZERO_ONE_LARGE_SCALE = [
+    # (dtype, scores, gold, cost_scale, loss options)
+    (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="softmax_margin")),
+    (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="soft_ramp")),
+    (np.float32, [0.25, -22.47, -23.47], 0, 20.0, dict(loss="hope_fear", fear="lse", hope="max", fear_scale=1.0,
+                                                       hope_scale=1.0)),
+    (np.float64, [-12.09, 25.04, -27.17], 1, 50.81, dict(loss="soft_ramp")),
+    (np.float64, [-12.09, 25.04, -27.17], 1, 50.81, dict(loss="softmax_margin")),
+    (np.float32, [-1.07, -np.inf, -np.inf], 0, 89.0, dict(loss="softmax_margin")),
+    (np.float64, [1.5], 0, 710.0, dict(loss="softmax_margin")),
+    (np.float64, [1.5], 0, 710.0, dict(loss="soft_ramp")),
+    # A row longer than a vector, the gold the plain max in the middle of it.
+    (np.float32, [-3.0] * 9 + [2.0] + [-4.0] * 9, 9, 30.0, dict(loss="softmax_margin")),
+    (np.float64, [-3.0] * 9 + [2.0] + [-4.0] * 9, 9, 700.0, dict(loss="soft_ramp")),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,gold,alpha,opts", ZERO_ONE_LARGE_SCALE)
+def test_zero_one_fear_at_large_cost_scale(structure, dtype, s, gold, alpha, opts):
+    # Exact: mpmath on the same float inputs; also the same call with the costs written out.
+    s = np.asarray(s, dtype=dtype)
+    call = dense1 if structure == "dense" else list1
+    got = call(s, gold, dtype, cost_scale=alpha, **opts)
+    ref = mp_reference(s, gold, None, cost_scale=alpha, **opts)
+    assert np.isfinite(got.loss) and np.all(np.isfinite(got.grad))
+    assert_accurate(got.loss, got.grad[0] if structure == "dense" else got.grad, ref, dtype,
+                    what=f"{structure} {opts}")
+    written = per_example_costs([gold], len(s), dtype)
+    extra = dict(cost=written, cost_layout="per_example") if structure == "dense" else dict(cost=written[0])
+    out = call(s, gold, dtype, cost_scale=alpha, **extra, **opts)
+    assert_accurate(out.loss, out.grad[0] if structure == "dense" else out.grad, ref, dtype, what="written out")
+    assert abs(float(got.loss) - float(out.loss)) <= 8 * U[dtype] * (abs(float(out.loss)) + float(ref[2]))
+
+
+# ------------------------------------------------------------------------------------------
+# Risk with 0/1 costs when the gold dominates (accuracy defect 1).
+# ------------------------------------------------------------------------------------------
+
+RISK_ZERO_ONE = [
+    # (dtype, scores, gold). Exact R = alpha sum_{j != g} e^{s_j} / sum_j e^{s_j} (mpmath).
+    (np.float64, [40.0, 0.0, 0.0], 0),  # R = 2 e^-40 / (1 + 2 e^-40) = 8.5e-18
+    (np.float32, [20.0, 0.0, 0.0], 0),  # R = 4.1e-9
+    (np.float64, [-0.9, 5.2, -50.1, 24.9], 2),  # R = 1 - 2.7e-33: never above the largest cost
+    (np.float32, [-0.9, 5.2, -50.1, 24.9], 2),
+    (np.float64, [700.0] + [0.0] * 40, 0),  # R = 40 e^-700, a normal number
+    (np.float64, [3.0] + [-1.0] * 17 + [-np.inf] * 3, 0),  # longer than a vector, masked tail
+    (np.float32, [-np.inf, 1.0, 0.5] + [30.0] + [0.0] * 13, 3),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,gold", RISK_ZERO_ONE)
+def test_risk_zero_one_gold_dominates(structure, dtype, s, gold):
+    s = np.asarray(s, dtype=dtype)
+    call = dense1 if structure == "dense" else list1
+    row = (lambda r: r.grad[0]) if structure == "dense" else (lambda r: r.grad)
+    ref = mp_reference(s, gold, None, loss="risk")
+    got = call(s, gold, dtype, loss="risk")
+    assert_accurate(got.loss, row(got), ref, dtype, what=f"{structure} 0/1")
+    assert float(got.loss) <= 1.0  # R never exceeds the largest cost
+    # The same call with the costs written out (exact reference again, and the two agree).
+    written = per_example_costs([gold], len(s), dtype)
+    extra = dict(cost=written, cost_layout="per_example") if structure == "dense" else dict(cost=written[0])
+    out = call(s, gold, dtype, loss="risk", **extra)
+    assert_accurate(out.loss, row(out), ref, dtype, what=f"{structure} written out")
+    assert float(out.loss) <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# Exps below the smallest normal number (accuracy defect 2): a near-zero loss made of many
+# subnormal terms is itself normal and keeps its value and gradient.
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,top,others", [
+    (np.float32, 88.0, 36),     # L = log1p(36 e^-88) = 2.18e-37 > FLT_MIN; each term 6.1e-39 < FLT_MIN
+    (np.float32, 100.0, 3000),  # each term 3.7e-44 (a few subnormal bits); L = 1.1e-40 < FLT_MIN
+    (np.float64, 709.0, 3000),  # L = log1p(3000 e^-709) = 3.7e-305; each term 1.2e-308 < DBL_MIN
+    (np.float64, 740.0, 40),    # each term 4.2e-322 (subnormal); L = 1.7e-320
+])
+def test_log_loss_of_subnormal_terms(structure, dtype, top, others):
+    # Closed form (mpmath): gold 0 ahead of `others` zeros by `top`:
+    #   L = log1p(K e^-top),  dL/ds_0 = -K e^-top / (1 + K e^-top),  dL/ds_j = e^-top / (1 + K e^-top).
+    s = np.array([top] + [0.0] * others, dtype=dtype)
+    got = (dense1 if structure == "dense" else list1)(s, 0, dtype)
+    grad = got.grad[0] if structure == "dense" else got.grad
+    t = mpmath.exp(-_mp(top))
+    L = mpmath.log1p(others * t)
+    g0, gj = -others * t / (1 + others * t), t / (1 + others * t)
+    tiny = float(np.finfo(dtype).tiny)
+    smallest = float(np.finfo(dtype).smallest_subnormal)
+    u = U[dtype]
+    # The accuracy target 4u(|L| + cond), cond = sum_j |dL/ds_j| |s_j| = top |g0| (the row's
+    # gradient has the same conditioning, top times its largest entry), plus the rounding of the
+    # subnormal terms (each within one subnormal spacing: `others` of them).
+    cond = top * abs(g0)
+    assert abs(_mp(got.loss) - L) <= 4 * u * (L + cond) + others * smallest, (float(got.loss), L)
+    assert abs(_mp(grad[0]) - g0) <= 4 * u * (abs(g0) + cond) + others * smallest
+    for j in (1, others // 2, others):
+        assert abs(_mp(grad[j]) - gj) <= 4 * u * (gj + cond) + smallest, (j, float(grad[j]), gj)
+    if L > tiny:
+        assert got.loss > 0 and grad[0] < 0 and grad[1] > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_soft_losses_near_the_underflow_edge(dtype):
+    # mpmath on the same float inputs: a row whose others trail the gold by 80..100 (float32) or
+    # 700..740 (float64): softmax-margin and risk, each a normal number made of subnormal terms.
+    rng = np.random.default_rng(7)
+    lo, hi = (80, 100) if dtype == np.float32 else (700, 740)
+    s = np.concatenate([[0.0], -rng.uniform(lo, hi, size=20)]).astype(dtype)
+    for opts in (dict(loss="log"), dict(loss="risk"), dict(loss="softmax_margin", cost_scale=0.5)):
+        with mpmath.workdps(800):  # p_g - 1 ~ 1e-305 needs 305 digits beside the 1
+            ref = mp_reference(s, 0, None, **opts)
+        got = dense1(s, 0, dtype, **opts)
+        assert got.loss > 0
+        assert_accurate(got.loss, got.grad[0], ref, dtype, what=str(opts))
+
+
+# ------------------------------------------------------------------------------------------
+# Label smoothing with one unmasked class (accuracy defect 7).
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.1, 0.3, 0.999])
+def test_label_smoothing_one_unmasked_class(dtype, eps):
+    # Closed form: with K = 1 the target (1 - eps) e_g + eps/K is e_g itself: loss 0, gradient 0
+    # exactly (f32(0.1) - 0.1 = -1.49e-9 was left at the gold).
+    s = np.array([[-np.inf, 2.5, -np.inf] + [-np.inf] * 14], dtype=dtype)
+    got = losskit.dense(s, [1], label_smoothing=eps, reduction="sum")
+    assert got.loss == 0
+    assert np.all(got.grad == 0), got.grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_label_smoothing_against_exact(dtype):
+    # mpmath on the same float inputs, including masked classes (K counts the unmasked ones).
+    rng = np.random.default_rng(11)
+    s = rng.normal(size=19).astype(dtype)
+    s[[3, 7]] = -np.inf
+    for gold in (0, 12):
+        ref = mp_reference(s, gold, None, loss="log", label_smoothing=0.1)
+        got = dense1(s, gold, dtype, label_smoothing=0.1)
+        assert_accurate(got.loss, got.grad[0], ref, dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# Cost-augmented scores formed in double (accuracy defect 8): at |s| ~ 90 a loss of order 1
+# keeps the digits that rounding s + f c to the input type would take (16-32 ulps in float64,
+# ~2e-6 relative in float32).
+# ------------------------------------------------------------------------------------------
+
+WIDE_LOSSES = [
+    dict(loss="ramp"),
+    dict(loss="soft_ramp"),
+    dict(loss="hinge"),
+    dict(loss="softmax_margin"),
+    dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=1.0),
+    dict(loss="hope_fear", fear="lse", hope="max", fear_scale=0.7, hope_scale=1.3),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("costs", ["zero_one", "per_example"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opts", WIDE_LOSSES, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_wide_scores_keep_their_digits(structure, costs, dtype, opts, rng):
+    # mpmath on the same float inputs: rows of 11 scores near +-90 whose top two are close, so
+    # that the fear and hope terms pick the same or neighbouring candidates and the loss is of
+    # order cost_scale, far below |s|.
+    call = dense1 if structure == "dense" else list1
+    for trial in range(6):
+        s = (90 * rng.choice([-1, 1]) + rng.normal(scale=0.3, size=11)).astype(dtype)
+        gold = int(rng.integers(11))
+        alpha = float(rng.uniform(0.05, 0.8))
+        if costs == "zero_one":
+            cost, extra = None, {}
+        else:
+            cost = rng.uniform(0, 2, size=11).astype(dtype)
+            cost[gold] = 0
+            extra = dict(cost=cost[None, :], cost_layout="per_example") if structure == "dense" else dict(cost=cost)
+        ref = mp_reference(s, gold, cost, cost_scale=alpha, **opts)
+        got = call(s, gold, dtype, cost_scale=alpha, **extra, **opts)
+        assert_accurate(got.loss, got.grad[0] if structure == "dense" else got.grad, ref, dtype,
+                        what=f"trial {trial}")
+
+
+# ------------------------------------------------------------------------------------------
+# Byte sizes (finding 2 for dense rows and candidate lists): every buffer a call reads or
+# writes has a byte size that exists, else LK_ERR_SIZE before anything is read.
+# ------------------------------------------------------------------------------------------
+
+def _raw_options(loss="log", reduction="none"):
+    return _common.make_options(loss=loss, reduction=reduction, cost_scale=1.0, threads=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2 ** 62, 2 ** 63 - 1, 2 ** 61 + 5, 2 ** 60])
+def test_lists_huge_n_with_tiny_buffers(dtype, n):
+    # (n + 1) * 8 bytes of offsets do not exist for any of these n: LK_ERR_SIZE naming n, with
+    # nothing read (the buffers hold 4 entries; the gold is out of range and a score +inf, so a
+    # read would show as another status) and nothing written (poisoned outputs stay).
+    offsets = np.array([0, 1, 2, 3], dtype=np.int64)
+    scores = np.array([np.inf, 0, 0, 0], dtype=dtype)
+    gold = np.array([7, 7, 7, 7], dtype=np.int32)
+    loss = np.full(4, 1234.5, dtype=dtype)
+    grad = np.full(4, 1234.5, dtype=dtype)
+    fn = _native.lib.lk_lists_f64 if dtype == np.float64 else _native.lib.lk_lists_f32
+    opt = _raw_options()
+    with pytest.raises(_native.LossKitError) as info:
+        fn(ctypes.byref(opt), n, offsets.ctypes.data, scores.ctypes.data, gold.ctypes.data, None, None,
+           loss.ctypes.data, grad.ctypes.data)
+    assert info.value.name == "LK_ERR_SIZE" and "n" in info.value.message
+    assert np.all(loss == 1234.5) and np.all(grad == 1234.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k", [(2 ** 62, 1), (2 ** 61, 1), (2 ** 63 - 1, 1), (2 ** 40, 2 ** 23), (2 ** 63 - 1, 0),
+                                 (2 ** 31, 2 ** 31)])
+def test_dense_huge_shapes_with_tiny_buffers(dtype, n, k):
+    # n * k * sizeof(T) bytes (which bounds gold's n * 4 and weight's and loss's n * sizeof(T))
+    # do not exist, or k = 0 with n > 0: LK_ERR_SIZE before anything is read or written.
+    scores = np.array([np.inf, 0, 0, 0], dtype=dtype)
+    gold = np.array([7, 7, 7, 7], dtype=np.int32)
+    loss = np.full(4, 1234.5, dtype=dtype)
+    grad = np.full(4, 1234.5, dtype=dtype)
+    fn = _native.lib.lk_dense_f64 if dtype == np.float64 else _native.lib.lk_dense_f32
+    opt = _raw_options()
+    with pytest.raises(_native.LossKitError) as info:
+        fn(ctypes.byref(opt), n, k, scores.ctypes.data, gold.ctypes.data, None, None,
+           loss.ctypes.data, grad.ctypes.data)
+    assert info.value.name == "LK_ERR_SIZE", info.value
+    assert np.all(loss == 1234.5) and np.all(grad == 1234.5)
+
+
+# ------------------------------------------------------------------------------------------
+# Long rows (>= 512 values: checked row by row, the survey reused by the computing pass) and
+# short ones (screened, the computing pass finds what it needs): every path of the 0/1 and
+# per-example shortcuts, the gold above, just above, and below the others.
+# ------------------------------------------------------------------------------------------
+
+LONG_LOSSES = [
+    dict(loss="softmax_margin"),
+    dict(loss="soft_ramp", cost_scale=0.6),
+    dict(loss="hope_fear", fear="lse", hope="lse", fear_scale=1.5, hope_scale=0.5),
+    dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=2.0),
+    dict(loss="risk"),
+    dict(loss="ramp", cost_scale=3.0),
+]
+
+
+@pytest.mark.parametrize("k", [600, 37])
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("costs", ["zero_one", "per_example"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opts", LONG_LOSSES, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_rows_long_and_short_against_exact(k, structure, costs, dtype, opts, rng):
+    # mpmath on the same float inputs (loss and gradient); the loss against the target
+    # 4u(|L| + cond); the gradient of a short row against its own conditioning, of a long one
+    # against a coarse bound (its conditioning would take k^2 exact evaluations). Each
+    # log-sum-exp term also carries
+    # its exps' own error (2 ulp each: up to 4u absolute per term), which the target's
+    # backward-error form does not count when the terms nearly cancel: allowed on top.
+    call = dense1 if structure == "dense" else list1
+    u = U[dtype]
+    for lead, spread in ((5.0, 2.0), (0.4, 2.0), (-2.0, 2.0), (3.0, 40.0), (-1.0, 40.0)):
+        # The gold's score above the others' max; spread 40 puts exps beyond e^64 of a wrong
+        # centre (a log-sum-exp must centre on its own argmax).
+        s = rng.normal(scale=spread, size=k)
+        gold = int(rng.integers(k))
+        s[gold] = np.max(np.delete(s, gold)) + lead
+        s = s.astype(dtype)
+        alpha = opts.get("cost_scale", 1.0)
+        if costs == "zero_one":
+            cost, extra = None, {}
+        else:
+            cost = rng.uniform(0, 2, size=k).astype(dtype)
+            cost[gold] = 0
+            extra = dict(cost=cost[None, :], cost_layout="per_example") if structure == "dense" else dict(cost=cost)
+        got = call(s, gold, dtype, **extra, **opts)
+        g = got.grad[0] if structure == "dense" else got.grad
+        lse_terms = sum(1 for key in ("fear", "hope") if opts.get(key) == "lse") + \
+            {"softmax_margin": 1, "soft_ramp": 2, "risk": 1}.get(opts["loss"], 0)
+        if k <= 64:
+            # Short rows: the gradient row against its own conditioning (mp_reference). A
+            # difference of two softmaxes (two log-sum-exp terms) also carries the rounding of
+            # the probabilities themselves, whose exps have their own 2-ulp error: up to 4u on
+            # the scale of a probability (1), which the header states for these losses.
+            L, grad, cond, grad_cond = mp_reference(s, gold, cost, **opts)
+            tol = 4 * u * (max(abs(x) for x in grad) + grad_cond + (1 if lse_terms == 2 else 0))
+            assert max(abs(_mp(a) - b) for a, b in zip(g, grad)) <= tol, lead
+        else:
+            L, grad, cond = mp_example(s, gold, cost, **opts)
+        assert abs(_mp(got.loss) - L) <= 4 * u * (abs(L) + cond + lse_terms), (lead, float(got.loss), L)
+        if k > 64:
+            # Long rows: a coarse bound, the probabilities' scale (1 where two softmaxes are
+            # subtracted, whose difference is far below them) times the inputs' magnitude.
+            size = 1.0 if lse_terms == 2 else max(abs(x) for x in grad)
+            scale = size * (1 + float(np.max(np.abs(s))) + 2 * alpha)
+            worst = max(abs(_mp(a) - b) for a, b in zip(g, grad))
+            assert worst <= 16 * u * scale, (lead, worst)
