@@ -21,7 +21,8 @@ AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc 
 AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
                -Xswiftc -DLK_VARIANT
 
-.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE
+.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
+        fuzz test-fuzz test-sanitize
 
 all: lib
 
@@ -101,5 +102,37 @@ bench: lib
 	$(PYTHON) bench/bench.py --threads 2
 	$(PYTHON) bench/bench.py --threads 1 --levels
 
+# The C-ABI fuzzer (Tests/fuzz/README.md): libFuzzer and AddressSanitizer from the clang beside
+# Swift's toolchain, against an ASan build of the library (.build-asan). `make fuzz` runs it for
+# FUZZ_SECONDS on a working copy of the seed corpus (build/fuzz-corpus); crash inputs go to
+# build/fuzz-crashes. `make test-fuzz` is the short bounded pass: every seed once, then a fixed
+# number of mutations with a fixed seed.
+SWIFT_BIN    := $(dir $(shell readlink -f "$$(command -v $(SWIFT))"))
+FUZZ_CC      ?= $(SWIFT_BIN)clang
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS    ?= 100000
+ASAN_DIR      = $(CURDIR)/.build-asan/release
+# Swift's own crash handler would race ASan's report; a Swift trap (ud2) is reported by ASan too.
+FUZZ_ENV      = SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=handle_sigill=1:detect_leaks=1
+
+$(ASAN_DIR)/liblosskit.so: FORCE
+	$(SWIFT) build -c release --scratch-path .build-asan --sanitize=address
+
+build/fuzz-losskit: Tests/fuzz/fuzz_losskit.c include/losskit.h $(ASAN_DIR)/liblosskit.so
+	@mkdir -p build
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address -fuse-ld=lld -Wall -Wextra -Werror -Iinclude \
+	    Tests/fuzz/fuzz_losskit.c -L$(ASAN_DIR) -llosskit -Wl,-rpath,$(ASAN_DIR) -lm -o $@
+
+fuzz: build/fuzz-losskit
+	@mkdir -p build/fuzz-corpus build/fuzz-crashes
+	$(FUZZ_ENV) build/fuzz-losskit -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-corpus Tests/fuzz/corpus
+
+test-fuzz: build/fuzz-losskit
+	$(FUZZ_ENV) build/fuzz-losskit -timeout=10 Tests/fuzz/corpus/*
+	@rm -rf build/fuzz-test-corpus && mkdir -p build/fuzz-test-corpus build/fuzz-crashes
+	$(FUZZ_ENV) build/fuzz-losskit -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \
+	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-test-corpus Tests/fuzz/corpus
+
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan .build-test-* build
