@@ -543,6 +543,18 @@ static void begin_call(Call *call, Reader *r) {
     call->nulls = u8(r);
 }
 
+/* The losses that read costs (the header's conventions, "Costs"). */
+static int reads_costs(const lk_options *o) {
+    switch (o->loss) {
+    case LK_LOSS_HINGE: case LK_LOSS_SOFTMAX_MARGIN: case LK_LOSS_RISK: case LK_LOSS_RAMP:
+    case LK_LOSS_SOFT_RAMP: case LK_LOSS_INFINITE_RAMP: return 1;
+    case LK_LOSS_HOPE_FEAR:
+        return o->fear_scale != 0 || o->hope == LK_TERM_ORACLE ||
+               ((o->hope == LK_TERM_MAX || o->hope == LK_TERM_LSE) && o->hope_scale != 0);
+    default: return 0;
+    }
+}
+
 static void run_dense(Reader *r, int type) {
     int entry = type == F32 ? E_DENSE32 : E_DENSE64;
     Opt opt;
@@ -558,6 +570,8 @@ static void run_dense(Reader *r, int type) {
     int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
     Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(type, rows, k)
              : layout == LK_COST_CLASS_MATRIX && nonzero ? cnt2(type, k, k) : (Count){0, 0};
+    /* A loss that reads no costs does not read the k*k matrix, whatever its size. */
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
     void *cost = buf(&call, cc, type, 0, "cost");
     void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
     void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, 1, "loss");
