@@ -103,7 +103,8 @@ bench: lib
 	$(PYTHON) bench/bench.py --threads 1 --levels
 
 # The C-ABI fuzzer (Tests/fuzz/README.md): libFuzzer and AddressSanitizer from the clang beside
-# Swift's toolchain, against an ASan build of the library (.build-asan). `make fuzz` runs it for
+# Swift's toolchain, against an ASan build of the library with coverage feedback for libFuzzer
+# (.build-asan-cov; a release build, so Swift's overflow and bounds traps stay on). `make fuzz` runs it for
 # FUZZ_SECONDS on a working copy of the seed corpus (build/fuzz-corpus); crash inputs go to
 # build/fuzz-crashes. `make test-fuzz` is the short bounded pass: every seed once, then a fixed
 # number of mutations with a fixed seed.
@@ -111,12 +112,13 @@ SWIFT_BIN    := $(dir $(shell readlink -f "$$(command -v $(SWIFT))"))
 FUZZ_CC      ?= $(SWIFT_BIN)clang
 FUZZ_SECONDS ?= 600
 FUZZ_RUNS    ?= 100000
-ASAN_DIR      = $(CURDIR)/.build-asan/release
+ASAN_DIR      = $(CURDIR)/.build-asan-cov/release
 # Swift's own crash handler would race ASan's report; a Swift trap (ud2) is reported by ASan too.
 FUZZ_ENV      = SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=handle_sigill=1:detect_leaks=1
 
 $(ASAN_DIR)/liblosskit.so: FORCE
-	$(SWIFT) build -c release --scratch-path .build-asan --sanitize=address
+	$(SWIFT) build -c release --scratch-path .build-asan-cov --sanitize=address \
+	    -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table
 
 build/fuzz-losskit: Tests/fuzz/fuzz_losskit.c include/losskit.h $(ASAN_DIR)/liblosskit.so
 	@mkdir -p build
@@ -134,5 +136,37 @@ test-fuzz: build/fuzz-losskit
 	$(FUZZ_ENV) build/fuzz-losskit -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \
 	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-test-corpus Tests/fuzz/corpus
 
+# Sanitizer runs (Tests/sanitize/README.md), outside `make test`: the Python suite against the
+# ASan library (leak checking on, CPython's own exit-time leaks suppressed) and against a TSan
+# build; resident memory over 10^5 calls of each entry point; the Swift suite under ASan.
+# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script).
+TSAN_DIR  = $(CURDIR)/.build-tsan/release
+RT_DIR    = $(shell $(FUZZ_CC) -print-resource-dir)/lib/linux
+PYEXE     = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+SAN_ENV   = cd bindings/python && env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc
+PYTEST    = $(PYEXE) -m pytest -q -p no:cacheprovider tests
+
+$(TSAN_DIR)/liblosskit.so: FORCE
+	$(SWIFT) build -c release --scratch-path .build-tsan --sanitize=thread
+
+build/rss-flat: Tests/sanitize/rss_flat.c include/losskit.h $(LIB)
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude Tests/sanitize/rss_flat.c \
+	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lpthread -o $@
+
+test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss-flat
+	@echo "== Python tests, ASan + LeakSanitizer"
+	$(SAN_ENV) LD_PRELOAD=$(RT_DIR)/libclang_rt.asan-x86_64.so LOSSKIT_LIBRARY=$(ASAN_DIR)/liblosskit.so \
+	    ASAN_OPTIONS=detect_leaks=1 \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitize/lsan-python.supp:print_suppressions=0 $(PYTEST)
+	@echo "== Python tests, TSan"
+	$(SAN_ENV) LD_PRELOAD=$(RT_DIR)/libclang_rt.tsan-x86_64.so LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so \
+	    TSAN_OPTIONS=halt_on_error=1 $(PYTEST)
+	@echo "== Resident memory over 10^5 calls per entry point"
+	build/rss-flat 100000
+	@echo "== Swift tests, ASan"
+	SWIFT_BACKTRACE=enable=no $(SWIFT) test -c release --scratch-path .build-test-asan --sanitize=address \
+	    -Xswiftc -enable-testing
+
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-asan .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov .build-tsan .build-test-* build
