@@ -630,7 +630,10 @@ static void run_lists(Reader *r, int type) {
     void *weight = buf(&call, cnt1(type, lists), type, 0, "weight");
     void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? lists : 1), type, 1, "loss");
     void *grad = buf(&call, tc, type, 1, "grad");
-    if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
+    /* The offsets are read to find the total: when they are too many to allocate, nothing
+     * can be inferred from the few that were, and the call is skipped. */
+    int offsets_shrunk = !oc.bad && oc.elems > CAP_ELEMS;
+    if (call.skip && (!call.impossible || offsets_shrunk)) {
         skipped[entry]++;
         goto done;
     }
@@ -667,6 +670,7 @@ static int skip_known(const Call *call, const Opt *opt, int loss_read) {
 /* The three chain entry points share their inputs. */
 typedef struct {
     int64_t n, t_max, tags, seqs;
+    int lengths_shrunk;
     void *emissions, *transitions, *start, *end;
     int32_t *lengths;
 } ChainIn;
@@ -681,7 +685,11 @@ static void chain_inputs(Reader *r, Call *call, ChainIn *c, int type) {
     c->transitions = buf(call, read ? cnt2(type, c->tags, c->tags) : (Count){0, 0}, type, 0, "transitions");
     c->start = buf(call, read ? cnt1(type, c->tags) : (Count){0, 0}, type, 0, "start");
     c->end = buf(call, read ? cnt1(type, c->tags) : (Count){0, 0}, type, 0, "end");
-    c->lengths = buf(call, cnt1(I32, c->seqs), I32, 0, "lengths");
+    Count lc = cnt1(I32, c->seqs);
+    c->lengths = buf(call, lc, I32, 0, "lengths");
+    /* The lengths are read with the sizes: when they are too many to allocate, the call is
+     * skipped even if another size is impossible (that one may legitimately be found later). */
+    c->lengths_shrunk = !lc.bad && lc.elems > CAP_ELEMS;
     /* Negative sizes are errors whatever n is. */
     if (c->n < 0 || c->t_max < 0 || c->tags < 0 || (c->n > 0 && c->tags == 0)) call->impossible = 1;
 }
@@ -718,7 +726,7 @@ static void run_chain(Reader *r, int type) {
     void *d_tr = buf(&call, cnt2(type, c.tags, c.tags), type, 1, "d_transitions");
     void *d_st = buf(&call, cnt1(type, c.tags), type, 1, "d_start");
     void *d_en = buf(&call, cnt1(type, c.tags), type, 1, "d_end");
-    if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
+    if (call.skip && (!call.impossible || c.lengths_shrunk)) { /* an impossible size must fail before any read */
         skipped[entry]++;
         goto done;
     }
@@ -770,7 +778,7 @@ static void run_decode(Reader *r, int type, int marginals) {
         ? buf(&call, read ? cnt3(type, c.n, c.t_max, c.tags) : (Count){0, 0}, type, 1, "marginals")
         : buf(&call, read ? cnt2(I32, c.n, c.t_max) : (Count){0, 0}, I32, 1, "path");
     void *per_seq = buf(&call, cnt1(type, c.seqs), type, 1, marginals ? "log_z" : "score");
-    if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
+    if (call.skip && (!call.impossible || c.lengths_shrunk)) { /* an impossible size must fail before any read */
         skipped[entry]++;
         goto done;
     }
