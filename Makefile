@@ -3,6 +3,7 @@
 #   make test   set up and run every test: Swift, the shipped library's checks, C, Python
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
 PYTHON ?= python3
@@ -112,34 +113,40 @@ SWIFT_BIN    := $(dir $(shell readlink -f "$$(command -v $(SWIFT))"))
 FUZZ_CC      ?= $(SWIFT_BIN)clang
 FUZZ_SECONDS ?= 600
 FUZZ_RUNS    ?= 100000
-ASAN_DIR      = $(CURDIR)/.build-asan-cov/release
+# The CPU level whose kernels are fuzzed (x86-64, avx2, avx512: LEVEL_FLAGS_* above), each in
+# its own build folder.
+FUZZ_LEVEL   ?= x86-64
+FUZZ_SUFFIX   = $(if $(filter-out x86-64,$(FUZZ_LEVEL)),-$(FUZZ_LEVEL))
+ASAN_DIR      = $(CURDIR)/.build-asan-cov$(FUZZ_SUFFIX)/release
+FUZZER        = build/fuzz-losskit$(FUZZ_SUFFIX)
 # Swift's own crash handler would race ASan's report; a Swift trap (ud2) is reported by ASan too.
 FUZZ_ENV      = SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=handle_sigill=1:detect_leaks=1
 
 $(ASAN_DIR)/liblosskit.so: FORCE
-	$(SWIFT) build -c release --scratch-path .build-asan-cov --sanitize=address \
-	    -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table
+	$(SWIFT) build -c release --scratch-path .build-asan-cov$(FUZZ_SUFFIX) --sanitize=address \
+	    -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table $(LEVEL_FLAGS_$(FUZZ_LEVEL))
 
-build/fuzz-losskit: Tests/fuzz/fuzz_losskit.c include/losskit.h $(ASAN_DIR)/liblosskit.so
+$(FUZZER): Tests/fuzz/fuzz_losskit.c include/losskit.h $(ASAN_DIR)/liblosskit.so
 	@mkdir -p build
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address -fuse-ld=lld -Wall -Wextra -Werror -Iinclude \
 	    Tests/fuzz/fuzz_losskit.c -L$(ASAN_DIR) -llosskit -Wl,-rpath,$(ASAN_DIR) -lm -o $@
 
-fuzz: build/fuzz-losskit
+fuzz: $(FUZZER)
 	@mkdir -p build/fuzz-corpus build/fuzz-crashes
-	$(FUZZ_ENV) build/fuzz-losskit -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	$(FUZZ_ENV) $(FUZZER) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-corpus Tests/fuzz/corpus
 
-test-fuzz: build/fuzz-losskit
-	$(FUZZ_ENV) build/fuzz-losskit -timeout=10 Tests/fuzz/corpus/*
+test-fuzz: $(FUZZER)
+	$(FUZZ_ENV) $(FUZZER) -timeout=10 Tests/fuzz/corpus/*
 	@rm -rf build/fuzz-test-corpus && mkdir -p build/fuzz-test-corpus build/fuzz-crashes
-	$(FUZZ_ENV) build/fuzz-losskit -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \
+	$(FUZZ_ENV) $(FUZZER) -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \
 	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-test-corpus Tests/fuzz/corpus
 
 # Sanitizer runs (Tests/sanitize/README.md), outside `make test`: the Python suite against the
 # ASan library (leak checking on, CPython's own exit-time leaks suppressed) and against a TSan
 # build; resident memory over 10^5 calls of each entry point; the Swift suite under ASan.
-# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script).
+# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script);
+# Swift's TSan runtime intercepts libdispatch, which is then preloaded too.
 TSAN_DIR  = $(CURDIR)/.build-tsan/release
 RT_DIR    = $(shell $(FUZZ_CC) -print-resource-dir)/lib/linux
 PYEXE     = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
@@ -160,7 +167,8 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	    ASAN_OPTIONS=detect_leaks=1 \
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitize/lsan-python.supp:print_suppressions=0 $(PYTEST)
 	@echo "== Python tests, TSan"
-	$(SAN_ENV) LD_PRELOAD=$(RT_DIR)/libclang_rt.tsan-x86_64.so LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so \
+	$(SAN_ENV) LD_PRELOAD="$(RT_DIR)/libclang_rt.tsan-x86_64.so $(SWIFT_BIN)../lib/swift/linux/libdispatch.so" \
+	    LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so \
 	    TSAN_OPTIONS=halt_on_error=1 $(PYTEST)
 	@echo "== Resident memory over 10^5 calls per entry point"
 	build/rss-flat 100000
@@ -169,4 +177,4 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	    -Xswiftc -enable-testing
 
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov .build-tsan .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build
