@@ -183,6 +183,13 @@ typedef struct {
     int64_t sizes[4];
 } Call;
 
+typedef struct {
+    void *p; /* NULL, or the caller's struct of `alloc` bytes */
+    size_t alloc;
+    lk_options o;
+    int size_ok;
+} Opt;
+
 static void size_args(Call *call, int m, const char *const *names, const int64_t *values) {
     call->nsizes = m;
     for (int i = 0; i < m; i++) {
@@ -341,7 +348,24 @@ static void dump(FILE *f) {
     fprintf(f, "  (pointers not listed are NULL)\n");
 }
 
-static void before_call(int entry, const Call *call, const void *opt) {
+/* A hash of every input buffer and of the options, to see that a call writes none of them. */
+static uint64_t inputs_hash;
+static uint64_t hash_inputs(const Call *call, const Opt *opt) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < call->nb; i++) {
+        const Buf *b = &call->b[i];
+        if (b->out) continue;
+        const unsigned char *p = b->p;
+        for (size_t j = 0; j < (size_t)b->elems * esize(b->type); j++) h = (h ^ p[j]) * 1099511628211ull;
+    }
+    if (opt->p)
+        for (size_t j = 0; j < opt->alloc; j++) h = (h ^ ((const unsigned char *)opt->p)[j]) * 1099511628211ull;
+    return h;
+}
+
+static void before_call(int entry, const Call *call, const Opt *optp) {
+    const void *opt = optp->p;
+    inputs_hash = hash_inputs(call, optp);
     dump_opt = opt;
     dump_call = call;
     static int verbose = -1;
@@ -408,12 +432,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 /* ----------------------------------------------------------------------------------------- */
 /* Options                                                                                    */
 
-typedef struct {
-    void *p; /* NULL, or the caller's struct of `alloc` bytes */
-    size_t alloc;
-    lk_options o;
-    int size_ok;
-} Opt;
 
 static void options(Reader *r, Opt *opt, int may_be_null) {
     uint8_t flags = u8(r);
@@ -471,6 +489,7 @@ static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status s
         snprintf(msg, sizeof msg, "status %d is not an LK_* value", st);
         fail(entry, msg);
     }
+    if (hash_inputs(call, opt) != inputs_hash) fail(entry, "an input buffer or the options changed");
     const char *err = lk_last_error();
     if (!err) {
         fail(entry, "lk_last_error() is NULL");
@@ -525,7 +544,7 @@ static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status s
                 snprintf(msg, sizeof msg, "%s[%lld] = %g on success (float64)", b->name, (long long)j, v);
                 fail(entry, msg);
             }
-            if (!strcmp(b->name, "marginals") && !(v >= 0 && v <= 1.0 + 1e-6)) {
+            if (!strcmp(b->name, "marginals") && v == v && !(v >= 0 && v <= 1.0 + 1e-6)) {
                 snprintf(msg, sizeof msg, "marginals[%lld] = %g outside [0, 1]", (long long)j, v);
                 fail(entry, msg);
             }
@@ -585,7 +604,7 @@ static void run_dense(Reader *r, int type) {
     fill_values(&call, r, cost, type, 0);
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 2, (const char *[]){"n", "k"}, (int64_t[]){n, k});
-    before_call(entry, &call, opt.p);
+    before_call(entry, &call, &opt);
     lk_status st = type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
                                : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
@@ -645,7 +664,7 @@ static void run_lists(Reader *r, int type) {
     fill_values(&call, r, cost, type, 0);
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 1, (const char *[]){"n"}, (int64_t[]){n});
-    before_call(entry, &call, opt.p);
+    before_call(entry, &call, &opt);
     lk_status st = type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
                                : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
@@ -739,7 +758,7 @@ static void run_chain(Reader *r, int type) {
         goto done;
     }
     size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
-    before_call(entry, &call, opt.p);
+    before_call(entry, &call, &opt);
     lk_status st = type == F32
         ? lk_chain_f32(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions, c.start, c.end, c.lengths,
                        gold, cost, weight, loss, d_em, d_tr, d_st, d_en)
@@ -788,7 +807,7 @@ static void run_decode(Reader *r, int type, int marginals) {
         goto done;
     }
     size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
-    before_call(entry, &call, opt.p);
+    before_call(entry, &call, &opt);
     lk_status st;
     if (marginals)
         st = type == F32 ? lk_chain_marginals_f32(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions,
@@ -833,7 +852,7 @@ static void run_lsoftmax(Reader *r, int type) {
     for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 3, (const char *[]){"n", "d", "k"}, (int64_t[]){n, d, k});
-    before_call(entry, &call, opt.p);
+    before_call(entry, &call, &opt);
     lk_status st = type == F32 ? lk_lsoftmax_f32(opt.p, n, d, k, x, w, gold, weight, loss, d_x, d_w)
                                : lk_lsoftmax_f64(opt.p, n, d, k, x, w, gold, weight, loss, d_x, d_w);
     check(entry, &call, &opt, 1, st, 0);
