@@ -151,7 +151,8 @@ TSAN_DIR  = $(CURDIR)/.build-tsan/release
 RT_DIR    = $(shell $(FUZZ_CC) -print-resource-dir)/lib/linux
 PYEXE     = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 SAN_ENV   = cd bindings/python && env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc
-PYTEST    = $(PYEXE) -m pytest -q -p no:cacheprovider tests
+# The suite, then calls large enough to really split across threads (Tests/sanitize/split_calls.py).
+PYTEST    = sh -c '$(PYEXE) -m pytest -q -p no:cacheprovider tests && $(PYEXE) $(CURDIR)/Tests/sanitize/split_calls.py'
 
 $(TSAN_DIR)/liblosskit.so: FORCE
 	$(SWIFT) build -c release --scratch-path .build-tsan --sanitize=thread
