@@ -145,14 +145,20 @@ test-fuzz: $(FUZZER)
 # Sanitizer runs (Tests/sanitize/README.md), outside `make test`: the Python suite against the
 # ASan library (leak checking on, CPython's own exit-time leaks suppressed) and against a TSan
 # build; resident memory over 10^5 calls of each entry point; the Swift suite under ASan.
-# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script);
-# Swift's TSan runtime intercepts libdispatch, which is then preloaded too.
+# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script or a
+# shell, which would be checked too); Swift's TSan runtime intercepts libdispatch, which is then
+# preloaded too. Each run is the suite, then calls large enough to really split across threads.
 TSAN_DIR  = $(CURDIR)/.build-tsan/release
 RT_DIR    = $(shell $(FUZZ_CC) -print-resource-dir)/lib/linux
 PYEXE     = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
-SAN_ENV   = cd bindings/python && env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc
-# The suite, then calls large enough to really split across threads (Tests/sanitize/split_calls.py).
-PYTEST    = sh -c '$(PYEXE) -m pytest -q -p no:cacheprovider tests && $(PYEXE) $(CURDIR)/Tests/sanitize/split_calls.py'
+ASAN_PY   = env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc PYTHONPATH=$(CURDIR)/bindings/python \
+            LD_PRELOAD=$(RT_DIR)/libclang_rt.asan-x86_64.so \
+            LOSSKIT_LIBRARY=$(ASAN_DIR)/liblosskit.so ASAN_OPTIONS=detect_leaks=1 \
+            LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitize/lsan-python.supp:print_suppressions=0 $(PYEXE)
+TSAN_PY   = env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc PYTHONPATH=$(CURDIR)/bindings/python \
+            TSAN_OPTIONS=halt_on_error=1 \
+            LD_PRELOAD="$(RT_DIR)/libclang_rt.tsan-x86_64.so $(SWIFT_BIN)../lib/swift/linux/libdispatch.so" \
+            LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so $(PYEXE)
 
 $(TSAN_DIR)/liblosskit.so: FORCE
 	$(SWIFT) build -c release --scratch-path .build-tsan --sanitize=thread
@@ -164,13 +170,11 @@ build/rss-flat: Tests/sanitize/rss_flat.c include/losskit.h $(LIB)
 
 test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss-flat
 	@echo "== Python tests, ASan + LeakSanitizer"
-	$(SAN_ENV) LD_PRELOAD=$(RT_DIR)/libclang_rt.asan-x86_64.so LOSSKIT_LIBRARY=$(ASAN_DIR)/liblosskit.so \
-	    ASAN_OPTIONS=detect_leaks=1 \
-	    LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitize/lsan-python.supp:print_suppressions=0 $(PYTEST)
+	cd bindings/python && $(ASAN_PY) -m pytest -q -p no:cacheprovider tests
+	cd bindings/python && $(ASAN_PY) $(CURDIR)/Tests/sanitize/split_calls.py
 	@echo "== Python tests, TSan"
-	$(SAN_ENV) LD_PRELOAD="$(RT_DIR)/libclang_rt.tsan-x86_64.so $(SWIFT_BIN)../lib/swift/linux/libdispatch.so" \
-	    LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so \
-	    TSAN_OPTIONS=halt_on_error=1 $(PYTEST)
+	cd bindings/python && $(TSAN_PY) -m pytest -q -p no:cacheprovider tests
+	cd bindings/python && $(TSAN_PY) $(CURDIR)/Tests/sanitize/split_calls.py
 	@echo "== Resident memory over 10^5 calls per entry point"
 	build/rss-flat 100000
 	@echo "== Swift tests, ASan"
