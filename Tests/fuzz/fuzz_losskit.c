@@ -380,6 +380,8 @@ static void before_call(int entry, const Call *call, const Opt *optp) {
  * the first time this process sees its kind, and the run goes on: a long run then catalogues
  * every kind of finding instead of stopping at the first. */
 #define MAX_SIGNATURES 512
+static const uint8_t *current_input;
+static size_t current_size;
 static char *signatures[MAX_SIGNATURES];
 static int n_signatures;
 
@@ -398,6 +400,10 @@ static int log_finding(int entry, const char *what) {
     if (!f) return 1;
     fprintf(f, "FINDING %s\n  what: %s\n", sig, what);
     dump(f);
+    /* The input itself, to replay it (xxd -r -p): the dump shows at most 64 values a buffer. */
+    fprintf(f, "  input (hex): ");
+    for (size_t i = 0; i < current_size; i++) fprintf(f, "%02x", current_input[i]);
+    fprintf(f, "\n");
     fclose(f);
     return 1;
 }
@@ -904,6 +910,8 @@ static void run_small(Reader *r, int entry) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    current_input = data;
+    current_size = size;
     Reader r = {data, size};
     uint8_t b = u8(&r) % 64;
     int entry = b < 4 ? b : 4 + (b - 4) % 12;
