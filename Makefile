@@ -179,6 +179,7 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	build/rss-flat 100000
 	@echo "== Swift tests, ASan"
 	SWIFT_BACKTRACE=enable=no $(SWIFT) test -c release --scratch-path .build-test-asan --sanitize=address \
+	    --disable-xctest \
 	    -Xswiftc -enable-testing
 
 clean:
