@@ -304,6 +304,9 @@ static void print_stats(void) {
 
 /* The call, printed as C, for a reproducer (with LK_FUZZ_VERBOSE=1 before every call, which
  * shows the call that a sanitizer report interrupts). */
+#ifndef DUMP_MAX
+#define DUMP_MAX 64 /* values shown per buffer */
+#endif
 static const void *dump_opt;
 static const Call *dump_call;
 
@@ -335,7 +338,7 @@ static void dump(FILE *f) {
     for (int i = 0; i < c->nb; i++) {
         const Buf *b = &c->b[i];
         fprintf(f, "  %s%s[%lld] = {", b->out ? "(out) " : "", b->name, (long long)b->elems);
-        for (int64_t j = 0; j < b->elems && j < 64; j++) {
+        for (int64_t j = 0; j < b->elems && j < DUMP_MAX; j++) {
             if (j) fprintf(f, ", ");
             if (b->out) { fprintf(f, "poison"); break; }
             if (b->type == F32) print_value(f, ((float *)b->p)[j], F32);
