@@ -1,6 +1,7 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
-#   make test   set up and run every test: Swift, the shipped library's checks, C, Python
+#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
+#               short bounded fuzzing pass over the C ABI (make test-fuzz)
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
@@ -51,7 +52,7 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup test-swift test-library test-c test-python
+test: setup test-swift test-library test-c test-python test-fuzz
 
 # The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
 # SwiftPM compiles a module for one CPU level).
