@@ -1,8 +1,10 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
-#   make test   set up and run every test: Swift, the shipped library's checks, C, Python
+#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
+#               short bounded fuzzing pass over the C ABI (make test-fuzz)
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
 PYTHON ?= python3
@@ -24,7 +26,8 @@ AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc 
 AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
-.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE
+.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
+        fuzz test-fuzz test-sanitize
 
 all: lib
 
@@ -52,7 +55,7 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup test-swift test-library test-c test-python
+test: setup test-swift test-library test-c test-python test-fuzz
 
 # The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
 # SwiftPM compiles a module for one CPU level).
@@ -112,5 +115,84 @@ bench: lib
 	$(PYTHON) bench/bench.py --threads 2
 	$(PYTHON) bench/bench.py --threads 1 --levels
 
+# The C-ABI fuzzer (Tests/fuzz/README.md): libFuzzer and AddressSanitizer from the clang beside
+# Swift's toolchain, against an ASan build of the library with coverage feedback for libFuzzer
+# (.build-asan-cov; a release build, so Swift's overflow and bounds traps stay on). `make fuzz` runs it for
+# FUZZ_SECONDS on a working copy of the seed corpus (build/fuzz-corpus); crash inputs go to
+# build/fuzz-crashes. `make test-fuzz` is the short bounded pass: every seed once, then a fixed
+# number of mutations with a fixed seed.
+SWIFT_BIN    := $(dir $(shell readlink -f "$$(command -v $(SWIFT))"))
+FUZZ_CC      ?= $(SWIFT_BIN)clang
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS    ?= 100000
+# The CPU level whose kernels are fuzzed (x86-64, avx2, avx512: LEVEL_FLAGS_* above), each in
+# its own build folder.
+FUZZ_LEVEL   ?= x86-64
+FUZZ_SUFFIX   = $(if $(filter-out x86-64,$(FUZZ_LEVEL)),-$(FUZZ_LEVEL))
+ASAN_DIR      = $(CURDIR)/.build-asan-cov$(FUZZ_SUFFIX)/release
+FUZZER        = build/fuzz-losskit$(FUZZ_SUFFIX)
+# Swift's own crash handler would race ASan's report; a Swift trap (ud2) is reported by ASan too.
+FUZZ_ENV      = SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=handle_sigill=1:detect_leaks=1
+
+$(ASAN_DIR)/liblosskit.so: FORCE
+	$(SWIFT) build -c release --scratch-path .build-asan-cov$(FUZZ_SUFFIX) --sanitize=address \
+	    -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table $(LEVEL_FLAGS_$(FUZZ_LEVEL))
+
+$(FUZZER): Tests/fuzz/fuzz_losskit.c include/losskit.h $(ASAN_DIR)/liblosskit.so
+	@mkdir -p build
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address -fuse-ld=lld -Wall -Wextra -Werror -Iinclude \
+	    Tests/fuzz/fuzz_losskit.c -L$(ASAN_DIR) -llosskit -Wl,-rpath,$(ASAN_DIR) -lm -o $@
+
+fuzz: $(FUZZER)
+	@mkdir -p build/fuzz-corpus build/fuzz-crashes
+	$(FUZZ_ENV) $(FUZZER) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-corpus Tests/fuzz/corpus
+
+test-fuzz: $(FUZZER)
+	$(FUZZ_ENV) $(FUZZER) -timeout=10 Tests/fuzz/corpus/*
+	@rm -rf build/fuzz-test-corpus && mkdir -p build/fuzz-test-corpus build/fuzz-crashes
+	$(FUZZ_ENV) $(FUZZER) -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \
+	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-test-corpus Tests/fuzz/corpus
+
+# Sanitizer runs (Tests/sanitize/README.md), outside `make test`: the Python suite against the
+# ASan library (leak checking on, CPython's own exit-time leaks suppressed) and against a TSan
+# build; resident memory over 10^5 calls of each entry point; the Swift suite under ASan.
+# The sanitizer runtimes are preloaded into the real interpreter (not a pyenv shim script or a
+# shell, which would be checked too); Swift's TSan runtime intercepts libdispatch, which is then
+# preloaded too. Each run is the suite, then calls large enough to really split across threads.
+TSAN_DIR  = $(CURDIR)/.build-tsan/release
+RT_DIR    = $(shell $(FUZZ_CC) -print-resource-dir)/lib/linux
+PYEXE     = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+ASAN_PY   = env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc PYTHONPATH=$(CURDIR)/bindings/python \
+            LD_PRELOAD=$(RT_DIR)/libclang_rt.asan-x86_64.so \
+            LOSSKIT_LIBRARY=$(ASAN_DIR)/liblosskit.so ASAN_OPTIONS=detect_leaks=1 \
+            LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitize/lsan-python.supp:print_suppressions=0 $(PYEXE)
+TSAN_PY   = env SWIFT_BACKTRACE=enable=no PYTHONMALLOC=malloc PYTHONPATH=$(CURDIR)/bindings/python \
+            TSAN_OPTIONS=halt_on_error=1 \
+            LD_PRELOAD="$(RT_DIR)/libclang_rt.tsan-x86_64.so $(SWIFT_BIN)../lib/swift/linux/libdispatch.so" \
+            LOSSKIT_LIBRARY=$(TSAN_DIR)/liblosskit.so $(PYEXE)
+
+$(TSAN_DIR)/liblosskit.so: FORCE
+	$(SWIFT) build -c release --scratch-path .build-tsan --sanitize=thread
+
+build/rss-flat: Tests/sanitize/rss_flat.c include/losskit.h $(LIB)
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude Tests/sanitize/rss_flat.c \
+	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lpthread -o $@
+
+test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss-flat
+	@echo "== Python tests, ASan + LeakSanitizer"
+	cd bindings/python && $(ASAN_PY) -m pytest -q -p no:cacheprovider tests
+	cd bindings/python && $(ASAN_PY) $(CURDIR)/Tests/sanitize/split_calls.py
+	@echo "== Python tests, TSan"
+	cd bindings/python && $(TSAN_PY) -m pytest -q -p no:cacheprovider tests
+	cd bindings/python && $(TSAN_PY) $(CURDIR)/Tests/sanitize/split_calls.py
+	@echo "== Resident memory over 10^5 calls per entry point"
+	build/rss-flat 100000
+	@echo "== Swift tests, ASan"
+	SWIFT_BACKTRACE=enable=no $(SWIFT) test -c release --scratch-path .build-test-asan --sanitize=address \
+	    --disable-xctest \
+	    -Xswiftc -enable-testing
+
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build

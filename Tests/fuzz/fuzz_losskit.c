@@ -1,0 +1,944 @@
+/* A libFuzzer harness over the whole C ABI of liblosskit (include/losskit.h).
+ *
+ * Each input is decoded, deterministically and byte by byte, into one call: which entry point,
+ * the options (every enum in and out of range, NaN/+-inf/negative/huge scales, opt->size, a
+ * NULL opt), the sizes (small ones, and negative, overflowing and huge ones), NULL for any
+ * pointer, labels, offsets, lengths and the contents of every input buffer (NaN, +-inf,
+ * +-1e38, +-1e308, subnormals, ordinary values). Missing bytes read as 0, so every input is a
+ * valid call and short inputs are ordinary small calls.
+ *
+ * Buffers are allocated on the heap with exactly the byte size the call's arguments imply, so
+ * AddressSanitizer reports any read or write past them. When a size the arguments imply
+ * overflows (or is negative), a small real buffer is passed instead and the call must fail;
+ * when it is representable but too large to allocate here, the call is skipped (a real
+ * caller would own that memory). Every output is poisoned before the call with a pattern no
+ * computation writes (a NaN payload for floats). Per call the harness checks what the header
+ * promises:
+ *   - the status is an LK_* value; NULL opt is LK_ERR_NULL (decoding accepts it), an opt->size
+ *     below the first layout LK_ERR_OPTION, an impossible buffer size an error;
+ *   - on an error, every output byte is untouched and lk_last_error() is not empty;
+ *   - on success, lk_last_error() is "", every output element has been written, and each is
+ *     finite, except that a NaN among the inputs lets NaN through (the header's propagation
+ *     rule) and a float32 output may be +-INFINITY (its true value may exceed FLT_MAX);
+ *     marginals lie in [0, 1], Viterbi paths hold tags (and -1 past each length).
+ * A broken promise prints what broke and aborts, so libFuzzer keeps the input.
+ *
+ * Executions per entry point are counted and printed at exit (and appended to the file named by
+ * $LK_FUZZ_STATS, one line per process, for fork-mode runs). Build and run: `make fuzz`,
+ * `make test-fuzz` (Tests/fuzz/README.md). */
+#include <math.h>
+#include <sanitizer/common_interface_defs.h> /* __sanitizer_set_death_callback */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "losskit.h"
+
+/* ----------------------------------------------------------------------------------------- */
+/* Reading the input                                                                          */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} Reader;
+
+static uint8_t u8(Reader *r) {
+    if (r->n == 0) return 0;
+    r->n--;
+    return *r->p++;
+}
+
+/* Sizes: mostly small (0 ..< small), sometimes one of these. */
+static const int64_t special_sizes[] = {
+    -1, INT64_MIN, INT64_MAX, (int64_t)1 << 62, (int64_t)1 << 61, (int64_t)1 << 32,
+    (int64_t)1 << 31, 3037000499LL, 3037000500LL, INT32_MAX, (int64_t)1 << 40, -2,
+    ((int64_t)1 << 60) + 1, 0, 1, 1000,
+};
+#define N_SPECIAL_SIZES (int)(sizeof special_sizes / sizeof special_sizes[0])
+
+static int64_t size_arg(Reader *r, int small) {
+    uint8_t b = u8(r);
+    if (b < 240) return b % small;
+    return special_sizes[(b - 240) % N_SPECIAL_SIZES];
+}
+
+/* Values of scores, costs, weights, features: ordinary ones and every edge of both types. */
+static const double special_values[] = {
+    NAN, INFINITY, -INFINITY, 1e38, -1e38, 3.4028234663852886e38, -3.4028234663852886e38, 1e308,
+    -1e308, 1.7976931348623157e308, -1.7976931348623157e308, 1e300, -1e300, 1e200, 1e20, -1e20,
+    1e16, 1e15, -1e15, 88.0, 709.0, -709.0, 0.0, -0.0, 1.401298464324817e-45, 1e-40,
+    4.9406564584124654e-324, 1e-310, 2.2250738585072014e-308, 1.1754943508222875e-38, 1e-160,
+    -1e-160, 40.0, 35.0, -22.47, 25.04, 1e-20, 0.5, 1.0, -1.0, 2.0, 3.0, 20.0, 50.81, 89.0,
+    710.0, 1e5, -1e5, 1e10, 90.0, -90.0, 1e-300, 0.25, -0.87758256189037265, 0.9999999,
+};
+#define N_SPECIAL_VALUES (int)(sizeof special_values / sizeof special_values[0])
+
+static double value(Reader *r) {
+    uint8_t b = u8(r);
+    if (b < 200) return (b - 100) * 0.25; /* -25 .. 24.75 */
+    return special_values[(b - 200) % N_SPECIAL_VALUES];
+}
+
+/* Weights: mostly ordinary, sometimes any value. */
+static double weight_value(Reader *r) {
+    uint8_t b = u8(r);
+    if (b < 128) return 1.0;
+    if (b < 160) return 0.0;
+    if (b < 192) return (b - 160) * 0.125;
+    return special_values[(b - 192) % N_SPECIAL_VALUES];
+}
+
+/* Labels, tags and gold indices: in range mostly, else an edge. */
+static int32_t label(Reader *r, int64_t range, int32_t ignore) {
+    uint8_t b = u8(r);
+    if (b < 232) return range > 0 ? (int32_t)(b % (range < 232 ? range : 232)) : 0;
+    switch (b % 8) {
+    case 0: return -1;
+    case 1: return -100;
+    case 2: return (int32_t)(range < INT32_MAX ? range : INT32_MAX);
+    case 3: return (int32_t)(range < INT32_MAX - 1 ? range + 1 : INT32_MAX);
+    case 4: return INT32_MIN;
+    case 5: return INT32_MAX;
+    case 6: return ignore;
+    default: return -2;
+    }
+}
+
+static int32_t enum_value(Reader *r, int32_t lo, int32_t hi) {
+    uint8_t b = u8(r);
+    if (b < 224) return lo + (int32_t)(b % (uint32_t)(hi - lo + 1));
+    static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX, 14, 4, 100, -100, 1000};
+    return bad[b % 8];
+}
+
+static const double scale_values[] = {
+    0.0, -0.0, 1.0, 0.5, 2.0, 20.0, 50.81, 89.0, 710.0, 1e15, 1e38, 3.4028234663852886e38,
+    3.5e38, 1e300, 1e308, 1.7976931348623157e308, INFINITY, -INFINITY, NAN, -1.0, -1e-300,
+    4.9406564584124654e-324, 1e-40, 3.141592653589793, 3.2, 0.999999, 64.0, 0.35, 1e-8, 1e5,
+};
+#define N_SCALE_VALUES (int)(sizeof scale_values / sizeof scale_values[0])
+
+static double scale(Reader *r) {
+    uint8_t b = u8(r);
+    if (b < 128) return b * 0.0625;
+    return scale_values[b % N_SCALE_VALUES];
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Buffers                                                                                    */
+
+enum { F32, F64, I32, I64 };
+static size_t esize(int type) { return type == F32 || type == I32 ? 4 : 8; }
+
+/* The largest buffer allocated; a call whose representable sizes exceed it is skipped. */
+#define CAP_ELEMS ((int64_t)1 << 14)
+/* The elements of the small real buffer passed where the implied size is impossible. */
+#define SMALL_ELEMS 8
+
+/* An implied element count: a product of sizes. bad = negative or its byte size overflows. */
+typedef struct {
+    int64_t elems;
+    int bad;
+} Count;
+
+static Count count_of(int type, int m, const int64_t *f) {
+    Count c = {1, 0};
+    for (int i = 0; i < m; i++)
+        if (f[i] == 0) return (Count){0, 0};
+    for (int i = 0; i < m; i++) {
+        if (f[i] < 0) return (Count){0, 1};
+        if (__builtin_mul_overflow(c.elems, f[i], &c.elems)) return (Count){0, 1};
+    }
+    int64_t bytes;
+    if (__builtin_mul_overflow(c.elems, (int64_t)esize(type), &bytes)) return (Count){0, 1};
+    return c;
+}
+static Count cnt1(int type, int64_t a) { return count_of(type, 1, (int64_t[]){a}); }
+static Count cnt2(int type, int64_t a, int64_t b) { return count_of(type, 2, (int64_t[]){a, b}); }
+static Count cnt3(int type, int64_t a, int64_t b, int64_t c) {
+    return count_of(type, 3, (int64_t[]){a, b, c});
+}
+
+#define MAX_BUFS 16
+typedef struct {
+    void *p;
+    int64_t elems; /* elements allocated */
+    int type;
+    int out;       /* an output: poisoned, then checked */
+    const char *name;
+} Buf;
+
+typedef struct {
+    Buf b[MAX_BUFS];
+    int nb;
+    int impossible; /* a passed buffer has an impossible size: the call must fail */
+    int skip;       /* a size too large to allocate: skip the call */
+    int nan_in;     /* a NaN among the inputs passed */
+    int huge_in;    /* an input of magnitude >= 1e300 */
+    uint8_t nulls;  /* which pointers (in order of creation) are passed as NULL */
+    int null_on;
+    int nsizes;
+    const char *size_names[4];
+    int64_t sizes[4];
+} Call;
+
+typedef struct {
+    void *p; /* NULL, or the caller's struct of `alloc` bytes */
+    size_t alloc;
+    lk_options o;
+    int size_ok;
+} Opt;
+
+static void size_args(Call *call, int m, const char *const *names, const int64_t *values) {
+    call->nsizes = m;
+    for (int i = 0; i < m; i++) {
+        call->size_names[i] = names[i];
+        call->sizes[i] = values[i];
+    }
+}
+
+static const uint32_t POISON32 = 0x7fa5a5a5u;                /* a float NaN payload */
+static const uint64_t POISON64 = 0x7ff5a5a5a5a5a5a5ull;      /* a double NaN payload */
+static const uint32_t POISONI32 = 0xa5a5a5a5u;
+
+static void poison(Buf *b) {
+    for (int64_t i = 0; i < b->elems; i++) {
+        if (esize(b->type) == 4) memcpy((char *)b->p + 4 * i, b->type == F32 ? &POISON32 : &POISONI32, 4);
+        else memcpy((char *)b->p + 8 * i, &POISON64, 8);
+    }
+}
+
+static int is_poison(const Buf *b, int64_t i) {
+    if (esize(b->type) == 4) {
+        uint32_t v;
+        memcpy(&v, (char *)b->p + 4 * i, 4);
+        return v == (b->type == F32 ? POISON32 : POISONI32);
+    }
+    uint64_t v;
+    memcpy(&v, (char *)b->p + 8 * i, 8);
+    return v == POISON64;
+}
+
+/* Adds a buffer of the implied count c; returns NULL when this pointer is to be NULL. */
+static void *buf(Call *call, Count c, int type, int out, const char *name) {
+    int idx = call->nb;
+    if (call->nb >= MAX_BUFS) abort();
+    int is_null = call->null_on && ((call->nulls >> (idx % 8)) & 1);
+    if (is_null) return NULL;
+    int64_t elems = c.elems;
+    if (c.bad) {
+        call->impossible = 1;
+        elems = SMALL_ELEMS;
+    } else if (elems > CAP_ELEMS) {
+        call->skip = 1;
+        elems = SMALL_ELEMS;
+    }
+    /* malloc(0) gives a real zero-byte allocation: ASan reports any access to it. */
+    void *p = malloc((size_t)elems * esize(type));
+    if (!p && elems) abort();
+    call->b[call->nb++] = (Buf){p, elems, type, out, name};
+    if (out) poison(&call->b[call->nb - 1]);
+    return p;
+}
+
+static int64_t elems_of(const Call *call, const void *p) {
+    for (int i = 0; i < call->nb; i++)
+        if (p && call->b[i].p == p) return call->b[i].elems;
+    return 0;
+}
+
+static void set_value(Call *call, void *p, int type, int64_t i, double v) {
+    if (v != v) call->nan_in = 1;
+    if (fabs(v) >= 1e300 && type == F64) call->huge_in = 1;
+    if (type == F32) ((float *)p)[i] = (float)v;
+    else ((double *)p)[i] = v;
+}
+
+/* Fills an input buffer of values from the input bytes. */
+static void fill_values(Call *call, Reader *r, void *p, int type, int weights) {
+    if (!p) return;
+    Buf *b = NULL;
+    for (int i = 0; i < call->nb; i++)
+        if (call->b[i].p == p) b = &call->b[i];
+    for (int64_t i = 0; i < b->elems; i++) set_value(call, p, type, i, weights ? weight_value(r) : value(r));
+}
+
+static void free_call(Call *call) {
+    for (int i = 0; i < call->nb; i++) free(call->b[i].p);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Statistics                                                                                 */
+
+enum {
+    E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
+    E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
+    E_LSOFTMAX32, E_LSOFTMAX64, E_COUNT
+};
+static const char *entry_names[E_COUNT] = {
+    "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
+    "lk_dense_f32", "lk_dense_f64", "lk_lists_f32", "lk_lists_f64", "lk_chain_f32",
+    "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
+    "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64",
+};
+static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
+
+static void print_stats(void) {
+    char line[4096];
+    int len = snprintf(line, sizeof line, "losskit-fuzz stats:");
+    for (int e = 0; e < E_COUNT; e++)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %s=%llu/%llu/%llu", entry_names[e],
+                        (unsigned long long)calls[e], (unsigned long long)oks[e],
+                        (unsigned long long)skipped[e]);
+    fprintf(stderr, "%s (calls/ok/skipped)\n", line);
+    const char *path = getenv("LK_FUZZ_STATS");
+    if (path && *path) {
+        FILE *f = fopen(path, "a");
+        if (f) {
+            fprintf(f, "%s\n", line);
+            fclose(f);
+        }
+    }
+}
+
+/* The call, printed as C, for a reproducer (with LK_FUZZ_VERBOSE=1 before every call, which
+ * shows the call that a sanitizer report interrupts). */
+#ifndef DUMP_MAX
+#define DUMP_MAX 64 /* values shown per buffer */
+#endif
+static const void *dump_opt;
+static const Call *dump_call;
+
+static void print_value(FILE *f, double v, int type) {
+    if (v != v) fprintf(f, "NAN");
+    else if (isinf(v)) fprintf(f, v > 0 ? "INFINITY" : "-INFINITY");
+    else fprintf(f, type == F32 ? "%.9g" : "%.17g", v);
+}
+
+static void dump(FILE *f) {
+    if (dump_opt) {
+        lk_options o;
+        memset(&o, 0, sizeof o);
+        uint32_t size = ((const lk_options *)dump_opt)->size;
+        memcpy(&o, dump_opt, size < sizeof o ? size : sizeof o);
+        fprintf(f, "  opt = {size %u, loss %d, reduction %d, ignore_label %d, cost_layout %d, threads %d, "
+                   "cost_scale %.17g, label_smoothing %.17g, square_k %.17g, square_m %.17g, hope %d, fear %d, "
+                   "hope_scale %.17g, fear_scale %.17g, margin %d, lambda %.17g, angular_scale %.17g, "
+                   "angular_margin %.17g}\n",
+                o.size, o.loss, o.reduction, o.ignore_label, o.cost_layout, o.threads, o.cost_scale,
+                o.label_smoothing, o.square_k, o.square_m, o.hope, o.fear, o.hope_scale, o.fear_scale, o.margin,
+                o.lambda, o.angular_scale, o.angular_margin);
+    } else {
+        fprintf(f, "  opt = NULL\n");
+    }
+    const Call *c = dump_call;
+    if (!c) return;
+    for (int i = 0; i < c->nsizes; i++) fprintf(f, "  %s = %lld\n", c->size_names[i], (long long)c->sizes[i]);
+    for (int i = 0; i < c->nb; i++) {
+        const Buf *b = &c->b[i];
+        fprintf(f, "  %s%s[%lld] = {", b->out ? "(out) " : "", b->name, (long long)b->elems);
+        for (int64_t j = 0; j < b->elems && j < DUMP_MAX; j++) {
+            if (j) fprintf(f, ", ");
+            if (b->out) { fprintf(f, "poison"); break; }
+            if (b->type == F32) print_value(f, ((float *)b->p)[j], F32);
+            else if (b->type == F64) print_value(f, ((double *)b->p)[j], F64);
+            else if (b->type == I32) fprintf(f, "%d", ((int32_t *)b->p)[j]);
+            else fprintf(f, "%lld", (long long)((int64_t *)b->p)[j]);
+        }
+        fprintf(f, "}\n");
+    }
+    fprintf(f, "  (pointers not listed are NULL)\n");
+}
+
+/* A hash of every input buffer and of the options, to see that a call writes none of them. */
+static uint64_t inputs_hash;
+static uint64_t hash_inputs(const Call *call, const Opt *opt) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < call->nb; i++) {
+        const Buf *b = &call->b[i];
+        if (b->out) continue;
+        const unsigned char *p = b->p;
+        for (size_t j = 0; j < (size_t)b->elems * esize(b->type); j++) h = (h ^ p[j]) * 1099511628211ull;
+    }
+    if (opt->p)
+        for (size_t j = 0; j < opt->alloc; j++) h = (h ^ ((const unsigned char *)opt->p)[j]) * 1099511628211ull;
+    return h;
+}
+
+static void before_call(int entry, const Call *call, const Opt *optp) {
+    const void *opt = optp->p;
+    inputs_hash = hash_inputs(call, optp);
+    dump_opt = opt;
+    dump_call = call;
+    static int verbose = -1;
+    if (verbose < 0) verbose = getenv("LK_FUZZ_VERBOSE") != NULL;
+    if (verbose) {
+        fprintf(stderr, "losskit-fuzz call %s:\n", entry_names[entry]);
+        dump(stderr);
+    }
+}
+
+/* With $LK_FUZZ_LOG set, a broken promise (not a sanitizer report) is appended to that file
+ * the first time this process sees its kind, and the run goes on: a long run then catalogues
+ * every kind of finding instead of stopping at the first. */
+#define MAX_SIGNATURES 512
+static const uint8_t *current_input;
+static size_t current_size;
+static char *signatures[MAX_SIGNATURES];
+static int n_signatures;
+
+static int log_finding(int entry, const char *what) {
+    const char *path = getenv("LK_FUZZ_LOG");
+    if (!path || !*path) return 0;
+    char sig[320];
+    int loss = dump_opt && ((const lk_options *)dump_opt)->size >= 8 ? ((const lk_options *)dump_opt)->loss : -1;
+    snprintf(sig, sizeof sig, "%s loss %d: %s", entry_names[entry], loss, what);
+    for (char *c = sig + strlen(entry_names[entry]) + 1; *c; c++)
+        if (*c >= '0' && *c <= '9') *c = '#';
+    for (int i = 0; i < n_signatures; i++)
+        if (!strcmp(signatures[i], sig)) return 1;
+    if (n_signatures < MAX_SIGNATURES) signatures[n_signatures++] = strdup(sig);
+    FILE *f = fopen(path, "a");
+    if (!f) return 1;
+    fprintf(f, "FINDING %s\n  what: %s\n", sig, what);
+    dump(f);
+    /* The input itself, to replay it (xxd -r -p): the dump shows at most 64 values a buffer. */
+    fprintf(f, "  input (hex): ");
+    for (size_t i = 0; i < current_size; i++) fprintf(f, "%02x", current_input[i]);
+    fprintf(f, "\n");
+    fclose(f);
+    return 1;
+}
+
+static void fail(int entry, const char *what) {
+    if (log_finding(entry, what)) return;
+    fprintf(stderr, "losskit-fuzz call %s:\n", entry_names[entry]);
+    dump(stderr);
+    fprintf(stderr, "losskit-fuzz FINDING in %s: %s (last error: \"%s\")\n", entry_names[entry], what,
+            lk_last_error());
+    print_stats();
+    abort();
+}
+
+/* A sanitizer report (ASan, or a Swift trap with handle_sigill=1) ends here: show the call. */
+static void on_death(void) {
+    if (dump_call || dump_opt) {
+        fprintf(stderr, "losskit-fuzz call that died:\n");
+        dump(stderr);
+    }
+    print_stats();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    atexit(print_stats);
+    __sanitizer_set_death_callback(on_death);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Options                                                                                    */
+
+
+static void options(Reader *r, Opt *opt, int may_be_null) {
+    uint8_t flags = u8(r);
+    memset(opt, 0, sizeof *opt);
+    if (may_be_null && (flags & 0x0f) == 0x0f) return; /* NULL opt */
+    int32_t loss = enum_value(r, 1, 13);
+    if (lk_options_init(&opt->o, loss >= 1 && loss <= 13 ? loss : 1) != LK_OK) fail(E_OPTIONS_INIT, "init");
+    opt->o.loss = loss;
+    uint16_t mask = u8(r);
+    if (flags & 0x10) mask |= (uint16_t)(u8(r) << 8);
+    if (mask & 0x0001) opt->o.reduction = enum_value(r, 0, 2);
+    if (mask & 0x0002) opt->o.cost_layout = enum_value(r, 0, 2);
+    if (mask & 0x0004) opt->o.cost_scale = scale(r);
+    if (mask & 0x0008) opt->o.hope = enum_value(r, 0, 3);
+    if (mask & 0x0010) opt->o.fear = enum_value(r, 2, 3);
+    if (mask & 0x0020) opt->o.hope_scale = scale(r);
+    if (mask & 0x0040) opt->o.fear_scale = scale(r);
+    if (mask & 0x0080) opt->o.margin = enum_value(r, 1, 5);
+    if (mask & 0x0100) opt->o.lambda = scale(r);
+    if (mask & 0x0200) opt->o.label_smoothing = scale(r);
+    if (mask & 0x0400) opt->o.square_k = scale(r);
+    if (mask & 0x0800) opt->o.square_m = scale(r);
+    if (mask & 0x1000) opt->o.angular_scale = scale(r);
+    if (mask & 0x2000) opt->o.angular_margin = scale(r);
+    if (mask & 0x4000) {
+        static const int32_t ignores[] = {-100, 0, 1, -1, INT32_MIN, INT32_MAX, 2, -2};
+        opt->o.ignore_label = ignores[u8(r) % 8];
+    }
+    if (mask & 0x8000) {
+        static const int32_t threads[] = {0, 1, 2, 3, -1, INT32_MIN, 16, 1};
+        opt->o.threads = threads[u8(r) % 8];
+    }
+    /* opt->size: the caller's struct is exactly that large (the library reads only that many
+     * bytes), or the whole struct when the size claims more than we allocate. */
+    size_t alloc = sizeof(lk_options);
+    if (flags & 0x20) {
+        static const uint32_t sizes[] = {0, 4, 8, 104, 111, 113, 120, 256, 4096, UINT32_MAX};
+        opt->o.size = sizes[u8(r) % 10];
+        if (opt->o.size < sizeof(lk_options)) alloc = opt->o.size < 4 ? 4 : opt->o.size;
+        else if (opt->o.size <= 4096) alloc = opt->o.size;
+    }
+    opt->size_ok = opt->o.size >= 112;
+    opt->alloc = alloc;
+    opt->p = calloc(1, alloc);
+    memcpy(opt->p, &opt->o, alloc < sizeof(lk_options) ? alloc : sizeof(lk_options));
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* The checks after a computing call                                                          */
+
+static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status st, int tags) {
+    char msg[256];
+    calls[entry]++;
+    if (st < LK_OK || st > LK_ERR_ALLOC) {
+        snprintf(msg, sizeof msg, "status %d is not an LK_* value", st);
+        fail(entry, msg);
+    }
+    if (hash_inputs(call, opt) != inputs_hash) fail(entry, "an input buffer or the options changed");
+    const char *err = lk_last_error();
+    if (!err) {
+        fail(entry, "lk_last_error() is NULL");
+        return;
+    }
+    if (opt_required && !opt->p && st != LK_ERR_NULL) fail(entry, "NULL opt is not LK_ERR_NULL");
+    if (opt->p && !opt->size_ok && st != LK_ERR_OPTION) {
+        snprintf(msg, sizeof msg, "opt->size = %u gives %s, not LK_ERR_OPTION", opt->o.size, lk_status_name(st));
+        fail(entry, msg);
+    }
+    if (call->impossible && st == LK_OK) fail(entry, "a buffer size that overflows was accepted (LK_OK)");
+    if (st != LK_OK) {
+        if (err[0] == 0) fail(entry, "an error with an empty lk_last_error()");
+        for (int i = 0; i < call->nb; i++) {
+            Buf *b = &call->b[i];
+            if (!b->out) continue;
+            for (int64_t j = 0; j < b->elems; j++)
+                if (!is_poison(b, j)) {
+                    snprintf(msg, sizeof msg, "%s[%lld] written although the status is %s", b->name,
+                             (long long)j, lk_status_name(st));
+                    fail(entry, msg);
+                }
+        }
+        return;
+    }
+    oks[entry]++;
+    if (err[0] != 0) fail(entry, "success with a non-empty lk_last_error()");
+    for (int i = 0; i < call->nb; i++) {
+        Buf *b = &call->b[i];
+        if (!b->out) continue;
+        for (int64_t j = 0; j < b->elems; j++) {
+            if (is_poison(b, j)) {
+                snprintf(msg, sizeof msg, "%s[%lld] not written on success", b->name, (long long)j);
+                fail(entry, msg);
+            }
+            double v;
+            if (b->type == I32) {
+                int32_t t = ((int32_t *)b->p)[j];
+                if (t < -1 || t >= tags) {
+                    snprintf(msg, sizeof msg, "%s[%lld] = %d is not a tag or -1", b->name, (long long)j, t);
+                    fail(entry, msg);
+                }
+                continue;
+            }
+            v = b->type == F32 ? ((float *)b->p)[j] : ((double *)b->p)[j];
+            if (v != v) {
+                if (call->nan_in) continue;
+                snprintf(msg, sizeof msg, "%s[%lld] is NaN on success without a NaN input", b->name, (long long)j);
+                fail(entry, msg);
+            }
+            /* The header lets a float32 output whose true value exceeds FLT_MAX be +-INFINITY; it
+             * says nothing of float64, so a float64 +-INFINITY on success is a finding unless
+             * built with -DF64_OVERFLOW_IS_INF (the same rule for double). */
+#ifndef F64_OVERFLOW_IS_INF
+            if (isinf(v) && b->type == F64) {
+#else
+            if (0) {
+#endif
+                snprintf(msg, sizeof msg, "%s[%lld] = %g on success (float64)", b->name, (long long)j, v);
+                fail(entry, msg);
+            }
+            if (!strcmp(b->name, "marginals") && v == v && !(v >= 0 && v <= 1.0 + 1e-6)) {
+                snprintf(msg, sizeof msg, "marginals[%lld] = %g outside [0, 1]", (long long)j, v);
+                fail(entry, msg);
+            }
+        }
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Entry points                                                                               */
+
+static void begin_call(Call *call, Reader *r) {
+    memset(call, 0, sizeof *call);
+    uint8_t b = u8(r);
+    call->null_on = b >= 192;
+    call->nulls = u8(r);
+}
+
+/* The losses that read costs (the header's conventions, "Costs"). */
+static int reads_costs(const lk_options *o) {
+    switch (o->loss) {
+    case LK_LOSS_HINGE: case LK_LOSS_SOFTMAX_MARGIN: case LK_LOSS_RISK: case LK_LOSS_RAMP:
+    case LK_LOSS_SOFT_RAMP: case LK_LOSS_INFINITE_RAMP: return 1;
+    case LK_LOSS_HOPE_FEAR:
+        return o->fear_scale != 0 || o->hope == LK_TERM_ORACLE ||
+               ((o->hope == LK_TERM_MAX || o->hope == LK_TERM_LSE) && o->hope_scale != 0);
+    default: return 0;
+    }
+}
+
+static void run_dense(Reader *r, int type) {
+    int entry = type == F32 ? E_DENSE32 : E_DENSE64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 6), k = size_arg(r, 7);
+    int64_t rows = n > 0 ? n : 0; /* nothing is read with n <= 0 */
+    int32_t layout = opt.o.cost_layout;
+    int nonzero = n != 0;
+    if (n < 0 || (n > 0 && k < 1)) call.impossible = 1;
+    void *scores = buf(&call, nonzero ? cnt2(type, n, k) : (Count){0, 0}, type, 0, "scores");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(type, rows, k)
+             : layout == LK_COST_CLASS_MATRIX && nonzero ? cnt2(type, k, k) : (Count){0, 0};
+    /* A loss that reads no costs does not read the k*k matrix, whatever its size. */
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
+    void *cost = buf(&call, cc, type, 0, "cost");
+    void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, 1, "loss");
+    void *grad = buf(&call, nonzero ? cnt2(type, n, k) : (Count){0, 0}, type, 1, "grad");
+    if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, scores, type, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, cost, type, 0);
+    fill_values(&call, r, weight, type, 1);
+    size_args(&call, 2, (const char *[]){"n", "k"}, (int64_t[]){n, k});
+    before_call(entry, &call, &opt);
+    lk_status st = type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
+                               : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+static void run_lists(Reader *r, int type) {
+    int entry = type == F32 ? E_LISTS32 : E_LISTS64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 6);
+    int64_t lists = n > 0 ? n : 0;
+    Count oc = n <= 0 ? (Count){0, 0} : n == INT64_MAX ? (Count){0, 1} : cnt1(I64, n + 1);
+    int64_t *offsets = buf(&call, oc, I64, 0, "offsets");
+    if (n < 0 || (!offsets && n > 0)) call.impossible = 1; /* a size error, or a NULL offsets */
+    /* The offsets: list lengths 0..6, then perhaps one corruption. */
+    int64_t total = 0, m = call.nb ? call.b[0].elems : 0;
+    int bad_offsets = 0;
+    if (offsets && m > 0) {
+        offsets[0] = 0;
+        for (int64_t i = 1; i < m; i++) offsets[i] = offsets[i - 1] + u8(r) % 7;
+        uint8_t c = u8(r);
+        if (c >= 208) {
+            static const int64_t odd[] = {-1, 1, INT64_MAX, (int64_t)1 << 62, (int64_t)1 << 61,
+                                          INT64_MIN, (int64_t)1 << 32, -((int64_t)1 << 62)};
+            offsets[c % m] = odd[(c >> 3) % 8];
+        }
+        for (int64_t i = 1; i < m; i++)
+            if (offsets[i] < offsets[i - 1]) bad_offsets = 1;
+        if (offsets[0] != 0) bad_offsets = 1;
+        total = offsets[m - 1];
+    }
+    Count tc = bad_offsets ? (Count){0, 1} : cnt1(type, total);
+    if (bad_offsets) call.impossible = 1;
+    void *scores = buf(&call, tc, type, 0, "scores");
+    int32_t *gold = buf(&call, cnt1(I32, lists), I32, 0, "gold");
+    void *cost = buf(&call, tc, type, 0, "cost");
+    void *weight = buf(&call, cnt1(type, lists), type, 0, "weight");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? lists : 1), type, 1, "loss");
+    void *grad = buf(&call, tc, type, 1, "grad");
+    /* The offsets are read to find the total: when they are too many to allocate, nothing
+     * can be inferred from the few that were, and the call is skipped. */
+    int offsets_shrunk = !oc.bad && oc.elems > CAP_ELEMS;
+    if (call.skip && (!call.impossible || offsets_shrunk)) {
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, scores, type, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) {
+            int64_t len = offsets && !bad_offsets && i + 1 < m ? offsets[i + 1] - offsets[i] : 1;
+            gold[i] = label(r, len, -1);
+        }
+    fill_values(&call, r, cost, type, 0);
+    fill_values(&call, r, weight, type, 1);
+    size_args(&call, 1, (const char *[]){"n"}, (int64_t[]){n});
+    before_call(entry, &call, &opt);
+    lk_status st = type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
+                               : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+/* With $LK_FUZZ_SKIP_KNOWN set, chain calls that reach the crashes already known (issue 10,
+ * findings 1-3) are skipped, so that a long run explores past them: impossible sizes, and an
+ * oracle hope with a NaN or an input near the overflow of double. */
+static int skip_known(const Call *call, const Opt *opt, int loss_read) {
+    static int on = -1;
+    if (on < 0) on = getenv("LK_FUZZ_SKIP_KNOWN") != NULL;
+    if (!on) return 0;
+    if (call->impossible) return 1;
+    int oracle = loss_read && opt->p && (opt->o.loss == LK_LOSS_INFINITE_RAMP ||
+                            (opt->o.loss == LK_LOSS_HOPE_FEAR && opt->o.hope == LK_TERM_ORACLE));
+    return oracle && (call->nan_in || call->huge_in);
+}
+
+/* The three chain entry points share their inputs. */
+typedef struct {
+    int64_t n, t_max, tags, seqs;
+    int lengths_shrunk;
+    void *emissions, *transitions, *start, *end;
+    int32_t *lengths;
+} ChainIn;
+
+static void chain_inputs(Reader *r, Call *call, ChainIn *c, int type) {
+    c->n = size_arg(r, 4);
+    c->t_max = size_arg(r, 6);
+    c->tags = size_arg(r, 5);
+    c->seqs = c->n > 0 ? c->n : 0;
+    int read = c->n > 0;
+    c->emissions = buf(call, read ? cnt3(type, c->n, c->t_max, c->tags) : (Count){0, 0}, type, 0, "emissions");
+    c->transitions = buf(call, read ? cnt2(type, c->tags, c->tags) : (Count){0, 0}, type, 0, "transitions");
+    c->start = buf(call, read ? cnt1(type, c->tags) : (Count){0, 0}, type, 0, "start");
+    c->end = buf(call, read ? cnt1(type, c->tags) : (Count){0, 0}, type, 0, "end");
+    Count lc = cnt1(I32, c->seqs);
+    c->lengths = buf(call, lc, I32, 0, "lengths");
+    /* The lengths are read with the sizes: when they are too many to allocate, the call is
+     * skipped even if another size is impossible (that one may legitimately be found later). */
+    c->lengths_shrunk = !lc.bad && lc.elems > CAP_ELEMS;
+    /* Negative sizes are errors whatever n is. */
+    if (c->n < 0 || c->t_max < 0 || c->tags < 0 || (c->n > 0 && c->tags == 0)) call->impossible = 1;
+}
+
+static void chain_fill(Reader *r, Call *call, ChainIn *c, int type) {
+    fill_values(call, r, c->emissions, type, 0);
+    fill_values(call, r, c->transitions, type, 0);
+    fill_values(call, r, c->start, type, 0);
+    fill_values(call, r, c->end, type, 0);
+    if (c->lengths) {
+        int64_t range = c->t_max + 1;
+        for (int64_t i = 0; i < elems_of(call, c->lengths); i++) {
+            uint8_t b = u8(r);
+            c->lengths[i] = b < 232 ? (int32_t)(range > 0 ? (int64_t)b % (range < 232 ? range : 232) : 0)
+                                    : label(r, range, -1);
+        }
+    }
+}
+
+static void run_chain(Reader *r, int type) {
+    int entry = type == F32 ? E_CHAIN32 : E_CHAIN64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    ChainIn c;
+    chain_inputs(r, &call, &c, type);
+    int read = c.n > 0;
+    int32_t *gold = buf(&call, read ? cnt2(I32, c.n, c.t_max) : (Count){0, 0}, I32, 0, "gold");
+    void *cost = buf(&call, read ? cnt3(type, c.n, c.t_max, c.tags) : (Count){0, 0}, type, 0, "cost");
+    void *weight = buf(&call, cnt1(type, c.seqs), type, 0, "weight");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? c.seqs : 1), type, 1, "loss");
+    void *d_em = buf(&call, read ? cnt3(type, c.n, c.t_max, c.tags) : (Count){0, 0}, type, 1, "d_emissions");
+    void *d_tr = buf(&call, cnt2(type, c.tags, c.tags), type, 1, "d_transitions");
+    void *d_st = buf(&call, cnt1(type, c.tags), type, 1, "d_start");
+    void *d_en = buf(&call, cnt1(type, c.tags), type, 1, "d_end");
+    if (call.skip && (!call.impossible || c.lengths_shrunk)) { /* an impossible size must fail before any read */
+        skipped[entry]++;
+        goto done;
+    }
+    chain_fill(r, &call, &c, type);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, c.tags, -1);
+    fill_values(&call, r, cost, type, 0);
+    fill_values(&call, r, weight, type, 1);
+    if (skip_known(&call, &opt, 1)) {
+        skipped[entry]++;
+        goto done;
+    }
+    size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
+    before_call(entry, &call, &opt);
+    lk_status st = type == F32
+        ? lk_chain_f32(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions, c.start, c.end, c.lengths,
+                       gold, cost, weight, loss, d_em, d_tr, d_st, d_en)
+        : lk_chain_f64(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions, c.start, c.end, c.lengths,
+                       gold, cost, weight, loss, d_em, d_tr, d_st, d_en);
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+/* Viterbi paths: -1 exactly at positions >= length. */
+static void check_paths(int entry, const ChainIn *c, const int32_t *path) {
+    if (!path) return;
+    for (int64_t i = 0; i < c->seqs; i++)
+        for (int64_t t = 0; t < c->t_max; t++) {
+            int32_t y = path[i * c->t_max + t];
+            if ((t >= c->lengths[i]) != (y == -1)) {
+                /* A NaN input makes the whole path -1. */
+                if (y == -1) continue;
+                fail(entry, "a path entry past the length is not -1");
+            }
+        }
+}
+
+static void run_decode(Reader *r, int type, int marginals) {
+    int entry = marginals ? (type == F32 ? E_MARGINALS32 : E_MARGINALS64) : (type == F32 ? E_VITERBI32 : E_VITERBI64);
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    ChainIn c;
+    chain_inputs(r, &call, &c, type);
+    int read = c.n > 0;
+    void *out = marginals
+        ? buf(&call, read ? cnt3(type, c.n, c.t_max, c.tags) : (Count){0, 0}, type, 1, "marginals")
+        : buf(&call, read ? cnt2(I32, c.n, c.t_max) : (Count){0, 0}, I32, 1, "path");
+    void *per_seq = buf(&call, cnt1(type, c.seqs), type, 1, marginals ? "log_z" : "score");
+    if (call.skip && (!call.impossible || c.lengths_shrunk)) { /* an impossible size must fail before any read */
+        skipped[entry]++;
+        goto done;
+    }
+    chain_fill(r, &call, &c, type);
+    if (skip_known(&call, &opt, 0)) {
+        skipped[entry]++;
+        goto done;
+    }
+    size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
+    before_call(entry, &call, &opt);
+    lk_status st;
+    if (marginals)
+        st = type == F32 ? lk_chain_marginals_f32(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions,
+                                                  c.start, c.end, c.lengths, out, per_seq)
+                         : lk_chain_marginals_f64(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions,
+                                                  c.start, c.end, c.lengths, out, per_seq);
+    else
+        st = type == F32 ? lk_chain_viterbi_f32(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions,
+                                                c.start, c.end, c.lengths, out, per_seq)
+                         : lk_chain_viterbi_f64(opt.p, c.n, c.t_max, c.tags, c.emissions, c.transitions,
+                                                c.start, c.end, c.lengths, out, per_seq);
+    check(entry, &call, &opt, 0, st, c.tags > INT32_MAX ? INT32_MAX : (int)c.tags);
+    if (st == LK_OK && !marginals) check_paths(entry, &c, out);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+static void run_lsoftmax(Reader *r, int type) {
+    int entry = type == F32 ? E_LSOFTMAX32 : E_LSOFTMAX64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 5), d = size_arg(r, 5), k = size_arg(r, 5);
+    int64_t rows = n > 0 ? n : 0;
+    int read = n > 0;
+    void *x = buf(&call, read ? cnt2(type, n, d) : (Count){0, 0}, type, 0, "x");
+    void *w = buf(&call, read ? cnt2(type, k, d) : (Count){0, 0}, type, 0, "w");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, 1, "loss");
+    void *d_x = buf(&call, read ? cnt2(type, n, d) : (Count){0, 0}, type, 1, "d_x");
+    void *d_w = buf(&call, cnt2(type, k, d), type, 1, "d_w");
+    if (n < 0 || d < 0 || k < 0 || (n > 0 && (d == 0 || k == 0))) call.impossible = 1;
+    if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, x, type, 0);
+    fill_values(&call, r, w, type, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, weight, type, 1);
+    size_args(&call, 3, (const char *[]){"n", "d", "k"}, (int64_t[]){n, d, k});
+    before_call(entry, &call, &opt);
+    lk_status st = type == F32 ? lk_lsoftmax_f32(opt.p, n, d, k, x, w, gold, weight, loss, d_x, d_w)
+                               : lk_lsoftmax_f64(opt.p, n, d, k, x, w, gold, weight, loss, d_x, d_w);
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+static void run_small(Reader *r, int entry) {
+    dump_opt = NULL;
+    dump_call = NULL;
+    calls[entry]++;
+    oks[entry]++;
+    if (entry == E_VERSION) {
+        const char *v = lk_version(), *level = lk_cpu_level();
+        if (!v || strlen(v) > 64) fail(entry, "lk_version");
+        if (lk_version_number() != LK_VERSION_NUMBER) fail(entry, "lk_version_number");
+        if (!level || (strcmp(level, "x86-64") && strcmp(level, "avx2") && strcmp(level, "avx512")))
+            fail(entry, "lk_cpu_level");
+    } else if (entry == E_STATUS_NAME) {
+        uint32_t bits = 0;
+        for (int i = 0; i < 4; i++) bits |= (uint32_t)u8(r) << (8 * i);
+        int32_t s = (int32_t)bits;
+        const char *name = lk_status_name(s);
+        if (!name || strncmp(name, "LK_", 3) || strlen(name) > 32) fail(entry, "lk_status_name");
+        if (name && (s < 0 || s > LK_ERR_ALLOC) && strcmp(name, "LK_ERR_UNKNOWN")) fail(entry, "unknown status named");
+    } else if (entry == E_LAST_ERROR) {
+        const char *e = lk_last_error();
+        if (!e || strlen(e) > 4096) fail(entry, "lk_last_error");
+    } else {
+        int32_t loss = enum_value(r, 0, 14);
+        int null = u8(r) >= 240;
+        lk_options *o = null ? NULL : malloc(sizeof *o);
+        if (o) memset(o, 0xa5, sizeof *o);
+        lk_status st = lk_options_init(o, loss);
+        if (null) {
+            if (st != LK_ERR_NULL) fail(entry, "NULL opt is not LK_ERR_NULL");
+        } else if (loss >= 1 && loss <= 13) {
+            if (st != LK_OK || o->size != sizeof *o || o->loss != loss || lk_last_error()[0])
+                fail(entry, "a valid loss not initialised");
+        } else {
+            unsigned char poisoned[sizeof(lk_options)];
+            memset(poisoned, 0xa5, sizeof poisoned);
+            if (st != LK_ERR_OPTION || memcmp(o, poisoned, sizeof poisoned) || !lk_last_error()[0])
+                fail(entry, "an unknown loss not refused, or opt written");
+        }
+        free(o);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    current_input = data;
+    current_size = size;
+    Reader r = {data, size};
+    uint8_t b = u8(&r) % 64;
+    int entry = b < 4 ? b : 4 + (b - 4) % 12;
+    switch (entry) {
+    case E_DENSE32: run_dense(&r, F32); break;
+    case E_DENSE64: run_dense(&r, F64); break;
+    case E_LISTS32: run_lists(&r, F32); break;
+    case E_LISTS64: run_lists(&r, F64); break;
+    case E_CHAIN32: run_chain(&r, F32); break;
+    case E_CHAIN64: run_chain(&r, F64); break;
+    case E_VITERBI32: run_decode(&r, F32, 0); break;
+    case E_VITERBI64: run_decode(&r, F64, 0); break;
+    case E_MARGINALS32: run_decode(&r, F32, 1); break;
+    case E_MARGINALS64: run_decode(&r, F64, 1); break;
+    case E_LSOFTMAX32: run_lsoftmax(&r, F32); break;
+    case E_LSOFTMAX64: run_lsoftmax(&r, F64); break;
+    default: run_small(&r, entry); break;
+    }
+    return 0;
+}

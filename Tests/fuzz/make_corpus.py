@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the C-ABI fuzzer (Tests/fuzz/corpus), deterministically.
+
+Each input's first byte picks the entry point (fuzz_losskit.c: LLVMFuzzerTestOneInput); the
+rest is decoded byte by byte, and missing bytes read as 0. Per entry point: a few inputs of
+pseudo-random bytes (fixed seeds), and hand-made calls for the edges the issue names.
+Run: python3 Tests/fuzz/make_corpus.py [folder]
+"""
+import hashlib
+import os
+import random
+import sys
+
+ENTRIES = [
+    "version", "status_name", "last_error", "options_init",
+    "dense_f32", "dense_f64", "lists_f32", "lists_f64", "chain_f32", "chain_f64",
+    "viterbi_f32", "viterbi_f64", "marginals_f32", "marginals_f64", "lsoftmax_f32", "lsoftmax_f64",
+]
+E = {name: i for i, name in enumerate(ENTRIES)}
+
+# Indices into fuzz_losskit.c's special_sizes, as a size byte (240 + index).
+SIZE = {"-1": 240, "INT64_MIN": 241, "INT64_MAX": 242, "2^62": 243, "2^61": 244, "2^32": 245,
+        "2^31": 246, "3037000499": 247, "3037000500": 248}
+
+
+def hand_made():
+    """(name, bytes): calls decoded field by field (options: flags, loss, mask; then the
+    NULL switch and mask; then the sizes)."""
+    plain_opts = [0, 0, 0]          # flags 0, loss byte 0 (LK_LOSS_LOG), no field changed
+    ramp_opts = [0, 7, 0]           # LK_LOSS_INFINITE_RAMP
+    no_nulls = [0, 0]
+    return [
+        # Chains: n = 0, t_max = 0, tags = 3037000499 (tags^2 * 8 overflows).
+        ("chain_f64_tags_overflow", [E["chain_f64"]] + plain_opts + no_nulls + [0, 0, SIZE["3037000499"]]),
+        # Chains: t_max = 0 and n = 2^62 / INT64_MAX (lengths far beyond any buffer).
+        ("chain_f64_n_2_62", [E["chain_f64"]] + plain_opts + no_nulls + [SIZE["2^62"], 0, 1]),
+        ("chain_f32_n_max", [E["chain_f32"]] + plain_opts + no_nulls + [SIZE["INT64_MAX"], 0, 1]),
+        ("viterbi_f64_n_2_62", [E["viterbi_f64"]] + plain_opts + no_nulls + [SIZE["2^62"], 0, 1]),
+        ("marginals_f32_n_2_62", [E["marginals_f32"]] + plain_opts + no_nulls + [SIZE["2^62"], 0, 1]),
+        # Infinite ramp on a chain: 1 sequence, 2 positions, 1 tag, emissions -1e308 (byte 208).
+        ("chain_f64_ramp_overflow", [E["chain_f64"]] + ramp_opts + no_nulls + [1, 2, 1, 208, 208, 100, 100, 100, 2]),
+        # Lists and dense with impossible sizes.
+        ("lists_f64_n_max", [E["lists_f64"]] + plain_opts + no_nulls + [SIZE["INT64_MAX"]]),
+        ("dense_f32_k_2_62", [E["dense_f32"]] + plain_opts + no_nulls + [1, SIZE["2^62"]]),
+        ("lsoftmax_f64_d_2_62", [E["lsoftmax_f64"]] + plain_opts + no_nulls + [0, SIZE["2^62"], 4]),
+        # NULL opt.
+        ("dense_f64_null_opt", [E["dense_f64"], 0x0f] + no_nulls + [2, 3]),
+    ]
+
+
+def main():
+    folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
+    os.makedirs(folder, exist_ok=True)
+    inputs = []
+    for entry, name in enumerate(ENTRIES):
+        rng = random.Random(entry)
+        for length in (12, 48, 160):
+            inputs.append((f"{name}_random_{length}", bytes([entry] + [rng.randrange(256) for _ in range(length)])))
+    inputs += [(name, bytes(data)) for name, data in hand_made()]
+    for name, data in inputs:
+        digest = hashlib.sha1(data).hexdigest()[:8]
+        with open(os.path.join(folder, f"{name}-{digest}"), "wb") as f:
+            f.write(data)
+    print(f"{len(inputs)} inputs in {folder}")
+
+
+if __name__ == "__main__":
+    main()
