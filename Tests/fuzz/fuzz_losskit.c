@@ -549,17 +549,10 @@ static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status s
                 snprintf(msg, sizeof msg, "%s[%lld] is NaN on success without a NaN input", b->name, (long long)j);
                 fail(entry, msg);
             }
-            /* The header lets a float32 output whose true value exceeds FLT_MAX be +-INFINITY; it
-             * says nothing of float64, so a float64 +-INFINITY on success is a finding unless
-             * built with -DF64_OVERFLOW_IS_INF (the same rule for double). */
-#ifndef F64_OVERFLOW_IS_INF
-            if (isinf(v) && b->type == F64) {
-#else
-            if (0) {
-#endif
-                snprintf(msg, sizeof msg, "%s[%lld] = %g on success (float64)", b->name, (long long)j, v);
-                fail(entry, msg);
-            }
+            /* +-INFINITY on success is allowed: the header stores an output whose true value
+             * exceeds the largest finite value of its type (FLT_MAX, DBL_MAX) as +-INFINITY. An
+             * infinity where the true value is finite is beyond what this check can see; the
+             * exact-arithmetic suite (bindings/python/tests/test_accuracy.py) covers values. */
             if (!strcmp(b->name, "marginals") && v == v && !(v >= 0 && v <= 1.0 + 1e-6)) {
                 snprintf(msg, sizeof msg, "marginals[%lld] = %g outside [0, 1]", (long long)j, v);
                 fail(entry, msg);

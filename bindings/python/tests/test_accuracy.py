@@ -558,8 +558,19 @@ class Outcome:
         self.failures.append((math.inf, f"{type(exc).__name__}: {exc}", describe()))
 
 
-def _score_into(out, prec, L, g, ref, describe):
-    rL, rG, signs, worst, rN = exact.score(prec, L, g, ref)
+# Gradients that are a difference of two softmaxes: include/losskit.h (dense rows and lists)
+# documents, beyond the conditioning bound, a further 4u per entry in absolute terms (times the
+# example's weight) for the rounding of the two probabilities themselves.
+TWO_SOFTMAX_ROWS = {"soft_ramp", "hf_lse_lse"}
+
+
+def _score_into(out, prec, L, g, ref, describe, extra=0.0, normwise=False):
+    rL, rG, signs, worst, rN = exact.score(prec, L, g, ref, extra=extra)
+    if normwise:
+        # L-Softmax's d_x and d_w are matrix products (sum_j G_ij w_j): include/losskit.h bounds
+        # their error normwise, against the largest entry and conditioning of the gradient, as
+        # a backward-stable product is; an entry that cancels keeps the rounding of its terms.
+        rG, worst = rN, None
     out.add(rL, rG, signs, describe, worst, rN)
 
 
@@ -600,8 +611,11 @@ def evaluate(loss, structure, regime):
                     continue
                 for i in range(len(call.rows)):
                     ref = _row_reference(call, i, loss)
+                    w = 1.0 if call.weight is None else abs(call.weight[i])
+                    extra = 4 * exact.U[prec] * w if loss in TWO_SOFTMAX_ROWS else 0.0
                     _score_into(cell(prec), prec, Ls[i], gs[i], ref,
-                                lambda i=i, call=call, prec=prec: call.describe(i, loss, structure, prec))
+                                lambda i=i, call=call, prec=prec: call.describe(i, loss, structure, prec),
+                                extra=extra)
         return res
     if structure == "chain":
         for c in chain_calls(loss, regime):
@@ -631,7 +645,7 @@ def evaluate(loss, structure, regime):
             ref = exact.lsoftmax_reference(m, tuple(map(float, x)), tuple(map(float, np.ravel(W))),
                                            gold, lam, 1.0 if weight is None else weight)
             g = np.concatenate([r.d_x[0], r.d_w.ravel()])
-            _score_into(cell(prec), prec, r.loss[0], g, ref, desc)
+            _score_into(cell(prec), prec, r.loss[0], g, ref, desc, normwise=True)
     return res
 
 
