@@ -52,3 +52,59 @@ def test_mean_of_losses_whose_weighted_sum_overflows_chains():
     loss = mpmath.mpf(2e307)
     want = (mpmath.mpf(w[0]) * loss + mpmath.mpf(w[1]) * loss) / (mpmath.mpf(w[0]) + mpmath.mpf(w[1]))
     close(r.loss, want)
+
+
+# ------------------------------------------------------------------------------------------
+# The square terms: the factor 2 c / K (or 2 c / (K - 1)) overflows where the gradient does not.
+def softmax(s):
+    z = mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in s)
+    return [mpmath.exp(mpmath.mpf(v)) / z for v in s]
+
+
+def squentropy_gradient(s, gold, c):
+    """c (p - e_gold) + c 2 s[y] / (K - 1) on y != gold (all unmasked)."""
+    p, k = softmax(s), len(s)
+    return [c * (p[y] - (1 if y == gold else 0)) + (0 if y == gold else c * 2 * mpmath.mpf(s[y]) / (k - 1))
+            for y in range(k)]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("scores", [[0.0, 0.0], [0.0, 0.25]])
+def test_squentropy_with_a_weight_whose_doubled_factor_overflows(structure, scores):
+    s, w = np.array(scores), np.array([1e308])
+    if structure == "dense":
+        r = losskit.dense(s[None, :], np.array([0]), loss="squentropy", weight=w, reduction="none")
+        grad = r.grad[0]
+    else:
+        r = losskit.lists(s, np.array([0, 2]), np.array([0]), loss="squentropy", weight=w, reduction="none")
+        grad = r.grad
+    want = squentropy_gradient(scores, 0, mpmath.mpf(1e308))
+    for g, x in zip(grad, want):
+        close(g, x, rel=4e-16)
+
+
+@pytest.mark.parametrize("scores, gold", [([0.0, DBL_MAX], 1), ([-13.25, 21.25, DBL_MAX], 2),
+                                          ([DBL_MAX, 0.0, 0.0], 2)])
+def test_squared_gradient_near_dbl_max(scores, gold):
+    # (2 / K) kappa (s[g] - M) on the gold and (2 / K) s[y] elsewhere (kappa = M = 1); finite
+    # although the loss, about DBL_MAX^2 / K, is +inf.
+    s = np.array([scores])
+    r = losskit.dense(s, np.array([gold]), loss="squared", reduction="sum")
+    k = len(scores)
+    for y in range(k):
+        v = mpmath.mpf(scores[y]) - (1 if y == gold else 0)
+        want = 2 * v / k
+        if want == 0:
+            assert r.grad[0, y] == 0
+        else:
+            close(r.grad[0, y], want, rel=2.3e-16)
+    assert r.loss == np.inf
+
+
+def test_squentropy_float32_factor_overflows_float():
+    # 2 c = 6e38 exceeds FLT_MAX; the gradient, about 3.2e38 at most, does not.
+    s, w = np.array([[0.0, 0.25]], np.float32), np.array([3e38], np.float32)
+    r = losskit.dense(s, np.array([0]), loss="squentropy", weight=w, reduction="none")
+    want = squentropy_gradient([float(v) for v in s[0]], 0, mpmath.mpf(float(w[0])))
+    for g, x in zip(r.grad[0], want):
+        close(g, x, rel=3e-7)
