@@ -108,3 +108,32 @@ def test_squentropy_float32_factor_overflows_float():
     want = squentropy_gradient([float(v) for v in s[0]], 0, mpmath.mpf(float(w[0])))
     for g, x in zip(r.grad[0], want):
         close(g, x, rel=3e-7)
+
+
+# ------------------------------------------------------------------------------------------
+# Risk at cost_scale DBL_MAX: R = alpha (1 - p[g]) under 0/1 costs, finite; its gradient
+# p[j] (alpha c[j] - R) too. (Already right when this file was written; kept as a guard on the
+# order of the risk's intermediates, alpha times a normalised sum.)
+@pytest.mark.parametrize("layout", ["zero_one", "per_example"])
+def test_risk_at_cost_scale_dbl_max(layout):
+    scores, gold = [-15.75, -4.25, -17.0], 2
+    s = np.array([scores])
+    cost = None if layout == "zero_one" else np.array([[1.0, 1.0, 0.0]])
+    r = losskit.dense(s, np.array([gold]), loss="risk", cost=cost, cost_scale=DBL_MAX, reduction="none")
+    p, alpha = softmax(scores), mpmath.mpf(DBL_MAX)
+    risk = alpha * (1 - p[gold])
+    close(r.loss[0], risk, rel=4e-16)
+    for j in range(3):
+        c = 0 if j == gold else 1
+        close(r.grad[0, j], p[j] * (alpha * c - risk), rel=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# L-Softmax: a non-gold logit whose partial sums overflow (1e308 * 1e308 - 1e308 * 1e308) is
+# NaN from NaN-free inputs; every CPU level must call it an overflow, never return NaN.
+def test_lsoftmax_non_gold_logit_overflowing_in_its_partial_sums():
+    x, w = np.array([[1e308, -1e308]]), np.array([[1.0, 1.0], [1e308, 1e308]])
+    with pytest.raises(losskit.LossKitError) as e:
+        losskit.lsoftmax(x, w, np.array([0]), margin=1, reduction="none")
+    assert e.value.name == "LK_ERR_DOMAIN"
+    assert "class 1" in str(e.value)
