@@ -69,13 +69,13 @@ struct Batch<T: Real> {
         if let first = failures.lazy.compactMap({ $0 }).first { throw first }
     }
 
+    /// The room `run` needs in `partials` for `chunks` chunks (two sums each).
+    static func partialCount(_ chunks: Int) -> Int { 2 * chunks }
+
     /// The computing pass over validated input, chunk by chunk on up to `threads` threads.
     /// `evaluate(i, c, worker, chunk)` returns example i's unweighted loss and sets its gradient
     /// to c times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
     /// `denominator` returned; `partials` has room for two values per chunk (`partialCount`).
-    /// The room `run` needs in `partials` for `chunks` chunks.
-    static func partialCount(_ chunks: Int) -> Int { 2 * chunks }
-
     func run(loss: UnsafeMutablePointer<T>?, counted: Double,
              chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
