@@ -52,8 +52,8 @@
  *  - Optional outputs: loss and every gradient buffer may be NULL; that work is skipped.
  *    With n = 0 nothing is read and every pointer may be NULL.
  *  - Buffers: outputs must not overlap any input or each other (as with memcpy); a gradient
- *    cannot be computed in place of the scores. A float32 output whose true value exceeds
- *    FLT_MAX is stored as +-INFINITY.
+ *    cannot be computed in place of the scores. An output whose true value exceeds the largest
+ *    finite value of its type (FLT_MAX, DBL_MAX) is stored as +-INFINITY.
  *  - Order of checks when several errors apply: a NULL opt (LK_ERR_NULL), then the options
  *    (LK_ERR_OPTION, LK_ERR_UNSUPPORTED; checked even when n = 0), then required pointers
  *    (LK_ERR_NULL), then sizes (LK_ERR_SIZE), then gold labels (LK_ERR_LABEL), then values

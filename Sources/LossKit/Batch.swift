@@ -69,10 +69,13 @@ struct Batch<T: Real> {
         if let first = failures.lazy.compactMap({ $0 }).first { throw first }
     }
 
+    /// The room `run` needs in `partials` for `chunks` chunks (two sums each).
+    static func partialCount(_ chunks: Int) -> Int { 2 * chunks }
+
     /// The computing pass over validated input, chunk by chunk on up to `threads` threads.
     /// `evaluate(i, c, worker, chunk)` returns example i's unweighted loss and sets its gradient
     /// to c times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
-    /// `denominator` returned; `partials` has room for one value per chunk.
+    /// `denominator` returned; `partials` has room for two values per chunk (`partialCount`).
     func run(loss: UnsafeMutablePointer<T>?, counted: Double,
              chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
@@ -80,7 +83,10 @@ struct Batch<T: Real> {
              evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double)
     {
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
-            var total = 0.0
+            // The mean is also summed as sum (w / counted) loss: sum w loss can overflow (each
+            // term up to DBL_MAX^2) while the mean, at most the largest loss, is finite. One
+            // multiply-add per example; the first form keeps the bits of ordinary results.
+            var total = 0.0, scaled = 0.0
             for i in chunks.range(chunk) {
                 let w = isIgnored(i) ? 0 : weight(i)
                 if w == 0 {
@@ -88,19 +94,29 @@ struct Batch<T: Real> {
                     if reduction == .none { loss?[i] = 0 }
                     continue
                 }
-                let value = evaluate(i, reduction == .mean ? w / counted : w, worker, chunk)
+                let coefficient = reduction == .mean ? w / counted : w
+                let value = evaluate(i, coefficient, worker, chunk)
                 total += w * value
+                scaled += coefficient * value
                 if reduction == .none { loss?[i] = T(rounding: w * value) }
             }
-            partials[chunk] = total
+            partials[2 * chunk] = total
+            partials[2 * chunk + 1] = scaled
         }
         // Partial sums added in chunk order: the same bits at any thread count.
-        var total = 0.0
-        for chunk in 0..<chunks.count { total += partials[chunk] }
+        var total = 0.0, scaled = 0.0
+        for chunk in 0..<chunks.count {
+            total += partials[2 * chunk]
+            scaled += partials[2 * chunk + 1]
+        }
         switch reduction {
         case .none: break
         case .sum: loss?.pointee = T(rounding: total)
-        case .mean: loss?.pointee = T(rounding: counted > 0 ? total / counted : 0)
+        case .mean:
+            let mean = counted > 0 ? total / counted : 0
+            // An infinite weighted sum (no NaN in it) is an overflow or a true infinite loss;
+            // the scaled sum tells them apart.
+            loss?.pointee = T(rounding: mean.isInfinite ? scaled : mean)
         }
     }
 

@@ -333,7 +333,7 @@ enum Chains {
         let accumulators = try Scratch<Double>(wantShared ? chunkCount * shared : 0, "the shared gradients")
         defer { accumulators.free() }
         if wantShared { accumulators.base.update(repeating: 0, count: chunkCount * shared) }
-        let partials = try Scratch<Double>(chunkCount, "the per-chunk sums")
+        let partials = try Scratch<Double>(Batch<T>.partialCount(chunkCount), "the per-chunk sums")
         defer { partials.free() }
         batch.run(
             loss: loss, counted: counted, chunks: chunked, threads: threads, partials: partials,

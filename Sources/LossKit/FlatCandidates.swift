@@ -395,7 +395,7 @@ extension FlatCandidates: EnumerableStructure {
     /// A screened example has no masked candidate.
     var unmaskedCount: Int { known?.unmasked ?? count }
 
-    func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
+    func scores(twice half: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)
     {
         let excluding = exceptGold ? goldIndex : -1
@@ -403,8 +403,19 @@ extension FlatCandidates: EnumerableStructure {
             return RowKernel.scores(scores, times: 0, plus: 0, excluding: excluding, adding: false,
                                     into: Discard<T>(), count: count)
         }
-        return RowKernel.scores(scores, times: T(rounding: factor), plus: T(rounding: constant),
-                                excluding: excluding, adding: adding, into: BufferSink(base: gradient), count: count)
+        let factor = T(rounding: 2 * half), halved = T(rounding: half)
+        let sink = BufferSink(base: gradient)
+        guard !factor.isFinite, halved.isFinite else {
+            return RowKernel.scores(scores, times: factor, plus: T(rounding: constant),
+                                    excluding: excluding, adding: adding, into: sink, count: count)
+        }
+        // 2 half overflows T: half s[y] added twice, so that a small s[y] (and the gold's 0)
+        // gets its finite term rather than inf * s[y] or inf * 0 = NaN. A second pass, only here.
+        let sums = RowKernel.scores(scores, times: halved, plus: T(rounding: constant),
+                                    excluding: excluding, adding: adding, into: sink, count: count)
+        _ = RowKernel.scores(scores, times: halved, plus: 0, excluding: excluding, adding: true,
+                             into: sink, count: count)
+        return sums
     }
 
     func setGoldGradient(_ value: Double) {

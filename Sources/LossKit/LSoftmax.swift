@@ -117,7 +117,8 @@ enum LSoftmax {
         defer { classStarts.free() }
         let classSum = try Scratch<Double>(dW != nil ? d : 0, "one class's gold terms")
         defer { classSum.free() }
-        let partials = try Scratch<Double>(Chunks(examples: n, valuesPerExample: k).count, "the per-chunk sums")
+        let partials = try Scratch<Double>(
+            Batch<T>.partialCount(Chunks(examples: n, valuesPerExample: k).count), "the per-chunk sums")
         defer { partials.free() }
         let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
         defer { packs.free() }

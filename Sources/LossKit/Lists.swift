@@ -121,7 +121,7 @@ enum Lists {
         let scratchRow = recipe.hasTwoLogSumExps && grad != nil ? longest : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
-        let partials = try Scratch<Double>(chunks.count, "the per-chunk sums")
+        let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
         defer { partials.free() }
         batch.run(
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,

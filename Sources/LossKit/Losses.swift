@@ -123,7 +123,7 @@ enum Recipe: Equatable {
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
             let k = Double(x.unmaskedCount)
             let atGold = x.goldGradient()
-            let (sum, _) = x.scores(times: 0, plus: -coefficient * epsilon / k, exceptGold: false, adding: true)
+            let (sum, _) = x.scores(twice: 0, plus: -coefficient * epsilon / k, exceptGold: false, adding: true)
             let goldScore = x.gold().score
             // The gold's entry in one rounding, (p[g] - 1) + eps (1 - 1/K): exactly 0 when K = 1,
             // where adding eps to a rounded -eps/K would leave round(eps) - eps.
@@ -131,15 +131,19 @@ enum Recipe: Equatable {
             return log + epsilon * (goldScore - sum / k)
         case .squared(let kappa, let target):
             let k = Double(x.unmaskedCount)
-            let (_, others) = x.scores(times: coefficient * 2 / k, plus: 0, exceptGold: true, adding: false)
+            // 2 c s / K and 2 c kappa miss / K with the exact doubling last: the same bits as
+            // the plain order, and no intermediate 2 c or 2 c kappa miss overflows alone.
+            let (_, others) = x.scores(twice: coefficient / k, plus: 0, exceptGold: true, adding: false)
             let miss = x.gold().score - target
-            x.setGoldGradient(coefficient * 2 * kappa * miss / k)
+            let product = coefficient * kappa * miss
+            // Past DBL_MAX, c kappa miss can still give a finite 2 c kappa miss / K when K > 2.
+            x.setGoldGradient((product.isFinite ? product / k : coefficient * kappa * (miss / k)) * 2)
             return (kappa * miss * miss + others) / k
         case .squentropy:
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)
             let k = x.unmaskedCount
             guard k > 1 else { return log }  // no other candidate: the square term is 0
-            let (_, others) = x.scores(times: coefficient * 2 / Double(k - 1), plus: 0, exceptGold: true, adding: true)
+            let (_, others) = x.scores(twice: coefficient / Double(k - 1), plus: 0, exceptGold: true, adding: true)
             return log + others / Double(k - 1)
         case .fearMinusHope, .risk:
             return .nan  // handled above

@@ -75,10 +75,11 @@ protocol EnumerableStructure: LossStructure {
     /// K, the number of unmasked candidates.
     var unmaskedCount: Int { get }
     /// One pass over the candidates: SETS (or, with `adding`, adds to) the gradient
-    /// `factor * s[y] + constant` on the unmasked candidates — only the constant on the gold when
+    /// `2 half s[y] + constant` on the unmasked candidates — only the constant on the gold when
     /// `exceptGold`, 0 (or nothing) on masked ones — and returns the sum and the sum of squares
-    /// of s[y] over the unmasked candidates, without the gold when `exceptGold`.
-    func scores(times factor: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
+    /// of s[y] over the unmasked candidates, without the gold when `exceptGold`. The factor comes
+    /// halved because 2 half can overflow where 2 half s[y] does not (a small s[y]).
+    func scores(twice half: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)
     /// SETS the gold's gradient to `value`.
     func setGoldGradient(_ value: Double)

@@ -1,0 +1,139 @@
+"""Extreme but finite values: regression tests for results that came back LK_OK with NaN or
+infinity where the true value is finite (the header: only a true value beyond the type's
+largest finite value is stored as +-INFINITY).
+
+Expected values come from closed forms, evaluated with mpmath on exactly the float values the
+library receives; never from the library's own output.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+import losskit
+
+mpmath.mp.dps = 60
+DBL_MAX = float(np.finfo(np.float64).max)
+
+
+def close(got, want, rel=1e-15):
+    """got (a float) is finite and within rel of the exact want (an mpmath number)."""
+    assert np.isfinite(got), got
+    want = mpmath.mpf(want)
+    assert abs(mpmath.mpf(float(got)) - want) <= rel * abs(want), (got, want)
+
+
+# ------------------------------------------------------------------------------------------
+# The batch mean: sum w_i loss_i overflows while the mean is finite.
+def test_mean_of_losses_whose_weighted_sum_overflows_dense():
+    s = np.array([[1e308, 0.0], [1e308, 0.0]])
+    r = losskit.dense(s, np.array([1, 1]), loss="perceptron", reduction="mean")
+    # Each perceptron loss is max(s) - s[gold] = 1e308; their mean is 1e308.
+    close(r.loss, mpmath.mpf(1e308))
+    np.testing.assert_array_equal(r.grad, [[0.5, -0.5], [0.5, -0.5]])
+
+
+def test_mean_with_a_weight_whose_product_overflows_dense():
+    # w * loss = 1e308 * 10 overflows; the mean (one example) is the loss, 10.
+    s = np.array([[10.0, 0.0]])
+    r = losskit.dense(s, np.array([1]), loss="perceptron", weight=np.array([1e308]), reduction="mean")
+    close(r.loss, 10)
+
+
+def test_mean_of_losses_whose_weighted_sum_overflows_chains():
+    # One position, two tags, no transition read: the perceptron loss is max - gold = 2e307
+    # (path scores stay below the chains' DBL_MAX / 8 bound); w * loss overflows for the first.
+    e = np.array([[[2e307, 0.0]], [[2e307, 0.0]]])
+    w = np.array([1e308, 1.0])
+    r = losskit.chain(e, np.zeros((2, 2)), np.array([1, 1]), np.array([[1], [1]]), loss="perceptron",
+                      weight=w, reduction="mean")
+    loss = mpmath.mpf(2e307)
+    want = (mpmath.mpf(w[0]) * loss + mpmath.mpf(w[1]) * loss) / (mpmath.mpf(w[0]) + mpmath.mpf(w[1]))
+    close(r.loss, want)
+
+
+# ------------------------------------------------------------------------------------------
+# The square terms: the factor 2 c / K (or 2 c / (K - 1)) overflows where the gradient does not.
+def softmax(s):
+    z = mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in s)
+    return [mpmath.exp(mpmath.mpf(v)) / z for v in s]
+
+
+def squentropy_gradient(s, gold, c):
+    """c (p - e_gold) + c 2 s[y] / (K - 1) on y != gold (all unmasked)."""
+    p, k = softmax(s), len(s)
+    return [c * (p[y] - (1 if y == gold else 0)) + (0 if y == gold else c * 2 * mpmath.mpf(s[y]) / (k - 1))
+            for y in range(k)]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("scores", [[0.0, 0.0], [0.0, 0.25]])
+def test_squentropy_with_a_weight_whose_doubled_factor_overflows(structure, scores):
+    s, w = np.array(scores), np.array([1e308])
+    if structure == "dense":
+        r = losskit.dense(s[None, :], np.array([0]), loss="squentropy", weight=w, reduction="none")
+        grad = r.grad[0]
+    else:
+        r = losskit.lists(s, np.array([0, 2]), np.array([0]), loss="squentropy", weight=w, reduction="none")
+        grad = r.grad
+    want = squentropy_gradient(scores, 0, mpmath.mpf(1e308))
+    for g, x in zip(grad, want):
+        close(g, x, rel=4e-16)
+
+
+@pytest.mark.parametrize("scores, gold", [([0.0, DBL_MAX], 1), ([-13.25, 21.25, DBL_MAX], 2),
+                                          ([DBL_MAX, 0.0, 0.0], 2)])
+def test_squared_gradient_near_dbl_max(scores, gold):
+    # (2 / K) kappa (s[g] - M) on the gold and (2 / K) s[y] elsewhere (kappa = M = 1); finite
+    # although the loss, about DBL_MAX^2 / K, is +inf.
+    s = np.array([scores])
+    r = losskit.dense(s, np.array([gold]), loss="squared", reduction="sum")
+    k = len(scores)
+    for y in range(k):
+        v = mpmath.mpf(scores[y]) - (1 if y == gold else 0)
+        want = 2 * v / k
+        if want == 0:
+            assert r.grad[0, y] == 0
+        else:
+            close(r.grad[0, y], want, rel=2.3e-16)
+    assert r.loss == np.inf
+
+
+def test_squentropy_float32_factor_overflows_float():
+    # 2 c = 6e38 exceeds FLT_MAX; the gradient, about 3.2e38 at most, does not.
+    s, w = np.array([[0.0, 0.25]], np.float32), np.array([3e38], np.float32)
+    r = losskit.dense(s, np.array([0]), loss="squentropy", weight=w, reduction="none")
+    want = squentropy_gradient([float(v) for v in s[0]], 0, mpmath.mpf(float(w[0])))
+    for g, x in zip(r.grad[0], want):
+        close(g, x, rel=3e-7)
+
+
+# ------------------------------------------------------------------------------------------
+# Risk at cost_scale DBL_MAX: R = alpha (1 - p[g]) under 0/1 costs, finite; its gradient
+# p[j] (alpha c[j] - R) too. (Already right when this file was written; kept as a guard on the
+# order of the risk's intermediates, alpha times a normalised sum.)
+@pytest.mark.parametrize("layout", ["zero_one", "per_example"])
+def test_risk_at_cost_scale_dbl_max(layout):
+    scores, gold = [-15.75, -4.25, -17.0], 2
+    s = np.array([scores])
+    cost = None if layout == "zero_one" else np.array([[1.0, 1.0, 0.0]])
+    r = losskit.dense(s, np.array([gold]), loss="risk", cost=cost, cost_scale=DBL_MAX, reduction="none")
+    p, alpha = softmax(scores), mpmath.mpf(DBL_MAX)
+    risk = alpha * (1 - p[gold])
+    close(r.loss[0], risk, rel=4e-16)
+    for j in range(3):
+        c = 0 if j == gold else 1
+        close(r.grad[0, j], p[j] * (alpha * c - risk), rel=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# L-Softmax: a non-gold logit whose partial sums overflow (1e308 * 1e308 - 1e308 * 1e308) is
+# NaN from NaN-free inputs; every CPU level must call it an overflow, never return NaN.
+def test_lsoftmax_non_gold_logit_overflowing_in_its_partial_sums():
+    x, w = np.array([[1e308, -1e308]]), np.array([[1.0, 1.0], [1e308, 1e308]])
+    with pytest.raises(losskit.LossKitError) as e:
+        losskit.lsoftmax(x, w, np.array([0]), margin=1, reduction="none")
+    assert e.value.name == "LK_ERR_DOMAIN"
+    assert "class 1" in str(e.value)
