@@ -312,8 +312,11 @@ extension ChainExample: LossStructure {
                 var rowSum = TagVectors.exps(a, model.transitions + from * S,
                                              UnsafePointer(u), into: xi, count: S)
                 if let path, Int(path[t - 1]) == from {
-                    rowSum -= xi[Int(path[t])]
+                    // The others summed without the path's edge (rowSum - xi(own) would leave an
+                    // ulp of an own edge near 1 in a mass near 0).
                     xi[Int(path[t])] = 0
+                    rowSum = 0
+                    for y in 0..<L { rowSum += xi[y] }
                 }
                 otherEdges += rowSum
                 TagVectors.addScaled(d + from * S, c, UnsafePointer(xi), count: S)
@@ -329,6 +332,7 @@ extension ChainExample: LossStructure {
     private func addScaledMarginals(minus path: UnsafePointer<Int32>?, times c: Double) {
         let L = tags, S = stride
         let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
+        var dominated = false  // some step's path edge had the others' mass below 1/16
         for t in 0..<length {
             let a = alpha + t * S, b = beta + t * S
             let inverse = 1 / TagVectors.dot(a, b, count: S)
@@ -361,6 +365,7 @@ extension ChainExample: LossStructure {
                 let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to] * w[to]
                 var others = 1 - own
                 if others < 1.0 / 16 {
+                    dominated = true
                     others = 0
                     for p in 0..<L where alpha[(t - 1) * S + p] > 0 {
                         let row = model.expTransitions + p * S
@@ -369,13 +374,26 @@ extension ChainExample: LossStructure {
                         others += alpha[(t - 1) * S + p] * sum
                     }
                 }
-                d[from * S + to] -= c * (own + others)
+                // The own part is settled below, once it is known whether a step dominated.
+                d[from * S + to] -= c * others
             }
         }
         // d[y'][y] += c E(y', y) sum_t a[t-1](y') w[t](y).
         if let d = gradient.transitions, length > 1 {
             TagVectors.sumOfOuterProducts(UnsafePointer(alpha), UnsafePointer(scratch.forwardCost), steps: length - 1,
                                           rows: L, into: scratch.edges, count: S)
+            if let path {
+                if dominated {
+                    excludePathEdges(path)
+                } else {
+                    for t in 1..<length {
+                        let from = Int(path[t - 1]), to = Int(path[t])
+                        let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to]
+                            * scratch.forwardCost[(t - 1) * S + to]
+                        d[from * S + to] -= c * own
+                    }
+                }
+            }
             for from in 0..<L {
                 let e = model.expTransitions + from * S, m = scratch.edges + from * S, out = d + from * S
                 var i = 0
@@ -385,6 +403,27 @@ extension ChainExample: LossStructure {
                     i += Double.laneCount
                 }
             }
+        }
+    }
+
+    /// Where the path dominates some step, its own edges' entries are re-formed without the
+    /// path's steps: sum_t xi[t] - #steps = sum over the other steps of xi[t] - sum over the
+    /// path's steps of (the others' mass), so that no xi near 1 is added and then taken away
+    /// (that left an ulp of 1 in an entry whose exact value is 1e-15, or exactly 0 when the
+    /// path is the only one); the others' mass was taken from d step by step.
+    /// O(positions x distinct path edges), only when a path dominates some step.
+    private func excludePathEdges(_ path: UnsafePointer<Int32>) {
+        let S = stride, alpha = scratch.alpha, w = scratch.forwardCost
+        for t in 1..<length {
+            let from = Int(path[t - 1]), to = Int(path[t])
+            var seen = false
+            for s in 1..<t where Int(path[s - 1]) == from && Int(path[s]) == to { seen = true; break }
+            if seen { continue }
+            var sum = 0.0
+            for s in 1..<length where !(Int(path[s - 1]) == from && Int(path[s]) == to) {
+                sum += alpha[(s - 1) * S + from] * w[(s - 1) * S + to]
+            }
+            scratch.edges[from * S + to] = sum
         }
     }
 
