@@ -161,8 +161,13 @@ struct ChainExample<T: Real> {
     }
 
     /// Viterbi on s + a c into `path`; a tie with the gold path goes to the gold.
+    /// It runs on the rows shifted by their max (in place: every path moves by the same sum, so
+    /// the argmax does not), so that its comparisons keep the digits of the rows' differences:
+    /// at 1e300 + 0.5 the 0.5 is gone and a worse path ties or wins.
     func bestPath(_ a: Double, into path: UnsafeMutablePointer<Int32>) -> (value: Double, path: UnsafePointer<Int32>) {
-        let (e, _) = augment(a)
+        let (rows, _) = augment(a)
+        _ = ChainDP.shiftRows(rows, length: length, stride: stride, into: scratch.augmented)
+        let e = UnsafePointer(scratch.augmented)
         let best = ChainDP.viterbi(model, emissions: e, length: length, delta: scratch.delta,
                                    pointers: scratch.pointers, path: path)
         if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath) == best {
@@ -686,6 +691,19 @@ extension ChainExample: LossStructure {
             if pending != 0 { addOneHot(path, times: pending) }
             let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(path)
             return gap + (fearRest - hopeRest)
+        }
+        if !isLogSumExp(fear), case .logSumExp(let b) = hope {
+            // A path fear against a log-sum-exp hope, split against the fear's path P:
+            //     v+(P) - lse(v-) = (a - b) cost_scale c(P) - (lse(v-) - v-(P)),
+            // the second part log1p of the other paths' mass where P dominates; the plain
+            // difference of the two terms near the scores' magnitude kept only its rounding. The
+            // gradient c (e_P - p) goes in as -c (p - e_P), P's entries formed from the others.
+            let (_, path) = pathTerm(fear, buffer: scratch.paths.1)
+            let (_, _, tables) = logSumExp(costWeight: b)
+            let (rest, _) = restAgainst(tables, path)
+            addMarginals(tables, minus: path, times: -c)
+            let w = (costWeight(fear) - b) * costScale
+            return (w == 0 ? 0 : w * pathCost(path)) - rest
         }
         if !isLogSumExp(fear), !isLogSumExp(hope) {
             // Two paths: F - H = (a c(P) - b c(Q)) cost_scale + (s(P) - s(Q)), the score
