@@ -663,7 +663,7 @@ extension ChainExample: LossStructure {
             if rest < log1p(1.0 / 16) {
                 rest = ChainDP.softplus(logSumExpOff(path))
             }
-            addMarginals(marginals, minus: path, times: c)
+            splitGradient(marginals, path: path, pathSign: -c)
             return aboveHope + rest
         }
         if case .logSumExp(let a) = fear, case .logSumExp(let b) = hope {
@@ -696,12 +696,11 @@ extension ChainExample: LossStructure {
             // A path fear against a log-sum-exp hope, split against the fear's path P:
             //     v+(P) - lse(v-) = (a - b) cost_scale c(P) - (lse(v-) - v-(P)),
             // the second part log1p of the other paths' mass where P dominates; the plain
-            // difference of the two terms near the scores' magnitude kept only its rounding. The
-            // gradient c (e_P - p) goes in as -c (p - e_P), P's entries formed from the others.
+            // difference of the two terms near the scores' magnitude kept only its rounding.
             let (_, path) = pathTerm(fear, buffer: scratch.paths.1)
             let (_, _, tables) = logSumExp(costWeight: b)
             let (rest, _) = restAgainst(tables, path)
-            addMarginals(tables, minus: path, times: -c)
+            splitGradient(tables, path: path, pathSign: c)
             let w = (costWeight(fear) - b) * costScale
             return (w == 0 ? 0 : w * pathCost(path)) - rest
         }
@@ -720,6 +719,21 @@ extension ChainExample: LossStructure {
         let f = term(fear, buffer: scratch.paths.0, sign: c)
         let h = term(hope, buffer: scratch.paths.1, sign: -c)
         return f - h
+    }
+
+    /// pathSign (e_path - p), p the current tables' marginals, as pathSign (e_path - e_Q) -
+    /// pathSign (p - e_Q) with Q the tables' dominant path (referencePath; else `path`): the
+    /// one-hots first (integers: where the paths share an entry they cancel exactly), then
+    /// p - e_Q with Q's entries formed from the others' mass. Where the log-sum-exp's mass sits
+    /// on another path than `path`, e_path - p near Q's entries is a difference of two masses
+    /// near 1 (a cost_scale of 1000 left -2.2e-16 in an entry of 1e-300).
+    private func splitGradient(_ m: ChainMarginals, path: UnsafePointer<Int32>, pathSign c: Double) {
+        let q = referencePath(m) ?? path
+        if q != path {
+            addOneHot(path, times: c)
+            addOneHot(q, times: -c)
+        }
+        addMarginals(m, minus: q, times: -c)
     }
 
     /// The signed cost weight of a path term (0 for gold and oracle).
