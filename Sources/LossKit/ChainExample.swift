@@ -186,10 +186,14 @@ struct ChainExample<T: Real> {
         for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         // Validation leaves an allowed path whose score is finite (Chains.checkPathBound); were
         // there none, the path would be unwritten: NaN, never a read through stale tags.
+        // On rows shifted by their max, as bestPath (the ties of cost compare the scores' digits);
+        // the score is then the path's own sum of the inputs.
+        _ = ChainDP.shiftRows(e, length: length, stride: stride, into: scratch.augmented)
         guard ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length, totalCost: scratch.delta,
                              score: scratch.forwardCost, pointers: scratch.pointers, path: path)
         else { return (.nan, goldPath) }
-        return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: path), UnsafePointer(path))
+        return (ChainDP.pathScore(model, emissions: emissions, rowStride: tags, length: length, path: path),
+                UnsafePointer(path))
     }
 
     /// The path a gold, oracle or max term names (into `buffer`), and its value: s(path), or

@@ -822,3 +822,18 @@ def test_lse_against_a_path_other_than_its_dominant_one(loss, dtype):
     r = chain_terms(e, tr, st, en, [0, 2, 1], loss, cost_scale=1000.0)
     assert_terms_accurate(r, e, tr, st, en, [0, 2, 1], loss, dtype, cost_scale=1000.0,
                           grad_rtol=4 * unit_roundoff(dtype) * 100)
+
+
+# Decoding at extreme magnitudes: emissions [[1e300, -1e300], [-0.25, 0.5]] (float32: 1e16 and
+# 0 at position 0), zero transitions: the best path is [0, 1], its score 1e300 + 0.5 (closed
+# form; the float sum rounds to 1e300). Before: 1e300 - 0.25 and 1e300 + 0.5 compared equal and
+# the tie went to [0, 0].
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_viterbi_at_extreme_magnitudes(dtype):
+    big, low = (1e300, -1e300) if dtype == np.float64 else (1e16, 0.0)
+    e = np.array([[[big, low], [-0.25, 0.5]]], dtype)
+    r = losskit.viterbi(e, np.zeros((2, 2), dtype), [2])
+    assert list(r.path[0]) == [0, 1]
+    with mpmath.workdps(1000):
+        exact = mpmath.mpf(float(e[0, 0, 0])) + mpmath.mpf(0.5)
+        assert abs(mpmath.mpf(float(r.score[0])) - exact) <= unit_roundoff(dtype) * abs(exact)
