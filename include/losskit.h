@@ -470,7 +470,12 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  * fear minus a path hope (LOG, SOFTMAX_MARGIN, HOPE_FEAR) as log1p of the other paths' mass,
  * SOFT_RAMP as (v+(gold) - v-(gold)) + log1p(A) - log1p(B) with its gold entries formed from the
  * other paths, RISK with its costs centred per position on the most likely tag (R never exceeds
- * the largest path cost; E[c | y_t] - R formed without cancelling). Known limits: gradients that
+ * the largest path cost; E[c | y_t] - R formed without cancelling). A path fear against a
+ * log-sum-exp hope is split the same way. Gradients of a log-sum-exp term are formed against its
+ * dominant path: that path's node and edge entries as minus the other paths' mass through them,
+ * never as a marginal near 1 minus 1 (a chain with a single allowed path has a gradient of
+ * exactly 0). MAX terms run Viterbi on rows shifted by their largest entry, so that an emission
+ * of 1e300 beside 0.5 keeps the 0.5 in the comparisons. Known limits: gradients that
  * are a difference of two distributions that nearly coincide (soft ramp and log-sum-exp hope
  * and fear away from the gold, risk's p (c - R) for tags of negligible mass beside a dominant
  * one) carry rounding of the order of u times the expectations they difference; d_transitions

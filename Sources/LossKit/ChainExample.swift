@@ -161,8 +161,13 @@ struct ChainExample<T: Real> {
     }
 
     /// Viterbi on s + a c into `path`; a tie with the gold path goes to the gold.
+    /// It runs on the rows shifted by their max (in place: every path moves by the same sum, so
+    /// the argmax does not), so that its comparisons keep the digits of the rows' differences:
+    /// at 1e300 + 0.5 the 0.5 is gone and a worse path ties or wins.
     func bestPath(_ a: Double, into path: UnsafeMutablePointer<Int32>) -> (value: Double, path: UnsafePointer<Int32>) {
-        let (e, _) = augment(a)
+        let (rows, _) = augment(a)
+        _ = ChainDP.shiftRows(rows, length: length, stride: stride, into: scratch.augmented)
+        let e = UnsafePointer(scratch.augmented)
         let best = ChainDP.viterbi(model, emissions: e, length: length, delta: scratch.delta,
                                    pointers: scratch.pointers, path: path)
         if ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: goldPath) == best {
@@ -181,10 +186,14 @@ struct ChainExample<T: Real> {
         for t in 0..<length { for y in 0..<tags { scratch.cost[t * stride + y] = unscaledCost(t, y) } }
         // Validation leaves an allowed path whose score is finite (Chains.checkPathBound); were
         // there none, the path would be unwritten: NaN, never a read through stale tags.
+        // On rows shifted by their max, as bestPath (the ties of cost compare the scores' digits);
+        // the score is then the path's own sum of the inputs.
+        _ = ChainDP.shiftRows(e, length: length, stride: stride, into: scratch.augmented)
         guard ChainDP.oracle(model, emissions: e, cost: scratch.cost, length: length, totalCost: scratch.delta,
                              score: scratch.forwardCost, pointers: scratch.pointers, path: path)
         else { return (.nan, goldPath) }
-        return (ChainDP.pathScore(model, emissions: e, rowStride: stride, length: length, path: path), UnsafePointer(path))
+        return (ChainDP.pathScore(model, emissions: emissions, rowStride: tags, length: length, path: path),
+                UnsafePointer(path))
     }
 
     /// The path a gold, oracle or max term names (into `buffer`), and its value: s(path), or
@@ -312,8 +321,11 @@ extension ChainExample: LossStructure {
                 var rowSum = TagVectors.exps(a, model.transitions + from * S,
                                              UnsafePointer(u), into: xi, count: S)
                 if let path, Int(path[t - 1]) == from {
-                    rowSum -= xi[Int(path[t])]
+                    // The others summed without the path's edge (rowSum - xi(own) would leave an
+                    // ulp of an own edge near 1 in a mass near 0).
                     xi[Int(path[t])] = 0
+                    rowSum = 0
+                    for y in 0..<L { rowSum += xi[y] }
                 }
                 otherEdges += rowSum
                 TagVectors.addScaled(d + from * S, c, UnsafePointer(xi), count: S)
@@ -329,6 +341,7 @@ extension ChainExample: LossStructure {
     private func addScaledMarginals(minus path: UnsafePointer<Int32>?, times c: Double) {
         let L = tags, S = stride
         let alpha = scratch.alpha, beta = scratch.beta, psi = scratch.psi
+        var dominated = false  // some step's path edge had the others' mass below 1/16
         for t in 0..<length {
             let a = alpha + t * S, b = beta + t * S
             let inverse = 1 / TagVectors.dot(a, b, count: S)
@@ -361,6 +374,7 @@ extension ChainExample: LossStructure {
                 let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to] * w[to]
                 var others = 1 - own
                 if others < 1.0 / 16 {
+                    dominated = true
                     others = 0
                     for p in 0..<L where alpha[(t - 1) * S + p] > 0 {
                         let row = model.expTransitions + p * S
@@ -369,13 +383,26 @@ extension ChainExample: LossStructure {
                         others += alpha[(t - 1) * S + p] * sum
                     }
                 }
-                d[from * S + to] -= c * (own + others)
+                // The own part is settled below, once it is known whether a step dominated.
+                d[from * S + to] -= c * others
             }
         }
         // d[y'][y] += c E(y', y) sum_t a[t-1](y') w[t](y).
         if let d = gradient.transitions, length > 1 {
             TagVectors.sumOfOuterProducts(UnsafePointer(alpha), UnsafePointer(scratch.forwardCost), steps: length - 1,
                                           rows: L, into: scratch.edges, count: S)
+            if let path {
+                if dominated {
+                    excludePathEdges(path)
+                } else {
+                    for t in 1..<length {
+                        let from = Int(path[t - 1]), to = Int(path[t])
+                        let own = alpha[(t - 1) * S + from] * model.expTransitions[from * S + to]
+                            * scratch.forwardCost[(t - 1) * S + to]
+                        d[from * S + to] -= c * own
+                    }
+                }
+            }
             for from in 0..<L {
                 let e = model.expTransitions + from * S, m = scratch.edges + from * S, out = d + from * S
                 var i = 0
@@ -385,6 +412,27 @@ extension ChainExample: LossStructure {
                     i += Double.laneCount
                 }
             }
+        }
+    }
+
+    /// Where the path dominates some step, its own edges' entries are re-formed without the
+    /// path's steps: sum_t xi[t] - #steps = sum over the other steps of xi[t] - sum over the
+    /// path's steps of (the others' mass), so that no xi near 1 is added and then taken away
+    /// (that left an ulp of 1 in an entry whose exact value is 1e-15, or exactly 0 when the
+    /// path is the only one); the others' mass was taken from d step by step.
+    /// O(positions x distinct path edges), only when a path dominates some step.
+    private func excludePathEdges(_ path: UnsafePointer<Int32>) {
+        let S = stride, alpha = scratch.alpha, w = scratch.forwardCost
+        for t in 1..<length {
+            let from = Int(path[t - 1]), to = Int(path[t])
+            var seen = false
+            for s in 1..<t where Int(path[s - 1]) == from && Int(path[s]) == to { seen = true; break }
+            if seen { continue }
+            var sum = 0.0
+            for s in 1..<length where !(Int(path[s - 1]) == from && Int(path[s]) == to) {
+                sum += alpha[(s - 1) * S + from] * w[(s - 1) * S + to]
+            }
+            scratch.edges[from * S + to] = sum
         }
     }
 
@@ -619,7 +667,7 @@ extension ChainExample: LossStructure {
             if rest < log1p(1.0 / 16) {
                 rest = ChainDP.softplus(logSumExpOff(path))
             }
-            addMarginals(marginals, minus: path, times: c)
+            splitGradient(marginals, path: path, pathSign: -c)
             return aboveHope + rest
         }
         if case .logSumExp(let a) = fear, case .logSumExp(let b) = hope {
@@ -648,6 +696,18 @@ extension ChainExample: LossStructure {
             let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(path)
             return gap + (fearRest - hopeRest)
         }
+        if !isLogSumExp(fear), case .logSumExp(let b) = hope {
+            // A path fear against a log-sum-exp hope, split against the fear's path P:
+            //     v+(P) - lse(v-) = (a - b) cost_scale c(P) - (lse(v-) - v-(P)),
+            // the second part log1p of the other paths' mass where P dominates; the plain
+            // difference of the two terms near the scores' magnitude kept only its rounding.
+            let (_, path) = pathTerm(fear, buffer: scratch.paths.1)
+            let (_, _, tables) = logSumExp(costWeight: b)
+            let (rest, _) = restAgainst(tables, path)
+            splitGradient(tables, path: path, pathSign: c)
+            let w = (costWeight(fear) - b) * costScale
+            return (w == 0 ? 0 : w * pathCost(path)) - rest
+        }
         if !isLogSumExp(fear), !isLogSumExp(hope) {
             // Two paths: F - H = (a c(P) - b c(Q)) cost_scale + (s(P) - s(Q)), the score
             // difference summed over the positions where the paths differ only.
@@ -663,6 +723,21 @@ extension ChainExample: LossStructure {
         let f = term(fear, buffer: scratch.paths.0, sign: c)
         let h = term(hope, buffer: scratch.paths.1, sign: -c)
         return f - h
+    }
+
+    /// pathSign (e_path - p), p the current tables' marginals, as pathSign (e_path - e_Q) -
+    /// pathSign (p - e_Q) with Q the tables' dominant path (referencePath; else `path`): the
+    /// one-hots first (integers: where the paths share an entry they cancel exactly), then
+    /// p - e_Q with Q's entries formed from the others' mass. Where the log-sum-exp's mass sits
+    /// on another path than `path`, e_path - p near Q's entries is a difference of two masses
+    /// near 1 (a cost_scale of 1000 left -2.2e-16 in an entry of 1e-300).
+    private func splitGradient(_ m: ChainMarginals, path: UnsafePointer<Int32>, pathSign c: Double) {
+        let q = referencePath(m) ?? path
+        if q != path {
+            addOneHot(path, times: c)
+            addOneHot(q, times: -c)
+        }
+        addMarginals(m, minus: q, times: -c)
     }
 
     /// The signed cost weight of a path term (0 for gold and oracle).

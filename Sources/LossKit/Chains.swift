@@ -535,8 +535,15 @@ enum Chains {
                 out.update(repeating: -1, count: d.tMax)
                 guard length > 0 else { score?[i] = 0; continue }
                 guard !d.nanFlags[i] else { score?[i] = .nan; continue }
-                let best = ChainDP.viterbi(d.model, emissions: d.emissionsInDouble(i, s), length: length,
-                                           delta: s.delta, pointers: s.pointers, path: out)
+                // On rows shifted by their max (every path moves by the same sum, the argmax does
+                // not), so that the comparisons keep the rows' differences (1e300 + 0.5 loses the
+                // 0.5); the score is then the path's own sum of the inputs.
+                let rows = d.emissionsInDouble(i, s)
+                _ = ChainDP.shiftRows(rows, length: length, stride: d.model.stride, into: s.augmented)
+                _ = ChainDP.viterbi(d.model, emissions: rows, length: length, delta: s.delta, pointers: s.pointers,
+                                    path: out)
+                let best = ChainDP.pathScore(d.model, emissions: d.emissions + i * d.tMax * d.tags, rowStride: d.tags,
+                                             length: length, path: UnsafePointer(out))
                 score?[i] = T(rounding: best)
             }
         }

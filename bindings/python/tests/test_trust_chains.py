@@ -649,3 +649,191 @@ def test_huge_transitions_and_start_in_log_space(big_start):
         cond = (conditioning(d, e[0]) + mpmath.fsum(abs(d[0][y]) * abs(mpmath.mpf(st[y])) for y in range(2))
                 + mpmath.fsum(abs(d_tr[a][b]) * abs(mpmath.mpf(tr[a, b])) for a in range(2) for b in range(2)))
         assert abs(mpmath.mpf(float(r.loss)) - L) <= 4 * 2**-53 * (abs(L) + cond)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients where one path dominates, a single allowed path, max terms at extreme magnitudes
+# ---------------------------------------------------------------------------------------------
+# The losses by their terms (DESIGN.md §1): F - H, each term over v = s + w c (Hamming cost times
+# cost_scale), w = +fear_scale for the fear, -hope_scale for the hope.
+TERMS = {
+    "log": (("lse", 0.0), ("gold", 0.0)),
+    "softmax_margin": (("lse", 1.0), ("gold", 0.0)),
+    "perceptron": (("max", 0.0), ("gold", 0.0)),
+    "hinge": (("max", 1.0), ("gold", 0.0)),
+    "ramp": (("max", 1.0), ("max", -1.0)),
+    "infinite_ramp": (("max", 1.0), ("gold", 0.0)),  # the oracle of a Hamming cost is the gold
+    "hf_lse_max": (("max", 1.0), ("lse", -1.0)),
+    "hf_max_lse": (("lse", 1.0), ("max", -1.0)),
+    "hf_oracle_lse": (("lse", 1.0), ("gold", 0.0)),
+}
+HF_OPTIONS = {
+    "hf_lse_max": dict(loss="hope_fear", hope="lse", hope_scale=1.0, fear="max", fear_scale=1.0),
+    "hf_max_lse": dict(loss="hope_fear", hope="max", hope_scale=1.0, fear="lse", fear_scale=1.0),
+    "hf_oracle_lse": dict(loss="hope_fear", hope="oracle", hope_scale=0.0, fear="lse", fear_scale=1.0),
+}
+
+
+def exact_terms(e, tr, st, en, gold, loss, cost_scale=1.0):
+    """Exact F - H and its gradients (d_emissions, d_transitions, d_start, d_end) by enumerating
+    every path (masked tags: score -inf, weight 0). Max terms take the exact argmax (no ties)."""
+    T, tags = e.shape
+    paths = exact_paths(e, tr, st, en, T, tags)
+    cost = [mpmath.mpf(cost_scale) * sum(1 for t in range(T) if y[t] != gold[t]) for y, _ in paths]
+    gi = [y for y, _ in paths].index(tuple(gold))
+
+    def term(kind, w):
+        v = [s + w * c if s != -mpmath.inf else s for (_, s), c in zip(paths, cost)]
+        if kind == "gold":
+            return v[gi], [mpmath.mpf(k == gi) for k in range(len(v))]
+        if kind == "max":
+            k = max(range(len(v)), key=lambda j: v[j])
+            return v[k], [mpmath.mpf(j == k) for j in range(len(v))]
+        z = exact_lse([x for x in v if x != -mpmath.inf])
+        return z, [mpmath.exp(x - z) if x != -mpmath.inf else mpmath.mpf(0) for x in v]
+
+    (f, pf), (h, ph) = (term(*t) for t in TERMS[loss])
+    g = [a - b for a, b in zip(pf, ph)]
+    d = np.full((T, tags), mpmath.mpf(0), dtype=object)
+    d_tr = np.full((tags, tags), mpmath.mpf(0), dtype=object)
+    d_st, d_en = np.full(tags, mpmath.mpf(0), dtype=object), np.full(tags, mpmath.mpf(0), dtype=object)
+    for (y, _), gk in zip(paths, g):
+        d_st[y[0]] += gk
+        d_en[y[-1]] += gk
+        for t in range(T):
+            d[t, y[t]] += gk
+            if t:
+                d_tr[y[t - 1], y[t]] += gk
+    return f - h, [d, d_tr, d_st, d_en]
+
+
+def chain_terms(e, tr, st, en, gold, loss, cost_scale=1.0):
+    options = HF_OPTIONS.get(loss, {"loss": loss})
+    return losskit.chain(e[None], tr, [e.shape[0]], [gold], start=st, end=en, cost_scale=cost_scale,
+                         reduction="sum", **options)
+
+
+def assert_terms_accurate(r, e, tr, st, en, gold, loss, dtype, cost_scale=1.0, grad_rtol=None):
+    """Loss within 4u (|L| + sum |dL/dx| |x|) of the exact value; every gradient entry within
+    grad_rtol (default 8u) of its exact value, relative (signs included), or below the output
+    type's smallest normal number where the exact entry underflows there."""
+    u = unit_roundoff(dtype)
+    with mpmath.workdps(1000):  # scores of 1e300 keep 700 digits below the point
+        L, grads = exact_terms(*(x.astype(np.float64) for x in (e, tr, st, en)), gold, loss, cost_scale)
+        inputs = [e, tr, st, en]
+        cond = mpmath.fsum(abs(g) * abs(mpmath.mpf(float(x))) for gs, xs in zip(grads, inputs)
+                           for g, x in zip(gs.ravel(), xs.ravel()) if g != 0)
+        err = abs(mpmath.mpf(float(r.loss)) - L)
+        assert err <= 4 * u * (abs(L) + cond), (loss, float(r.loss), mpmath.nstr(L, 17))
+        rtol = 8 * u if grad_rtol is None else grad_rtol
+        got = [r.d_emissions[0], r.d_transitions, r.d_start, r.d_end]
+        for name, gs, xs in zip(["d_emissions", "d_transitions", "d_start", "d_end"], grads, got):
+            for i, (g, x) in enumerate(zip(gs.ravel(), np.asarray(xs).ravel())):
+                x = mpmath.mpf(float(x))
+                floor = float(np.finfo(dtype).tiny)
+                assert abs(x - g) <= rtol * abs(g) + floor, (loss, name, i, float(x), mpmath.nstr(g, 17))
+
+
+# T = 3, 3 tags, emission 35 on the gold tags [0, 1, 2] (or a lead of 30 on gold [2, 0, 1] with
+# the others +-1 and random transitions), 0 elsewhere: every path but the gold has weight below
+# e^-30, and the gradient entries of the gold's tags and edges are minus the other paths' mass
+# through them (exact: mpmath over the 27 paths). Before: d_transitions[0][1] of the log loss
+# was -2.5535e-15 against -2.5220e-15 (the gold edge's marginal near 1, minus 1).
+@pytest.mark.parametrize("loss", ["log", "softmax_margin", "hf_max_lse", "hf_oracle_lse", "hf_lse_max"])
+@pytest.mark.parametrize("case", ["diagonal", "lead"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_gradients_near_zero_loss_keep_their_digits(loss, case, dtype):
+    rng = np.random.default_rng(17)
+    if case == "diagonal":
+        e, gold, tr = np.zeros((3, 3)), [0, 1, 2], np.zeros((3, 3))
+        for t in range(3):
+            e[t, t] = 35
+    else:
+        e, gold = rng.choice([-1.0, 0.0, 1.0], size=(3, 3)), [2, 0, 1]
+        tr = rng.normal(size=(3, 3)) * 0.5
+        for t, g in enumerate(gold):
+            e[t, g] = 30
+    e, tr = e.astype(dtype), tr.astype(dtype)
+    st, en = np.zeros(3, dtype), np.zeros(3, dtype)
+    r = chain_terms(e, tr, st, en, gold, loss)
+    # The entries near e^-30 depend on the inputs through factors ~ 35 x 3: their conditioning.
+    assert_terms_accurate(r, e, tr, st, en, gold, loss, dtype, grad_rtol=4 * unit_roundoff(dtype) * 400)
+
+
+# Every tag but one per position masked by -inf emissions: one allowed path, the gold, so every
+# marginal is exactly 1 and every gradient exactly 0, the loss exactly 0 (closed form). Before:
+# d_transitions had -1.1e-16 on the path's edges (a marginal near 1 summed, then 1 taken away).
+@pytest.mark.parametrize("loss", ["log", "softmax_margin", "hf_lse_max", "hf_max_lse", "hf_oracle_lse"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_single_allowed_path_has_zero_gradient(loss, dtype):
+    # The accuracy suite's masked case, then random ones.
+    cases = [(np.array([[-1.0960915088653564, -np.inf, -np.inf], [-np.inf, -np.inf, -1.3275797367095947],
+                        [-np.inf, -2.1079349517822266, -np.inf]]),
+              np.array([[0.7929164171218872, 1.3386738300323486, -0.2703857123851776],
+                        [-0.11067485064268112, -0.16969819366931915, 0.38972681760787964],
+                        [0.10185077041387558, -0.3771490752696991, -0.9744839072227478]]),
+              np.array([-0.18786823749542236, 0.3488103747367859, -0.093666672706604]),
+              np.array([0.5831847190856934, 0.45959699153900146, 0.6892813444137573]), [0, 2, 1])]
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        T = int(rng.integers(2, 5))
+        gold = [int(g) for g in rng.integers(0, 3, T)]
+        e = np.full((T, 3), -np.inf)
+        for t, g in enumerate(gold):
+            e[t, g] = rng.normal()
+        cases.append((e, rng.normal(size=(3, 3)), rng.normal(size=3), rng.normal(size=3), gold))
+    for e, tr, st, en, gold in cases:
+        e, tr, st, en = (x.astype(dtype) for x in (e, tr, st, en))
+        r = chain_terms(e, tr, st, en, gold, loss)
+        assert r.loss == 0, (loss, e, tr, st, en, float(r.loss))
+        for g in r[1:]:
+            assert np.all(g == 0), (loss, e, tr, st, en, g)
+
+
+# Max terms at extreme magnitudes: emissions [[1e300, -1e300], [0.5, -0.25]] (float64; float32:
+# [[1e16, 0], [0.5, -0.25]]), gold [0, 1], zero transitions, start and end: the best path is
+# [0, 0], ahead of the gold by exactly 0.75 (mpmath over the 4 paths). Before: Viterbi summed
+# 1e300 + 0.5, lost the 0.5, took the gold: perceptron 0 with wrong-sign gradients.
+@pytest.mark.parametrize("loss", ["perceptron", "hinge", "ramp", "infinite_ramp", "hf_lse_max"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_max_terms_at_extreme_magnitudes(loss, dtype):
+    big = 1e300 if dtype == np.float64 else 1e16
+    e = np.array([[big, -big if dtype == np.float64 else 0.0], [0.5, -0.25]], dtype)
+    z = np.zeros(2, dtype)
+    r = chain_terms(e, np.zeros((2, 2), dtype), z, z, [0, 1], loss)
+    assert_terms_accurate(r, e, np.zeros((2, 2), dtype), z, z, [0, 1], loss, dtype)
+
+
+# A log-sum-exp against a path term whose path is not the log-sum-exp's dominant one: cost_scale
+# 1000 (the accuracy suite's case), T = 3, 3 tags, gold [0, 2, 1]: the fear's path [2, 0, 2] and
+# the hope's mass on the gold share the edge (0, 2), whose exact entry is a difference of two
+# masses near 1 (below 1e-300; mpmath over the 27 paths). Before: -2.2e-16, the wrong sign.
+@pytest.mark.parametrize("loss", ["hf_lse_max", "hf_max_lse", "softmax_margin"])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_lse_against_a_path_other_than_its_dominant_one(loss, dtype):
+    e = np.array([[-1.0438834428787231, 0.30390414595603943, 1.2742319107055664],
+                  [1.3896089792251587, -0.25254684686660767, 0.9956815838813782],
+                  [-1.2549883127212524, -0.4436921775341034, 0.24243314564228058]], dtype)
+    tr = np.array([[0.3908153772354126, -1.0474539995193481, 0.318710058927536],
+                   [-0.08318504691123962, -0.34559887647628784, 0.00022474875731859356],
+                   [0.4125947654247284, -0.5100021362304688, 0.18372812867164612]], dtype)
+    st = np.array([-0.9288480877876282, 0.41815173625946045, 0.08747676014900208], dtype)
+    en = np.array([-0.0395081527531147, 0.559449315071106, 0.39939409494400024], dtype)
+    r = chain_terms(e, tr, st, en, [0, 2, 1], loss, cost_scale=1000.0)
+    assert_terms_accurate(r, e, tr, st, en, [0, 2, 1], loss, dtype, cost_scale=1000.0,
+                          grad_rtol=4 * unit_roundoff(dtype) * 100)
+
+
+# Decoding at extreme magnitudes: emissions [[1e300, -1e300], [-0.25, 0.5]] (float32: 1e16 and
+# 0 at position 0), zero transitions: the best path is [0, 1], its score 1e300 + 0.5 (closed
+# form; the float sum rounds to 1e300). Before: 1e300 - 0.25 and 1e300 + 0.5 compared equal and
+# the tie went to [0, 0].
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_viterbi_at_extreme_magnitudes(dtype):
+    big, low = (1e300, -1e300) if dtype == np.float64 else (1e16, 0.0)
+    e = np.array([[[big, low], [-0.25, 0.5]]], dtype)
+    r = losskit.viterbi(e, np.zeros((2, 2), dtype), [2])
+    assert list(r.path[0]) == [0, 1]
+    with mpmath.workdps(1000):
+        exact = mpmath.mpf(float(e[0, 0, 0])) + mpmath.mpf(0.5)
+        assert abs(mpmath.mpf(float(r.score[0])) - exact) <= unit_roundoff(dtype) * abs(exact)
