@@ -105,3 +105,53 @@ def test_huge_weights_no_nan(case, reduction):
     assert not np.isnan(loss).any(), f"loss {loss}"
     if not (dtype == np.float64 and reduction == "mean"):
         check(loss, losses, dtype, "loss")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [2, 4, 10])
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_huge_weights_general_rows(dtype, m, reduction):
+    """d = 3, k = 4 (the textbook and the chord forms), weights within a few powers of two of the
+    largest finite number next to ordinary ones, against the 80-digit reference of
+    test_trust_angular (lsoftmax_exact, the chain rule through arccos). Norm-wise per output:
+    +-inf exactly where the true value overflows, else within 64 u of the largest finite true
+    value of that output (the weights' rows dominate it; the point is no NaN and no wrong inf)."""
+    from test_trust_angular import lsoftmax_exact
+
+    rng = np.random.default_rng(m * 7 + (dtype == np.float64))
+    n, d, k = 6, 3, 4
+    x = (rng.normal(size=(n, d)) * 3).astype(dtype)
+    w = (rng.normal(size=(k, d)) * 3).astype(dtype)
+    x[1] = w[2] * dtype(0.5)  # theta = 0 exactly or nearly: the chord form at m = 10
+    gold = np.array([0, 2, 1, 3, 2, 0])
+    top = float(np.finfo(dtype).max)
+    weight = np.array([top / 2, top, 1.0, top / 4, 0.75, top / 8], dtype=dtype)
+    r = losskit.lsoftmax(x, w, gold, margin=m, weight=weight, reduction=reduction)
+    X = [[mp.mpf(float(v)) for v in row] for row in x]
+    W = [[mp.mpf(float(v)) for v in row] for row in w]
+    dx, dw, losses = [], [[mp.mpf(0)] * d for _ in range(k)], []
+    for i in range(n):
+        L, gx, gw = lsoftmax_exact(X[i], W, int(gold[i]), m, 0)
+        c = mp.mpf(float(weight[i]))
+        losses.append(c * L)
+        dx.append([c * v for v in gx])
+        for j in range(k):
+            for t in range(d):
+                dw[j][t] += c * gw[j][t]
+    big = mp.mpf(top)
+    u = float(np.finfo(dtype).eps)
+
+    def near(got, want, what):
+        got = np.asarray(got, dtype=np.float64).ravel()
+        want = [v for row in want for v in (row if isinstance(row, list) else [row])]
+        scale = max([abs(v) for v in want if abs(v) <= big] + [mp.mpf(0)])
+        for t, (g, v) in enumerate(zip(got, want)):
+            assert not math.isnan(g), f"{what}[{t}] is NaN (true {mp.nstr(v, 8)})"
+            if abs(v) > big * (1 + mp.mpf(u)):
+                assert g == (math.inf if v > 0 else -math.inf), f"{what}[{t}] = {g}, true {mp.nstr(v, 8)}"
+            elif abs(v) < big * (1 - mp.mpf(u)):
+                assert abs(mp.mpf(g) - v) <= 64 * u * scale, f"{what}[{t}] = {g!r}, true {mp.nstr(v, 17)}"
+
+    near(r.d_x, dx, "d_x")
+    near(r.d_w, dw, "d_w")
+    near(r.loss, losses if reduction == "none" else [mp.fsum(losses)], "loss")
