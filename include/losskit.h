@@ -589,6 +589,14 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  *   d_w_j = sum_i G_ij x_i + sum_{i: y_i = j} G_ij [(alpha - 1) x_i + beta |x_i|/|w_j| w_j]
  * with alpha = (lambda + psi')/(1 + lambda), beta = (psi - cos theta_y psi')/(1 + lambda) and
  * psi' = dpsi/dcos theta = (-1)^j m U_{m-1}(cos theta_y) (U: Chebyshev of the second kind).
+ * Large weights: when a row's weight (times the reduction's factor) is large enough that the
+ * products' partial sums could overflow the input type (within about 2^-3 of FLT_MAX / DBL_MAX,
+ * counting max |w|, max |x_i| and the gold's terms), G is computed in units of a power of two
+ * 2^-s (per row for d_x, one common unit for d_w) and the outputs are scaled back exactly when
+ * stored: no inf - inf = NaN from finite input, and an output whose true value exceeds the
+ * input type's range is +-INFINITY. Other inputs keep their bits (s = 0); when s > 0, entries
+ * far below the largest ones of their product may lose digits to underflow (absolute error
+ * about u times the largest). The weighted loss may overflow to +INFINITY, never NaN.
  *
  * Cost: three products of n*k*d multiply-adds (the logits and the two gradients), blocked and
  * vectorised, accumulated in the input type within a row and in double across lanes (float32:
