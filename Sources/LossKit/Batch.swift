@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Weights, ignored examples and reductions (DESIGN.md §3), shared by every structure, and the
 /// computing pass over chunks of examples (Parallel.swift).
 ///
@@ -79,6 +83,11 @@ struct Batch<T: Real> {
              skip: (Int) -> Void,
              evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double)
     {
+        // Under MEAN the weighted sum is formed in units of 2^-shift when the summed weight nears
+        // DBL_MAX: w * value summed in double would overflow where the mean does not. Exact
+        // power-of-two scalings; shift 0 (the bits unchanged) below 2^961.
+        let shift = reduction == .mean && counted.isFinite && counted > 0
+            ? Swift.max(0, Int(counted.exponent) - 960) : 0
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
             var total = 0.0
             for i in chunks.range(chunk) {
@@ -89,7 +98,7 @@ struct Batch<T: Real> {
                     continue
                 }
                 let value = evaluate(i, reduction == .mean ? w / counted : w, worker, chunk)
-                total += w * value
+                total += (shift == 0 ? w : scalbn(w, -shift)) * value
                 if reduction == .none { loss?[i] = T(rounding: w * value) }
             }
             partials[chunk] = total
@@ -100,7 +109,7 @@ struct Batch<T: Real> {
         switch reduction {
         case .none: break
         case .sum: loss?.pointee = T(rounding: total)
-        case .mean: loss?.pointee = T(rounding: counted > 0 ? total / counted : 0)
+        case .mean: loss?.pointee = T(rounding: counted > 0 ? total / scalbn(counted, -shift) : 0)
         }
     }
 
