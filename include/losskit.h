@@ -43,7 +43,9 @@
  *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
  *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
  *    default) writes that total divided by the summed weight of the examples that were not
- *    ignored (LK_ERR_DOMAIN if that sum overflows); a mean over zero weight is 0 with a zero
+ *    ignored (LK_ERR_DOMAIN if that sum overflows; the total is formed in units of a power of
+ *    two when it nears DBL_MAX, so a finite mean is not lost to an overflowing total); a mean
+ *    over zero weight is 0 with a zero
  *    gradient, never NaN. With n = 0, SUM and
  *    MEAN write 0 to a non-NULL loss and nothing else is read.
  *  - The gradient is always the gradient of exactly what was written to loss: for SUM
