@@ -43,7 +43,10 @@
  *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
  *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
  *    default) writes that total divided by the summed weight of the examples that were not
- *    ignored (LK_ERR_DOMAIN if that sum overflows); a mean over zero weight is 0 with a zero
+ *    ignored (LK_ERR_DOMAIN if that sum overflows; where the weighted total overflows, the
+ *    mean is formed as sum_i (weight[i] / summed weight) * loss_i, so a finite mean is not lost
+ *    to an overflowing total); a mean
+ *    over zero weight is 0 with a zero
  *    gradient, never NaN. With n = 0, SUM and
  *    MEAN write 0 to a non-NULL loss and nothing else is read.
  *  - The gradient is always the gradient of exactly what was written to loss: for SUM
@@ -598,6 +601,14 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  *   d_w_j = sum_i G_ij x_i + sum_{i: y_i = j} G_ij [(alpha - 1) x_i + beta |x_i|/|w_j| w_j]
  * with alpha = (lambda + psi')/(1 + lambda), beta = (psi - cos theta_y psi')/(1 + lambda) and
  * psi' = dpsi/dcos theta = (-1)^j m U_{m-1}(cos theta_y) (U: Chebyshev of the second kind).
+ * Large weights: when a row's weight (times the reduction's factor) is large enough that the
+ * products' partial sums could overflow the input type (within about 2^-3 of FLT_MAX / DBL_MAX,
+ * counting max |w|, max |x_i| and the gold's terms), G is computed in units of a power of two
+ * 2^-s (per row for d_x, one common unit for d_w) and the outputs are scaled back exactly when
+ * stored: no inf - inf = NaN from finite input, and an output whose true value exceeds the
+ * input type's range is +-INFINITY. Other inputs keep their bits (s = 0); when s > 0, entries
+ * far below the largest ones of their product may lose digits to underflow (absolute error
+ * about u times the largest). The weighted loss may overflow to +INFINITY, never NaN.
  *
  * Cost: three products of n*k*d multiply-adds (the logits and the two gradients), blocked and
  * vectorised, accumulated in the input type within a row and in double across lanes (float32:

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Weights, ignored examples and reductions (DESIGN.md §3), shared by every structure, and the
 /// computing pass over chunks of examples (Parallel.swift).
 ///

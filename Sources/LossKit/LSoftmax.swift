@@ -122,6 +122,8 @@ enum LSoftmax {
         defer { partials.free() }
         let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
         defer { packs.free() }
+        let shifts = try Scratch<Int32>(wantsGradient ? active : 0, "the units of each row's gradient")
+        defer { shifts.free() }
 
         // Compact the rows that are read; transpose w for the logits' product.
         var r = 0
@@ -185,6 +187,13 @@ enum LSoftmax {
             surveys[r] = RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked)
         }
 
+        // The units of the gradient: 1 unless a weight makes the products' partial sums overflow.
+        let dWShift = wantsGradient
+            ? gradientUnits(batch: batch, counted: counted, rows: UnsafePointer(rows.base), active: active,
+                            golds: UnsafePointer(golds.base), classNorms: UnsafePointer(classNorms.base), k: k,
+                            xs: dW != nil ? UnsafePointer(xs.base) : nil, d: d, shifts: shifts.base)
+            : 0
+
         // The loss pass: the log loss of each row; G = dloss/dlogits replaces the logits.
         let recipe = Recipe.fearMinusHope(fear: .logSumExp(0), hope: .gold)
         let chunks = Chunks(examples: n, valuesPerExample: k)
@@ -199,7 +208,9 @@ enum LSoftmax {
                 let example = FlatCandidates(
                     scores: UnsafePointer(row), count: k, goldIndex: y, costs: nil, costScale: 0,
                     gradient: gradient, scratch: nil, known: surveys[r])
-                let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                let shift = wantsGradient ? Int(shifts[r]) : 0
+                let value = recipe.loss(onEnumerable: example,
+                                        gradientTimes: shift == 0 ? coefficient : scalbn(coefficient, -shift))
                 if let gradient {
                     row.update(from: gradient, count: k)
                     golds[r].gradient = row[y].wide
@@ -248,12 +259,22 @@ enum LSoftmax {
             for i in 0..<n {
                 if rowOf[i] < 0 {
                     (dX + i * d).update(repeating: 0, count: d)
-                } else {
+                } else if shifts[rowOf[i]] == 0 {
                     (dX + i * d).update(from: dXs.base + rowOf[i] * d, count: d)
+                } else {
+                    // Back from the row's units (exact, or +-inf where the true value overflows).
+                    let from = dXs.base + rowOf[i] * d, shift = Int(shifts[rowOf[i]])
+                    for t in 0..<d { dX[i * d + t] = T(rounding: scalbn(from[t].wide, shift)) }
                 }
             }
         }
         if let dW {
+            // The products of d_w add over rows: every row's G in the same units 2^-dWShift.
+            for r in 0..<active where Int(shifts[r]) != dWShift {
+                let change = Int(shifts[r]) - dWShift, row = logits.base + r * k
+                for j in 0..<k { row[j] = T(rounding: scalbn(row[j].wide, change)) }
+                golds[r].gradient = scalbn(golds[r].gradient, change)
+            }
             // d_w = G'^T x, plus each gold's term along its class row / |w_y| (summed per class
             // first), and for chord-form rows their terms along the unit vectors and the short chord,
             // summed per class in double over its rows in order (counting sort by gold).
@@ -309,7 +330,51 @@ enum LSoftmax {
                 let out = dW + j * d
                 for t in 0..<d { out[t] = T(rounding: out[t].wide + classSum[t]) }
             }
+            if dWShift > 0 {
+                for e in 0..<weights { dW[e] = T(rounding: scalbn(dW[e].wide, dWShift)) }
+            }
         }
+    }
+
+    /// The power of two 2^-shift each row's gradient is computed in (written to `shifts`), and
+    /// the common one of d_w's product (returned). With weights near the largest finite number,
+    /// G = c (p - e_y) in the input type and the products' partial sums G w, G^T x (a positive
+    /// part and a negative one that cancel) would overflow to inf - inf = NaN where the true
+    /// value is finite; in these units they cannot, and storing an output scales it back exactly
+    /// (+-inf where its true value overflows). A bound on a row's terms: sum_j |G'_j| <=
+    /// 2 c max(1, |productShare|), times max |w| (the largest class norm) or max |x_i| (its norm,
+    /// or a scan of the row where it does not bend), plus its gold terms. Shift 0, and the bits
+    /// unchanged, unless a bound comes within 2^-3 of the type's range (or 2^-3 / rows for d_w).
+    private static func gradientUnits<T: Real>(
+        batch: Batch<T>, counted: Double, rows: UnsafePointer<Int>, active: Int, golds: UnsafePointer<GoldLogit>,
+        classNorms: UnsafePointer<Norm>, k: Int, xs: UnsafePointer<T>?, d: Int, shifts: UnsafeMutablePointer<Int32>
+    ) -> Int {
+        // Exponents of upper bounds: v < 2^top(v); infinities (a norm beyond double) far above.
+        let top = { (v: Double) -> Int in v.isNaN || v <= 0 ? -1100 : v.isFinite ? Int(v.exponent) + 1 : 1100 }
+        let limit = Int(T.greatestFiniteMagnitude.wide.exponent) - 3
+        var wMax = 0.0
+        for j in 0..<k { wMax = Swift.max(wMax, classNorms[j].value) }
+        var highest = Int.min
+        for r in 0..<active {
+            let w = batch.weight(rows[r]), c = batch.reduction == .mean ? w / counted : w
+            let g = golds[r]
+            let share = 2 * Swift.max(1, g.productShare.magnitude)
+            var xMax = g.bends ? g.featureNorm.value : 0
+            if !g.bends, let xs {
+                for t in 0..<d { xMax = Swift.max(xMax, xs[r * d + t].wide.magnitude) }
+            }
+            let toX = share * wMax + g.alongFeature.magnitude + g.radialFeature.magnitude
+                + 2 * g.chordFeature.magnitude
+            let toW = share * xMax + g.alongClass.magnitude + g.radialClass.magnitude + 2 * g.chordClass.magnitude
+            let shift = Swift.min(2000, Swift.max(0, top(c) + top(toX) - limit))
+            shifts[r] = Int32(shift)
+            highest = Swift.max(highest, top(c) + top(toW))
+        }
+        guard xs != nil, highest > Int.min else { return 0 }
+        let shiftW = Swift.max(0, highest + top(Double(active)) - limit)
+        var most = 0
+        for r in 0..<active { most = Swift.max(most, Int(shifts[r])) }
+        return Swift.min(2000, Swift.max(shiftW, most))
     }
 
     /// The product `MatrixKernel.combineRows` over output rows 0 ..< rows, in chunks of
