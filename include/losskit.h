@@ -251,7 +251,8 @@ lk_status lk_options_init_size(lk_options *opt, int32_t loss, size_t size);
  * (lk_options_init)(opt, loss)) writes exactly the first published layout, 112 bytes on x86-64,
  * with opt->size = 112, in this and every later version; LK_ERR_NULL and LK_ERR_OPTION as above.
  * Since 0.1.0. */
-lk_status (lk_options_init)(lk_options *opt, int32_t loss);
+/* Declared before the macro, so the macro does not expand here. */
+lk_status lk_options_init(lk_options *opt, int32_t loss);
 #define lk_options_init(opt, loss) lk_options_init_size((opt), (loss), sizeof(lk_options))
 
 /* ============================================================================================

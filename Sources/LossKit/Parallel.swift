@@ -3,7 +3,7 @@ import CLossKit
 import Glibc
 #endif
 
-/// Threads for the computing passes (DESIGN.md §3 "Determinism"; issue 3).
+/// Threads for the computing passes (DESIGN.md §3 "Determinism").
 ///
 /// Work is cut into chunks whose boundaries depend only on the input, never on the thread
 /// count; each chunk's partial sum is kept separately and the partials are added in chunk order,

@@ -3,7 +3,7 @@ import CLossKit
 import Glibc
 #endif
 
-// CPU levels (issue 3). Swift compiles a whole module for one CPU level, and mixing levels in one
+// CPU levels. Swift compiles a whole module for one CPU level, and mixing levels in one
 // .so is unsafe (specialised SIMD code is emitted as weak symbols the linker may share), so the
 // library is built once per level: liblosskit.so for baseline x86-64, liblosskit-avx2.so and
 // liblosskit-avx512.so beside it (built with -D LK_VARIANT, which leaves this file out). On its
