@@ -43,12 +43,15 @@
  *  - Reductions. LK_REDUCE_NONE writes loss[i] = weight[i] * loss_i for each example (0 for an
  *    ignored one). LK_REDUCE_SUM writes one total sum_i weight[i] * loss_i. LK_REDUCE_MEAN (the
  *    default) writes that total divided by the summed weight of the examples that were not
- *    ignored (LK_ERR_DOMAIN if that sum overflows; where the weighted total overflows, the
- *    mean is formed as sum_i (weight[i] / summed weight) * loss_i, so a finite mean is not lost
- *    to an overflowing total); a mean
- *    over zero weight is 0 with a zero
- *    gradient, never NaN. With n = 0, SUM and
- *    MEAN write 0 to a non-NULL loss and nothing else is read.
+ *    ignored (LK_ERR_DOMAIN if that sum overflows); a mean over zero weight is 0 with a zero
+ *    gradient, never NaN. With n = 0, SUM and MEAN write 0 to a non-NULL loss and nothing else
+ *    is read. A term weight[i] * loss_i may exceed DBL_MAX (weights and losses both near it),
+ *    and the total's partial sums may overflow, or meet +inf and -inf (losses of both signs),
+ *    where the total or the mean does not: the total is then also summed in units of 2^-1100,
+ *    and the mean as sum_i (weight[i] / summed weight) * loss_i, so that SUM and MEAN are
+ *    +-INFINITY only where their true value exceeds the type's range, and NaN only where it is
+ *    undefined (a NaN loss, or losses of +inf and -inf); error: a few units in the last place
+ *    of the largest term.
  *  - The gradient is always the gradient of exactly what was written to loss: for SUM
  *    weight[i] * dloss_i, for MEAN that divided by the summed weight, for NONE weight[i] * dloss_i
  *    (each example's own weighted loss).

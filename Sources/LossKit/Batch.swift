@@ -73,13 +73,19 @@ struct Batch<T: Real> {
         if let first = failures.lazy.compactMap({ $0 }).first { throw first }
     }
 
-    /// The room `run` needs in `partials` for `chunks` chunks (two sums each).
-    static func partialCount(_ chunks: Int) -> Int { 2 * chunks }
+    /// sum (w 2^-550) (loss 2^-550) = 2^-unitShift sum w loss cannot overflow: each term is below
+    /// 2^-76 DBL_MAX. A term lost to underflow is below 2^26 in the true units, far below the
+    /// rounding of a sum that needs this one (some term near DBL_MAX or beyond).
+    static var unitShift: Int { 1100 }
+    static var halfUnit: Double { 0x1p-550 }
+
+    /// The room `run` needs in `partials` for `chunks` chunks (three sums each).
+    static func partialCount(_ chunks: Int) -> Int { 3 * chunks }
 
     /// The computing pass over validated input, chunk by chunk on up to `threads` threads.
     /// `evaluate(i, c, worker, chunk)` returns example i's unweighted loss and sets its gradient
     /// to c times the loss's gradient; `skip(i)` zeroes example i's gradient. `counted` is what
-    /// `denominator` returned; `partials` has room for two values per chunk (`partialCount`).
+    /// `denominator` returned; `partials` has room for three values per chunk (`partialCount`).
     func run(loss: UnsafeMutablePointer<T>?, counted: Double,
              chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
@@ -87,10 +93,13 @@ struct Batch<T: Real> {
              evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double)
     {
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
-            // The mean is also summed as sum (w / counted) loss: sum w loss can overflow (each
-            // term up to DBL_MAX^2) while the mean, at most the largest loss, is finite. One
-            // multiply-add per example; the first form keeps the bits of ordinary results.
-            var total = 0.0, scaled = 0.0
+            // Three sums of the weighted losses, one multiply-add each per example; the first
+            // keeps the bits of ordinary results. Each term w loss can reach DBL_MAX^2, so the
+            // plain sum may overflow, or meet +inf and -inf (losses of both signs), where the
+            // result does not: the mean is also summed as sum (w / counted) loss (at most the
+            // largest loss), and every reduction in units of 2^-1100 (`unitShift`), whose terms
+            // cannot overflow (error: u times the sum of the terms' magnitudes, as for the plain sum).
+            var total = 0.0, scaled = 0.0, small = 0.0
             for i in chunks.range(chunk) {
                 let w = isIgnored(i) ? 0 : weight(i)
                 if w == 0 {
@@ -102,25 +111,39 @@ struct Batch<T: Real> {
                 let value = evaluate(i, coefficient, worker, chunk)
                 total += w * value
                 scaled += coefficient * value
+                small += (w * Self.halfUnit) * (value * Self.halfUnit)
                 if reduction == .none { loss?[i] = T(rounding: w * value) }
             }
-            partials[2 * chunk] = total
-            partials[2 * chunk + 1] = scaled
+            partials[3 * chunk] = total
+            partials[3 * chunk + 1] = scaled
+            partials[3 * chunk + 2] = small
         }
         // Partial sums added in chunk order: the same bits at any thread count.
-        var total = 0.0, scaled = 0.0
+        var total = 0.0, scaled = 0.0, small = 0.0
         for chunk in 0..<chunks.count {
-            total += partials[2 * chunk]
-            scaled += partials[2 * chunk + 1]
+            total += partials[3 * chunk]
+            scaled += partials[3 * chunk + 1]
+            small += partials[3 * chunk + 2]
+        }
+        // Where the plain sum is not finite, the small one says whether that is an overflow of
+        // the partial sums (a finite result, or the +-inf of the true sum's sign) or the true
+        // result (an infinite loss; NaN from NaN or from +inf and -inf losses: `small` is the
+        // same then).
+        if !total.isFinite, !small.isNaN {
+            total = scalbn(small, Self.unitShift)
         }
         switch reduction {
         case .none: break
         case .sum: loss?.pointee = T(rounding: total)
         case .mean:
-            let mean = counted > 0 ? total / counted : 0
-            // An infinite weighted sum (no NaN in it) is an overflow or a true infinite loss;
-            // the scaled sum tells them apart.
-            loss?.pointee = T(rounding: mean.isInfinite ? scaled : mean)
+            var mean = counted > 0 ? total / counted : 0
+            if !mean.isFinite, !small.isNaN {
+                // An overflow of the weighted sum (the mean itself is at most the largest loss):
+                // the scaled sum, unless its own partial sums overflowed.
+                let fromSmall = scalbn(small / counted, Self.unitShift)
+                mean = scaled.isFinite ? scaled : fromSmall
+            }
+            loss?.pointee = T(rounding: mean)
         }
     }
 

@@ -231,7 +231,7 @@ enum LSoftmax {
                 let out = dXs.base + r * d, features = xs.base + r * d, classRow = w + y * d
                 let a = logit.classNorm, b = logit.featureNorm
                 if !logit.chordForm {
-                    let c = logit.gradient * logit.alongFeature
+                    let c = logit.alongFeature(logit.gradient)
                     if b.shift == 0 {
                         let cb = c * b.inverse
                         for t in 0..<d { out[t] = T(rounding: out[t].wide + cb * features[t].wide) }
@@ -240,7 +240,7 @@ enum LSoftmax {
                     }
                     continue
                 }
-                let cu = logit.gradient * logit.radialFeature, ce = logit.gradient * logit.chordFeature
+                let cu = logit.radialFeature(logit.gradient), ce = logit.chordFeature(logit.gradient)
                 let sign = logit.chordSign
                 if a.isPlain && b.isPlain {
                     let ia = a.inverse, ib = b.inverse
@@ -286,7 +286,7 @@ enum LSoftmax {
                 if golds[r].chordForm {
                     classStarts[Int(golds[r].y) + 1] += 1
                 } else {
-                    classTerms[Int(golds[r].y)] += golds[r].gradient * golds[r].alongClass
+                    classTerms[Int(golds[r].y)] += golds[r].alongClass(golds[r].gradient)
                 }
             }
             for j in 0..<k { classStarts[j + 1] += classStarts[j] }
@@ -310,7 +310,7 @@ enum LSoftmax {
                 }
                 for q in start..<end {
                     let r = byClass[q], logit = golds[r]
-                    let cv = logit.gradient * logit.radialClass, ce = logit.gradient * logit.chordSign * logit.chordClass
+                    let cv = logit.radialClass(logit.gradient), ce = logit.chordClass(logit.gradient * logit.chordSign)
                     let a = logit.classNorm, b = logit.featureNorm, sign = logit.chordSign
                     let features = xs.base + r * d
                     if a.isPlain && b.isPlain {
@@ -349,26 +349,34 @@ enum LSoftmax {
         batch: Batch<T>, counted: Double, rows: UnsafePointer<Int>, active: Int, golds: UnsafePointer<GoldLogit>,
         classNorms: UnsafePointer<Norm>, k: Int, xs: UnsafePointer<T>?, d: Int, shifts: UnsafeMutablePointer<Int32>
     ) -> Int {
-        // Exponents of upper bounds: v < 2^top(v); infinities (a norm beyond double) far above.
+        // Exponents of upper bounds: v < 2^top(v), and |c| |v| < 2^top(c, |v|) for a norm |v| kept
+        // as scaled 2^shift (which may lie beyond the double range). A sum of four terms is below
+        // 2^(2 + the largest exponent).
         let top = { (v: Double) -> Int in v.isNaN || v <= 0 ? -1100 : v.isFinite ? Int(v.exponent) + 1 : 1100 }
+        let topTimes = { (c: Double, norm: Norm) -> Int in
+            let v = c.magnitude * norm.scaled
+            return v.isNaN || v <= 0 ? -1100 : top(v) + Int(norm.shift)
+        }
         let limit = Int(T.greatestFiniteMagnitude.wide.exponent) - 3
-        var wMax = 0.0
-        for j in 0..<k { wMax = Swift.max(wMax, classNorms[j].value) }
+        var wTop = -1100
+        for j in 0..<k { wTop = Swift.max(wTop, topTimes(1, classNorms[j])) }
         var highest = Int.min
         for r in 0..<active {
             let w = batch.weight(rows[r]), c = batch.reduction == .mean ? w / counted : w
             let g = golds[r]
-            let share = 2 * Swift.max(1, g.productShare.magnitude)
-            var xMax = g.bends ? g.featureNorm.value : 0
+            let share = top(2 * Swift.max(1, g.productShare.magnitude))
+            var xTop = g.bends ? topTimes(1, g.featureNorm) : -1100
             if !g.bends, let xs {
+                var xMax = 0.0
                 for t in 0..<d { xMax = Swift.max(xMax, xs[r * d + t].wide.magnitude) }
+                xTop = top(xMax)
             }
-            let toX = share * wMax + g.alongFeature.magnitude + g.radialFeature.magnitude
-                + 2 * g.chordFeature.magnitude
-            let toW = share * xMax + g.alongClass.magnitude + g.radialClass.magnitude + 2 * g.chordClass.magnitude
-            let shift = Swift.min(2000, Swift.max(0, top(c) + top(toX) - limit))
+            let a = g.classNorm, b = g.featureNorm
+            let toX = 2 + Swift.max(share + wTop, topTimes(g.beta, a), topTimes(g.radial, a), 1 + topTimes(g.chord, a))
+            let toW = 2 + Swift.max(share + xTop, topTimes(g.beta, b), topTimes(g.radial, b), 1 + topTimes(g.chord, b))
+            let shift = Swift.min(2000, Swift.max(0, top(c) + toX - limit))
             shifts[r] = Int32(shift)
-            highest = Swift.max(highest, top(c) + top(toW))
+            highest = Swift.max(highest, top(c) + toW)
         }
         guard xs != nil, highest > Int.min else { return 0 }
         let shiftW = Swift.max(0, highest + top(Double(active)) - limit)
@@ -624,18 +632,15 @@ struct GoldLogit {
     /// x in d/dw_y): 1 for the plain logit, alpha = (lambda + psi') / (1 + lambda) in the textbook
     /// form, lambda / (1 + lambda) in the chord form.
     let productShare: Double
-    /// The textbook form's coefficients of u in d/dx and of v in d/dw_y: beta a and beta b with
-    /// beta = (psi - c psi') / (1 + lambda).
-    let alongFeature: Double
-    let alongClass: Double
+    /// beta = (psi - c psi') / (1 + lambda): the textbook form's terms are beta a u in d/dx and
+    /// beta b v in d/dw_y (`alongFeature`, `alongClass`).
+    let beta: Double
     /// Whether the angular terms apply (m > 1 and both norms non-zero).
     let bends: Bool
-    /// a P / (1 + lambda), a psi' / (1 + lambda): the coefficients of u and e in d/dx.
-    let radialFeature: Double
-    let chordFeature: Double
-    /// b P / (1 + lambda), b psi' / (1 + lambda): the coefficients of v and -s e in d/dw_y.
-    let radialClass: Double
-    let chordClass: Double
+    /// P / (1 + lambda) and psi' / (1 + lambda): the chord form's terms are a (P u + psi' e) in
+    /// d/dx and b (P v - s psi' e) in d/dw_y, over 1 + lambda.
+    let radial: Double
+    let chord: Double
     /// s: e = v - s u is the shorter chord.
     let chordSign: Double
     /// |x| and |w_y| (used only where `bends`), refined or not as the angle was measured.
@@ -645,6 +650,16 @@ struct GoldLogit {
     let chordForm: Bool
     /// dloss/d(this logit), set by the loss pass.
     var gradient: Double = 0
+
+    // The gold's gradient g (in the gradient's units) times a coefficient times a norm: g first,
+    // the norm's power of two last, so that a norm beyond the double range (|x| ~ 1e308 in
+    // several entries) gives a finite term wherever the term itself is finite, and g = 0 gives 0.
+    func alongFeature(_ g: Double) -> Double { classNorm.times(g * beta) }
+    func alongClass(_ g: Double) -> Double { featureNorm.times(g * beta) }
+    func radialFeature(_ g: Double) -> Double { classNorm.times(g * radial) }
+    func radialClass(_ g: Double) -> Double { featureNorm.times(g * radial) }
+    func chordFeature(_ g: Double) -> Double { classNorm.times(g * chord) }
+    func chordClass(_ g: Double) -> Double { featureNorm.times(g * chord) }
 
     /// |psi'|, which decides the form of the gradient.
     let slopeMagnitude: Double
@@ -688,8 +703,7 @@ struct GoldLogit {
             value = f
             productShare = 1
             bends = false
-            alongFeature = 0; alongClass = 0
-            radialFeature = 0; chordFeature = 0; radialClass = 0; chordClass = 0
+            beta = 0; radial = 0; chord = 0
             featureNorm = Norm(scaled: 0, shift: 0); classNorm = featureNorm
             self.chordForm = false; chordSign = 1; slopeMagnitude = 0
             return
@@ -702,8 +716,7 @@ struct GoldLogit {
         bends = true
         let x = angle.acute
         guard !x.isNaN, !a.isNaN, !b.isNaN else {
-            value = .nan; productShare = .nan; alongFeature = .nan; alongClass = .nan
-            radialFeature = .nan; chordFeature = .nan; radialClass = .nan; chordClass = .nan
+            value = .nan; productShare = .nan; beta = .nan; radial = .nan; chord = .nan
             slopeMagnitude = 0
             return
         }
@@ -729,14 +742,9 @@ struct GoldLogit {
         value = (lambda == 0 ? 0 : lambda / (1 + lambda) * angle.dot) + scalbn(scaled, a.shift + b.shift)
         productShare = chordForm ? lambda / (1 + lambda) : (lambda + slope) / (1 + lambda)
         let cosine = angle.isObtuse ? -cos(x) : cos(x)
-        let beta = (psi - cosine * slope) / (1 + lambda)
-        alongFeature = a.times(beta)
-        alongClass = b.times(beta)
+        beta = (psi - cosine * slope) / (1 + lambda)
         let halfSine = sin(x / 2)
-        let radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
-        radialFeature = a.times(radial)
-        radialClass = b.times(radial)
-        chordFeature = a.times(slope / (1 + lambda))
-        chordClass = b.times(slope / (1 + lambda))
+        radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
+        chord = slope / (1 + lambda)
     }
 }

@@ -137,3 +137,46 @@ def test_lsoftmax_non_gold_logit_overflowing_in_its_partial_sums():
         losskit.lsoftmax(x, w, np.array([0]), margin=1, reduction="none")
     assert e.value.name == "LK_ERR_DOMAIN"
     assert "class 1" in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------
+# The batch sum and mean when the weighted terms overflow with both signs, or their partial sums
+# overflow although the result does not. Soft ramp on one-candidate lists with gold 0 has the loss
+# lse(s + c) - lse(s - c) = 2c exactly (the cost may be negative), so the weighted sum is known
+# exactly. The summed weights stay finite (under MEAN an infinite one is LK_ERR_DOMAIN).
+SUM_CASES = [
+    # +inf and -inf terms (w 2c = +-1.6e328): the true sum is one of them, or cancels.
+    ([8e307, 8e307, 1.0], [1e20, -1e20, 4e307]),
+    ([8e307, 8e307], [1e20, -1.0]),
+    ([8e307, 1e300, 8e307], [-1e20, 3.0, 1e20]),
+    ([8e307, 8e307, 2.0], [7.0, -7.0, 0.25]),
+    # Partial sums overflow (1.5e308 + 1.5e308), the result does not.
+    ([5e307, 5e307, 5e307], [1.5, 1.5, -2.0]),
+    ([1.0, 1.0, 1.0], [7.5e307, 7.5e307, -8.5e307]),
+    # Overflows truly under SUM (the mean is finite), with terms of both signs.
+    ([5e307, 5e307, 5e307], [1e20, -1.0, 1e19]),
+]
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("case", range(len(SUM_CASES)))
+def test_weighted_sums_whose_terms_or_partial_sums_overflow(case, reduction):
+    weight, cost = (np.array(v, dtype=np.float64) for v in SUM_CASES[case])
+    n = len(weight)
+    scores = np.linspace(-1.0, 2.0, n)
+    terms = [2 * mpmath.mpf(float(w)) * mpmath.mpf(float(c)) for w, c in zip(weight, cost)]
+    total = mpmath.fsum(terms)
+    largest = max(abs(t) for t in terms)
+    if reduction == "mean":
+        counted = mpmath.fsum(mpmath.mpf(float(w)) for w in weight)
+        total /= counted
+        largest /= counted
+    r = losskit.lists(scores, np.arange(n + 1), np.zeros(n, dtype=np.int32), loss="soft_ramp", cost=cost,
+                      weight=weight, reduction=reduction)
+    got = float(r.loss)
+    assert not np.isnan(got), (got, total)
+    if abs(total) > DBL_MAX:
+        assert got == (np.inf if total > 0 else -np.inf), (got, total)
+    else:
+        # The rounding of a sum: a few units of the largest term's size.
+        assert abs(mpmath.mpf(got) - total) <= 4 * 2.0**-52 * largest, (got, total)

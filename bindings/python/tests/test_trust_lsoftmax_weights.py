@@ -155,3 +155,54 @@ def test_huge_weights_general_rows(dtype, m, reduction):
     near(r.d_x, dx, "d_x")
     near(r.d_w, dw, "d_w")
     near(r.loss, losses if reduction == "none" else [mp.fsum(losses)], "loss")
+
+
+def normwise(got, want, what):
+    big = mp.mpf(float(np.finfo(np.float64).max))
+    u = float(np.finfo(np.float64).eps)
+    scale = max([abs(v) for v in want if abs(v) <= big] + [mp.mpf(0)])
+    for t, (g, v) in enumerate(zip(np.asarray(got, dtype=np.float64), want)):
+        assert not math.isnan(g), f"{what}[{t}] is NaN (true value {mp.nstr(v, 8)})"
+        if abs(v) > big * (1 + mp.mpf(u) / 2):
+            assert g == (math.inf if v > 0 else -math.inf), f"{what}[{t}] = {g}, true {mp.nstr(v, 8)}"
+        else:
+            assert abs(mp.mpf(g) - v) <= 16 * u * scale, f"{what}[{t}] = {g!r}, true {mp.nstr(v, 17)}"
+
+
+@pytest.mark.parametrize("case", [(0, 2), (0, 3), (0, 4), (1, 2)])
+def test_feature_norm_beyond_double(case):
+    """Rows of x whose norm |x| exceeds DBL_MAX (two entries of 1.5e308) while the gold's logit
+    |w_y| |x| psi and every gradient entry are finite: the gold terms beta |x| v (d_w) were formed
+    as (beta |x|) first, which overflowed to inf (and to NaN times a zero gradient at k = 1).
+    Expected values: lsoftmax_exact (80 digits, the chain rule through arccos); +-inf exactly
+    where a true value overflows, else within 16 u of the largest finite true value of the same
+    output (the textbook form's terms, m^2 times the result, cancel: the header's norm-wise
+    accuracy of L-Softmax gradients)."""
+    from test_trust_angular import lsoftmax_exact
+
+    cases = [
+        # k = 2: finite d_w entries that |x| beta alone exceeds.
+        (np.array([[1.5e308, 1.5e308], [2.0, -23.75]]), np.array([[0.1, -0.09], [0.0, 0.0]]), [0, 0]),
+        # k = 1 (the fuzzer's case): the loss and G are 0, and so are the gradients.
+        (np.array([[-2.25, 1e308], [2.0, -23.75]]), np.array([[6.75, 6.5]]), [0, 0]),
+    ]
+    which, m = case
+    for x, w, gold in cases[which:which + 1]:
+        for reduction in ("none", "sum", "mean"):
+            r = losskit.lsoftmax(x, w, gold, margin=m, reduction=reduction)
+            X = [[mp.mpf(float(v)) for v in row] for row in x]
+            W = [[mp.mpf(float(v)) for v in row] for row in w]
+            c = mp.mpf(1) / 2 if reduction == "mean" else mp.mpf(1)
+            dw = [[mp.mpf(0)] * 2 for _ in range(len(w))]
+            losses, dx = [], []
+            for i in range(2):
+                L, gx, gw = lsoftmax_exact(X[i], W, gold[i], m, 0)
+                losses.append(L)
+                dx.append([c * v for v in gx])
+                for j in range(len(w)):
+                    for t in range(2):
+                        dw[j][t] += c * gw[j][t]
+            normwise(r.d_w.ravel(), [v for row in dw for v in row], f"d_w (k={len(w)}, {reduction})")
+            normwise(r.d_x.ravel(), [v for row in dx for v in row], f"d_x (k={len(w)}, {reduction})")
+            want = losses if reduction == "none" else [mp.fsum(losses) * c]
+            check(r.loss, want, np.float64, f"loss (k={len(w)}, {reduction})")
