@@ -682,19 +682,6 @@ done:
     free(opt.p);
 }
 
-/* With $LK_FUZZ_SKIP_KNOWN set, chain calls that reach the crashes already known (issue 10,
- * findings 1-3) are skipped, so that a long run explores past them: impossible sizes, and an
- * oracle hope with a NaN or an input near the overflow of double. */
-static int skip_known(const Call *call, const Opt *opt, int loss_read) {
-    static int on = -1;
-    if (on < 0) on = getenv("LK_FUZZ_SKIP_KNOWN") != NULL;
-    if (!on) return 0;
-    if (call->impossible) return 1;
-    int oracle = loss_read && opt->p && (opt->o.loss == LK_LOSS_INFINITE_RAMP ||
-                            (opt->o.loss == LK_LOSS_HOPE_FEAR && opt->o.hope == LK_TERM_ORACLE));
-    return oracle && (call->nan_in || call->huge_in);
-}
-
 /* The three chain entry points share their inputs. */
 typedef struct {
     int64_t n, t_max, tags, seqs;
@@ -762,10 +749,6 @@ static void run_chain(Reader *r, int type) {
     for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, c.tags, -1);
     fill_values(&call, r, cost, type, 0);
     fill_values(&call, r, weight, type, 1);
-    if (skip_known(&call, &opt, 1)) {
-        skipped[entry]++;
-        goto done;
-    }
     size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
     before_call(entry, &call, &opt);
     lk_status st = type == F32
@@ -811,10 +794,6 @@ static void run_decode(Reader *r, int type, int marginals) {
         goto done;
     }
     chain_fill(r, &call, &c, type);
-    if (skip_known(&call, &opt, 0)) {
-        skipped[entry]++;
-        goto done;
-    }
     size_args(&call, 3, (const char *[]){"n", "t_max", "tags"}, (int64_t[]){c.n, c.t_max, c.tags});
     before_call(entry, &call, &opt);
     lk_status st;
