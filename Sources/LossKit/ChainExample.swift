@@ -136,7 +136,7 @@ struct ChainExample<T: Real> {
             if top >= 0, w.magnitude * largest.cost > largest.emission {
                 let e0 = e[top].wide, c0 = c[top]
                 for y in 0..<tags {
-                    row[y] = e[y] == -T.infinity ? -.infinity : (e[y].wide - e0) + w * (c[y] - c0)
+                    row[y] = e[y] == -T.infinity ? -.infinity : (e[y].wide - e0) + Self.scaledDifference(w, c[y], c0)
                 }
                 offset += e0 + w * c0
             }
@@ -145,10 +145,26 @@ struct ChainExample<T: Real> {
         return (UnsafePointer(scratch.augmented), offset)
     }
 
-    /// The unscaled cost of a path, sum_t c(t, path[t]).
-    func pathCost(_ path: UnsafePointer<Int32>) -> Double {
+    /// w (c - reference) for two costs: the difference first (exact where the two are close),
+    /// unless it overflows (costs of both signs near DBL_MAX under a small scale w): then the
+    /// scaled costs' difference, which the path-score bound keeps finite.
+    @inline(__always) static func scaledDifference(_ w: Double, _ c: Double, _ reference: Double) -> Double {
+        let difference = c - reference
+        return difference.isFinite ? w * difference : w * c - w * reference
+    }
+
+    /// cost_scale (c(t, y) - reference), as `scaledDifference`.
+    @inline(__always) func centredCost(_ t: Int, _ y: Int, _ reference: Double) -> Double {
+        Self.scaledDifference(costScale, unscaledCost(t, y), reference)
+    }
+
+    /// w times the cost of a path, sum_t w c(t, path[t]): the scaled costs, which the path-score
+    /// bound keeps finite, are summed (the unscaled sum may overflow). 0, and no cost read, when
+    /// w = 0.
+    func pathCost(_ path: UnsafePointer<Int32>, times w: Double) -> Double {
+        guard w != 0 else { return 0 }
         var total = 0.0
-        for t in 0..<length { total += unscaledCost(t, Int(path[t])) }
+        for t in 0..<length { total += w * unscaledCost(t, Int(path[t])) }
         return total
     }
 
@@ -157,7 +173,7 @@ struct ChainExample<T: Real> {
     func pathValue(_ path: UnsafePointer<Int32>, _ a: Double) -> Double {
         let s = ChainDP.pathScore(model, emissions: emissions, rowStride: tags, length: length, path: path)
         let w = a * costScale
-        return w == 0 ? s : s + w * pathCost(path)
+        return w == 0 ? s : s + pathCost(path, times: w)
     }
 
     /// Viterbi on s + a c into `path`; a tie with the gold path goes to the gold.
@@ -522,7 +538,7 @@ extension ChainExample: LossStructure {
             let reference = referenceCost(t) { y in alpha[t * S + y] * beta[t * S + y] }
             shift += costScale * reference
             for y in 0..<S {
-                cost[t * S + y] = y < L && alpha[t * S + y] > 0 ? costScale * (unscaledCost(t, y) - reference) : 0
+                cost[t * S + y] = y < L && alpha[t * S + y] > 0 ? centredCost(t, y, reference) : 0
                 ahead[t * S + y] = 0
                 behind[t * S + y] = 0
             }
@@ -590,7 +606,7 @@ extension ChainExample: LossStructure {
             let reference = referenceCost(t) { y in alpha[t * S + y] + beta[t * S + y] }
             shift += costScale * reference
             for y in 0..<S {
-                cost[t * S + y] = y < L && e[t * S + y] > -.infinity ? costScale * (unscaledCost(t, y) - reference) : 0
+                cost[t * S + y] = y < L && e[t * S + y] > -.infinity ? centredCost(t, y, reference) : 0
                 ahead[t * S + y] = 0
                 behind[t * S + y] = 0
             }
@@ -661,7 +677,7 @@ extension ChainExample: LossStructure {
             // (H = s(path) for a gold or oracle hope, s(path) - h c(path) for a max hope).
             var hopeWeight = 0.0
             if case .max(let b) = hope { hopeWeight = b }
-            let aboveHope = (a - hopeWeight) * costScale == 0 ? 0 : (a - hopeWeight) * costScale * pathCost(path)
+            let aboveHope = pathCost(path, times: (a - hopeWeight) * costScale)
             _ = h
             var rest = logZMinusPath(marginals, path)
             if rest < log1p(1.0 / 16) {
@@ -693,7 +709,7 @@ extension ChainExample: LossStructure {
             // others' mass): the e_P it owes, which cancel exactly when both terms are.
             let pending = (fearNearZero ? c : 0) - (hopeNearZero ? c : 0)
             if pending != 0 { addOneHot(path, times: pending) }
-            let gap = (a - b) * costScale == 0 ? 0 : (a - b) * costScale * pathCost(path)
+            let gap = pathCost(path, times: (a - b) * costScale)
             return gap + (fearRest - hopeRest)
         }
         if !isLogSumExp(fear), case .logSumExp(let b) = hope {
@@ -706,7 +722,7 @@ extension ChainExample: LossStructure {
             let (rest, _) = restAgainst(tables, path)
             splitGradient(tables, path: path, pathSign: c)
             let w = (costWeight(fear) - b) * costScale
-            return (w == 0 ? 0 : w * pathCost(path)) - rest
+            return pathCost(path, times: w) - rest
         }
         if !isLogSumExp(fear), !isLogSumExp(hope) {
             // Two paths: F - H = (a c(P) - b c(Q)) cost_scale + (s(P) - s(Q)), the score
@@ -717,7 +733,7 @@ extension ChainExample: LossStructure {
             addOneHot(q, times: -c)
             // Costs are read only by a term that weighs them (an unread cost may be anything).
             let (a, b) = (costWeight(fear) * costScale, costWeight(hope) * costScale)
-            let costs = (a == 0 ? 0 : a * pathCost(p)) - (b == 0 ? 0 : b * pathCost(q))
+            let costs = pathCost(p, times: a) - pathCost(q, times: b)
             return costs + pathDifference(p, q)
         }
         let f = term(fear, buffer: scratch.paths.0, sign: c)

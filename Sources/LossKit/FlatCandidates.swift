@@ -271,12 +271,28 @@ extension FlatCandidates: EnumerableStructure {
                                     into: Discard<T>())
         let denominator = 1 + RowKernel.rest(total: total, row: PlainRow(scores: scores, count: count), shift: m)
         let excess = costScale * (dot / denominator)
+        var risk = costScale * reference.wide + excess, quarterExcess = excess / 4
+        if !excess.isFinite, total.isFinite {
+            // Costs of both signs near the type's largest value: the differences c - c[a] (up to
+            // twice it) or their sum overflowed, though R (within the scaled costs) is finite.
+            // Again, in double and in units of 2^-shift that no sum of `count` terms can exceed.
+            let shift = 2 + (Int.bitWidth - count.leadingZeroBitCount)
+            let unitReference = scalbn(reference.wide, -shift)
+            var unitDot = 0.0
+            for j in 0..<count where scores[j] != -T.infinity {
+                unitDot += exp(scores[j].wide - m.wide) * (scalbn(costs[j].wide, -shift) - unitReference)
+            }
+            let unitExcess = costScale * (unitDot / denominator)
+            quarterExcess = scalbn(unitExcess, shift - 2)
+            risk = scalbn(costScale * unitReference + unitExcess, shift)
+        }
         if let gradient {
             RowKernel.riskGradient(UnsafePointer(gradient), costs: costs, count: count, reference: reference,
-                                   factor: T(rounding: coefficient / denominator),
-                                   alpha: T(rounding: costScale), excess: T(rounding: excess), into: gradient)
+                                   factor: T(rounding: coefficient / denominator), alpha: T(rounding: costScale),
+                                   quarterExcess: T(rounding: quarterExcess),
+                                   into: gradient)
         }
-        return costScale * reference.wide + excess
+        return risk
     }
 
     /// The risk under 0/1 costs, where every candidate but the gold costs 1: R = alpha S / (1 +

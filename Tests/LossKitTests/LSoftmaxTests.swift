@@ -95,15 +95,15 @@ struct PsiTests {
                         let dw = (value(x, wp) - value(x, wm)) / (2 * h)
                         // u = x / b, v = w / a and the short chord e = v - s u (GoldLogit's two forms).
                         let u = x[t] / b, v = w[t] / a
-                        let wantX = g.productShare * w[t] + g.alongFeature * u
-                        let wantW = g.productShare * x[t] + g.alongClass * v
+                        let wantX = g.productShare * w[t] + g.alongFeature(1) * u
+                        let wantW = g.productShare * x[t] + g.alongClass(1) * v
                         #expect(isClose(wantX, dx, 1e-6), "m \(m) lambda \(lambda) d/dx[\(t)]")
                         #expect(isClose(wantW, dw, 1e-6), "m \(m) lambda \(lambda) d/dw[\(t)]")
                         let e = v - refined.chordSign * u
                         let chordX = refined.productShare * w[t] + (refined.bends
-                            ? refined.radialFeature * u + refined.chordFeature * e : 0)
+                            ? refined.radialFeature(1) * u + refined.chordFeature(1) * e : 0)
                         let chordW = refined.productShare * x[t] + (refined.bends
-                            ? refined.radialClass * v - refined.chordSign * refined.chordClass * e : 0)
+                            ? refined.radialClass(1) * v - refined.chordSign * refined.chordClass(1) * e : 0)
                         #expect(isClose(chordX, dx, 1e-6), "chord form: m \(m) lambda \(lambda) d/dx[\(t)]")
                         #expect(isClose(chordW, dw, 1e-6), "chord form: m \(m) lambda \(lambda) d/dw[\(t)]")
                         #expect(isClose(refined.value, g.value, 1e-13), "refined: the same value")

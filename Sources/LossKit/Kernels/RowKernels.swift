@@ -602,18 +602,24 @@ enum RowKernel {
     /// The risk gradient f e[j] (alpha (c[j] - reference) - excess), with R = alpha reference +
     /// excess: formed from the cost difference, so that a candidate whose cost is the reference's
     /// keeps the sign of its exact gradient when R nearly equals alpha c[j]. 0 where e[j] = 0
-    /// (masked candidates, whose cost is unread). `out` may be `e` (in place). (0/1 costs form theirs from the sum over
-    /// the candidates but the gold: FlatCandidates.expectedCost.)
+    /// (masked candidates, whose cost is unread). `out` may be `e` (in place). Takes excess / 4
+    /// (which the input type holds where excess itself may not). (0/1 costs form theirs from the
+    /// sum over the candidates but the gold: FlatCandidates.expectedCost.)
     @inline(__always) static func riskGradient<T: Real>(
         _ e: UnsafePointer<T>, costs: UnsafePointer<T>, count: Int,
-        reference: T, factor f: T, alpha: T, excess: T, into out: UnsafeMutablePointer<T>
+        reference: T, factor f: T, alpha: T, quarterExcess: T, into out: UnsafeMutablePointer<T>
     ) {
-        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: excess)
-        let vc = T.Vector(repeating: reference)
+        // ((c - c_a) alpha - excess) / 4 cannot overflow where alpha c is finite for every cost
+        // (validated) and |excess| <= 2 max |alpha c|; the quarter is exact for costs above
+        // 2^-1020 (or -124 in float), so ordinary results keep their bits, and times 4 gives
+        // +-inf only where the true entry overflows.
+        let vf = T.Vector(repeating: f), va = T.Vector(repeating: alpha), vr = T.Vector(repeating: quarterExcess)
+        let quarter = T.Vector(repeating: 0.25), four = T.Vector(repeating: 4)
+        let vc = T.Vector(repeating: reference) * quarter
         var i = 0
         while i + T.laneCount <= count {
             let v = loadVector(e, i)
-            let g = v * vf * T.fma(loadVector(costs, i) - vc, va, -vr)
+            let g = v * vf * T.fma(loadVector(costs, i) * quarter - vc, va, -vr) * four
             storeVector(T.keep(T.nonZeroMask(T.bits(v)), g), out, i)
             i += T.laneCount
         }
@@ -621,10 +627,15 @@ enum RowKernel {
         if let (start, fresh) = overlappingTail(count: count, seen: i, T.self) {
             // `out` may be `e`: the seen lanes keep what they now hold.
             let v = loadVector(e, start)
-            let g = T.keep(T.nonZeroMask(T.bits(v)), v * vf * T.fma(loadVector(costs, start) - vc, va, -vr))
+            let g = T.keep(T.nonZeroMask(T.bits(v)),
+                           v * vf * T.fma(loadVector(costs, start) * quarter - vc, va, -vr) * four)
             storeVector(T.select(fresh, g, loadVector(UnsafePointer(out), start)), out, start)
         } else {
-            while i < count { out[i] = e[i] == 0 ? 0 : e[i] * f * ((costs[i] - reference) * alpha - excess); i += 1 }
+            let c = reference * 0.25
+            while i < count {
+                out[i] = e[i] == 0 ? 0 : e[i] * f * ((costs[i] * 0.25 - c) * alpha - quarterExcess) * 4
+                i += 1
+            }
         }
     }
 

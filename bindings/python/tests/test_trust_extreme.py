@@ -180,3 +180,121 @@ def test_weighted_sums_whose_terms_or_partial_sums_overflow(case, reduction):
     else:
         # The rounding of a sum: a few units of the largest term's size.
         assert abs(mpmath.mpf(got) - total) <= 4 * 2.0**-52 * largest, (got, total)
+
+
+# ------------------------------------------------------------------------------------------
+# Risk with costs of both signs near the type's largest value: the differences c[j] - c[argmax]
+# (up to twice it) and their sum overflowed (NaN loss and gradient under cost_scale 0, inf
+# elsewhere), though R = alpha sum_j p_j c_j and each gradient entry p_j (alpha c_j - R) are
+# finite. Expected values from the definitions at 60 digits on the exact float inputs.
+def _risk_exact(scores, costs, alpha):
+    s = [mpmath.mpf(float(v)) for v in scores]
+    c = [mpmath.mpf(float(v)) for v in costs]
+    top = max(s)
+    e = [mpmath.e ** (v - top) for v in s]
+    z = mpmath.fsum(e)
+    p = [v / z for v in e]
+    a = mpmath.mpf(float(alpha))
+    risk = a * mpmath.fsum(pj * cj for pj, cj in zip(p, c))
+    return risk, [pj * (a * cj - risk) for pj, cj in zip(p, c)], [abs(a * pj * cj) for pj, cj in zip(p, c)]
+
+
+RISK_CASES = [
+    # The fuzzer's list: equal scores, costs -1e308, -12, -1e20 (cost_scale 0, 1, 0.5).
+    (np.float64, [-3.0, -3.0, -3.0], [-1e308, -12.0, -1e20]),
+    (np.float64, [0.0, 0.5, -1.0, 2.0], [1.5e308, -1.5e308, 1.7e308, -1e308]),
+    (np.float64, [5.0, 5.0, 4.0, 5.0, 5.0, 3.0, 5.0, 5.0, 5.0], [1.7e308, -1.7e308] * 4 + [1e308]),
+    (np.float32, [0.0, 0.5, -1.0, 2.0], [3e38, -3e38, 2.5e38, -1e38]),
+    (np.float32, [1.0] * 17, [3.4e38, -3.4e38] * 8 + [1.0]),
+]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 0.5])
+@pytest.mark.parametrize("case", range(len(RISK_CASES)))
+@pytest.mark.parametrize("structure", ["lists", "dense"])
+def test_risk_with_costs_of_both_signs_near_the_largest_value(structure, case, alpha):
+    dtype, scores, costs = RISK_CASES[case]
+    s = np.array(scores, dtype=dtype)
+    c = np.array(costs, dtype=dtype)
+    k = len(s)
+    if structure == "lists":
+        r = losskit.lists(s, np.array([0, k]), np.array([0]), loss="risk", cost=c, cost_scale=alpha,
+                          reduction="sum")
+    else:
+        r = losskit.dense(s.reshape(1, k), np.array([0]), loss="risk", cost=c.reshape(1, k),
+                          cost_layout="per_example", cost_scale=alpha, reduction="sum")
+    risk, grad, terms = _risk_exact(s, c, alpha)
+    big = mpmath.mpf(float(np.finfo(dtype).max))
+    u = mpmath.mpf(float(np.finfo(dtype).eps))
+    # Norm-wise: the terms alpha p_j c_j cancel; a few roundings of the largest one.
+    scale = max(terms)
+    got = float(np.asarray(r.loss).ravel()[0])
+    assert np.isfinite(got), (got, risk)
+    assert abs(mpmath.mpf(got) - risk) <= 8 * u * scale + 8 * u * abs(risk), (got, risk)
+    for j, (g, want) in enumerate(zip(np.asarray(r.grad, dtype=np.float64).ravel(), grad)):
+        assert not np.isnan(g), (j, want)
+        if abs(want) > big:
+            assert g == (np.inf if want > 0 else -np.inf), (j, g, want)
+        else:
+            assert abs(mpmath.mpf(float(g)) - want) <= 8 * u * scale + 8 * u * abs(want), (j, g, want)
+
+
+# ------------------------------------------------------------------------------------------
+# Chains: costs near DBL_MAX under a small cost_scale. The path-score bound reads the scaled
+# costs, but the chain summed the unscaled costs of a path (1e308 + 1e308 = inf, then times
+# 0.01) and centred the risk's costs on unscaled differences (1e308 - -1e308 = inf, times 0 =
+# NaN). Expected values by enumerating every path at 60 digits.
+def _chain_exact(emissions, transitions, costs, gold, alpha, loss):
+    import itertools
+    T, S = emissions.shape
+    mp = mpmath.mpf
+    paths = list(itertools.product(range(S), repeat=T))
+
+    def score(p):
+        return mpmath.fsum([mp(float(emissions[t, y])) for t, y in enumerate(p)]
+                           + [mp(float(transitions[a, b])) for a, b in zip(p, p[1:])])
+
+    def cost(p):
+        return mpmath.fsum(mp(float(costs[t, y])) for t, y in enumerate(p))
+
+    a = mp(float(alpha))
+    gold_score = score(tuple(gold))
+    if loss == "hinge":
+        return max(score(p) + a * cost(p) for p in paths) - gold_score
+    if loss == "softmax_margin":
+        v = [score(p) + a * cost(p) for p in paths]
+        top = max(v)
+        return top + mpmath.log(mpmath.fsum(mpmath.e ** (x - top) for x in v)) - gold_score
+    v = [score(p) for p in paths]
+    top = max(v)
+    w = [mpmath.e ** (x - top) for x in v]
+    z = mpmath.fsum(w)
+    return a * mpmath.fsum(wi / z * cost(p) for wi, p in zip(w, paths))
+
+
+CHAIN_COSTS = [
+    (0.01, [[1e308, 0.0], [1e308, 0.0]], [1, 1]),
+    (0.0, [[1e308, -1e308], [-1.7e308, 1.7e308]], [0, 1]),
+    (1e-300, [[1.7e308, -1.7e308], [1.7e308, -1.7e308], [-1e308, 3.0]], [1, 0, 1]),
+]
+
+
+@pytest.mark.parametrize("loss", ["hinge", "softmax_margin", "risk"])
+@pytest.mark.parametrize("case", range(len(CHAIN_COSTS)))
+def test_chain_costs_near_the_largest_value_under_a_small_scale(case, loss):
+    alpha, costs, gold = CHAIN_COSTS[case]
+    c = np.array(costs)
+    T, S = c.shape
+    rng = np.random.default_rng(case)
+    e = rng.normal(size=(T, S))
+    tr = rng.normal(size=(S, S))
+    r = losskit.chain(e[None], tr, np.array([T]), np.array([gold]), loss=loss, cost=c[None], cost_scale=alpha,
+                      reduction="sum")
+    want = _chain_exact(e, tr, c, gold, alpha, loss)
+    got = float(r.loss)
+    assert np.isfinite(got), (got, want)
+    # The terms are up to alpha * 2 * 1.7e308 (or the scores): a few roundings of the largest.
+    scale = max(abs(want), mpmath.mpf(alpha) * T * mpmath.mpf(1.7e308), 10)
+    assert abs(mpmath.mpf(got) - want) <= 16 * 2.0**-52 * scale, (got, want)
+    for g in (r.d_emissions, r.d_transitions):
+        assert np.isfinite(g).all(), g
