@@ -11,11 +11,22 @@ PYTHON ?= python3
 SWIFT  ?= swift
 CC     ?= cc
 
+# The version, read from the header's LK_VERSION_* macros (the one place it is written): the
+# sonames, the installed file names, losskit.pc and the CMake package take it from here.
+version_part = $(shell sed -n 's/^[#]define LK_VERSION_$(1)  *\([0-9][0-9]*\) *$$/\1/p' include/losskit.h)
+VERSION   := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SOVERSION := $(call version_part,MAJOR)
+ifeq ($(shell echo '$(VERSION)' | grep -xE '[0-9]+[.][0-9]+[.][0-9]+'),)
+$(error cannot read the version from include/losskit.h: got "$(VERSION)")
+endif
+
 # The library users get (DESIGN.md §7; issue 3): liblosskit.so, built for baseline x86-64, and
 # beside it the same source built for AVX2 and for AVX-512 (liblosskit-avx2.so,
 # liblosskit-avx512.so), which liblosskit.so loads on a CPU that has them. Each has the Swift
-# runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname,
-# and only the lk_* symbols exported.
+# runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname
+# (liblosskit.so.MAJOR; a CPU-level build's is its installed name, liblosskit-avx2.so.VERSION),
+# and only the lk_* symbols exported. The link liblosskit.so.MAJOR -> liblosskit.so beside it is
+# what programs linked with -llosskit load.
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
 VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
@@ -36,13 +47,14 @@ lib: $(LIB) $(VARIANTS)
 # swift build decides what to rebuild; a .so's mtime changes only when it is relinked, so the
 # C programs below relink only then.
 $(LIB): FORCE
-	scripts/build-variant.sh "" liblosskit.so
+	scripts/build-variant.sh "" liblosskit.so liblosskit.so.$(SOVERSION)
+	ln -sfn liblosskit.so $(LIBDIR)/liblosskit.so.$(SOVERSION)
 
 $(LIBDIR)/liblosskit-avx2.so: $(LIB) FORCE
-	scripts/build-variant.sh avx2 liblosskit-avx2.so $(AVX2_FLAGS)
+	scripts/build-variant.sh avx2 liblosskit-avx2.so liblosskit-avx2.so.$(VERSION) $(AVX2_FLAGS)
 
 $(LIBDIR)/liblosskit-avx512.so: $(LIB) FORCE
-	scripts/build-variant.sh avx512 liblosskit-avx512.so $(AVX512_FLAGS)
+	scripts/build-variant.sh avx512 liblosskit-avx512.so liblosskit-avx512.so.$(VERSION) $(AVX512_FLAGS)
 
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
 # losskit package itself, editable, so `import losskit` works from any directory.
