@@ -3,7 +3,8 @@
 #   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
 #               short bounded fuzzing pass over the C ABI (make test-fuzz)
 #
-# Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# Other targets: make lib (the standalone release library and its CPU-level builds), make install
+# and make uninstall (PREFIX=/usr/local, DESTDIR=), make setup-system, make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
@@ -38,7 +39,7 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize
+        fuzz test-fuzz test-sanitize install uninstall setup-system
 
 all: lib
 
@@ -56,6 +57,29 @@ $(LIBDIR)/liblosskit-avx2.so: $(LIB) FORCE
 $(LIBDIR)/liblosskit-avx512.so: $(LIB) FORCE
 	scripts/build-variant.sh avx512 liblosskit-avx512.so liblosskit-avx512.so.$(VERSION) $(AVX512_FLAGS)
 
+# make install [PREFIX=/usr/local] [DESTDIR=] and make uninstall (scripts/install.sh): the header,
+# the stripped library liblosskit.so.VERSION with its links liblosskit.so.MAJOR and liblosskit.so,
+# its CPU-level builds beside it, losskit.pc and the CMake package LossKit (LossKit::losskit).
+# install builds the libraries first only when one is missing or older than a file it is built
+# from, so that `make lib` then `sudo make install` runs no Swift as root (root's PATH may lack
+# swift, and a build as root would leave root-owned files in .build).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+libdir     ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+LIB_INPUTS  = Package.swift include/losskit.h scripts/build-variant.sh scripts/exports.map Sources
+LIB_CURRENT = $(shell for so in $(LIB) $(VARIANTS); do \
+                  [ -f "$$so" ] && [ -z "$$(find $(LIB_INPUTS) -newer "$$so" -print -quit)" ] || exit 0; \
+              done; echo yes)
+INSTALL_ENV = VERSION='$(VERSION)' PREFIX='$(PREFIX)' libdir='$(libdir)' includedir='$(includedir)' \
+              DESTDIR='$(DESTDIR)'
+
+install: $(if $(LIB_CURRENT),,lib)
+	$(INSTALL_ENV) scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) scripts/install.sh uninstall
+
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
 # losskit package itself, editable, so `import losskit` works from any directory.
 setup-python:
@@ -68,6 +92,11 @@ demo: setup
 	$(PYTHON) demo/digits.py
 
 test: setup test-swift test-library test-c test-python test-fuzz
+
+# System tools beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from apt-get, only
+# those missing (scripts/setup-system.sh); not needed by make demo.
+setup-system:
+	scripts/setup-system.sh
 
 # The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
 # SwiftPM compiles a module for one CPU level).
