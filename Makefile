@@ -1,7 +1,8 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
-#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
-#               short bounded fuzzing pass over the C ABI (make test-fuzz)
+#   make test   set up and run every test: Swift, the shipped library's checks, C, the README's C,
+#               make install (with CMake and pkg-config), Python, and a short bounded fuzzing pass
+#               over the C ABI (make test-fuzz)
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make install
 # and make uninstall (PREFIX=/usr/local, DESTDIR=), make setup-system, make bench,
@@ -39,7 +40,7 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize install uninstall setup-system
+        fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c
 
 all: lib
 
@@ -91,10 +92,10 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup test-swift test-library test-c test-python test-fuzz
+test: setup setup-system test-swift test-library test-c test-readme-c test-install test-python test-fuzz
 
-# System tools beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from apt-get, only
-# those missing (scripts/setup-system.sh); not needed by make demo.
+# System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
+# apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
 setup-system:
 	scripts/setup-system.sh
 
@@ -116,6 +117,16 @@ test-swift-%:
 # compiles as C11 and C++ with every warning an error.
 test-library: lib
 	for so in $(LIB) $(VARIANTS); do scripts/check-library.sh $$so include/losskit.h || exit 1; done
+
+# make install into temporary prefixes, then CMake and pkg-config projects built against them
+# outside the repository, readelf and nm on every installed library, make uninstall
+# (Tests/install/test-install.sh).
+test-install: setup-system lib
+	Tests/install/test-install.sh
+
+# The README's C blocks and its build command, compiled and run verbatim (Tests/readme/test-c.sh).
+test-readme-c: lib
+	Tests/readme/test-c.sh
 
 build/example: bindings/c/example.c include/losskit.h $(LIB)
 	@mkdir -p build
