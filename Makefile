@@ -1,9 +1,11 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
-#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
-#               short bounded fuzzing pass over the C ABI (make test-fuzz)
+#   make test   set up and run every test: Swift, the shipped library's checks, C, the README's C,
+#               make install (with CMake and pkg-config), Python, and a short bounded fuzzing pass
+#               over the C ABI (make test-fuzz)
 #
-# Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# Other targets: make lib (the standalone release library and its CPU-level builds), make install
+# and make uninstall (PREFIX=/usr/local, DESTDIR=), make setup-system, make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
@@ -11,11 +13,22 @@ PYTHON ?= python3
 SWIFT  ?= swift
 CC     ?= cc
 
+# The version, read from the header's LK_VERSION_* macros (the one place it is written): the
+# sonames, the installed file names, losskit.pc and the CMake package take it from here.
+version_part = $(shell sed -n 's/^[#]define LK_VERSION_$(1)  *\([0-9][0-9]*\) *$$/\1/p' include/losskit.h)
+VERSION   := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SOVERSION := $(call version_part,MAJOR)
+ifeq ($(shell echo '$(VERSION)' | grep -xE '[0-9]+[.][0-9]+[.][0-9]+'),)
+$(error cannot read the version from include/losskit.h: got "$(VERSION)")
+endif
+
 # The library users get (DESIGN.md §7; issue 3): liblosskit.so, built for baseline x86-64, and
 # beside it the same source built for AVX2 and for AVX-512 (liblosskit-avx2.so,
 # liblosskit-avx512.so), which liblosskit.so loads on a CPU that has them. Each has the Swift
-# runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname,
-# and only the lk_* symbols exported.
+# runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname
+# (liblosskit.so.MAJOR; a CPU-level build's is its installed name, liblosskit-avx2.so.VERSION),
+# and only the lk_* symbols exported. The link liblosskit.so.MAJOR -> liblosskit.so beside it is
+# what programs linked with -llosskit load.
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
 VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
@@ -27,7 +40,7 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize
+        fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c
 
 all: lib
 
@@ -36,13 +49,37 @@ lib: $(LIB) $(VARIANTS)
 # swift build decides what to rebuild; a .so's mtime changes only when it is relinked, so the
 # C programs below relink only then.
 $(LIB): FORCE
-	scripts/build-variant.sh "" liblosskit.so
+	scripts/build-variant.sh "" liblosskit.so liblosskit.so.$(SOVERSION)
+	ln -sfn liblosskit.so $(LIBDIR)/liblosskit.so.$(SOVERSION)
 
 $(LIBDIR)/liblosskit-avx2.so: $(LIB) FORCE
-	scripts/build-variant.sh avx2 liblosskit-avx2.so $(AVX2_FLAGS)
+	scripts/build-variant.sh avx2 liblosskit-avx2.so liblosskit-avx2.so.$(VERSION) $(AVX2_FLAGS)
 
 $(LIBDIR)/liblosskit-avx512.so: $(LIB) FORCE
-	scripts/build-variant.sh avx512 liblosskit-avx512.so $(AVX512_FLAGS)
+	scripts/build-variant.sh avx512 liblosskit-avx512.so liblosskit-avx512.so.$(VERSION) $(AVX512_FLAGS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] and make uninstall (scripts/install.sh): the header,
+# the stripped library liblosskit.so.VERSION with its links liblosskit.so.MAJOR and liblosskit.so,
+# its CPU-level builds beside it, losskit.pc and the CMake package LossKit (LossKit::losskit).
+# install builds the libraries first only when one is missing or older than a file it is built
+# from, so that `make lib` then `sudo make install` runs no Swift as root (root's PATH may lack
+# swift, and a build as root would leave root-owned files in .build).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+libdir     ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+LIB_INPUTS  = Package.swift include/losskit.h scripts/build-variant.sh scripts/exports.map Sources
+LIB_CURRENT = $(shell for so in $(LIB) $(VARIANTS); do \
+                  [ -f "$$so" ] && [ -z "$$(find $(LIB_INPUTS) -newer "$$so" -print -quit)" ] || exit 0; \
+              done; echo yes)
+INSTALL_ENV = VERSION='$(VERSION)' PREFIX='$(PREFIX)' libdir='$(libdir)' includedir='$(includedir)' \
+              DESTDIR='$(DESTDIR)'
+
+install: $(if $(LIB_CURRENT),,lib)
+	$(INSTALL_ENV) scripts/install.sh install
+
+uninstall:
+	$(INSTALL_ENV) scripts/install.sh uninstall
 
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
 # losskit package itself, editable, so `import losskit` works from any directory.
@@ -55,7 +92,12 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup test-swift test-library test-c test-python test-fuzz
+test: setup setup-system test-swift test-library test-c test-readme-c test-install test-python test-fuzz
+
+# System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
+# apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
+setup-system:
+	scripts/setup-system.sh
 
 # The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
 # SwiftPM compiles a module for one CPU level).
@@ -75,6 +117,16 @@ test-swift-%:
 # compiles as C11 and C++ with every warning an error.
 test-library: lib
 	for so in $(LIB) $(VARIANTS); do scripts/check-library.sh $$so include/losskit.h || exit 1; done
+
+# make install into temporary prefixes, then CMake and pkg-config projects built against them
+# outside the repository, readelf and nm on every installed library, make uninstall
+# (Tests/install/test-install.sh).
+test-install: setup-system lib
+	Tests/install/test-install.sh
+
+# The README's C blocks and its build command, compiled and run verbatim (Tests/readme/test-c.sh).
+test-readme-c: lib
+	Tests/readme/test-c.sh
 
 build/example: bindings/c/example.c include/losskit.h $(LIB)
 	@mkdir -p build

@@ -114,8 +114,10 @@ extern "C" {
  * Version
  * ========================================================================================== */
 
+/* The one place the version is written: lk_version(), the soname (liblosskit.so.MAJOR), the
+ * installed losskit.pc and CMake package, and the Python package all take it from these lines. */
 #define LK_VERSION_MAJOR 0
-#define LK_VERSION_MINOR 1
+#define LK_VERSION_MINOR 2
 #define LK_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH; compare with lk_version_number() to detect a mismatch
  * between the header a program was compiled with and the library it loaded. */
@@ -130,11 +132,13 @@ int32_t lk_version_number(void);
  * baseline every x86-64 CPU runs), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/CD/BW/DQ/VL).
  * liblosskit.so is built for the baseline and, on its first call, loads the widest build of
  * itself that the CPU supports from the folder of its real file (symlinks to liblosskit.so
- * resolved): liblosskit-avx512.so, else liblosskit-avx2.so, else it computes itself. A build is
- * loaded only if, read from the file before loading, it is a complete x86-64 ELF shared object
- * marked as a LossKit build of exactly the level its name says, and, once loaded, it is not this
- * library and reports that level; a missing, truncated, foreign or mislabelled file (a copy of
- * liblosskit.so or a build of another level under that name) is passed over, never entered. The
+ * resolved), named after that file: liblosskit-avx512.so, else liblosskit-avx2.so, else it
+ * computes itself (beside an installed liblosskit.so.0.2.0: liblosskit-avx512.so.0.2.0 and
+ * liblosskit-avx2.so.0.2.0). A build is loaded only if, read from the file before loading, it is
+ * a complete x86-64 ELF shared object marked as a LossKit build of exactly the level its name
+ * says and of this version, and, once loaded, it is not this library and reports that level and
+ * version; a missing, truncated, foreign or mislabelled file (a copy of liblosskit.so, a build of
+ * another level under that name, a build of another version) is passed over, never entered. The
  * environment variable LOSSKIT_ISA caps the level: "x86-64" (or "baseline"), "avx2" or "avx512";
  * any other value is ignored, and a level the CPU lacks is never used. Results agree across
  * levels within the documented float rounding. A static string, never NULL. Since 0.1.0. */

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds one CPU-level build of the library and puts it in .build/release:
-#   scripts/build-variant.sh NAME FILE [swiftc flags...]
+#   scripts/build-variant.sh NAME FILE SONAME [swiftc flags...]
 # NAME "" is the baseline (SwiftPM's own .build); any other NAME builds in .build-NAME (a build
 # folder per level, since SwiftPM compiles a module for one CPU) and copies the result to
 # .build/release/FILE. Every build links the Swift runtime statically (-static-stdlib), sets the
-# soname FILE and exports only lk_* (scripts/exports.map).
+# soname SONAME (the Makefile's, from the header's version) and exports only lk_*
+# (scripts/exports.map).
 set -euo pipefail
-name=$1 file=$2
-shift 2
+name=$1 file=$2 soname=$3
+shift 3
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch="$root/.build${name:+-$name}"
 swift build -c release --scratch-path "$scratch" -Xswiftc -static-stdlib "$@" \
-    -Xlinker -soname="$file" -Xlinker --version-script="$root/scripts/exports.map"
+    -Xlinker -soname="$soname" -Xlinker --version-script="$root/scripts/exports.map"
 if [ -n "$name" ]; then
     mkdir -p "$root/.build/release/"
     # cp -p keeps the mtime, so make relinks what depends on it only when it changed.

@@ -3,7 +3,11 @@
 #   1. it stands alone: no libswift* in NEEDED, no toolchain path in RUNPATH, every dependency
 #      resolves outside the Swift toolchain, and it has a soname;
 #   2. it exports exactly the functions the header declares (both directions, nm -D);
-#   3. the header compiles on its own as C11 and as C++ with -Wall -Wextra -Werror -pedantic.
+#   3. the header compiles on its own as C11 and as C++ with -Wall -Wextra -Werror -pedantic;
+#   4. one version: the header's LK_VERSION_* macros = lk_version() = lk_version_number() of the
+#      baseline (a CPU-level build is not loaded here, the CPU may lack its level: its
+#      .losskit_level marker, which the baseline checks before loading it, must name the version)
+#      = the soname (liblosskit.so.MAJOR; a CPU-level build's is liblosskit-LEVEL.so.VERSION).
 # Usage: scripts/check-library.sh path/to/liblosskit.so include/losskit.h
 set -euo pipefail
 lib=${1:?library}
@@ -51,5 +55,29 @@ for cxx in g++ clang++; do
     $cxx -std=c++11 -Wall -Wextra -Werror -pedantic -c "$tmp/h.cpp" -o "$tmp/h.o" || bad "$cxx -std=c++11 rejects the header"
 done
 echo "header compiles as C11 and C++11 with -Wall -Wextra -Werror -pedantic"
+
+# 4. One version.
+fail_before=$fail
+part() { sed -n "s/^#define LK_VERSION_$1  *\([0-9][0-9]*\) *\$/\1/p" "$header"; }
+version=$(part MAJOR).$(part MINOR).$(part PATCH)
+number=$(( $(part MAJOR) * 10000 + $(part MINOR) * 100 + $(part PATCH) ))
+soname=$(grep SONAME <<<"$dyn" | sed -E 's/.*\[(.*)\]/\1/')
+if grep -qF '] .losskit_level ' <<<"$(readelf -S -W "$lib")"; then
+    objcopy --dump-section .losskit_level="$tmp/marker" "$lib" "$tmp/copy"
+    level=$(tr '\0' '\n' <"$tmp/marker" | head -1)
+    printf '%s\0%s\0' "$level" "$version" >"$tmp/expected"
+    cmp -s "$tmp/marker" "$tmp/expected" ||
+        bad "the .losskit_level marker is '$(tr '\0' ' ' <"$tmp/marker")', not '$level $version'"
+    [ "$soname" = "liblosskit-$level.so.$version" ] || bad "soname $soname, not liblosskit-$level.so.$version"
+    [ $fail -ne $fail_before ] || echo "version: header $version = the $level build's marker = its soname $soname"
+else
+    got=$(env -u LOSSKIT_ISA python3 -c "import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1]); lib.lk_version.restype = ctypes.c_char_p
+print(lib.lk_version().decode(), lib.lk_version_number())" "$lib")
+    [ "$got" = "$version $number" ] || bad "lk_version(), lk_version_number() = $got; the header says $version $number"
+    [ "$soname" = "liblosskit.so.$(part MAJOR)" ] || bad "soname $soname, not liblosskit.so.$(part MAJOR)"
+    [ $fail -ne $fail_before ] ||
+        echo "version: header $version ($number) = lk_version(), lk_version_number() = soname $soname"
+fi
 
 exit $fail

@@ -8,7 +8,8 @@
 #include <limits.h>   /* PATH_MAX */
 #include <stdint.h>   /* uint64_t */
 #include <stdlib.h>   /* realpath */
-#include <string.h>   /* strrchr, memcpy, memcmp, strcmp */
+#include <stdio.h>    /* snprintf */
+#include <string.h>   /* strrchr, strncmp, memcmp */
 #include <sys/stat.h> /* fstat, S_ISREG */
 #include <unistd.h>   /* pread, close */
 
@@ -40,10 +41,12 @@ int losskit_internal_cpu_level(void) { return 0; }
 #endif
 
 /* The level marker of a CPU-level build. The build passes -Xcc -DLK_VARIANT_LEVEL=1 (AVX2) or 2
- * (AVX-512); the marker is the level's name in a section of its own, which the baseline reads
- * from the file before it loads it. This file is compiled without the Swift target's CPU flags,
- * so the variant's lk_cpu_level below is baseline code: asking a build its level never executes
- * an instruction the CPU may lack. Returning the marker keeps its section in the link. */
+ * (AVX-512); the marker is the level's name and the library's version, "avx2\0" "0.2.0\0", in a
+ * section of its own, which the baseline reads from the file before it loads it (a build of
+ * another version, left beside a newer library, is never loaded). This file is compiled without
+ * the Swift target's CPU flags, so the variant's lk_cpu_level below is baseline code: asking a
+ * build its level never executes an instruction the CPU may lack. Returning the marker (its
+ * first string, the level) keeps its section in the link. */
 #if defined(LK_VARIANT_LEVEL)
 #if LK_VARIANT_LEVEL == 1
 #define LK_LEVEL_NAME "avx2"
@@ -54,7 +57,8 @@ int losskit_internal_cpu_level(void) { return 0; }
 #endif
 #include "losskit.h" /* the declaration lk_cpu_level is checked against */
 
-__attribute__((used, section(LOSSKIT_LEVEL_SECTION))) static const char level_marker[] = LK_LEVEL_NAME;
+__attribute__((used, section(LOSSKIT_LEVEL_SECTION))) static const char level_marker[] =
+    LK_LEVEL_NAME "\0" LOSSKIT_VERSION_STRING;
 
 const char *lk_cpu_level(void) { return level_marker; }
 #endif
@@ -72,24 +76,25 @@ int losskit_internal_take_widest_split(void) {
     return widest;
 }
 
-int losskit_internal_library_folder(char *buffer, size_t capacity) {
+int losskit_internal_variant_path(const char *level, char *buffer, size_t capacity) {
     Dl_info info;
-    if (!dladdr((void *)&losskit_internal_library_folder, &info) || !info.dli_fname) return -1;
+    if (!dladdr((void *)&losskit_internal_variant_path, &info) || !info.dli_fname) return -1;
     /* The real file, not a symlink to it: the CPU-level builds sit beside the real file. */
     char real[PATH_MAX];
     const char *path = realpath(info.dli_fname, real) ? real : info.dli_fname;
     const char *slash = strrchr(path, '/');
-    if (!slash) {
-        if (capacity < 2) return -1;
-        buffer[0] = '.';
-        buffer[1] = '\0';
-        return 0;
-    }
-    const size_t length = slash == path ? 1 : (size_t)(slash - path); /* "/" for a file in / */
-    if (length + 1 > capacity) return -1;
-    memcpy(buffer, path, length);
-    buffer[length] = '\0';
-    return 0;
+    const char *name = slash ? slash + 1 : path;
+    /* The folder with its final slash ("/" for a file in /), or "./" for a bare file name. */
+    const char *folder = slash ? path : "./";
+    const int folder_length = slash ? (int)(slash - path + 1) : 2;
+    /* liblosskit.so -> liblosskit-avx2.so, liblosskit.so.0.2.0 -> liblosskit-avx2.so.0.2.0;
+     * a library under any other name looks for the plain liblosskit-avx2.so. */
+    const char stem[] = "liblosskit", own[] = "liblosskit.so";
+    const int versioned = strncmp(name, own, sizeof own - 1) == 0 &&
+                          (name[sizeof own - 1] == '\0' || name[sizeof own - 1] == '.');
+    const char *suffix = versioned ? name + (sizeof stem - 1) : ".so";
+    const int written = snprintf(buffer, capacity, "%.*s%s-%s%s", folder_length, folder, stem, level, suffix);
+    return written < 0 || (size_t)written >= capacity ? -1 : 0;
 }
 
 int losskit_internal_is_this_library(const void *symbol) {
@@ -148,7 +153,8 @@ static int check_variant_fd(int fd, const char *level) {
     if (read_at(fd, &names, sizeof names, eh.e_shoff + (uint64_t)eh.e_shstrndx * sizeof names) != 0) return -1;
     if (names.sh_type != SHT_STRTAB || !table_fits(names.sh_offset, 1, names.sh_size, size)) return -1;
     const char wanted[] = LOSSKIT_LEVEL_SECTION;
-    char marker[16] = {0};
+    char marker[64] = {0};
+    uint64_t marker_size = 0;
     int found = 0;
     for (uint64_t i = 0; i < eh.e_shnum; i++) {
         Elf64_Shdr sh;
@@ -158,12 +164,17 @@ static int check_variant_fd(int fd, const char *level) {
         char name[sizeof wanted];
         if (read_at(fd, name, sizeof name, names.sh_offset + sh.sh_name) != 0) return -1;
         if (memcmp(name, wanted, sizeof wanted) != 0) continue;
-        if (found || sh.sh_type != SHT_PROGBITS || sh.sh_size == 0 || sh.sh_size >= sizeof marker) return -1;
+        if (found || sh.sh_type != SHT_PROGBITS || sh.sh_size == 0 || sh.sh_size > sizeof marker) return -1;
         if (read_at(fd, marker, sh.sh_size, sh.sh_offset) != 0) return -1;
+        marker_size = sh.sh_size;
         found = 1;
     }
-    if (!found || marker[sizeof marker - 1] != '\0') return -1;
-    return strcmp(marker, level) == 0 ? 0 : -1;
+    if (!found) return -1;
+    /* Exactly "LEVEL\0VERSION\0", both NUL-terminated strings; the version is this library's. */
+    char expected[sizeof marker];
+    const int length = snprintf(expected, sizeof expected, "%s%c%s", level, '\0', LOSSKIT_VERSION_STRING);
+    if (length < 0 || (size_t)length + 1 > sizeof expected || marker_size != (uint64_t)length + 1) return -1;
+    return memcmp(marker, expected, (size_t)length + 1) == 0 ? 0 : -1;
 }
 
 int losskit_internal_check_variant(const char *path, const char *level) {

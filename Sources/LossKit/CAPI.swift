@@ -1,18 +1,9 @@
 import CLossKit
 
-// The C entry points shared by every structure: version, status names, the last error and
-// option defaults. `@c @implementation` makes the compiler check each one against its
-// declaration in include/losskit.h.
-
-@c @implementation
-public func lk_version() -> UnsafePointer<CChar>? {
-    cString(Version.string)
-}
-
-@c @implementation
-public func lk_version_number() -> Int32 {
-    Version.number
-}
+// The C entry points shared by every structure: status names, the last error and option
+// defaults. `@c @implementation` makes the compiler check each one against its declaration in
+// include/losskit.h. lk_version and lk_version_number are C (Sources/CLossKit/version.c): the
+// preprocessor makes them from the header's LK_VERSION_* macros.
 
 @c @implementation
 public func lk_status_name(_ status: lk_status) -> UnsafePointer<CChar>? {

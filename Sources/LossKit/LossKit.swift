@@ -27,12 +27,3 @@
 // digits. Nothing reachable from C traps: sizes are checked with overflow-reporting arithmetic
 // and every index is validated before the computing pass, which runs only on valid input.
 // (Known weakness: scalar loops; the vectorised kernels come with the speed work.)
-
-/// The library version, as in the header's LK_VERSION_* macros.
-enum Version {
-    static let major: Int32 = 0
-    static let minor: Int32 = 1
-    static let patch: Int32 = 0
-    static let number: Int32 = major * 10000 + minor * 100 + patch
-    static let string: StaticString = "0.1.0"
-}

@@ -13,12 +13,14 @@ import Glibc
 //
 // What is loaded is checked before anything is forwarded to it, since a bad file must cost the
 // speed-up, never the process: the file is read (not mapped) first, and must be a complete x86-64
-// ELF shared object carrying the marker of exactly the level its name claims (a truncated file
-// would fault inside dlopen, a wider build would fault on its first instruction, a copy of this
-// library would forward to itself); once loaded, its lk_cpu_level must not be ours (dlopen of a
-// file already loaded returns that library) and must report that level. A build's lk_cpu_level
-// is baseline C code, so asking runs nothing the CPU may lack. Its siblings are looked up beside
-// the real file of this library, symlinks resolved.
+// ELF shared object carrying the marker of exactly the level its name claims and of this version
+// (a truncated file would fault inside dlopen, a wider build would fault on its first
+// instruction, a copy of this library would forward to itself, a build of another version left
+// by an older install has other entry points); once loaded, its lk_cpu_level must not be ours
+// (dlopen of a file already loaded returns that library) and must report that level, and its
+// lk_version must be ours. A build's lk_cpu_level and lk_version are baseline C code, so asking
+// runs nothing the CPU may lack. Its siblings are looked up beside the real file of this library,
+// symlinks resolved, and named after it: liblosskit-avx2.so.0.2.0 beside liblosskit.so.0.2.0.
 
 /// The vector level this build was compiled for.
 enum BuildLevel {
@@ -122,7 +124,7 @@ struct Variant {
     static let active: Variant? = load()
 
     private static func load() -> Variant? {
-        let levels: [(name: StaticString, file: String)] = [("avx512", "liblosskit-avx512.so"), ("avx2", "liblosskit-avx2.so")]
+        let levels: [StaticString] = ["avx512", "avx2"]
         var supported = Int(losskit_internal_cpu_level())  // 0 baseline, 1 avx2, 2 avx512
         if let cap = getenv("LOSSKIT_ISA").map({ String(cString: $0) }) {
             // A cap only ever lowers the level: a level the CPU lacks is never used, and an
@@ -133,17 +135,17 @@ struct Variant {
             default: break
             }
         }
-        guard supported > 0, let folder = folderOfThisLibrary() else { return nil }
+        guard supported > 0 else { return nil }
         for (index, level) in levels.enumerated() where 2 - index <= supported {
-            if let variant = open(folder + "/" + level.file, level: level.name) { return variant }
+            if let path = pathOfBuild(level), let variant = open(path, level: level) { return variant }
         }
         return nil
     }
 
-    /// The folder of this library's real file.
-    private static func folderOfThisLibrary() -> String? {
+    /// Where the build of `level` is looked for: beside this library's real file, named after it.
+    private static func pathOfBuild(_ level: StaticString) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
-        guard losskit_internal_library_folder(&buffer, buffer.count) == 0 else { return nil }
+        guard losskit_internal_variant_path(String(describing: level), &buffer, buffer.count) == 0 else { return nil }
         let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -160,7 +162,9 @@ struct Variant {
         }
         guard let cpuLevel = dlsym(handle, "lk_cpu_level"), losskit_internal_is_this_library(cpuLevel) == 0,
               let reported = unsafeBitCast(cpuLevel, to: CString.self)(),
-              String(cString: reported) == levelName
+              String(cString: reported) == levelName,
+              let version = symbol("lk_version", as: CString.self)?(), let ours = lk_version(),
+              strcmp(version, ours) == 0
         else { return nil }
         guard let lastError = symbol("lk_last_error", as: CString.self),
               let optionsInit = symbol("lk_options_init", as: OptionsInit.self),

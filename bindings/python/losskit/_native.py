@@ -16,7 +16,7 @@ __all__ = ["LossKitError", "lib", "library_path", "Options", "init_options"]
 
 LK_OK = 0
 # The header this package was written against (LK_VERSION_MAJOR, LK_VERSION_MINOR).
-_HEADER_VERSION = (0, 1)
+_HEADER_VERSION = (0, 2)
 
 
 class LossKitError(RuntimeError):

@@ -2,8 +2,9 @@
 
 liblosskit.so loads the widest build of itself that the CPU runs (liblosskit-avx512.so, then
 liblosskit-avx2.so) from the folder of its real file. Each scenario below builds a folder with
-liblosskit.so and a missing, truncated, foreign, wrong-level or self-copied variant (or reaches
-the library through a symlink from another folder, or sets LOSSKIT_ISA to garbage), then loads
+liblosskit.so and a missing, truncated, foreign, wrong-level, other-version or self-copied variant
+(or reaches the library through a symlink from another folder or under its installed, versioned
+name, or sets LOSSKIT_ISA to garbage), then loads
 it in a child process with a timeout, so that a crash (SIGBUS, SIGILL, a stack overflow) or a
 hang fails the test instead of killing pytest. The child reports lk_cpu_level() and a dense log
 loss whose value is known in closed form: scores [0, log 3], gold 1 -> log(1 + 3) - log 3 =
@@ -20,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -115,19 +117,52 @@ def _assert_runs(result: dict, level: str) -> None:
     assert all(math.isclose(g, e, rel_tol=8 * 2**-52) for g, e in zip(result["grad"], (0.25, -0.25))), result
 
 
-def _folder(tmp_path: Path, builds: dict[str, Path], name: str = "lib", **variants) -> Path:
+def _folder(tmp_path: Path, builds: dict[str, Path], name: str = "lib", suffix: str = "", **variants) -> Path:
     """A folder with liblosskit.so and, per level, the file given (a Path to copy, bytes to
-    write, or None for none)."""
+    write, or None for none). With a suffix (".0.2.0"), every name carries it, as installed."""
     folder = tmp_path / name
     folder.mkdir()
-    shutil.copy(builds["x86-64"], folder / "liblosskit.so")
+    shutil.copy(builds["x86-64"], folder / ("liblosskit.so" + suffix))
     for level, content in variants.items():
-        target = folder / VARIANTS[level]
+        target = folder / (VARIANTS[level] + suffix)
         if isinstance(content, Path):
             shutil.copy(content, target)
         elif isinstance(content, bytes):
             target.write_bytes(content)
-    return folder / "liblosskit.so"
+    return folder / ("liblosskit.so" + suffix)
+
+
+def _marker(data: bytes) -> tuple[int, int]:
+    """Offset and size of the .losskit_level section ("LEVEL\\0VERSION\\0") of an ELF64 file."""
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    def section(i):  # name, offset, size
+        name, _, _, _, offset, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, offset, size
+    _, names, _ = section(shstrndx)
+    for i in range(shnum):
+        name, offset, size = section(i)
+        if data[names + name:names + name + len(b".losskit_level\0")] == b".losskit_level\0":
+            return offset, size
+    raise AssertionError("no .losskit_level section")
+
+
+def _with_marker(data: bytes, marker: bytes) -> bytes:
+    """The build with its marker replaced by one of the same size."""
+    offset, size = _marker(data)
+    assert len(marker) == size, (marker, size)
+    return data[:offset] + marker + data[offset + size:]
+
+
+def _version() -> str:
+    """This library's version, from the header's macros."""
+    header = (Path(__file__).resolve().parents[3] / "include" / "losskit.h").read_text()
+    part = {}
+    for line in header.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "#define" and words[1].startswith("LK_VERSION_"):
+            part[words[1]] = words[2]
+    return ".".join(part[f"LK_VERSION_{p}"] for p in ("MAJOR", "MINOR", "PATCH"))
 
 
 def test_complete_folder_runs_the_widest_level(tmp_path, builds):
@@ -222,3 +257,48 @@ def test_losskit_isa_caps_the_level(tmp_path, builds, isa):
     """A cap never raises the level: a level the CPU lacks runs the widest one it has."""
     library = _folder(tmp_path, builds, avx2=builds["avx2"], avx512=builds["avx512"])
     _assert_runs(_load(library, isa=isa), _capped("x86-64" if isa == "baseline" else isa))
+
+
+@pytest.mark.parametrize("level", ["avx2", "avx512"])
+def test_build_of_another_version_is_passed_over(tmp_path, builds, level):
+    """A CPU-level build left by an older (or newer) install beside this library: its entry
+    points may differ, so it is never loaded, and the next level down (or the baseline) runs.
+    The stale build is this build with the version in its marker changed (same length), and the
+    control, its marker rewritten unchanged, loads: the file is refused for its version alone."""
+    data = builds[level].read_bytes()
+    offset, size = _marker(data)
+    marker = data[offset:offset + size]
+    version = _version().encode()
+    assert marker == level.encode() + b"\0" + version + b"\0", marker
+    other = version[:-1] + str((int(version[-1:]) + 1) % 10).encode()
+    stale = {
+        "other version": _with_marker(data, level.encode() + b"\0" + other + b"\0"),
+        # The marker of 0.1.0 builds named the level alone; here padded to the same size.
+        "no version": _with_marker(data, level.encode() + b"\0" * (size - len(level))),
+        "same version": _with_marker(data, marker),
+    }
+    for case, content in stale.items():
+        library = _folder(tmp_path, builds, name=case.replace(" ", "-"), **{level: content})
+        _assert_runs(_load(library, isa=level), _capped(level) if case == "same version" else "x86-64")
+    if level == "avx512":
+        library = _folder(tmp_path, builds, name="beside-avx2", avx512=stale["other version"], avx2=builds["avx2"])
+        _assert_runs(_load(library), _capped("avx2"))
+
+
+def test_installed_names_find_the_builds_named_after_them(tmp_path, builds):
+    """As installed (make install): liblosskit.so.VERSION with liblosskit-avx2.so.VERSION and
+    liblosskit-avx512.so.VERSION beside it, reached through the links liblosskit.so.MAJOR and
+    liblosskit.so; builds under the plain names beside a versioned library are not its own."""
+    version = _version()
+    real = _folder(tmp_path, builds, suffix="." + version, avx2=builds["avx2"], avx512=builds["avx512"])
+    major = real.parent / ("liblosskit.so." + version.split(".")[0])
+    major.symlink_to(real.name)
+    (real.parent / "liblosskit.so").symlink_to(major.name)
+    for path in (real, major, real.parent / "liblosskit.so"):
+        _assert_runs(_load(path), CPU)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copy(builds["x86-64"], plain / ("liblosskit.so." + version))
+    for level, name in VARIANTS.items():
+        shutil.copy(builds[level], plain / name)
+    _assert_runs(_load(plain / ("liblosskit.so." + version)), "x86-64")
