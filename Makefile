@@ -1,9 +1,11 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
-#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, and a
-#               short bounded fuzzing pass over the C ABI (make test-fuzz)
+#   make test   set up and run every test: Swift, the shipped library's checks, C, Python, a
+#               short bounded fuzzing pass over the C ABI (make test-fuzz), and the Python wheel
+#               installed in a fresh virtual environment (make test-wheel)
 #
-# Other targets: make lib (the standalone release library and its CPU-level builds), make bench,
+# Other targets: make lib (the standalone release library and its CPU-level builds), make wheel
+# (the Python wheel that carries them, in dist/), make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
@@ -27,7 +29,7 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize
+        fuzz test-fuzz test-sanitize wheel setup-wheel test-wheel
 
 all: lib
 
@@ -55,7 +57,7 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup test-swift test-library test-c test-python test-fuzz
+test: setup test-swift test-library test-c test-python test-fuzz test-wheel
 
 # The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
 # SwiftPM compiles a module for one CPU level).
@@ -101,12 +103,43 @@ test-c: build/example build/c-tests build/thread-load
 	build/c-tests
 	build/thread-load
 
-# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads).
+# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads), against the
+# library just built (LOSSKIT_LIBRARY: not one the system loader would find first).
 test-python: lib
 	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
 	    echo "== Python tests, $$level"; \
-	    (cd bindings/python && LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
+	    (cd bindings/python && LOSSKIT_LIBRARY=$(LIB) LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
 	done
+
+# The Python wheel: dist/losskit-VERSION-py3-none-manylinux_2_Y_x86_64.whl, one wheel for every
+# Python >= 3.9, carrying the three libraries stripped (scripts/stage-libs.sh) in the package
+# folder; VERSION and 2.Y (the oldest glibc the libraries load on) are read by
+# bindings/python/setup.py. Built from a fresh copy of the package in build/wheel, so that no
+# earlier build's files slip into it.
+WHEEL_SRC = build/wheel/src
+wheel: lib setup-wheel
+	rm -rf build/wheel dist/losskit-*.whl
+	mkdir -p $(WHEEL_SRC)/losskit dist
+	cp bindings/python/pyproject.toml bindings/python/setup.py $(WHEEL_SRC)/
+	cp bindings/python/losskit/*.py $(WHEEL_SRC)/losskit/
+	rm -f $(WHEEL_SRC)/losskit/_version.py
+	scripts/stage-libs.sh $(WHEEL_SRC)/losskit
+	LOSSKIT_HEADER=$(CURDIR)/include/losskit.h $(PYTHON) -m build --wheel --quiet --outdir dist $(WHEEL_SRC)
+	@ls -l dist/losskit-*.whl
+
+# What building and checking the wheel takes: build and auditwheel from PyPI
+# (bindings/python/requirements-wheel.txt), and venv's ensurepip (Debian's python3-venv, for
+# the fresh virtual environment of test-wheel).
+setup-wheel:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	    -r bindings/python/requirements-wheel.txt
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+
+# The wheel as a user gets it (scripts/test-wheel.sh): its tag against auditwheel, its size, the
+# bundled libraries (readelf, nm), then installed into a fresh virtual environment and used from
+# a temporary folder with no swift on PATH and the repository out of reach, README examples too.
+test-wheel: wheel
+	PYTHON=$(PYTHON) scripts/test-wheel.sh dist/losskit-*.whl
 
 # The benchmark (bench/bench.py): every contender installed, at 1 and 2 threads, then what
 # each CPU level gains. Peers are optional: bench/install-peers.sh installs them on request.
@@ -200,4 +233,4 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	    -Xswiftc -enable-testing
 
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build dist
