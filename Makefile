@@ -128,12 +128,13 @@ wheel: lib setup-wheel
 	@ls -l dist/losskit-*.whl
 
 # What building and checking the wheel takes: build and auditwheel from PyPI
-# (bindings/python/requirements-wheel.txt), and venv's ensurepip (Debian's python3-venv, for
-# the fresh virtual environment of test-wheel).
+# (bindings/python/requirements-wheel.txt), and a working `python3 -m venv` for test-wheel's
+# fresh virtual environment (Debian's system Python needs the python3-venv package for it).
 setup-wheel:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
 	    -r bindings/python/requirements-wheel.txt
-	$(PYTHON) -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	tmp=$$(mktemp -d) && $(PYTHON) -m venv "$$tmp/venv" >/dev/null 2>&1; ok=$$?; rm -rf "$$tmp"; \
+	    [ $$ok -eq 0 ] || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 
 # The wheel as a user gets it (scripts/test-wheel.sh): its tag against auditwheel, its size, the
 # bundled libraries (readelf, nm), then installed into a fresh virtual environment and used from
