@@ -1,11 +1,13 @@
 # LossKit — the two commands a newcomer runs (see README.md):
 #   make demo   set up (Python packages, release library) and run the main job
 #   make test   set up and run every test: Swift, the shipped library's checks, C, the README's C,
-#               make install (with CMake and pkg-config), Python, and a short bounded fuzzing pass
-#               over the C ABI (make test-fuzz)
+#               make install (with CMake and pkg-config), Python, the Python wheel installed in a
+#               fresh virtual environment (make test-wheel), and a short bounded fuzzing pass over
+#               the C ABI (make test-fuzz)
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make install
-# and make uninstall (PREFIX=/usr/local, DESTDIR=), make setup-system, make bench,
+# and make uninstall (PREFIX=/usr/local, DESTDIR=), make wheel (the Python wheel that carries the
+# libraries, in dist/), make setup-system, make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
 # make setup, make example, make clean.
 
@@ -40,7 +42,8 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c
+        fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
+        wheel setup-wheel test-wheel
 
 all: lib
 
@@ -92,7 +95,8 @@ setup: setup-python lib
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup setup-system test-swift test-library test-c test-readme-c test-install test-python test-fuzz
+test: setup setup-system test-swift test-library test-c test-readme-c test-install test-python test-wheel \
+      test-fuzz
 
 # System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
 # apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
@@ -153,12 +157,44 @@ test-c: build/example build/c-tests build/thread-load
 	build/c-tests
 	build/thread-load
 
-# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads).
+# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads), against the
+# library just built (LOSSKIT_LIBRARY: not one the system loader would find first).
 test-python: lib
 	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
 	    echo "== Python tests, $$level"; \
-	    (cd bindings/python && LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
+	    (cd bindings/python && LOSSKIT_LIBRARY=$(LIB) LOSSKIT_ISA=$$level $(PYTHON) -m pytest -q tests) || exit 1; \
 	done
+
+# The Python wheel: dist/losskit-VERSION-py3-none-manylinux_2_Y_x86_64.whl, one wheel for every
+# Python >= 3.9, carrying the three libraries stripped (scripts/stage-libs.sh) in the package
+# folder; VERSION and 2.Y (the oldest glibc the libraries load on) are read by
+# bindings/python/setup.py. Built from a fresh copy of the package in build/wheel, so that no
+# earlier build's files slip into it.
+WHEEL_SRC = build/wheel/src
+wheel: lib setup-wheel
+	rm -rf build/wheel dist/losskit-*.whl
+	mkdir -p $(WHEEL_SRC)/losskit dist
+	cp bindings/python/pyproject.toml bindings/python/setup.py $(WHEEL_SRC)/
+	cp bindings/python/losskit/*.py $(WHEEL_SRC)/losskit/
+	rm -f $(WHEEL_SRC)/losskit/_version.py
+	scripts/stage-libs.sh $(WHEEL_SRC)/losskit
+	LOSSKIT_HEADER=$(CURDIR)/include/losskit.h $(PYTHON) -m build --wheel --quiet --outdir dist $(WHEEL_SRC)
+	@ls -l dist/losskit-*.whl
+
+# What building and checking the wheel takes: build and auditwheel from PyPI
+# (bindings/python/requirements-wheel.txt), and a working `python3 -m venv` for test-wheel's
+# fresh virtual environment (Debian's system Python needs the python3-venv package for it).
+setup-wheel:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	    -r bindings/python/requirements-wheel.txt
+	tmp=$$(mktemp -d) && $(PYTHON) -m venv "$$tmp/venv" >/dev/null 2>&1; ok=$$?; rm -rf "$$tmp"; \
+	    [ $$ok -eq 0 ] || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+
+# The wheel as a user gets it (scripts/test-wheel.sh): its tag against auditwheel, its size, the
+# bundled libraries (readelf, nm), then installed into a fresh virtual environment and used from
+# a temporary folder with no swift on PATH and the repository out of reach, README examples too.
+test-wheel: wheel
+	PYTHON=$(PYTHON) scripts/test-wheel.sh dist/losskit-*.whl
 
 # The benchmark (bench/bench.py): every contender installed, at 1 and 2 threads, then what
 # each CPU level gains. Peers are optional: bench/install-peers.sh installs them on request.
@@ -252,4 +288,4 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	    -Xswiftc -enable-testing
 
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build
+	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build dist

@@ -12,7 +12,7 @@ with losskit.viterbi and losskit.marginals), and L-Softmax over features and cla
 _f64 functions, anything else in float32. Failures raise LossKitError carrying the library's message.
 """
 
-from ._native import LossKitError, library_path, lib as _lib
+from ._native import VERSION as __version__, LossKitError, library_path, lib as _lib
 from ._dense import DenseResult, dense
 from ._lists import ListsResult, lists
 from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, marginals, viterbi
@@ -38,5 +38,3 @@ def cpu_level() -> str:
     (lk_cpu_level; the environment variable LOSSKIT_ISA caps it)."""
     return _lib.lk_cpu_level().decode()
 
-
-__version__ = "0.1.0"

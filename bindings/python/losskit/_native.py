@@ -2,21 +2,180 @@
 
 One row per function of include/losskit.h, registered in a loop; every function that returns an
 lk_status gets an errcheck that turns a failure into LossKitError carrying lk_last_error().
-The library is found through $LOSSKIT_LIBRARY, then next to this package, then in the
-repository's release build folder (`make lib`).
+
+Where the library is found, the first of:
+  1. $LOSSKIT_LIBRARY, when set: the library file, or a folder holding liblosskit.so (or
+     liblosskit.so.0). Set, it is the only place looked at: if it holds no library, the import
+     fails naming it, rather than quietly loading another build.
+  2. The library bundled in this package's folder (the wheel `make wheel` builds carries
+     liblosskit.so and its CPU-level builds there).
+  3. The system loader: dlopen of liblosskit.so.0 (the soname `make install` installs), then of
+     liblosskit.so (LD_LIBRARY_PATH, the ld.so cache, the system's library folders), then
+     ctypes.util.find_library("losskit").
+  4. The release build folder (.build/release, `make lib`) of the LossKit repository this package
+     sits in (bindings/python/losskit), for a source checkout or its editable install.
+$LOSSKIT_LIBRARY comes before the bundled library on purpose: setting it is how a particular
+build is put under test (the Makefile points the test suite at the build it just made and the
+sanitizer runs at their ASan and TSan builds; a developer points it at the build being
+debugged), and an installed wheel must not silently shadow that build. An explicit variable wins,
+as llama-cpp-python's LLAMA_CPP_LIB_PATH does; unset, an installed wheel always uses the library
+it carries, whatever else is on the machine.
+
+At import, the loaded library's version (lk_version_number) must have this package's MAJOR.MINOR.
+The package's version is written into every built package as losskit/_version.py (setup.py, from
+the LK_VERSION_* macros of include/losskit.h); a source checkout reads those macros itself.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import os
+import re
 from pathlib import Path
+from typing import Callable, Mapping, Optional
 
-__all__ = ["LossKitError", "lib", "library_path", "Options", "init_options"]
+__all__ = ["LossKitError", "lib", "library_path", "Options", "init_options", "VERSION"]
 
 LK_OK = 0
-# The header this package was written against (LK_VERSION_MAJOR, LK_VERSION_MINOR).
-_HEADER_VERSION = (0, 2)
+# What the system loader is asked for: the versioned soname `make install` installs, then the
+# development link (an unversioned build on LD_LIBRARY_PATH).
+SYSTEM_NAMES = ("liblosskit.so.0", "liblosskit.so")
+# What a folder given as $LOSSKIT_LIBRARY may hold, in this order.
+FOLDER_NAMES = ("liblosskit.so", "liblosskit.so.0")
+FIXES = ("Fix it in one of three ways:\n"
+         "  - pip install the wheel, which carries the library: `make wheel` in the LossKit repository,\n"
+         "    then `pip install dist/losskit-*.whl`;\n"
+         "  - set LOSSKIT_LIBRARY to liblosskit.so or to the folder holding it;\n"
+         "  - build it: `make lib` in the LossKit repository (found there by a source checkout or\n"
+         "    `pip install -e bindings/python`), or `make install` (found by the system loader).")
+
+_HERE = Path(__file__).resolve().parent
+
+
+def repository(package_dir: Path) -> Optional[Path]:
+    """The LossKit repository whose bindings/python/losskit is package_dir, if it is one."""
+    if len(package_dir.parents) < 3:
+        return None
+    repo = package_dir.parents[2]
+    if (repo / "Package.swift").is_file() and (repo / "include" / "losskit.h").is_file():
+        return repo
+    return None
+
+
+def header_version(header: Path) -> str:
+    """MAJOR.MINOR.PATCH from the LK_VERSION_* macros of a losskit.h (as setup.py reads them)."""
+    text = header.read_text()
+    parts = []
+    for macro in ("LK_VERSION_MAJOR", "LK_VERSION_MINOR", "LK_VERSION_PATCH"):
+        found = re.search(rf"^#define {macro}\s+(\d+)\s*$", text, re.M)
+        if not found:
+            raise ImportError(f"{header} does not define {macro}")
+        parts.append(found.group(1))
+    return ".".join(parts)
+
+
+def package_version(package_dir: Path = _HERE) -> str:
+    """This package's version: losskit/_version.py of a built package, or else the header of the
+    repository it sits in."""
+    built = package_dir / "_version.py"
+    if built.is_file():
+        found = re.search(r'^version = "([^"]+)"$', built.read_text(), re.M)
+        if found:
+            return found.group(1)
+    repo = repository(package_dir)
+    if repo is None:
+        raise ImportError(f"{package_dir} has no _version.py (written when the package is built) "
+                          "and is not inside a LossKit repository; install the package with pip")
+    return header_version(repo / "include" / "losskit.h")
+
+
+def _loaded_from(handle: ctypes.CDLL, default: str) -> Path:
+    """The file a library loaded by name came from (dladdr of one of its functions)."""
+
+    class DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                    ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+    try:
+        dladdr = ctypes.CDLL(None).dladdr  # in libc since glibc 2.34, else reached through libdl
+    except AttributeError:
+        try:
+            dladdr = ctypes.CDLL("libdl.so.2").dladdr
+        except (OSError, AttributeError):
+            return Path(default)
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(DlInfo)]
+    info = DlInfo()
+    if dladdr(ctypes.cast(handle.lk_version, ctypes.c_void_p), ctypes.byref(info)) and info.dli_fname:
+        return Path(os.fsdecode(info.dli_fname))
+    return Path(default)
+
+
+def locate(environ: Mapping[str, str], package_dir: Path = _HERE,
+           load: Callable[[str], ctypes.CDLL] = ctypes.CDLL,
+           find: Callable[[str], Optional[str]] = ctypes.util.find_library,
+           where: Callable[[ctypes.CDLL, str], Path] = _loaded_from):
+    """Loads the library from the first place that has it (the module docstring gives the order)
+    and returns (handle, path). Raises ImportError naming what was tried and how to fix it."""
+
+    def open_file(path: Path, how: str):
+        try:
+            return load(str(path)), path
+        except OSError as error:  # there, but not loadable: say so rather than load another
+            raise ImportError(f"{how}: {path} exists but could not be loaded: {error}") from error
+
+    setting = environ.get("LOSSKIT_LIBRARY")
+    if setting:
+        given = Path(setting)
+        for path in ([given / name for name in FOLDER_NAMES] if given.is_dir() else [given]):
+            if path.is_file():
+                return open_file(path, "LOSSKIT_LIBRARY")
+        raise ImportError(f"LOSSKIT_LIBRARY={setting} is neither liblosskit.so nor a folder holding "
+                          "it; point it at the library or its folder, or unset it")
+
+    tried = ["LOSSKIT_LIBRARY: not set"]
+    bundled = package_dir / "liblosskit.so"
+    if bundled.is_file():
+        return open_file(bundled, "the library bundled with the package")
+    tried.append(f"bundled with the package: {bundled} (absent)")
+
+    for name in SYSTEM_NAMES:
+        try:
+            handle = load(name)
+        except OSError as error:
+            tried.append(f"system loader: {name} ({error})")
+            continue
+        return handle, where(handle, name)
+    found = find("losskit")
+    if found and found not in SYSTEM_NAMES:
+        try:
+            handle = load(found)
+        except OSError as error:
+            tried.append(f"ctypes.util.find_library('losskit'): {found} ({error})")
+        else:
+            return handle, where(handle, found)
+    else:
+        tried.append(f"ctypes.util.find_library('losskit'): {found}")
+
+    repo = repository(package_dir)
+    if repo is None:
+        tried.append("the repository's build folder: this package is not inside a LossKit repository")
+    else:
+        built = repo / ".build" / "release" / "liblosskit.so"
+        if built.is_file():
+            return open_file(built, "the repository's build")
+        tried.append(f"the repository's build folder: {built} (absent)")
+    raise ImportError("liblosskit.so not found. Tried, in order:\n  - " + "\n  - ".join(tried)
+                      + "\n" + FIXES)
+
+
+lib, _path = locate(os.environ)
+VERSION = package_version()
+
+
+def library_path() -> Path:
+    """The file the library was loaded from."""
+    return _path
 
 
 class LossKitError(RuntimeError):
@@ -54,32 +213,6 @@ class Options(ctypes.Structure):
         ("angular_margin", ctypes.c_double),
     ]
 
-
-def _candidates():
-    env = os.environ.get("LOSSKIT_LIBRARY")
-    if env:
-        yield Path(env)
-        return
-    here = Path(__file__).resolve().parent
-    yield here / "liblosskit.so"
-    # The LossKit repository this package sits in (bindings/python/losskit): its release build.
-    repo = here.parents[2] if len(here.parents) > 2 else None
-    if repo and (repo / "Package.swift").is_file() and (repo / "include" / "losskit.h").is_file():
-        yield repo / ".build" / "release" / "liblosskit.so"
-
-
-def library_path() -> Path:
-    tried = []
-    for path in _candidates():
-        tried.append(str(path))
-        if path.is_file():
-            return path
-    raise ImportError(
-        "liblosskit.so not found; build it with `make lib` at the repository root or set "
-        "LOSSKIT_LIBRARY. Tried: " + ", ".join(tried))
-
-
-lib = ctypes.CDLL(str(library_path()))
 
 _c_char_p = ctypes.c_char_p
 _i32, _i64 = ctypes.c_int32, ctypes.c_int64
@@ -135,7 +268,8 @@ def init_options(loss: int) -> Options:
 
 
 _loaded = lib.lk_version_number()
-if (_loaded // 10000, _loaded // 100 % 100) != _HEADER_VERSION:
+_major, _minor = (int(part) for part in VERSION.split(".")[:2])
+if (_loaded // 10000, _loaded // 100 % 100) != (_major, _minor):
     raise ImportError(
-        f"{library_path()} is LossKit {lib.lk_version().decode()}, but this package needs "
-        f"{_HEADER_VERSION[0]}.{_HEADER_VERSION[1]}.x; rebuild it with `make lib`")
+        f"{_path} is LossKit {lib.lk_version().decode()}, but this package ({VERSION}) needs "
+        f"{_major}.{_minor}.x; rebuild it (`make lib`) or point LOSSKIT_LIBRARY at a matching build")
