@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -30,18 +31,18 @@ MACHINES = {62: "x86_64", 183: "aarch64"}
 
 
 def header_version() -> str:
-    """MAJOR.MINOR.PATCH from the LK_VERSION_* macros of include/losskit.h."""
+    """MAJOR.MINOR.PATCH from the LK_VERSION_* macros of include/losskit.h (losskit/_header.py,
+    loaded on its own: importing the package would load the library)."""
     header = Path(os.environ.get("LOSSKIT_HEADER") or HERE.parents[1] / "include" / "losskit.h")
     if not header.is_file():
         raise SystemExit(f"setup.py: {header} not found; set LOSSKIT_HEADER to include/losskit.h")
-    text = header.read_text()
-    parts = []
-    for macro in ("LK_VERSION_MAJOR", "LK_VERSION_MINOR", "LK_VERSION_PATCH"):
-        found = re.search(rf"^#define {macro}\s+(\d+)\s*$", text, re.M)
-        if not found:
-            raise SystemExit(f"setup.py: {header} does not define {macro}")
-        parts.append(found.group(1))
-    return ".".join(parts)
+    spec = importlib.util.spec_from_file_location("losskit_header", PACKAGE / "_header.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.header_version(header)
+    except ValueError as error:
+        raise SystemExit(f"setup.py: {error}") from None
 
 
 def bundled() -> list[Path]:

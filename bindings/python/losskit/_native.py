@@ -35,6 +35,8 @@ import re
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+from . import _header
+
 __all__ = ["LossKitError", "lib", "library_path", "Options", "init_options", "VERSION"]
 
 LK_OK = 0
@@ -64,15 +66,11 @@ def repository(package_dir: Path) -> Optional[Path]:
 
 
 def header_version(header: Path) -> str:
-    """MAJOR.MINOR.PATCH from the LK_VERSION_* macros of a losskit.h (as setup.py reads them)."""
-    text = header.read_text()
-    parts = []
-    for macro in ("LK_VERSION_MAJOR", "LK_VERSION_MINOR", "LK_VERSION_PATCH"):
-        found = re.search(rf"^#define {macro}\s+(\d+)\s*$", text, re.M)
-        if not found:
-            raise ImportError(f"{header} does not define {macro}")
-        parts.append(found.group(1))
-    return ".".join(parts)
+    """MAJOR.MINOR.PATCH from the LK_VERSION_* macros of a losskit.h (losskit/_header.py)."""
+    try:
+        return _header.header_version(header)
+    except ValueError as error:
+        raise ImportError(str(error)) from None
 
 
 def package_version(package_dir: Path = _HERE) -> str:
