@@ -28,15 +28,41 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           grad_out=None) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
+    Losses (``loss=``), per example, with scores s (k,), gold g, costs c[j] = cost_scale *
+    cost(g, j) (0/1 by default: c[j] = [j != g]), p = softmax(s), K the classes that are not
+    masked, lse the log-sum-exp and o the oracle (lowest cost, then highest score):
+
+      log             lse(s) - s[g]  (cross-entropy); with label_smoothing eps:
+                      lse(s) - (1-eps) s[g] - (eps/K) sum_j s[j]               [SZVWW16]
+      perceptron      max(s) - s[g]
+      hinge           max(s + c) - s[g]  (0/1 cost: Crammer-Singer)        [CS01, TJHA05]
+      softmax_margin  lse(s + c) - s[g]                                         [GS10]
+      risk            sum_j p_j c_j  (expected cost)                            [SMTH06]
+      ramp            max(s + c) - max(s - c)                          [DLSVL08, GS12]
+      soft_ramp       lse(s + c) - lse(s - c)                                   [GS12]
+      infinite_ramp   max(s + c) - s[o]                                         [GS12]
+      squared         (1/K) [kappa (s[g] - M)^2 + sum_{j != g} s[j]^2],
+                      kappa = square_k, M = square_m                            [HB20]
+      squentropy      lse(s) - s[g] + (1/(K-1)) sum_{j != g} s[j]^2             [HBW23]
+      hope_fear       F(s + f c) - H(s - h c): F = fear ("max" or "lse") with f = fear_scale,
+                      H = hope ("gold": s[g], "oracle": s[o], "max" or "lse") with
+                      h = hope_scale; log, hinge, ramp, ... are special cases  [GS12, DLSVL08]
+      cosface         lse(z) - z[g], z[j] = S cos_j, z[g] = S (cos_g - M)   [WWZJ18, WCLL18]
+      arcface         lse(z) - z[g], z[j] = S cos_j, z[g] = S cos(theta_g + M), or
+                      S (cos_g - M sin M) where theta_g + M >= pi               [DGXZ19]
+
+    The angular losses (S = angular_scale, M = angular_margin) take cosines in [-1, 1] as scores,
+    normalised by the caller, and give the gradient w.r.t. those cosines. The gradient of a max
+    term is the one-hot of its argmax, of an lse term the softmax of its argument (log: p - e_g).
+    Full references: ``help(losskit)``.
+
     Args:
       scores: (n, k) scores (logits). float64 (and Python floats) are computed in double,
         float32, float16 and integers in float32.
         -inf masks a class.
-      gold: (n,) integer labels in [0, k), or ``ignore_label``.
-      loss: "log", "perceptron", "hinge", "softmax_margin", "risk", "ramp", "soft_ramp",
-        "infinite_ramp", "squared", "squentropy", "hope_fear", or the angular-margin losses
-        "cosface" and "arcface", whose scores are cosines in [-1, 1] that the caller normalised
-        and whose gradient is w.r.t. those cosines (formulas in include/losskit.h).
+      gold: (n,) integer labels in [0, k), or ``ignore_label``; an integer dtype, or floats
+        that are whole numbers (as gradient-boosting libraries pass labels).
+      loss: one of the losses above, by name.
       cost: None (0/1 cost), an (n, k) per-example cost or a (k, k) class matrix (row = gold).
         When n == k the layout is ambiguous and ``cost_layout`` must be given. Losses that
         read no costs ("log", "perceptron", "squared", "squentropy") ignore it, so one call
@@ -44,11 +70,13 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       cost_layout: "zero_one", "per_example" or "class_matrix"; inferred from cost's shape.
       weight: (n,) non-negative example weights, or None.
       reduction: "mean" (over the weight of non-ignored examples), "sum" or "none".
-      cost_scale, label_smoothing, square_k, square_m, hope, fear, hope_scale, fear_scale:
-        as the lk_options fields of the same names. Each applies only to the loss that uses
-        it (label_smoothing: "log"; square_k, square_m: "squared"; hope ("gold", "oracle",
-        "max", "lse"), fear ("max", "lse") and their scales: "hope_fear"); a non-default value
-        given to another loss is a ValueError.
+      cost_scale: alpha >= 0, multiplies every cost.
+      label_smoothing: eps in [0, 1), "log" only.
+      square_k, square_m: kappa > 0 and M of "squared" (defaults 1 and 1).
+      hope, fear, hope_scale, fear_scale: the terms of "hope_fear": hope "gold" (default),
+        "oracle", "max" or "lse"; fear "max" or "lse" (default); h, f >= 0 (defaults 0, 1).
+        Each of these options applies only to the loss that uses it; a non-default value given
+        to another loss is a ValueError.
       angular_scale, angular_margin: s (default 64) and m (default 0.35 for "cosface", 0.5 for
         "arcface") of the angular-margin losses, which take no other of these options.
       threads: 0 = library default.
@@ -62,10 +90,12 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
 
     Raises:
       ValueError: an argument has the wrong shape, dtype or name (checked before the call).
-      LossKitError: the library rejected the input (message names the argument and index).
+      LossKitError (a ValueError): a value outside its domain (an option such as
+        cost_scale=-1, a label outside [0, k), +inf in scores, a negative weight); the message
+        names the argument and the index, and status / name give the lk_status.
     """
-    dtype = c.float_dtype(scores)
-    s = np.asarray(scores)
+    s = c.as_array(scores)
+    dtype = c.float_dtype(s)
     if s.ndim != 2:
         raise ValueError(f"scores must be 2-D (n, k), got shape {s.shape}")
     n, k = s.shape
@@ -94,14 +124,18 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         raise ValueError(f"cost_layout={layout!r} needs a cost array")
     w = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
 
-    opt = c.make_options(loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
-                         ignore_label=ignore_label, cost_layout=layout,
-                         label_smoothing=label_smoothing, square_k=square_k, square_m=square_m,
-                         hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale,
-                         angular_scale=angular_scale, angular_margin=angular_margin)
+    key = (loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
+           layout, label_smoothing, square_k, square_m, hope, fear, hope_scale, fear_scale,
+           angular_scale, angular_margin)
+    opt = c.options(key, lambda: c.make_options(
+        loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
+        ignore_label=ignore_label, cost_layout=layout, label_smoothing=label_smoothing,
+        square_k=square_k, square_m=square_m, hope=hope, fear=fear, hope_scale=hope_scale,
+        fear_scale=fear_scale, angular_scale=angular_scale, angular_margin=angular_margin))
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
     fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
-    fn(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array), c.address(w),
-       c.address(out), c.address(grad))
+    address = c.address
+    fn(ctypes.byref(opt), n, k, address(s), address(g), address(cost_array), address(w),
+       address(out), address(grad))
     return DenseResult(out if reduction == "none" else out[0], grad)

@@ -1,7 +1,8 @@
 """Loading liblosskit and its prototype table (private).
 
 One row per function of include/losskit.h, registered in a loop; every function that returns an
-lk_status gets an errcheck that turns a failure into LossKitError carrying lk_last_error().
+lk_status gets an errcheck that turns a failure into LossKitError carrying lk_last_error() in the
+Python API's words (python_words: keyword arguments, not the C struct's fields).
 
 Where the library is found, the first of:
   1. $LOSSKIT_LIBRARY, when set: the library file, or a folder holding liblosskit.so (or
@@ -37,7 +38,9 @@ from typing import Callable, Mapping, Optional
 
 from . import _header
 
-__all__ = ["LossKitError", "lib", "library_path", "Options", "init_options", "VERSION"]
+__all__ = ["LossKitError", "lib", "library_path", "Options", "init_options", "VERSION", "error",
+           "python_words", "LOSSES", "REDUCTIONS", "COST_LAYOUTS", "HOPE_TERMS", "FEAR_TERMS",
+           "ANGULAR_LOSSES"]
 
 LK_OK = 0
 # What the system loader is asked for: the versioned soname `make install` installs, then the
@@ -176,15 +179,81 @@ def library_path() -> Path:
     return _path
 
 
-class LossKitError(RuntimeError):
-    """A LossKit call failed; ``status`` is the lk_status, ``name`` its LK_ERR_* name and the
-    message is the library's lk_last_error() text."""
+class LossKitError(ValueError, RuntimeError):
+    """LossKit rejected a call's arguments; ``status`` is the lk_status, ``name`` its LK_ERR_*
+    name and ``message`` says what was wrong in the Python API's words (the argument, its value or
+    the index of the bad entry: ``margin=0 is outside [1, 1000]``, ``gold[3] = 10 is outside
+    [0, 10) ...``). The library's checks raise it, and so do the few the binding makes itself
+    before the call with the same status.
+
+    It is a ValueError, so ``except ValueError`` catches every rejected argument, whether the
+    binding found it (a wrong shape, dtype or name: a plain ValueError) or the library did (a
+    value out of its domain: LossKitError). Only LK_ERR_ALLOC (scratch memory not allocated) is
+    not about a value; it is rare. It is also a RuntimeError, as it was before it became a
+    ValueError, so that code written for that keeps working."""
 
     def __init__(self, status: int, name: str, message: str):
         super().__init__(f"{name}: {message}")
         self.status = status
         self.name = name
         self.message = message
+
+    def __reduce__(self):  # pickles (multiprocessing) with its three arguments
+        return type(self), (self.status, self.name, self.message)
+
+
+# The enumerations of include/losskit.h by their Python names (the keyword values of the API).
+LOSSES = {
+    "log": 1, "perceptron": 2, "hinge": 3, "softmax_margin": 4, "risk": 5, "ramp": 6,
+    "soft_ramp": 7, "infinite_ramp": 8, "squared": 9, "squentropy": 10, "hope_fear": 11,
+    "cosface": 12, "arcface": 13,
+}
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+COST_LAYOUTS = {"zero_one": 0, "per_example": 1, "class_matrix": 2}
+HOPE_TERMS = {"gold": 0, "oracle": 1, "max": 2, "lse": 3}
+FEAR_TERMS = {"max": 2, "lse": 3}
+ANGULAR_LOSSES = ("cosface", "arcface")
+
+# The library's messages name the fields of its C struct (opt->margin = 0), its macros
+# (LK_COST_PER_EXAMPLE) and Swift's type names; the Python API names keyword arguments and
+# their values. These turn the first into the second; everything else in a message (buffer
+# names and indices such as gold[3], scores[1, 0]) is already the Python argument's name.
+_FIELD_TO_KEYWORD = {"lambda": "lam"}
+_CONSTANTS = {
+    "LK_COST_ZERO_ONE": "'zero_one'", "LK_COST_PER_EXAMPLE": "'per_example'",
+    "LK_COST_CLASS_MATRIX": "'class_matrix'", "LK_TERM_GOLD": "'gold'",
+    "LK_TERM_ORACLE": "'oracle'", "LK_TERM_MAX": "'max'", "LK_TERM_LSE": "'lse'",
+    "an LK_LOSS_* value": f"one of {sorted(LOSSES)}",
+    "an LK_REDUCE_* value": f"one of {sorted(REDUCTIONS)}",
+    "an LK_COST_* value": f"one of {sorted(COST_LAYOUTS)}",
+    "an LK_TERM_* value": f"one of {sorted(HOPE_TERMS)}",
+}
+_LOSS_NAMES = {code: name for name, code in LOSSES.items()}
+_LOSS_FIELD = re.compile(r"opt->loss = (-?\d+)(?: \((?:COSFACE|ARCFACE)\))?")
+_FIELD = re.compile(r"opt->(\w+)( = )?")
+_CONSTANT = re.compile("|".join(re.escape(name) for name in _CONSTANTS))
+_TYPE = re.compile(r"\b(overflows?|overflowing) (float|Float|double|Double)\b")
+
+
+def python_words(message: str) -> str:
+    """A library message in the Python API's words: ``opt->margin = 0 is outside [1, 1000]``
+    becomes ``margin=0 is outside [1, 1000]``, ``opt->loss = 9`` becomes ``loss='squared'``,
+    LK_* constants their Python values, C's float and double NumPy's float32 and float64."""
+    if "opt->" in message:
+        message = _LOSS_FIELD.sub(
+            lambda m: f"loss={_LOSS_NAMES[int(m[1])]!r}" if int(m[1]) in _LOSS_NAMES else m[0],
+            message)
+        message = _FIELD.sub(lambda m: _FIELD_TO_KEYWORD.get(m[1], m[1]) + ("=" if m[2] else ""),
+                             message)
+    if "LK_" in message:
+        message = _CONSTANT.sub(lambda m: _CONSTANTS[m[0]], message)
+    return _TYPE.sub(lambda m: f"{m[1]} {'float32' if m[2] in ('float', 'Float') else 'float64'}",
+                     message)
+
+
+def error(status: int, message: str) -> LossKitError:
+    """The LossKitError of a status, for a check the binding makes itself before the call."""
+    return LossKitError(status, lib.lk_status_name(status).decode("ascii"), message)
 
 
 class Options(ctypes.Structure):
@@ -242,10 +311,8 @@ _PROTOTYPES = [
 
 
 def _errcheck(status, func, args):
-    if status != LK_OK:
-        message = lib.lk_last_error().decode("utf-8", "replace")
-        name = lib.lk_status_name(status).decode("ascii")
-        raise LossKitError(status, name, message)
+    if status:  # != LK_OK; the message is read only on failure (a success costs one test)
+        raise error(status, python_words(lib.lk_last_error().decode("utf-8", "replace")))
     return status
 
 

@@ -71,7 +71,7 @@ BAD_ARGUMENTS = [
     ("gold too short", dict(scores=S, gold=np.array([0, 1])), r"\bgold\b"),
     ("gold too long", dict(scores=S, gold=np.array([0, 1, 2, 3])), r"\bgold\b"),
     ("gold 2-D", dict(scores=S, gold=G[:, None]), r"\bgold\b"),
-    ("float gold", dict(scores=S, gold=np.array([0.0, 1.0, 2.0])), r"\bgold\b"),
+    ("gold with a fraction", dict(scores=S, gold=np.array([0.0, 1.5, 2.0])), r"gold\[1\] = 1\.5"),
     ("gold beyond int32", dict(scores=S, gold=np.array([0, 1, 2**40])), r"\bgold\b"),
     ("per-example cost of the wrong shape",
      dict(scores=S, gold=G, loss="hinge", cost=np.zeros((3, 5))), r"\bcost\b"),

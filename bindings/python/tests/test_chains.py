@@ -1221,7 +1221,7 @@ BAD_ARGUMENTS = [
     ("transitions of the wrong shape", dict(transitions=np.zeros((2, 3))), r"\btransitions\b"),
     ("transitions 1-D", dict(transitions=np.zeros(4)), r"\btransitions\b"),
     ("gold of the wrong shape", dict(gold=np.zeros((2, 2), np.int32)), r"\bgold\b"),
-    ("gold of floats", dict(gold=np.zeros((2, 3))), r"\bgold\b"),
+    ("gold of floats with a fraction", dict(gold=np.full((2, 3), 0.5)), r"gold\[0, 0\] = 0\.5"),
     ("lengths of the wrong shape", dict(lengths=np.array([3])), r"\blengths\b"),
     ("length > t_max", dict(lengths=np.array([4, 1])), r"\blengths\b"),
     ("negative length", dict(lengths=np.array([3, -1])), r"\blengths\b"),

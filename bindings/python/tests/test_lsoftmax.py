@@ -569,7 +569,7 @@ def test_shape_errors_are_value_errors():
                      ((x, np.ones((4, 2)), gold), {}),
                      ((x, np.ones(3), gold), {}),
                      ((x, w, np.array([0, 1, 2])), {}),
-                     ((x, w, np.array([0.0, 1.0])), {}),
+                     ((x, w, np.array([0.0, 1.5])), {}),
                      ((x, w, gold), dict(weight=np.ones(3))),
                      ((x, w, gold), dict(margin=2.5)),
                      ((x, w, gold), dict(reduction="avg"))]:
