@@ -5,11 +5,46 @@
     >>> round(float(r.loss), 6)   # log(4/3)
     0.287682
 
-Every loss of include/losskit.h over dense class rows (losskit.dense), candidate lists of
-varying length (losskit.lists, losskit.lists.from_arrays) and linear chains (losskit.chain,
-with losskit.viterbi and losskit.marginals), and L-Softmax over features and class weights
-(losskit.lsoftmax); the angular-margin losses (CosFace, ArcFace) are dense losses on cosines. float64 input is computed by the
-_f64 functions, anything else in float32. Failures raise LossKitError carrying the library's message.
+Structures: dense class rows (losskit.dense), candidate lists of varying length (losskit.lists,
+losskit.lists.from_arrays), linear chains (losskit.chain, with losskit.viterbi and
+losskit.marginals) and L-Softmax over features and class weights (losskit.lsoftmax); the
+angular-margin losses (CosFace, ArcFace) are dense losses on cosines. Each function's docstring
+gives the formula of every loss it takes. float64 input is computed in double, anything else in
+float32. Every function that returns a gradient takes grad_out= to write it into given arrays.
+
+Errors: a wrong shape, dtype or name is a ValueError raised before the call; a value outside
+its domain (an option such as margin=0, a label out of range, +inf in the scores) is a
+LossKitError, which is a ValueError too, with the lk_status in .status and .name and a message
+that names the argument and the index.
+
+References:
+  [CS01]    K. Crammer, Y. Singer. On the Algorithmic Implementation of Multiclass Kernel-based
+            Vector Machines. JMLR 2001.
+  [DGXZ19]  J. Deng, J. Guo, N. Xue, S. Zafeiriou. ArcFace: Additive Angular Margin Loss for Deep
+            Face Recognition. CVPR 2019.
+  [DLSVL08] C. B. Do, Q. Le, C. H. Teo, O. Chapelle, A. Smola. Tighter Bounds for Structured
+            Estimation. NIPS 2008.
+  [GS10]    K. Gimpel, N. A. Smith. Softmax-Margin CRFs: Training Log-Linear Models with Cost
+            Functions. NAACL 2010.
+  [GS12]    K. Gimpel, N. A. Smith. Structured Ramp Loss Minimization for Machine Translation.
+            NAACL 2012.
+  [HB20]    L. Hui, M. Belkin. Evaluation of Neural Architectures Trained with Square Loss vs
+            Cross-Entropy in Classification Tasks. ICLR 2021 (arXiv 2006.07322).
+  [HBW23]   L. Hui, M. Belkin, S. Wright. Cut your Losses with Squentropy. ICML 2023.
+  [LE09]    Z. Li, J. Eisner. First- and Second-Order Expectation Semirings with Applications to
+            Minimum-Risk Training on Translation Forests. EMNLP 2009.
+  [LWYY16]  W. Liu, Y. Wen, Z. Yu, M. Yang. Large-Margin Softmax Loss for Convolutional Neural
+            Networks. ICML 2016 (arXiv 1612.02295).
+  [SMTH06]  D. A. Smith, J. Eisner. Minimum Risk Annealing for Training Log-Linear Models.
+            COLING/ACL 2006.
+  [SZVWW16] C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna. Rethinking the Inception
+            Architecture for Computer Vision (label smoothing). CVPR 2016.
+  [TJHA05]  I. Tsochantaridis, T. Joachims, T. Hofmann, Y. Altun. Large Margin Methods for
+            Structured and Interdependent Output Variables. JMLR 2005.
+  [WCLL18]  F. Wang, J. Cheng, W. Liu, H. Liu. Additive Margin Softmax for Face Verification.
+            IEEE Signal Processing Letters 2018.
+  [WWZJ18]  H. Wang, Y. Wang, Z. Zhou, X. Ji, D. Gong, J. Zhou, Z. Li, W. Liu. CosFace: Large
+            Margin Cosine Loss for Deep Face Recognition. CVPR 2018.
 """
 
 from ._native import VERSION as __version__, LossKitError, library_path, lib as _lib
@@ -19,8 +54,8 @@ from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, margina
 from ._lsoftmax import LSoftmaxResult, lsoftmax
 
 __all__ = ["dense", "DenseResult", "lists", "ListsResult", "chain", "ChainResult", "viterbi",
-           "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult", "LossKitError", "version", "version_number", "cpu_level",
-           "library_path"]
+           "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult",
+           "LossKitError", "version", "version_number", "cpu_level", "library_path"]
 
 
 def version() -> str:

@@ -87,8 +87,8 @@ def chain(emissions, transitions, lengths, gold, *, loss="log", start=None, end=
                       h = hope_scale                                        [GS12, DLSVL08]
 
     squared, squentropy (they need candidates that can be enumerated one by one) and the angular
-    losses are not defined on chains; label smoothing is not offered. Full references:
-    ``help(losskit)``.
+    losses cosface and arcface are not defined on chains; label smoothing is not offered. Full
+    references: ``help(losskit)``.
 
     Args:
       emissions: (n, t_max, tags) per-position tag scores; -inf forbids a tag at a position.

@@ -239,8 +239,9 @@ def as_labels(array, name: str, shape: tuple) -> np.ndarray:
 def _check_labels(a: np.ndarray, name: str) -> None:
     """A ValueError naming the first entry of `a` that is not a whole number in int32."""
     if a.dtype.kind == "f":
+        d = a.astype(np.float64)  # float16 cannot hold the bounds
         with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(a) | (a != np.floor(a)) | (a < -(2**31)) | (a >= 2**31)
+            bad = ~np.isfinite(d) | (d != np.floor(d)) | (d < -(2**31)) | (d >= 2**31)
     else:
         bad = (a < -(2**31)) | (a > 2**31 - 1)
     if not bad.any():
