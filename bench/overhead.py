@@ -1,18 +1,22 @@
 """Per-call overhead of the Python API on small inputs: median microseconds per call.
 
-    python3 bench/overhead.py [--calls 20000] [--repeats 7]
+    python3 bench/overhead.py [--calls 20000] [--repeats 7] [--path bindings/python]
 
 Small inputs make the library's own work a few microseconds, so the time is mostly what the
 binding does around the call (argument checks, option building, ctypes conversion, the result).
 Each row times `calls` calls in a loop, `repeats` times, and prints the median (and the min) of
 the per-call time, one thread (threads=1: no thread start-up in the library, whose small inputs
-stay on the calling thread anyway). The last rows are PyTorch's F.cross_entropy forward +
-backward on the same 64 x 10 scores, when torch is installed. A benchmark, not a test.
+stay on the calling thread anyway). The row "library alone" calls lk_dense_f32 itself through
+ctypes with every argument prepared beforehand: the dense rows minus it are the binding's
+overhead. The last row is PyTorch's F.cross_entropy forward + backward on the same 64 x 10
+scores, when torch is installed. --path times another copy of the package (say, an older
+commit's bindings/python) against the same library. A benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
 import sys
@@ -21,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-# A source checkout runs this file without installing the package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bindings" / "python"))
-import losskit  # noqa: E402
+HERE = Path(__file__).resolve().parent
+losskit = None  # imported in main(), from --path
 
 
 def per_call_us(fn, calls: int, repeats: int) -> tuple[float, float]:
@@ -45,6 +48,13 @@ def rows(rng):
     g = rng.integers(0, 10, 64).astype(np.int64)
     g32 = g.astype(np.int32)
     buf = np.empty_like(s)
+    from losskit import _common, _native
+    opt = _common.make_options(loss="log", reduction="mean", cost_scale=1.0, threads=1)
+    out = np.empty(1, np.float32)
+    args = [ctypes.byref(opt), 64, 10] + [_common.address(a) for a in (s, g32)] + [None, None] + \
+        [_common.address(a) for a in (out, buf)]
+    lk_dense_f32 = _native.lib.lk_dense_f32
+    yield "dense 64x10 f32 log: library alone (prepared arguments)", lambda: lk_dense_f32(*args)
     yield "dense 64x10 f32 log, int64 gold", lambda: losskit.dense(s, g, threads=1)
     yield "dense 64x10 f32 log, int32 gold, grad_out", \
         lambda: losskit.dense(s, g32, threads=1, grad_out=buf)
@@ -96,8 +106,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--path", default=str(HERE.parent / "bindings" / "python"),
+                        help="the folder holding the losskit package to time (default: this "
+                             "checkout's)")
     args = parser.parse_args()
     os.environ.setdefault("LOSSKIT_NUM_THREADS", "1")
+    sys.path.insert(0, args.path)
+    global losskit
+    import losskit
     print(f"losskit {losskit.__version__} ({losskit.library_path()}, {losskit.cpu_level()}), "
           f"NumPy {np.__version__}, Python {sys.version.split()[0]}")
     print(f"{'case':58} {'median us':>10} {'min us':>8}")

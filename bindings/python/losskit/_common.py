@@ -316,11 +316,7 @@ def gradient_buffers(grad_out, with_grad: bool, names: tuple, shapes: tuple, dty
     return buffers
 
 
-_from_buffer = ctypes.c_char.from_buffer
-_addressof = ctypes.addressof
-
-
-def address(a) -> int | None:
+def address(a, _from_buffer=ctypes.c_char.from_buffer, _addressof=ctypes.addressof) -> int | None:
     """The data pointer of an array, or None (NULL). Through the buffer protocol (about 0.3 us)
     where the array is writeable and not empty; a read-only or empty one, which the protocol
     refuses, through __array_interface__ (about 1 us)."""
