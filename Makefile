@@ -41,9 +41,9 @@ AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc 
 AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
                -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
-.PHONY: fuzz-mutate all lib setup setup-python setup-peers demo test test-swift test-library test-c test-python example bench clean FORCE \
+.PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
         fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
-        wheel setup-wheel test-wheel
+        wheel setup-wheel test-wheel setup-peers
 
 all: lib
 
