@@ -9,7 +9,7 @@
 # and make uninstall (PREFIX=/usr/local, DESTDIR=), make wheel (the Python wheel that carries the
 # libraries, in dist/), make setup-system, make bench,
 # make fuzz and make test-fuzz (Tests/fuzz), make test-sanitize (Tests/sanitize),
-# make setup, make example, make clean.
+# make setup, make setup-peers, make example, make clean.
 
 PYTHON ?= python3
 SWIFT  ?= swift
@@ -43,7 +43,7 @@ AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -X
 
 .PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
         fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
-        wheel setup-wheel test-wheel
+        wheel setup-wheel test-wheel setup-peers
 
 all: lib
 
@@ -92,10 +92,17 @@ setup-python:
 
 setup: setup-python lib
 
+# The peers the Python tests run against or adapt to (torch, pytorch-crf, jax, optax, ...), from
+# PyPI (bindings/python/requirements-peers.txt): make test installs them, make demo does not (the
+# torch wheel brings several GB of CUDA packages). A test whose peer is missing fails.
+setup-peers:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	    -r bindings/python/requirements-peers.txt
+
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup setup-system test-swift test-library test-c test-readme-c test-install test-python test-wheel \
+test: setup setup-system setup-peers test-swift test-library test-c test-readme-c test-install test-python test-wheel \
       test-fuzz
 
 # System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
@@ -197,7 +204,7 @@ test-wheel: wheel
 	PYTHON=$(PYTHON) scripts/test-wheel.sh dist/losskit-*.whl
 
 # The benchmark (bench/bench.py): every contender installed, at 1 and 2 threads, then what
-# each CPU level gains. Peers are optional: bench/install-peers.sh installs them on request.
+# each CPU level gains. The peers are those of make setup-peers (bench/install-peers.sh: a subset).
 bench: lib
 	$(PYTHON) bench/bench.py --threads 1
 	$(PYTHON) bench/bench.py --threads 2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install LossKit's optional peers (bench/requirements-peers.txt) from PyPI — on explicit request
-# only: nothing in the Makefile, the setup, the tests or CI calls this script.
+# Install some of LossKit's peers (bindings/python/requirements-peers.txt, the list that
+# `make setup-peers` installs in full for the tests) from PyPI, for the benchmarks.
 #
 #   bench/install-peers.sh jax      jax + optax (small)
 #   bench/install-peers.sh torch    torch + pytorch-crf (the Linux wheel pulls CUDA packages:
@@ -8,12 +8,11 @@
 #   bench/install-peers.sh all      all of them
 #   add --dry-run to print the pip command instead of running it
 #
-# Then: cd bindings/python && python3 -m pytest -q tests/test_peers.py tests/test_chains.py
 # PYTHON selects the interpreter (default python3), as in the Makefile.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-requirements="$here/requirements-peers.txt"
+requirements="$here/../bindings/python/requirements-peers.txt"
 python="${PYTHON:-python3}"
 
 usage() {

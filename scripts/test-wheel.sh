@@ -120,7 +120,10 @@ run LOSSKIT_ISA=x86-64 EXPECT=x86-64 "$tmp/venv/bin/python" "$tmp/check.py" "$tm
 "$python" - "$root/README.md" "$tmp/work" <<'EOF'
 import re, sys
 from pathlib import Path
-blocks = re.findall(r"```python\n(.*?)```", Path(sys.argv[1]).read_text(), re.S)
+# The NumPy-only examples: the "## Use with ..." section's need torch or jax, which this fresh
+# environment does not have (bindings/python/tests/test_readme_adapters.py runs them).
+sections = re.split(r"^(?=## )", Path(sys.argv[1]).read_text(), flags=re.M)
+blocks = [b for s in sections if not s.startswith("## Use with") for b in re.findall(r"```python\n(.*?)```", s, re.S)]
 assert len(blocks) >= 2, "the README lost its Python examples"
 for i, block in enumerate(blocks, 1):
     Path(sys.argv[2], f"readme_{i}.py").write_text(block)

@@ -5,8 +5,8 @@
 - HINGE (0/1 cost, cost_scale 1) and PERCEPTRON vs optax.losses.multiclass_hinge_loss and
   optax.losses.multiclass_perceptron_loss (Optax, JAX); values per example and jax.grad.
 
-The peers are optional (bench/requirements-peers.txt, bench/install-peers.sh); every test skips
-cleanly when its peer is absent. All comparisons run in float64, where both sides are a few
+The peers come from bindings/python/requirements-peers.txt (make setup-peers, which make test
+runs); outside make test, every test skips cleanly when its peer is absent. All comparisons run in float64, where both sides are a few
 ulps from the exact value: tolerances of 1e-12 leave room for a different order of operations.
 Inputs are continuous random scores, so no max is tied (a tie is where the peers' subgradient
 conventions differ: JAX splits the gradient of a tied max evenly, LossKit picks one class).

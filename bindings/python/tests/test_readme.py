@@ -10,8 +10,18 @@ import numpy as np
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
+def python_blocks(adapters: bool) -> list:
+    """The README's ```python blocks: those of the "## Use with ..." section (PyTorch, JAX: they
+    need the peers of make setup-peers) when adapters is True, the others (NumPy only) when not."""
+    blocks = []
+    for section in re.split(r"^(?=## )", README.read_text(), flags=re.M):
+        if section.startswith("## Use with") == adapters:
+            blocks += re.findall(r"```python\n(.*?)```", section, re.S)
+    return blocks
+
+
 def readme_namespace():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    blocks = python_blocks(adapters=False)
     assert len(blocks) >= 2, "the README lost its Python examples"
     namespace: dict = {}
     for block in blocks:
