@@ -71,6 +71,16 @@ struct AngularRow<T: Real> {
         return scale * slope
     }
 
+    /// d^2 z[g] / dcos_g^2 for the gold's cosine `raw` (the Hessian's chain rule): 0 for CosFace,
+    /// for ArcFace's fallback and outside the clamp's [-1, 1]; above ArcFace's threshold,
+    /// s sin m / sin^3 theta (the derivative of the slope s (cos m + cos theta sin m / sin theta)),
+    /// with sin theta floored as in the gradient, so that it is large but finite at cos_g = 1.
+    func goldCurvature(_ raw: Double) -> Double {
+        guard kind == .arcFace, raw >= -1, raw <= 1, sinMargin != 0, isAboveThreshold(raw) else { return 0 }
+        let sinTheta = Swift.max(((1 - raw) * (1 + raw)).squareRoot(), sinFloor)
+        return scale * sinMargin / (sinTheta * sinTheta * sinTheta)
+    }
+
     /// Whether c > -cos m exactly, i.e. theta + m < pi. cos(pi - m) rounded to double is off by
     /// an ulp or more (pi - m is itself rounded), which puts cosines next to the threshold on the
     /// wrong side, where the loss jumps (the fallback is not continuous there). A double c
