@@ -141,7 +141,7 @@ enum Dense {
         logits: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?, recipe: Recipe,
         coefficient: Double
     ) -> Double {
-        let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
+        let goldSlope = angular.scale * angular.logits(cosines, count: count, gold: gold, into: logits)
         let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
                                                                    SurveyMaximum.self)
         let example = FlatCandidates(
@@ -163,7 +163,7 @@ enum Dense {
         _ angular: AngularRow<T>, _ cosines: UnsafePointer<T>, count: Int, gold: Int,
         logits: UnsafeMutablePointer<T>, hessian: UnsafeMutablePointer<T>, coefficient: Double
     ) {
-        let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
+        let slope = angular.logits(cosines, count: count, gold: gold, into: logits)
         let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
                                                                    SurveyMaximum.self)
         let example = FlatCandidates(
@@ -173,14 +173,18 @@ enum Dense {
         if example.containsNaN { return example.poisonGradient() }
         let q = example.exps(0, into: hessian)
         // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,
-        // formed without cancelling; goldSlope is 0 outside the clamp, as is the curvature.
-        let e = hessian[gold].wide
-        let curvature = angular.goldCurvature(cosines[gold].wide)
-        let atGold = q.variance(e) * goldSlope * goldSlope - ((1 - e) + q.rest) / q.denominator * curvature
+        // formed without cancelling; the slope is 0 outside the clamp, as is the curvature. In
+        // units of s, s (s a - b), so that a huge s overflows to +-inf, never to inf - inf or
+        // inf * 0 (b is finite: the curvature is at most sin m / sinFloor^3).
         let s = angular.scale
+        let e = hessian[gold].wide
+        let pull = ((1 - e) + q.rest) / q.denominator
+        let a = q.variance(e) * slope * slope
+        let b = pull == 0 ? 0 : pull * angular.goldCurvature(cosines[gold].wide)
+        let atGold = s * (s * a - b)
         for j in 0..<count {
             let c = cosines[j]
-            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * s * q.variance(hessian[j].wide)))
+            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].wide))))
         }
         hessian[gold] = T(rounding: coefficient * atGold)
     }
