@@ -129,7 +129,9 @@ enum Dense {
                     scratch: row,
                     known: screened[chunk] ? nil : surveys[i])
                 let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
-                if let hess { recipe.hessian(on: example.writing(into: hess + i * k, scratch: row), times: coefficient) }
+                if let hess {
+                    recipe.hessian(on: example.writing(into: hess + i * k, scratch: row), times: coefficient)
+                }
                 return value
             })
     }

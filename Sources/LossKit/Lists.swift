@@ -143,7 +143,9 @@ enum Lists {
                     scratch: row,
                     known: screened[chunk] ? nil : surveys[i])
                 let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
-                if let hess { recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient) }
+                if let hess {
+                    recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient)
+                }
                 return value
             })
     }

@@ -65,18 +65,21 @@ func expectStatus(_ expected: lk_status, _ f: Fixture, mentions: [String] = [], 
                                                weight: f.weight?.map { Float($0) },
                                                lossCount: lossCount, gradCount: gradCount, hessCount: gradCount)
     for (width, plain, hessian) in [("f64", out64.status, hess64.status), ("f32", out32.status, hess32.status)] {
-        #expect(hessian == plain, "\(comment()) [\(width)]: lk_dense_hessian gave \(name(hessian)), lk_dense \(name(plain))",
+        #expect(hessian == plain,
+                "\(comment()) [\(width)]: lk_dense_hessian gave \(name(hessian)), lk_dense \(name(plain))",
                 sourceLocation: sourceLocation)
     }
     #expect(hess64.message == out64.message && hess32.message == out32.message,
             "\(comment()): lk_dense_hessian's message differs: \"\(hess64.message)\" / \"\(out64.message)\"",
             sourceLocation: sourceLocation)
     if expected != LK_OK {
+        let poison32 = Float(poisonValue)
         #expect(hess64.loss.allSatisfy { $0 == poisonValue } && hess64.grad.allSatisfy { $0 == poisonValue }
                     && hess64.hess.allSatisfy { $0 == poisonValue }
-                    && hess32.loss.allSatisfy { $0 == Float(poisonValue) } && hess32.grad.allSatisfy { $0 == Float(poisonValue) }
-                    && hess32.hess.allSatisfy { $0 == Float(poisonValue) },
-                "\(comment()): lk_dense_hessian wrote an output although the call failed", sourceLocation: sourceLocation)
+                    && hess32.loss.allSatisfy { $0 == poison32 } && hess32.grad.allSatisfy { $0 == poison32 }
+                    && hess32.hess.allSatisfy { $0 == poison32 },
+                "\(comment()): lk_dense_hessian wrote an output although the call failed",
+                sourceLocation: sourceLocation)
     }
     for (width, status, message, untouched) in [
         ("f64", out64.status, out64.message,

@@ -92,7 +92,10 @@ func expectListsStatus(_ expected: lk_status, _ f: ListsFixture, mentions: [Stri
     let hess64 = hessianCall(Double.self), hess32 = hessianCall(Float.self)
     #expect(hess64.status == out64.status && hess32.status == out32.status
                 && hess64.message == out64.message && hess32.message == out32.message,
-            "\(comment()): lk_lists_hessian gave \(name(hess64.status)) \"\(hess64.message)\", lk_lists \(name(out64.status)) \"\(out64.message)\"",
+            """
+            \(comment()): lk_lists_hessian gave \(name(hess64.status)) "\(hess64.message)", \
+            lk_lists \(name(out64.status)) "\(out64.message)"
+            """,
             sourceLocation: sourceLocation)
     for (width, status, message, untouched, guards) in [
         ("f64", out64.status, out64.message, out64.untouched, out64.guardsIntact),

@@ -618,10 +618,11 @@ static void run_dense(Reader *r, int type, int hessian) {
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 2, (const char *[]){"n", "k"}, (int64_t[]){n, k});
     before_call(entry, &call, &opt);
-    lk_status st = hessian ? (type == F32 ? lk_dense_hessian_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess)
-                                          : lk_dense_hessian_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess))
-                 : type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
-                               : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
+    lk_status st =
+        hessian ? (type == F32 ? lk_dense_hessian_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess)
+                               : lk_dense_hessian_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess))
+        : type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
+                      : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
 done:
     free_call(&call);
@@ -682,10 +683,11 @@ static void run_lists(Reader *r, int type, int hessian) {
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 1, (const char *[]){"n"}, (int64_t[]){n});
     before_call(entry, &call, &opt);
-    lk_status st = hessian ? (type == F32 ? lk_lists_hessian_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess)
-                                          : lk_lists_hessian_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess))
-                 : type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
-                               : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
+    lk_status st =
+        hessian ? (type == F32 ? lk_lists_hessian_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess)
+                               : lk_lists_hessian_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess))
+        : type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
+                      : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
 done:
     free_call(&call);
