@@ -422,9 +422,10 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  * differences of two terms (SOFT_RAMP, HOPE_FEAR with LSE on both sides) carry the rounding of
  * each term, about u q (1 - q), which is most of the entry where the two softmaxes nearly
  * coincide; RISK's factor 1 - 2 p_j cancels near p_j = 1/2 (absolute error about u |p (c - R)|).
- * A NaN score makes the example's row NaN. Cost: about a second call (the softmaxes are computed
- * again for the Hessian, with one more row of scratch per thread for SOFT_RAMP, HOPE_FEAR with
- * two LSE terms and RISK).
+ * A NaN score makes the example's row NaN. Cost: the softmaxes are computed again for the
+ * Hessian (one more row of scratch per thread for SOFT_RAMP, HOPE_FEAR with two LSE terms and
+ * RISK), in a scalar pass: measured 2.0 to 2.7 times the time of lk_dense_f32 with its gradient
+ * (n = 2048, k = 1000, one thread, AVX-512, a shared machine).
  *
  * @param hess  n*k, or NULL; 0 for ignored and zero-weight rows and for masked classes.
  * @return as lk_dense_f32. Since 0.3.0. */
