@@ -37,7 +37,8 @@ struct AngularRow<T: Real> {
     }
 
     /// Writes the logits of the row `cosines` (gold `gold`, validated: no +inf, gold unmasked)
-    /// into `logits` and returns dz[g]/dcos_g (0 where the clamp is flat).
+    /// into `logits` and returns dz[g]/dcos_g / s (0 where the clamp is flat): the caller
+    /// multiplies by s (the Hessian squares it first, so that a huge s cannot overflow it).
     func logits(_ cosines: UnsafePointer<T>, count: Int, gold: Int, into logits: UnsafeMutablePointer<T>) -> Double {
         let s = T(rounding: scale)
         for j in 0..<count {
@@ -68,7 +69,17 @@ struct AngularRow<T: Real> {
         }
         if !inRange { slope = 0 }
         logits[gold] = raw.isNaN ? T.nan : T(rounding: scale * value)
-        return scale * slope
+        return slope
+    }
+
+    /// d^2 z[g] / dcos_g^2 / s for the gold's cosine `raw` (the Hessian's chain rule): 0 for
+    /// CosFace, for ArcFace's fallback and outside the clamp's [-1, 1]; above ArcFace's threshold,
+    /// sin m / sin^3 theta (the derivative of the slope cos m + cos theta sin m / sin theta), with
+    /// sin theta floored as in the gradient, so that it is large but finite at cos_g = 1.
+    func goldCurvature(_ raw: Double) -> Double {
+        guard kind == .arcFace, raw >= -1, raw <= 1, sinMargin != 0, isAboveThreshold(raw) else { return 0 }
+        let sinTheta = Swift.max(((1 - raw) * (1 + raw)).squareRoot(), sinFloor)
+        return sinMargin / (sinTheta * sinTheta * sinTheta)
     }
 
     /// Whether c > -cos m exactly, i.e. theta + m < pi. cos(pi - m) rounded to double is off by

@@ -2,11 +2,14 @@ import CLossKit
 
 /// Dense rows (DESIGN.md §4.2): n examples of k classes, scores row-major, one gold class per
 /// row (or `ignore_label`), costs per `cost_layout`. Each row is a `FlatCandidates`.
+/// `hess` (lk_dense_hessian_*) receives the diagonal of the Hessian (Hessian.swift); the checks
+/// are those of lk_dense_*, whether or not it is given.
 enum Dense {
     static func compute<T: Real>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, k k64: Int64,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
-        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
+        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
+        hess: UnsafeMutablePointer<T>? = nil
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .dense, computingIn: T.self)
         let recipe = options.recipe
@@ -91,9 +94,11 @@ enum Dense {
         let counted = try batch.denominator(isIgnored: isIgnored)
 
         // The computing pass. A first log-sum-exp keeps its exps in the gradient row; a second
-        // one needs a row of scratch per thread, as do the logits of the angular losses.
+        // one needs a row of scratch per thread, as do the logits of the angular losses and
+        // risk's Hessian (its softmax beside p (c - R)).
         let angular = options.angular.map { AngularRow<T>($0) }
-        let scratchRow = (recipe.hasTwoLogSumExps && grad != nil) || angular != nil ? k : 0
+        let scratchRow = (recipe.hasTwoLogSumExps && (grad != nil || hess != nil)) || angular != nil
+            || (recipe == .risk && hess != nil) ? k : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
@@ -101,21 +106,33 @@ enum Dense {
         batch.run(
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: isIgnored,
-            skip: { i in grad?.advanced(by: i * k).update(repeating: 0, count: k) },
+            skip: { i in
+                grad?.advanced(by: i * k).update(repeating: 0, count: k)
+                hess?.advanced(by: i * k).update(repeating: 0, count: k)
+            },
             evaluate: { i, coefficient, worker, chunk in
+                let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
                 if let angular {
-                    return angularLoss(angular, scores + i * k, count: k, gold: Int(gold[i]),
-                                       logits: scratch.base + worker * scratchRow,
-                                       gradient: grad.map { $0 + i * k }, recipe: recipe,
-                                       coefficient: coefficient)
+                    let value = angularLoss(angular, scores + i * k, count: k, gold: Int(gold[i]),
+                                            logits: row!, gradient: grad.map { $0 + i * k }, recipe: recipe,
+                                            coefficient: coefficient)
+                    if let hess {
+                        angularHessian(angular, scores + i * k, count: k, gold: Int(gold[i]), logits: row!,
+                                       hessian: hess + i * k, coefficient: coefficient)
+                    }
+                    return value
                 }
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
-                    scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
+                    scratch: row,
                     known: screened[chunk] ? nil : surveys[i])
-                return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                if let hess {
+                    recipe.hessian(on: example.writing(into: hess + i * k, scratch: row), times: coefficient)
+                }
+                return value
             })
     }
 
@@ -126,7 +143,7 @@ enum Dense {
         logits: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?, recipe: Recipe,
         coefficient: Double
     ) -> Double {
-        let goldSlope = angular.logits(cosines, count: count, gold: gold, into: logits)
+        let goldSlope = angular.scale * angular.logits(cosines, count: count, gold: gold, into: logits)
         let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
                                                                    SurveyMaximum.self)
         let example = FlatCandidates(
@@ -138,5 +155,39 @@ enum Dense {
             angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
         }
         return value
+    }
+
+    /// The diagonal of CosFace's / ArcFace's Hessian w.r.t. the cosines on one validated row:
+    /// with z the logits and p = softmax(z), d^2 L / dcos_j^2 = s^2 p_j (1 - p_j) off the gold
+    /// (0 outside the clamp), and at the gold (chain rule through z[g](cos_g))
+    /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2.
+    private static func angularHessian<T: Real>(
+        _ angular: AngularRow<T>, _ cosines: UnsafePointer<T>, count: Int, gold: Int,
+        logits: UnsafeMutablePointer<T>, hessian: UnsafeMutablePointer<T>, coefficient: Double
+    ) {
+        let slope = angular.logits(cosines, count: count, gold: gold, into: logits)
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+                                                                   SurveyMaximum.self)
+        let example = FlatCandidates(
+            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
+            gradient: hessian, scratch: nil,
+            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        if example.containsNaN { return example.poisonGradient() }
+        let q = example.exps(0, into: hessian)
+        // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,
+        // formed without cancelling; the slope is 0 outside the clamp, as is the curvature. In
+        // units of s, s (s a - b), so that a huge s overflows to +-inf, never to inf - inf or
+        // inf * 0 (b is finite: the curvature is at most sin m / sinFloor^3).
+        let s = angular.scale
+        let e = hessian[gold].wide
+        let pull = ((1 - e) + q.rest) / q.denominator
+        let a = q.variance(e) * slope * slope
+        let b = pull == 0 ? 0 : pull * angular.goldCurvature(cosines[gold].wide)
+        let atGold = s * (s * a - b)
+        for j in 0..<count {
+            let c = cosines[j]
+            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].wide))))
+        }
+        hessian[gold] = T(rounding: coefficient * atGold)
     }
 }

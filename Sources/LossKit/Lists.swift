@@ -4,12 +4,14 @@ import CLossKit
 /// offsets[i] ..< offsets[i + 1] of the flat `scores` (and `cost`), with its gold an index inside
 /// its own list, or -1 when the reference is not among the candidates: then the oracle (lowest
 /// cost, then highest score, then lowest index) stands in for the gold. Each list is a
-/// `FlatCandidates`, exactly as a dense row is.
+/// `FlatCandidates`, exactly as a dense row is. `hess` (lk_lists_hessian_*) receives the diagonal
+/// of the Hessian (Hessian.swift); the checks are those of lk_lists_*, whether or not it is given.
 enum Lists {
     static func compute<T: Real>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, offsets: UnsafePointer<Int64>?,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
-        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
+        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
+        hess: UnsafeMutablePointer<T>? = nil
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .lists, computingIn: T.self)
         let recipe = options.recipe
@@ -117,8 +119,10 @@ enum Lists {
 
         let counted = try batch.denominator(isIgnored: { _ in false })
 
-        // The computing pass, with a row of scratch per thread for a second log-sum-exp term.
-        let scratchRow = recipe.hasTwoLogSumExps && grad != nil ? longest : 0
+        // The computing pass, with a row of scratch per thread for a second log-sum-exp term
+        // (and for risk's Hessian, its softmax beside p (c - R)).
+        let scratchRow = (recipe.hasTwoLogSumExps && (grad != nil || hess != nil))
+            || (recipe == .risk && hess != nil) ? longest : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
@@ -126,15 +130,23 @@ enum Lists {
         batch.run(
             loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: { _ in false },
-            skip: { i in grad?.advanced(by: start(i)).update(repeating: 0, count: length(i)) },
+            skip: { i in
+                grad?.advanced(by: start(i)).update(repeating: 0, count: length(i))
+                hess?.advanced(by: start(i)).update(repeating: 0, count: length(i))
+            },
             evaluate: { i, coefficient, worker, chunk in
+                let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
                 let example = FlatCandidates(
                     scores: scores + start(i), count: length(i), goldIndex: golds[i],
                     costs: cost.map { $0 + start(i) }, costScale: options.costScale,
                     gradient: grad.map { $0 + start(i) },
-                    scratch: scratchRow > 0 ? scratch.base + worker * scratchRow : nil,
+                    scratch: row,
                     known: screened[chunk] ? nil : surveys[i])
-                return recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                if let hess {
+                    recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient)
+                }
+                return value
             })
     }
 

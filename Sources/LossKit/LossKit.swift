@@ -10,6 +10,8 @@
 //
 //   Terms.swift            the fear and hope terms, evaluated on any structure
 //   Losses.swift           the catalogue: each loss as a recipe of terms (written once)
+//   Hessian.swift          the diagonal of each loss's Hessian, a recipe per loss over the
+//                          same primitives (an lse term's is q (1 - q))
 //   Structure.swift        what a structure must provide: max with argmax, log-sum-exp with
 //                          marginals, gold, oracle, expected cost, and gradient sinks
 //   FlatCandidates.swift   the structure of one example whose candidates sit in a flat buffer

@@ -54,6 +54,27 @@ struct Variant {
         UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?
     ) -> lk_status
 
+    typealias DenseHessianF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Int32>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias DenseHessianF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, Int64, UnsafePointer<Double>?, UnsafePointer<Int32>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?,
+        UnsafeMutablePointer<Double>?
+    ) -> lk_status
+    typealias ListsHessianF32 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, UnsafePointer<Int64>?, UnsafePointer<Float>?, UnsafePointer<Int32>?,
+        UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+        UnsafeMutablePointer<Float>?
+    ) -> lk_status
+    typealias ListsHessianF64 = @convention(c) (
+        UnsafePointer<lk_options>?, Int64, UnsafePointer<Int64>?, UnsafePointer<Double>?, UnsafePointer<Int32>?,
+        UnsafePointer<Double>?, UnsafePointer<Double>?, UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Double>?,
+        UnsafeMutablePointer<Double>?
+    ) -> lk_status
+
     typealias ChainF32 = @convention(c) (
         UnsafePointer<lk_options>?, Int64, Int64, Int64, UnsafePointer<Float>?, UnsafePointer<Float>?,
         UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?,
@@ -110,6 +131,10 @@ struct Variant {
     let denseF64: DenseF64
     let listsF32: ListsF32
     let listsF64: ListsF64
+    let denseHessianF32: DenseHessianF32
+    let denseHessianF64: DenseHessianF64
+    let listsHessianF32: ListsHessianF32
+    let listsHessianF64: ListsHessianF64
     let chainF32: ChainF32
     let chainF64: ChainF64
     let viterbiF32: ViterbiF32
@@ -173,6 +198,10 @@ struct Variant {
               let denseF64 = symbol("lk_dense_f64", as: DenseF64.self),
               let listsF32 = symbol("lk_lists_f32", as: ListsF32.self),
               let listsF64 = symbol("lk_lists_f64", as: ListsF64.self),
+              let denseHessianF32 = symbol("lk_dense_hessian_f32", as: DenseHessianF32.self),
+              let denseHessianF64 = symbol("lk_dense_hessian_f64", as: DenseHessianF64.self),
+              let listsHessianF32 = symbol("lk_lists_hessian_f32", as: ListsHessianF32.self),
+              let listsHessianF64 = symbol("lk_lists_hessian_f64", as: ListsHessianF64.self),
               let chainF32 = symbol("lk_chain_f32", as: ChainF32.self),
               let chainF64 = symbol("lk_chain_f64", as: ChainF64.self),
               let viterbiF32 = symbol("lk_chain_viterbi_f32", as: ViterbiF32.self),
@@ -184,6 +213,8 @@ struct Variant {
         else { return nil }
         return Variant(level: level, lastError: lastError, optionsInit: optionsInit, optionsInitSize: optionsInitSize,
                        denseF32: denseF32, denseF64: denseF64, listsF32: listsF32, listsF64: listsF64,
+                       denseHessianF32: denseHessianF32, denseHessianF64: denseHessianF64,
+                       listsHessianF32: listsHessianF32, listsHessianF64: listsHessianF64,
                        chainF32: chainF32, chainF64: chainF64, viterbiF32: viterbiF32, viterbiF64: viterbiF64,
                        marginalsF32: marginalsF32, marginalsF64: marginalsF64,
                        lsoftmaxF32: lsoftmaxF32, lsoftmaxF64: lsoftmaxF64)

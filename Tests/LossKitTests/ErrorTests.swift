@@ -55,6 +55,32 @@ func expectStatus(_ expected: lk_status, _ f: Fixture, mentions: [String] = [], 
                                               weight: f.weight?.map { Float($0) },
                                               lossCount: lossCount, gradCount: gradCount)
     let name = { (s: lk_status) in String(cString: lk_status_name(s)) }
+    // lk_dense_hessian_* on the same inputs: the same status and message, and on failure every
+    // output untouched, its Hessian buffer included.
+    let hess64: DenseOutput<Double> = callDense(f.opt, n: f.n, k: f.k, scores: f.scores, gold: f.gold,
+                                                cost: f.cost, weight: f.weight, lossCount: lossCount,
+                                                gradCount: gradCount, hessCount: gradCount)
+    let hess32: DenseOutput<Float> = callDense(f.opt, n: f.n, k: f.k, scores: f.scores?.map { Float($0) },
+                                               gold: f.gold, cost: f.cost?.map { Float($0) },
+                                               weight: f.weight?.map { Float($0) },
+                                               lossCount: lossCount, gradCount: gradCount, hessCount: gradCount)
+    for (width, plain, hessian) in [("f64", out64.status, hess64.status), ("f32", out32.status, hess32.status)] {
+        #expect(hessian == plain,
+                "\(comment()) [\(width)]: lk_dense_hessian gave \(name(hessian)), lk_dense \(name(plain))",
+                sourceLocation: sourceLocation)
+    }
+    #expect(hess64.message == out64.message && hess32.message == out32.message,
+            "\(comment()): lk_dense_hessian's message differs: \"\(hess64.message)\" / \"\(out64.message)\"",
+            sourceLocation: sourceLocation)
+    if expected != LK_OK {
+        let poison32 = Float(poisonValue)
+        #expect(hess64.loss.allSatisfy { $0 == poisonValue } && hess64.grad.allSatisfy { $0 == poisonValue }
+                    && hess64.hess.allSatisfy { $0 == poisonValue }
+                    && hess32.loss.allSatisfy { $0 == poison32 } && hess32.grad.allSatisfy { $0 == poison32 }
+                    && hess32.hess.allSatisfy { $0 == poison32 },
+                "\(comment()): lk_dense_hessian wrote an output although the call failed",
+                sourceLocation: sourceLocation)
+    }
     for (width, status, message, untouched) in [
         ("f64", out64.status, out64.message,
          out64.loss.allSatisfy { $0 == poisonValue } && out64.grad.allSatisfy { $0 == poisonValue }),

@@ -78,9 +78,30 @@ func expectListsStatus(_ expected: lk_status, _ f: ListsFixture, mentions: [Stri
                          lossCount: lossCount, gradCount: gradCount)
     }
     let out64 = call(Double.self), out32 = call(Float.self)
+    // lk_lists_hessian_* on the same inputs: the same status and message, and the same checks
+    // of its outputs, its Hessian buffer included.
+    func hessianCall<T: ListsScalar>(_: T.Type) -> ListsOutput<T> {
+        if expected == LK_OK {
+            let _: ListsOutput<T> = callLists(nil, n: 0, offsets: nil, scores: nil, gold: nil,
+                                              lossCount: nil, gradCount: nil)
+        }
+        return callLists(f.opt, n: f.n, offsets: f.offsets, scores: f.scores?.map { T($0) }, gold: f.gold,
+                         cost: f.cost?.map { T($0) }, weight: f.weight?.map { T($0) },
+                         lossCount: lossCount, gradCount: gradCount, hessCount: gradCount)
+    }
+    let hess64 = hessianCall(Double.self), hess32 = hessianCall(Float.self)
+    #expect(hess64.status == out64.status && hess32.status == out32.status
+                && hess64.message == out64.message && hess32.message == out32.message,
+            """
+            \(comment()): lk_lists_hessian gave \(name(hess64.status)) "\(hess64.message)", \
+            lk_lists \(name(out64.status)) "\(out64.message)"
+            """,
+            sourceLocation: sourceLocation)
     for (width, status, message, untouched, guards) in [
         ("f64", out64.status, out64.message, out64.untouched, out64.guardsIntact),
         ("f32", out32.status, out32.message, out32.untouched, out32.guardsIntact),
+        ("hessian f64", hess64.status, hess64.message, hess64.untouched, hess64.guardsIntact),
+        ("hessian f32", hess32.status, hess32.message, hess32.untouched, hess32.guardsIntact),
     ] {
         let context = "\(comment()) [\(width)]"
         #expect(status == expected, "\(context): got \(name(status)) (\(message)), expected \(name(expected))",

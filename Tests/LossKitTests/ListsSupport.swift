@@ -16,6 +16,12 @@ protocol ListsScalar: DenseScalar {
         _ scores: UnsafePointer<Self>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Self>?,
         _ weight: UnsafePointer<Self>?, _ loss: UnsafeMutablePointer<Self>?,
         _ grad: UnsafeMutablePointer<Self>?) -> lk_status
+    /// lk_lists_hessian_f32 / _f64.
+    static func lkListsHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ offsets: UnsafePointer<Int64>?,
+        _ scores: UnsafePointer<Self>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Self>?,
+        _ weight: UnsafePointer<Self>?, _ loss: UnsafeMutablePointer<Self>?,
+        _ grad: UnsafeMutablePointer<Self>?, _ hess: UnsafeMutablePointer<Self>?) -> lk_status
 }
 
 extension Double: ListsScalar {
@@ -26,6 +32,14 @@ extension Double: ListsScalar {
         _ grad: UnsafeMutablePointer<Double>?
     ) -> lk_status {
         lk_lists_f64(opt, n, offsets, scores, gold, cost, weight, loss, grad)
+    }
+    static func lkListsHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ offsets: UnsafePointer<Int64>?,
+        _ scores: UnsafePointer<Double>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Double>?,
+        _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
+        _ grad: UnsafeMutablePointer<Double>?, _ hess: UnsafeMutablePointer<Double>?
+    ) -> lk_status {
+        lk_lists_hessian_f64(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
     }
 }
 
@@ -38,6 +52,14 @@ extension Float: ListsScalar {
     ) -> lk_status {
         lk_lists_f32(opt, n, offsets, scores, gold, cost, weight, loss, grad)
     }
+    static func lkListsHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ offsets: UnsafePointer<Int64>?,
+        _ scores: UnsafePointer<Float>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Float>?,
+        _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
+        _ grad: UnsafeMutablePointer<Float>?, _ hess: UnsafeMutablePointer<Float>?
+    ) -> lk_status {
+        lk_lists_hessian_f32(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
+    }
 }
 
 /// What one lk_lists call returned: the status, the outputs (poisoned, then possibly written;
@@ -49,10 +71,13 @@ struct ListsOutput<T: ListsScalar> {
     var grad: [T]
     var guardsIntact: Bool
     var message: String
+    /// The Hessian's buffer (callLists with `hessCount`, guard included), else empty.
+    var hess: [T] = []
 
     /// Every output element (guards included) still holds `poisonValue`.
     var untouched: Bool {
         guardsIntact && loss.allSatisfy { $0 == T(poisonValue) } && grad.allSatisfy { $0 == T(poisonValue) }
+            && hess.allSatisfy { $0 == T(poisonValue) }
     }
 }
 
@@ -64,10 +89,11 @@ struct ListsOutput<T: ListsScalar> {
 func callLists<T: ListsScalar>(
     _ opt: lk_options?, n: Int64, offsets: [Int64]?,
     scores: [T]?, gold: [Int32]?, cost: [T]? = nil, weight: [T]? = nil,
-    lossCount: Int?, gradCount: Int?
+    lossCount: Int?, gradCount: Int?, hessCount: Int? = nil
 ) -> ListsOutput<T> {
     var loss = [T](repeating: T(poisonValue), count: (lossCount ?? 0) + 1)
     var grad = [T](repeating: T(poisonValue), count: (gradCount ?? 0) + 1)
+    var hess = [T](repeating: T(poisonValue), count: hessCount.map { $0 + 1 } ?? 0)
     let status: lk_status = withOptionalPointer(opt) { o in
         withPossiblyEmptyBuffer(offsets, filler: Int64.max) { off in
             withPossiblyEmptyBuffer(scores, filler: T.infinity) { s in
@@ -76,9 +102,16 @@ func callLists<T: ListsScalar>(
                         withPossiblyEmptyBuffer(weight, filler: T.nan) { w in
                             loss.withUnsafeMutableBufferPointer { l in
                                 grad.withUnsafeMutableBufferPointer { d in
-                                    T.lkLists(o, n, off, s, g, c, w,
-                                              lossCount == nil ? nil : l.baseAddress,
-                                              gradCount == nil ? nil : d.baseAddress)
+                                    hess.withUnsafeMutableBufferPointer { h in
+                                        // With a Hessian buffer: lk_lists_hessian_*, same inputs.
+                                        hessCount == nil
+                                            ? T.lkLists(o, n, off, s, g, c, w,
+                                                        lossCount == nil ? nil : l.baseAddress,
+                                                        gradCount == nil ? nil : d.baseAddress)
+                                            : T.lkListsHessian(o, n, off, s, g, c, w,
+                                                               lossCount == nil ? nil : l.baseAddress,
+                                                               gradCount == nil ? nil : d.baseAddress, h.baseAddress)
+                                    }
                                 }
                             }
                         }
@@ -89,9 +122,11 @@ func callLists<T: ListsScalar>(
     }
     let message = String(cString: lk_last_error())
     let guardsIntact = loss.last! == T(poisonValue) && grad.last! == T(poisonValue)
+        && (hess.last.map { $0 == T(poisonValue) } ?? true)
     loss.removeLast()
     grad.removeLast()
-    return ListsOutput(status: status, loss: loss, grad: grad, guardsIntact: guardsIntact, message: message)
+    if !hess.isEmpty { hess.removeLast() }
+    return ListsOutput(status: status, loss: loss, grad: grad, guardsIntact: guardsIntact, message: message, hess: hess)
 }
 
 /// nil -> NULL; an empty array -> a pointer to one `filler` element (which must not be read);

@@ -128,6 +128,12 @@ protocol DenseScalar: BinaryFloatingPoint, Sendable {
         _ scores: UnsafePointer<Self>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Self>?,
         _ weight: UnsafePointer<Self>?, _ loss: UnsafeMutablePointer<Self>?,
         _ grad: UnsafeMutablePointer<Self>?) -> lk_status
+    /// lk_dense_hessian_f32 / _f64.
+    static func lkDenseHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ k: Int64,
+        _ scores: UnsafePointer<Self>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Self>?,
+        _ weight: UnsafePointer<Self>?, _ loss: UnsafeMutablePointer<Self>?,
+        _ grad: UnsafeMutablePointer<Self>?, _ hess: UnsafeMutablePointer<Self>?) -> lk_status
 }
 
 extension Double: DenseScalar {
@@ -138,6 +144,14 @@ extension Double: DenseScalar {
         _ grad: UnsafeMutablePointer<Double>?
     ) -> lk_status {
         lk_dense_f64(opt, n, k, scores, gold, cost, weight, loss, grad)
+    }
+    static func lkDenseHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ k: Int64,
+        _ scores: UnsafePointer<Double>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Double>?,
+        _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
+        _ grad: UnsafeMutablePointer<Double>?, _ hess: UnsafeMutablePointer<Double>?
+    ) -> lk_status {
+        lk_dense_hessian_f64(opt, n, k, scores, gold, cost, weight, loss, grad, hess)
     }
 }
 
@@ -150,6 +164,14 @@ extension Float: DenseScalar {
     ) -> lk_status {
         lk_dense_f32(opt, n, k, scores, gold, cost, weight, loss, grad)
     }
+    static func lkDenseHessian(
+        _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ k: Int64,
+        _ scores: UnsafePointer<Float>?, _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Float>?,
+        _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
+        _ grad: UnsafeMutablePointer<Float>?, _ hess: UnsafeMutablePointer<Float>?
+    ) -> lk_status {
+        lk_dense_hessian_f32(opt, n, k, scores, gold, cost, weight, loss, grad, hess)
+    }
 }
 
 /// What one call returned: the status, the (poisoned, then possibly written) output buffers,
@@ -159,6 +181,8 @@ struct DenseOutput<T: DenseScalar> {
     var loss: [T]
     var grad: [T]
     var message: String
+    /// The Hessian's buffer (callDense with `hessCount`), else empty.
+    var hess: [T] = []
 }
 
 /// The value written into every output before a call, so that "untouched" can be checked.
@@ -170,10 +194,11 @@ let poisonValue = 12345.0
 func callDense<T: DenseScalar>(
     _ opt: lk_options?, n: Int64, k: Int64,
     scores: [T]?, gold: [Int32]?, cost: [T]? = nil, weight: [T]? = nil,
-    lossCount: Int?, gradCount: Int?
+    lossCount: Int?, gradCount: Int?, hessCount: Int? = nil
 ) -> DenseOutput<T> {
     var loss = [T](repeating: T(poisonValue), count: lossCount ?? 0)
     var grad = [T](repeating: T(poisonValue), count: gradCount ?? 0)
+    var hess = [T](repeating: T(poisonValue), count: hessCount ?? 0)
     let status: lk_status = withOptionalPointer(opt) { o in
         withOptionalBuffer(scores) { s in
             withOptionalBuffer(gold) { g in
@@ -181,9 +206,16 @@ func callDense<T: DenseScalar>(
                     withOptionalBuffer(weight) { w in
                         loss.withUnsafeMutableBufferPointer { l in
                             grad.withUnsafeMutableBufferPointer { d in
-                                T.lkDense(o, n, k, s, g, c, w,
-                                          lossCount == nil ? nil : l.baseAddress,
-                                          gradCount == nil ? nil : d.baseAddress)
+                                hess.withUnsafeMutableBufferPointer { h in
+                                    // With a Hessian buffer: lk_dense_hessian_*, same inputs.
+                                    hessCount == nil
+                                        ? T.lkDense(o, n, k, s, g, c, w,
+                                                    lossCount == nil ? nil : l.baseAddress,
+                                                    gradCount == nil ? nil : d.baseAddress)
+                                        : T.lkDenseHessian(o, n, k, s, g, c, w,
+                                                           lossCount == nil ? nil : l.baseAddress,
+                                                           gradCount == nil ? nil : d.baseAddress, h.baseAddress)
+                                }
                             }
                         }
                     }
@@ -192,7 +224,7 @@ func callDense<T: DenseScalar>(
         }
     }
     let message = String(cString: lk_last_error())
-    return DenseOutput(status: status, loss: loss, grad: grad, message: message)
+    return DenseOutput(status: status, loss: loss, grad: grad, message: message, hess: hess)
 }
 
 func withOptionalPointer<R>(_ value: lk_options?, _ body: (UnsafePointer<lk_options>?) -> R) -> R {

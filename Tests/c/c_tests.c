@@ -226,6 +226,41 @@ static void test_cosface(void) {
     CHECK(fabs(loss - log1p(exp(10.0 * 0.2 - 10.0 * (0.7 - 0.35)))) < 1e-14);
 }
 
+/* The Hessian's diagonal from C: the log loss's p (1 - p) in both types, candidate lists, and the
+ * output-untouched rule on an error (the same status and message as lk_dense). */
+static void test_hessian(void) {
+    double s[3] = {0.0, log(3.0), 1.0}, loss, grad[3], hess[3];
+    int32_t g[1] = {1};
+    lk_options o;
+    CHECK(lk_options_init(&o, LK_LOSS_LOG) == LK_OK);
+    CHECK(lk_dense_hessian_f64(&o, 1, 3, s, g, NULL, NULL, &loss, grad, hess) == LK_OK);
+    double z = 1.0 + 3.0 + exp(1.0);
+    double p[3] = {1.0 / z, 3.0 / z, exp(1.0) / z};
+    for (int j = 0; j < 3; j++) CHECK(fabs(hess[j] - p[j] * (1.0 - p[j])) < 1e-15);
+    float s32[3] = {0.0f, (float)log(3.0), 1.0f}, hess32[3];
+    CHECK(lk_dense_hessian_f32(&o, 1, 3, s32, g, NULL, NULL, NULL, NULL, hess32) == LK_OK);
+    for (int j = 0; j < 3; j++) CHECK(fabs(hess32[j] - p[j] * (1.0 - p[j])) < 1e-6);
+    int64_t offsets[2] = {0, 3};
+    double hl[3];
+    CHECK(lk_lists_hessian_f64(&o, 1, offsets, s, g, NULL, NULL, NULL, NULL, hl) == LK_OK);
+    for (int j = 0; j < 3; j++) CHECK(hl[j] == hess[j]);
+    /* The max-based losses: 0. */
+    o.loss = LK_LOSS_HINGE;
+    CHECK(lk_dense_hessian_f64(&o, 1, 3, s, g, NULL, NULL, NULL, NULL, hess) == LK_OK);
+    CHECK(hess[0] == 0 && hess[1] == 0 && hess[2] == 0);
+    /* A bad label: LK_ERR_LABEL with lk_dense's message, nothing written. */
+    int32_t bad[1] = {3};
+    char message[256];
+    CHECK(lk_dense_f64(&o, 1, 3, s, bad, NULL, NULL, &loss, grad) == LK_ERR_LABEL);
+    snprintf(message, sizeof message, "%s", lk_last_error());
+    loss = grad[0] = hess[0] = hess[1] = hess[2] = -7.0;
+    CHECK(lk_dense_hessian_f64(&o, 1, 3, s, bad, NULL, NULL, &loss, grad, hess) == LK_ERR_LABEL);
+    CHECK(strcmp(message, lk_last_error()) == 0);
+    CHECK(loss == -7.0 && grad[0] == -7.0 && hess[0] == -7.0 && hess[1] == -7.0 && hess[2] == -7.0);
+    CHECK(lk_lists_hessian_f64(&o, 1, offsets, s, bad, NULL, NULL, &loss, grad, hess) == LK_ERR_LABEL);
+    CHECK(hess[0] == -7.0 && hess[2] == -7.0);
+}
+
 int main(void) {
     test_layout();
     test_version();
@@ -237,6 +272,7 @@ int main(void) {
     test_thread_local_error();
     test_lsoftmax();
     test_cosface();
+    test_hessian();
     if (failures) {
         fprintf(stderr, "c_tests: %d check(s) failed\n", failures);
         return 1;

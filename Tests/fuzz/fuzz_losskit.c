@@ -274,13 +274,15 @@ static void free_call(Call *call) {
 enum {
     E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
     E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
-    E_LSOFTMAX32, E_LSOFTMAX64, E_COUNT
+    E_LSOFTMAX32, E_LSOFTMAX64, E_DENSE_HESSIAN32, E_DENSE_HESSIAN64, E_LISTS_HESSIAN32,
+    E_LISTS_HESSIAN64, E_COUNT
 };
 static const char *entry_names[E_COUNT] = {
     "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
     "lk_dense_f32", "lk_dense_f64", "lk_lists_f32", "lk_lists_f64", "lk_chain_f32",
     "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
-    "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64",
+    "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64", "lk_dense_hessian_f32",
+    "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64",
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
@@ -583,8 +585,9 @@ static int reads_costs(const lk_options *o) {
     }
 }
 
-static void run_dense(Reader *r, int type) {
-    int entry = type == F32 ? E_DENSE32 : E_DENSE64;
+/* hessian: lk_dense_hessian_* with the same inputs and one more output. */
+static void run_dense(Reader *r, int type, int hessian) {
+    int entry = hessian ? (type == F32 ? E_DENSE_HESSIAN32 : E_DENSE_HESSIAN64) : (type == F32 ? E_DENSE32 : E_DENSE64);
     Opt opt;
     options(r, &opt, 1);
     Call call;
@@ -604,6 +607,7 @@ static void run_dense(Reader *r, int type) {
     void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
     void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, 1, "loss");
     void *grad = buf(&call, nonzero ? cnt2(type, n, k) : (Count){0, 0}, type, 1, "grad");
+    void *hess = hessian ? buf(&call, nonzero ? cnt2(type, n, k) : (Count){0, 0}, type, 1, "hess") : NULL;
     if (call.skip && !call.impossible) { /* an impossible size must fail before any read */
         skipped[entry]++;
         goto done;
@@ -614,16 +618,20 @@ static void run_dense(Reader *r, int type) {
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 2, (const char *[]){"n", "k"}, (int64_t[]){n, k});
     before_call(entry, &call, &opt);
-    lk_status st = type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
-                               : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
+    lk_status st =
+        hessian ? (type == F32 ? lk_dense_hessian_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess)
+                               : lk_dense_hessian_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad, hess))
+        : type == F32 ? lk_dense_f32(opt.p, n, k, scores, gold, cost, weight, loss, grad)
+                      : lk_dense_f64(opt.p, n, k, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
 done:
     free_call(&call);
     free(opt.p);
 }
 
-static void run_lists(Reader *r, int type) {
-    int entry = type == F32 ? E_LISTS32 : E_LISTS64;
+/* hessian: lk_lists_hessian_* with the same inputs and one more output. */
+static void run_lists(Reader *r, int type, int hessian) {
+    int entry = hessian ? (type == F32 ? E_LISTS_HESSIAN32 : E_LISTS_HESSIAN64) : (type == F32 ? E_LISTS32 : E_LISTS64);
     Opt opt;
     options(r, &opt, 1);
     Call call;
@@ -658,6 +666,7 @@ static void run_lists(Reader *r, int type) {
     void *weight = buf(&call, cnt1(type, lists), type, 0, "weight");
     void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? lists : 1), type, 1, "loss");
     void *grad = buf(&call, tc, type, 1, "grad");
+    void *hess = hessian ? buf(&call, tc, type, 1, "hess") : NULL;
     /* The offsets are read to find the total: when they are too many to allocate, nothing
      * can be inferred from the few that were, and the call is skipped. */
     int offsets_shrunk = !oc.bad && oc.elems > CAP_ELEMS;
@@ -674,8 +683,11 @@ static void run_lists(Reader *r, int type) {
     fill_values(&call, r, weight, type, 1);
     size_args(&call, 1, (const char *[]){"n"}, (int64_t[]){n});
     before_call(entry, &call, &opt);
-    lk_status st = type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
-                               : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
+    lk_status st =
+        hessian ? (type == F32 ? lk_lists_hessian_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess)
+                               : lk_lists_hessian_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad, hess))
+        : type == F32 ? lk_lists_f32(opt.p, n, offsets, scores, gold, cost, weight, loss, grad)
+                      : lk_lists_f64(opt.p, n, offsets, scores, gold, cost, weight, loss, grad);
     check(entry, &call, &opt, 1, st, 0);
 done:
     free_call(&call);
@@ -895,13 +907,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     current_input = data;
     current_size = size;
     Reader r = {data, size};
-    uint8_t b = u8(&r) % 64;
+    uint8_t first = u8(&r);
+    uint8_t b = first % 64;
     int entry = b < 4 ? b : 4 + (b - 4) % 12;
+    /* The first byte's top bit turns dense and lists into their Hessian entry points (the
+     * same inputs and one more output); the seeds of the other entry points keep their call. */
+    int hessian = first >= 128;
     switch (entry) {
-    case E_DENSE32: run_dense(&r, F32); break;
-    case E_DENSE64: run_dense(&r, F64); break;
-    case E_LISTS32: run_lists(&r, F32); break;
-    case E_LISTS64: run_lists(&r, F64); break;
+    case E_DENSE32: run_dense(&r, F32, hessian); break;
+    case E_DENSE64: run_dense(&r, F64, hessian); break;
+    case E_LISTS32: run_lists(&r, F32, hessian); break;
+    case E_LISTS64: run_lists(&r, F64, hessian); break;
     case E_CHAIN32: run_chain(&r, F32); break;
     case E_CHAIN64: run_chain(&r, F64); break;
     case E_VITERBI32: run_decode(&r, F32, 0); break;

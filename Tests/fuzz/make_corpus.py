@@ -56,6 +56,14 @@ def main():
         rng = random.Random(entry)
         for length in (12, 48, 160):
             inputs.append((f"{name}_random_{length}", bytes([entry] + [rng.randrange(256) for _ in range(length)])))
+    # The Hessian entry points: dense and lists with the first byte's top bit set.
+    for name in ("dense_f32", "dense_f64", "lists_f32", "lists_f64"):
+        entry = E[name]
+        rng = random.Random(100 + entry)
+        hessian = name.replace("_f", "_hessian_f")
+        for length in (12, 48, 160):
+            inputs.append((f"{hessian}_random_{length}",
+                           bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
     for name, data in inputs:
         digest = hashlib.sha1(data).hexdigest()[:8]

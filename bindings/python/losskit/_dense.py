@@ -15,17 +15,19 @@ __all__ = ["dense", "DenseResult"]
 
 class DenseResult(NamedTuple):
     """loss: a scalar (reduction "sum"/"mean") or an (n,) array ("none");
-    grad: the (n, k) gradient of exactly that loss w.r.t. the scores, or None."""
+    grad: the (n, k) gradient of exactly that loss w.r.t. the scores, or None;
+    hessian: the (n, k) diagonal of its Hessian w.r.t. the scores (with_hessian=True), or None."""
 
     loss: object
     grad: Optional[np.ndarray]
+    hessian: Optional[np.ndarray] = None
 
 
 def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
           square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
           angular_scale=None, angular_margin=None, threads=0, with_grad=True,
-          grad_out=None) -> DenseResult:
+          grad_out=None, with_hessian=False) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
     Losses (``loss=``), per example, with scores s (k,), gold g, costs c[j] = cost_scale *
@@ -84,9 +86,15 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       grad_out: an (n, k) C-contiguous array of the computing dtype to write the gradient into
         (returned as grad), so that a training loop can reuse one buffer instead of allocating
         one per call. Left untouched when the call fails.
+      with_hessian: True also returns the diagonal of the Hessian of the loss w.r.t. the scores
+        (lk_dense_hessian_*): p(1 - p) for "log", q(1 - q) of the cost-augmented softmax for
+        "softmax_margin", p(c - R)(1 - 2p) for "risk", the difference of two such terms for
+        "soft_ramp" (it can be negative), 2/K (2 kappa/K at the gold) for "squared", 0 for the
+        max-based losses ("perceptron", "hinge", "ramp", "infinite_ramp"), weighted and reduced
+        as the gradient.
 
     Returns:
-      DenseResult(loss, grad).
+      DenseResult(loss, grad, hessian).
 
     Raises:
       ValueError: an argument has the wrong shape, dtype or name (checked before the call).
@@ -134,6 +142,12 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         fear_scale=fear_scale, angular_scale=angular_scale, angular_margin=angular_margin))
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
+    if with_hessian:
+        hess = np.empty((n, k), dtype=dtype)
+        fn = lib.lk_dense_hessian_f64 if dtype == np.float64 else lib.lk_dense_hessian_f32
+        fn(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array), c.address(w),
+           c.address(out), c.address(grad), c.address(hess))
+        return DenseResult(out if reduction == "none" else out[0], grad, hess)
     fn = lib.lk_dense_f64 if dtype == np.float64 else lib.lk_dense_f32
     address = c.address
     fn(ctypes.byref(opt), n, k, address(s), address(g), address(cost_array), address(w),

@@ -16,15 +16,18 @@ __all__ = ["lists", "ListsResult"]
 class ListsResult(NamedTuple):
     """loss: a scalar (reduction "sum"/"mean") or an (n,) array ("none"); grad: the gradient of
     exactly that loss w.r.t. the flat scores (offsets[n],), or None (from_arrays: a list of
-    per-example arrays)."""
+    per-example arrays); hessian: the diagonal of its Hessian w.r.t. the scores, shaped as grad
+    (with_hessian=True), or None."""
 
     loss: object
     grad: Optional[object]
+    hessian: Optional[object] = None
 
 
 def lists(scores, offsets, gold, *, loss="log", cost=None, weight=None, reduction="mean",
           cost_scale=1.0, square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None,
-          fear_scale=None, threads=0, with_grad=True, grad_out=None) -> ListsResult:
+          fear_scale=None, threads=0, with_grad=True, grad_out=None,
+          with_hessian=False) -> ListsResult:
     """Loss and gradient of every example of a batch of candidate lists (n-best, k-best).
 
     Example i owns the candidates offsets[i]:offsets[i+1] of the flat arrays (CSR layout).
@@ -65,10 +68,10 @@ def lists(scores, offsets, gold, *, loss="log", cost=None, weight=None, reductio
       cost: (total,) per-candidate costs, or None (0/1 against the gold; then no gold may be -1).
       weight: (n,) non-negative example weights, or None.
       reduction, cost_scale, square_k, square_m, hope, fear, hope_scale, fear_scale, threads,
-        with_grad, grad_out: as in losskit.dense (grad_out has shape (total,)).
+        with_grad, grad_out, with_hessian: as in losskit.dense (grad_out has shape (total,)).
 
     Returns:
-      ListsResult(loss, grad).
+      ListsResult(loss, grad, hessian).
 
     Raises:
       ValueError: an argument has the wrong shape, dtype or name (checked before the call).
@@ -111,6 +114,12 @@ def lists(scores, offsets, gold, *, loss="log", cost=None, weight=None, reductio
     w = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (total,), dtype, s)
+    if with_hessian:
+        hess = np.empty((total,), dtype=dtype)
+        fn = lib.lk_lists_hessian_f64 if dtype == np.float64 else lib.lk_lists_hessian_f32
+        fn(ctypes.byref(opt), n, c.address(o), c.address(s), c.address(g), c.address(cost_array),
+           c.address(w), c.address(out), c.address(grad), c.address(hess))
+        return ListsResult(out if reduction == "none" else out[0], grad, hess)
     fn = lib.lk_lists_f64 if dtype == np.float64 else lib.lk_lists_f32
     address = c.address
     fn(ctypes.byref(opt), n, address(o), address(s), address(g), address(cost_array), address(w),
@@ -141,7 +150,8 @@ def from_arrays(scores, gold, *, cost=None, **options) -> ListsResult:
         flat_cost = np.concatenate([np.asarray(x, dtype=dtype) for x in cost]) if parts else None
     result = lists(flat, offsets, gold, cost=flat_cost, **options)
     grads = None if result.grad is None else np.split(result.grad, offsets[1:-1])
-    return ListsResult(result.loss, grads)
+    hessians = None if result.hessian is None else np.split(result.hessian, offsets[1:-1])
+    return ListsResult(result.loss, grads, hessians)
 
 
 lists.from_arrays = from_arrays
