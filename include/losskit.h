@@ -428,11 +428,11 @@ lk_status lk_dense_f64(const lk_options *opt, int64_t n, int64_t k,
  * (n = 2048, k = 1000, one thread, AVX-512, a shared machine).
  *
  * @param hess  n*k, or NULL; 0 for ignored and zero-weight rows and for masked classes.
- * @return as lk_dense_f32. Since 0.3.0. */
+ * @return as lk_dense_f32. Since 0.2.0. */
 lk_status lk_dense_hessian_f32(const lk_options *opt, int64_t n, int64_t k,
                                const float *scores, const int32_t *gold, const float *cost,
                                const float *weight, float *loss, float *grad, float *hess);
-/* As lk_dense_hessian_f32, in double. Since 0.3.0. */
+/* As lk_dense_hessian_f32, in double. Since 0.2.0. */
 lk_status lk_dense_hessian_f64(const lk_options *opt, int64_t n, int64_t k,
                                const double *scores, const int32_t *gold, const double *cost,
                                const double *weight, double *loss, double *grad, double *hess);
@@ -491,11 +491,11 @@ lk_status lk_lists_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
  * lk_dense_hessian_f32 (with the oracle standing in for a gold of -1), times the list's weight
  * and the reduction's factor; 0 for zero-weight lists and masked candidates. Inputs, checks,
  * errors and messages are those of lk_lists_f32 (on error hess is not written either).
- * @return as lk_lists_f32. Since 0.3.0. */
+ * @return as lk_lists_f32. Since 0.2.0. */
 lk_status lk_lists_hessian_f32(const lk_options *opt, int64_t n, const int64_t *offsets,
                                const float *scores, const int32_t *gold, const float *cost,
                                const float *weight, float *loss, float *grad, float *hess);
-/* As lk_lists_hessian_f32, in double. Since 0.3.0. */
+/* As lk_lists_hessian_f32, in double. Since 0.2.0. */
 lk_status lk_lists_hessian_f64(const lk_options *opt, int64_t n, const int64_t *offsets,
                                const double *scores, const int32_t *gold, const double *cost,
                                const double *weight, double *loss, double *grad, double *hess);

@@ -13,14 +13,23 @@ from ._native import lib
 __all__ = ["dense", "DenseResult"]
 
 
-class DenseResult(NamedTuple):
+class _DenseResultFields(NamedTuple):
+    loss: object
+    grad: Optional[np.ndarray]
+
+
+class DenseResult(_DenseResultFields):
     """loss: a scalar (reduction "sum"/"mean") or an (n,) array ("none");
     grad: the (n, k) gradient of exactly that loss w.r.t. the scores, or None;
     hessian: the (n, k) diagonal of its Hessian w.r.t. the scores (with_hessian=True), or None."""
 
-    loss: object
-    grad: Optional[np.ndarray]
-    hessian: Optional[np.ndarray] = None
+    hessian: Optional[np.ndarray]
+
+    def __new__(cls, loss, grad, hessian=None):
+        # The Hessian is an attribute, not a third field: `loss, grad = ...` keeps unpacking.
+        self = super().__new__(cls, loss, grad)
+        self.hessian = hessian
+        return self
 
 
 def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
@@ -94,7 +103,7 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         as the gradient.
 
     Returns:
-      DenseResult(loss, grad, hessian).
+      DenseResult(loss, grad), with the attribute hessian (not a tuple field).
 
     Raises:
       ValueError: an argument has the wrong shape, dtype or name (checked before the call).

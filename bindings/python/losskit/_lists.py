@@ -13,15 +13,24 @@ from ._native import lib
 __all__ = ["lists", "ListsResult"]
 
 
-class ListsResult(NamedTuple):
+class _ListsResultFields(NamedTuple):
+    loss: object
+    grad: Optional[object]
+
+
+class ListsResult(_ListsResultFields):
     """loss: a scalar (reduction "sum"/"mean") or an (n,) array ("none"); grad: the gradient of
     exactly that loss w.r.t. the flat scores (offsets[n],), or None (from_arrays: a list of
     per-example arrays); hessian: the diagonal of its Hessian w.r.t. the scores, shaped as grad
     (with_hessian=True), or None."""
 
-    loss: object
-    grad: Optional[object]
-    hessian: Optional[object] = None
+    hessian: Optional[object]
+
+    def __new__(cls, loss, grad, hessian=None):
+        # The Hessian is an attribute, not a third field: `loss, grad = ...` keeps unpacking.
+        self = super().__new__(cls, loss, grad)
+        self.hessian = hessian
+        return self
 
 
 def lists(scores, offsets, gold, *, loss="log", cost=None, weight=None, reduction="mean",
@@ -71,7 +80,7 @@ def lists(scores, offsets, gold, *, loss="log", cost=None, weight=None, reductio
         with_grad, grad_out, with_hessian: as in losskit.dense (grad_out has shape (total,)).
 
     Returns:
-      ListsResult(loss, grad, hessian).
+      ListsResult(loss, grad), with the attribute hessian (not a tuple field).
 
     Raises:
       ValueError: an argument has the wrong shape, dtype or name (checked before the call).

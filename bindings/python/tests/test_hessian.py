@@ -409,3 +409,14 @@ def test_same_bits_at_one_and_two_threads(rng):
     one = losskit.dense(s, g, loss="soft_ramp", threads=1, with_hessian=True)
     two = losskit.dense(s, g, loss="soft_ramp", threads=2, with_hessian=True)
     np.testing.assert_array_equal(one.hessian, two.hessian)
+
+
+def test_results_still_unpack_to_loss_and_grad():
+    """The Hessian is an attribute of the result, not a third tuple field: code written as
+    `loss, grad = losskit.dense(...)` keeps working, with or without with_hessian."""
+    s = np.array([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]])
+    loss, grad = losskit.dense(s, [2, 0], with_hessian=True)
+    r = losskit.dense(s, [2, 0], with_hessian=True)
+    assert len(r) == 2 and r.hessian.shape == s.shape
+    loss, grad = losskit.lists(s.ravel(), [0, 3, 6], [2, 0], with_hessian=True)
+    assert losskit.lists(s.ravel(), [0, 3, 6], [2, 0]).hessian is None
