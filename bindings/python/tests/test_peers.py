@@ -28,7 +28,9 @@ TOL = dict(rtol=1e-12, atol=1e-12)
 
 @pytest.fixture(scope="module")
 def torch():
-    return pytest.importorskip("torch")
+    import torch  # installed by make setup-peers (requirements-peers.txt): a missing peer fails
+
+    return torch
 
 
 def torch_cross_entropy(torch, scores, gold, reduction, **kwargs):
@@ -111,8 +113,8 @@ def test_float32_vs_torch(torch, rng):
 
 @pytest.fixture(scope="module")
 def jax():
-    jax = pytest.importorskip("jax")
-    pytest.importorskip("optax")
+    import jax  # installed by make setup-peers, as optax below: a missing peer fails
+    import optax  # noqa: F401
     previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)  # float64, as LossKit's _f64 path
     yield jax

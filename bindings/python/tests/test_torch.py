@@ -443,7 +443,7 @@ def test_tagger_with_crf_learns():
         loss = crf(model(words), gold, lengths=lengths, reduction="mean")
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
     paths = crf.decode(model(words).detach(), lengths=lengths)
     right = sum(int((torch.tensor(p) == gold[i, :len(p)]).sum()) for i, p in enumerate(paths))
@@ -477,7 +477,7 @@ def test_mlp_learns_with_every_dense_loss(name):
         value = criterion(scores_of(body(x)), y)
         value.backward()
         opt.step()
-        losses.append(float(value))
+        losses.append(float(value.detach()))
     assert losses[-1] < losses[0]
     accuracy = float((scores_of(body(x)).argmax(1) == y).float().mean())
     assert accuracy > 0.6, accuracy  # chance: 1 / 4
