@@ -1418,7 +1418,7 @@ def test_with_grad_false_and_result_types(rng):
 # 6. Threads: the same bits at any thread count.
 # ------------------------------------------------------------------------------------------
 # The library splits a batch across threads by work, sum over sequences of length * tags**2,
-# one more thread per 2**17 of it (Sources/LossKit/Parallel.swift, elementsPerThread): 64
+# one more thread per 2**17 of it (Sources/LossKit/Runtime/Parallel.swift, elementsPerThread): 64
 # sequences of lengths in [25, 50] over 20 tags is ~1e6, well above 2 * 2**17, so threads=2
 # and threads=0 (all cores) really split it.
 

@@ -1,6 +1,6 @@
 /// The diagonal of each loss's Hessian with respect to the scores (lk_dense_hessian_*,
 /// lk_lists_hessian_*), a recipe per loss over the same primitives as the gradient
-/// (Losses.swift). The one idea: an lse term's Hessian is diag(q) - q q^T with q its softmax,
+/// (Catalogue.swift). The one idea: an lse term's Hessian is diag(q) - q q^T with q its softmax,
 /// whose diagonal is q (1 - q); a max, gold or oracle term is piecewise linear in the scores,
 /// so its Hessian is 0 almost everywhere (and taken as 0 everywhere).
 ///

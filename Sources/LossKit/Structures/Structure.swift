@@ -1,6 +1,6 @@
 /// What a structure (dense rows, candidate lists, linear chains) provides to the losses for one
 /// example: the primitives of DESIGN.md §1 over the cost-augmented scores v = s + a c, and
-/// sinks for their gradients. Losses are recipes over these (Losses.swift) and never see how a
+/// sinks for their gradients. Losses are recipes over these (Catalogue.swift) and never see how a
 /// structure stores its candidates.
 ///
 /// Rules every conformance follows (DESIGN.md §2): masked candidates (score -inf) never win a
