@@ -124,7 +124,7 @@ enum Recipe: Equatable {
             let k = Double(x.unmaskedCount)
             let atGold = x.goldGradient()
             let (sum, _) = x.scores(twice: 0, plus: -coefficient * epsilon / k, exceptGold: false, adding: true)
-            let goldScore = x.gold().score
+            let goldScore = x.goldScore
             // The gold's entry in one rounding, (p[g] - 1) + eps (1 - 1/K): exactly 0 when K = 1,
             // where adding eps to a rounded -eps/K would leave round(eps) - eps.
             x.setGoldGradient(atGold + coefficient * epsilon * ((k - 1) / k))
@@ -134,7 +134,7 @@ enum Recipe: Equatable {
             // 2 c s / K and 2 c kappa miss / K with the exact doubling last: the same bits as
             // the plain order, and no intermediate 2 c or 2 c kappa miss overflows alone.
             let (_, others) = x.scores(twice: coefficient / k, plus: 0, exceptGold: true, adding: false)
-            let miss = x.gold().score - target
+            let miss = x.goldScore - target
             let product = coefficient * kappa * miss
             // Past DBL_MAX, c kappa miss can still give a finite 2 c kappa miss / K when K > 2.
             x.setGoldGradient((product.isFinite ? product / k : coefficient * kappa * (miss / k)) * 2)

@@ -2,17 +2,41 @@
 /// on each example it reads, in one vectorised scan that also keeps what the computing pass
 /// reuses (RowSurvey).
 enum FlatValidation {
-    /// The value checks of one row of flat candidates (shared with candidate lists): no +inf
-    /// score, at least one unmasked candidate, an unmasked gold when the loss uses the gold
-    /// score, and finite costs for the unmasked candidates when costs are read, which stay
-    /// finite when multiplied by `costBound` (cost_scale times the largest term scale; 0 when
-    /// no cost is read) and added to the score. Returns what the scan learnt of the scores.
+    /// What the checks of a call's rows need from its options, derived from the recipe once:
+    /// which checks apply and what the scan must keep for the computing pass.
+    struct Checks<T: Real> {
+        /// cost_scale times the largest term scale when costs are read, else 0: a read cost times
+        /// this, added to a score, must stay finite in T.
+        let costBound: Double
+        /// The fear term's cost weight in T, whose cost-augmented max the scan of the costs keeps.
+        let fearWeight: T
+        /// A masked gold is an error (the loss uses the gold score).
+        let goldScoreIsRead: Bool
+        /// What the scan of the scores keeps besides their max (the computing pass reuses it).
+        let keepsArgmax: Bool
+        let keepsUnmaskedCount: Bool
+
+        init(_ options: Options) {
+            let recipe = options.recipe
+            costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
+            fearWeight = T(rounding: recipe.fearWeight * options.costScale)
+            goldScoreIsRead = recipe.usesGoldScore
+            keepsArgmax = recipe.needsArgmax
+            keepsUnmaskedCount = recipe.needsUnmaskedCount
+        }
+    }
+
+    /// The value checks of one row of flat candidates (a dense row or a candidate list): no +inf
+    /// score, at least one unmasked candidate, an unmasked gold when the loss reads the gold
+    /// score (`gold` nil: no gold is read, as when the oracle stands in for it), and finite costs
+    /// for the unmasked candidates when costs are read, which stay finite when multiplied by
+    /// `costBound` and added to the score. Returns what the scan learnt of the scores.
     static func check<T: Real>(
-        _ scores: UnsafePointer<T>, count: Int, gold: Int, costs: UnsafePointer<T>?,
-        costBound: Double, fearWeight: T, usesGold: Bool, needsArgmax: Bool, needsUnmaskedCount: Bool,
+        _ scores: UnsafePointer<T>, count: Int, gold: Int?, costs: UnsafePointer<T>?, _ checks: Checks<T>,
         names: RowNames
     ) throws(Failure) -> RowSurvey<T> {
-        let (maximum, index, unmasked, hasNaN) = switch (needsArgmax, needsUnmaskedCount) {
+        let costBound = checks.costBound, fearWeight = checks.fearWeight, needsArgmax = checks.keepsArgmax
+        let (maximum, index, unmasked, hasNaN) = switch (needsArgmax, checks.keepsUnmaskedCount) {
         case (false, false): RowKernel.survey(scores, count: count, SurveyMaximum.self)
         case (true, false): RowKernel.survey(scores, count: count, SurveyArgmax.self)
         case (false, true): RowKernel.survey(scores, count: count, SurveyUnmasked.self)
@@ -27,7 +51,7 @@ enum FlatValidation {
         if maximum == -T.infinity, !hasNaN {
             throw .domain("example \(names.example) has every candidate masked (-inf scores)")
         }
-        if usesGold, scores[gold] == -T.infinity {
+        if checks.goldScoreIsRead, let gold, scores[gold] == -T.infinity {
             throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses the gold score")
         }
         // Costs that are read must be finite; with costBound > 0, a score plus its scaled cost

@@ -80,13 +80,21 @@ struct Options {
     /// size is checked and only `threads` is read.
     static func decoding(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> Int {
         guard let raw else { return 0 }
-        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
-        guard size >= firstLayoutSize else {
-            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
-        }
+        _ = try checkedSize(raw)
         let threads = raw.pointee.threads
         guard threads >= 0 else { throw .option("opt->threads = \(threads) is negative") }
         return Int(threads)
+    }
+
+    /// The caller's `opt->size`, the one field read before it is known how large the caller's
+    /// struct is; smaller than the first published layout is an error.
+    private static func checkedSize(_ raw: UnsafePointer<lk_options>) throws(Failure) -> Int {
+        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
+        guard size >= firstLayoutSize else {
+            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); "
+                          + "initialise with lk_options_init")
+        }
+        return size
     }
 
     /// Validates `raw` for `structure` in the order DESIGN.md §2 gives: NULL, then options.
@@ -204,11 +212,7 @@ struct Options {
     /// The caller's options over our defaults, after the NULL and size checks; threads >= 0.
     private static func read(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> lk_options {
         guard let raw else { throw .null("opt is NULL") }
-        // Only `size` may be read before it is known how large the caller's struct is.
-        let size = Int(UnsafeRawPointer(raw).load(as: UInt32.self))
-        guard size >= firstLayoutSize else {
-            throw .option("opt->size = \(size) is smaller than the first published layout (\(firstLayoutSize) bytes); initialise with lk_options_init")
-        }
+        let size = try checkedSize(raw)
         // Read the caller's bytes, at most our layout's; fields a caller's (older, smaller)
         // layout lacks keep their defaults, fields a newer layout appends are not read.
         let loss = UnsafeRawPointer(raw).load(fromByteOffset: 4, as: Int32.self)

@@ -59,7 +59,7 @@ enum Dense {
         let costs = { (i: Int) -> UnsafePointer<T>? in
             layout == .zeroOne ? nil : cost.map { $0 + costRow(i) * k }
         }
-        let costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
+        let checks = FlatValidation.Checks<T>(options)
         let chunks = Chunks(examples: n, valuesPerExample: k)
         let threads = Parallel.threads(requested: options.threads, elements: elements, chunks: chunks.count)
         let surveys = try Scratch<RowSurvey<T>>(n, "the row surveys")
@@ -76,16 +76,13 @@ enum Dense {
                 && FlatValidation.screenRuns(rows, isRead: { gold[$0] != ignore && !batch.hasZeroWeight($0) }) { run in
                     FlatValidation.screen(scores + run.lowerBound * k,
                                           costs: layout == .perExample ? cost.map { $0 + run.lowerBound * k } : nil,
-                                          count: run.count * k, costBound: costBound)
+                                          count: run.count * k, costBound: checks.costBound)
                 }
             for i in rows where gold[i] != ignore {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) || screened[chunk] { continue }
                 surveys[i] = try FlatValidation.check(
-                    scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i),
-                    costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
-                    usesGold: recipe.usesGoldScore,
-                    needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
+                    scores + i * k, count: k, gold: Int(gold[i]), costs: costs(i), checks,
                     names: RowNames(example: i, layout: .dense(scoreRow: i, costRow: costRow(i))))
             }
         }

@@ -42,14 +42,6 @@ struct FlatCandidates<T: Real> {
         return j == goldIndex ? 0 : 1
     }
 
-    /// s[j] + a c[j], as the kernels compute it (in T); the cost is not read when a = 0.
-    @inline(__always) func augmented(_ j: Int, _ a: Double) -> Double {
-        if a == 0 { return scores[j].wide }
-        let w = T(rounding: a * costScale)
-        if let costs { return T.fma(costs[j], w, scores[j]).wide }
-        return (j == goldIndex ? scores[j] : scores[j] + w).wide
-    }
-
     // v = s + a c, seen three ways (plain; 0/1 cost; per-candidate cost) so that each kernel
     // specialises without a branch inside. With 0/1 costs the max and its argmax follow from the
     // plain ones validation kept, except when the gold is the plain max and the cost raises the
@@ -218,39 +210,7 @@ struct FlatMarginals<T: Real> {
 }
 
 extension FlatCandidates: EnumerableStructure {
-    func gold() -> (score: Double, arg: Int) { (scores[goldIndex].wide, goldIndex) }
-
-    func oracle() -> (score: Double, arg: Int) {
-        if costs == nil {
-            // 0/1 costs: the gold costs 0; if it is masked, every other candidate costs 1 and the
-            // highest score wins (the plain argmax, which cannot be the masked gold).
-            let g = scores[goldIndex] == -.infinity ? survey.argmax : goldIndex
-            return (scores[g].wide, g)
-        }
-        var best = -1
-        var bestCost = Double.infinity
-        var bestScore = -Double.infinity
-        for j in 0..<count where !isMasked(j) {
-            let c = unscaledCost(j)
-            let s = scores[j].wide
-            if best < 0 || c < bestCost || (c == bestCost && s > bestScore) {
-                best = j
-                bestCost = c
-                bestScore = s
-            }
-        }
-        return (bestScore, best)
-    }
-
-    func maximum(costWeight a: Double) -> (value: Double, arg: Int) {
-        let (value, index) = maximumWithIndex(a)
-        return (value.wide, index)
-    }
-
-    func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: FlatMarginals<T>) {
-        var plainArgmax = -1
-        return logSumExp(a, store: nil, plainArgmax: &plainArgmax)
-    }
+    var goldScore: Double { scores[goldIndex].wide }
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
         // p = softmax(s): the exps go to the gradient (when wanted), which the gradient pass then
@@ -334,7 +294,20 @@ extension FlatCandidates: EnumerableStructure {
         return (f.shift - h.shift) + (f.rest - h.rest)
     }
 
-    private func term(_ t: Term, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int) -> TermValue<Self> {
+    /// A term's value, split as `shift + rest` so that the difference of two terms near zero is
+    /// formed from the large parts first (`shift` is a score or a max; `rest` is a cost or a
+    /// log1p), and what its gradient needs: a one-hot at a candidate, or the marginals.
+    private struct TermValue {
+        enum Gradient {
+            case oneHot(Int)
+            case marginals(FlatMarginals<T>)
+        }
+        var shift: Double
+        var rest: Double
+        var gradient: Gradient
+    }
+
+    private func term(_ t: Term, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int) -> TermValue {
         switch t {
         case .logSumExp(let a):
             let (shift, rest, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
@@ -344,16 +317,40 @@ extension FlatCandidates: EnumerableStructure {
             let index = maximumWithIndex(a).index
             let (score, cost) = exactAugmented(index, a)
             return TermValue(shift: score, rest: cost, gradient: .oneHot(index))
-        case .gold, .oracle:
-            return evaluate(t)
+        case .gold:
+            return TermValue(shift: goldScore, rest: 0, gradient: .oneHot(goldIndex))
+        case .oracle:
+            let j = oracle()
+            return TermValue(shift: scores[j].wide, rest: 0, gradient: .oneHot(j))
         }
+    }
+
+    /// The oracle: the gold under 0/1 costs (if it is masked, every other candidate costs 1 and
+    /// the highest score wins: the plain argmax, which cannot be the masked gold); else the
+    /// candidate of lowest cost (`lowestCost`).
+    private func oracle() -> Int {
+        guard let costs else { return scores[goldIndex] == -.infinity ? survey.argmax : goldIndex }
+        return Self.lowestCost(scores, costs, count: count)
+    }
+
+    /// The unmasked candidate of lowest cost, then highest score, then lowest index (DESIGN.md §2
+    /// "Ties"): the oracle of a row, and the stand-in gold of a candidate list whose gold is -1.
+    /// At least one candidate is unmasked and its costs are finite (validation).
+    static func lowestCost(_ scores: UnsafePointer<T>, _ costs: UnsafePointer<T>, count: Int) -> Int {
+        var best = -1
+        for j in 0..<count where scores[j] != -T.infinity {
+            if best < 0 || costs[j] < costs[best] || (costs[j] == costs[best] && scores[j] > scores[best]) {
+                best = j
+            }
+        }
+        return Swift.max(best, 0)
     }
 
     /// gradient = c (dF - dH), each term a one-hot or its exps (kept in the gradient, or in
     /// scratch for a second one) over 1 + rest. Where a one-hot meets the other term's argmax
     /// (its exp is exactly 1), p - 1 = -rest / (1 + rest) is written directly: the subtraction
     /// would lose every digit of a near-zero loss. It is read before the exps are scaled in place.
-    private func writeGradient(_ gradient: UnsafeMutablePointer<T>, _ f: TermValue<Self>, _ h: TermValue<Self>,
+    private func writeGradient(_ gradient: UnsafeMutablePointer<T>, _ f: TermValue, _ h: TermValue,
                                _ c: Double) {
         func minusOne(_ m: FlatMarginals<T>, at j: Int) -> Double {
             let e = m.exps?[j] ?? 0
@@ -385,19 +382,6 @@ extension FlatCandidates: EnumerableStructure {
                 gradient[a] = T(rounding: c)
                 gradient[t] = T(rounding: -c)
             }
-        }
-    }
-
-    func addOneHot(_ arg: Int, times coefficient: Double) {
-        guard let gradient, arg >= 0 else { return }
-        gradient[arg] = T(rounding: gradient[arg].wide + coefficient)
-    }
-
-    /// Recomputes the exps (scalar); the fused `fearMinusHope` above does not come here.
-    func addMarginals(_ m: FlatMarginals<T>, times coefficient: Double) {
-        guard gradient != nil else { return }
-        for j in 0..<count where !isMasked(j) {
-            addOneHot(j, times: coefficient * Glibc.exp(augmented(j, m.costWeight) - m.shift.wide) / m.denominator)
         }
     }
 

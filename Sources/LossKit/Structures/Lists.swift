@@ -73,7 +73,7 @@ enum Lists {
         defer { surveys.free() }
         let golds = try Scratch<Int>(n, "the gold or oracle of each list")
         defer { golds.free() }
-        let costBound = recipe.readsCosts ? options.costScale * recipe.costFactor : 0
+        let checks = FlatValidation.Checks<T>(options)
         // Chunk by chunk: a screen of the chunk's candidates all at once, which nearly always
         // proves every value check passes (then only weights, empty lists and oracles are looked
         // at list by list, and the computing pass finds each list's max itself); else the full
@@ -91,7 +91,7 @@ enum Lists {
                 && FlatValidation.screenRuns(lists, isRead: { !batch.hasZeroWeight($0) }) { run in
                     FlatValidation.screen(scores + start(run.lowerBound),
                                           costs: recipe.readsCosts ? cost.map { $0 + start(run.lowerBound) } : nil,
-                                          count: start(run.upperBound) - start(run.lowerBound), costBound: costBound)
+                                          count: start(run.upperBound) - start(run.lowerBound), costBound: checks.costBound)
                 }
             for i in lists {
                 try batch.checkWeight(i)
@@ -103,14 +103,11 @@ enum Lists {
                 let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start(i) } : nil
                 if !screened[chunk] {
                     surveys[i] = try FlatValidation.check(
-                        scores + start(i), count: length(i), gold: Int(gold[i]), costs: costs,
-                        costBound: costBound, fearWeight: T(rounding: recipe.fearWeight * options.costScale),
-                        usesGold: recipe.usesGoldScore && !oracle,
-                        needsArgmax: recipe.needsArgmax, needsUnmaskedCount: recipe.needsUnmaskedCount,
-                        names: RowNames(example: i, layout: .list(offset: start(i))))
+                        scores + start(i), count: length(i), gold: oracle ? nil : Int(gold[i]), costs: costs,
+                        checks, names: RowNames(example: i, layout: .list(offset: start(i))))
                 }
                 if oracle, let costs {
-                    golds[i] = lowestCost(scores + start(i), costs, count: length(i))
+                    golds[i] = FlatCandidates<T>.lowestCost(scores + start(i), costs, count: length(i))
                 } else {
                     golds[i] = Int(gold[i])
                 }
@@ -148,19 +145,6 @@ enum Lists {
                 }
                 return value
             })
-    }
-
-    /// The oracle of a list: the unmasked candidate of lowest cost, then highest score, then
-    /// lowest index (DESIGN.md §2 "Ties"). Validation has checked that one is unmasked and that
-    /// its costs are finite.
-    static func lowestCost<T: Real>(_ scores: UnsafePointer<T>, _ costs: UnsafePointer<T>, count: Int) -> Int {
-        var best = -1
-        for j in 0..<count where scores[j] != -T.infinity {
-            if best < 0 || costs[j] < costs[best] || (costs[j] == costs[best] && scores[j] > scores[best]) {
-                best = j
-            }
-        }
-        return Swift.max(best, 0)
     }
 
     /// The starts of chunks of about Chunks.target candidates (at least one list each), and
