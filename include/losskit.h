@@ -15,8 +15,10 @@
  *    [0, 1000)"). A successful call resets this thread's message to "". No input, however
  *    malformed, may crash the calling process.
  *  - Sizes are int64_t, labels int32_t. Every computing function comes as _f32 (float) and _f64
- *    (double) with identical semantics; sums over candidates and over the batch accumulate in
- *    double in both.
+ *    (double) with identical semantics. Sums over the batch accumulate in double in both; sums
+ *    over candidates accumulate in the input type within blocks of 32 vectors (a few hundred
+ *    values) and in double across blocks, so a float32 sum's error grows with the block, not
+ *    with the row (the accuracy bounds below include it).
  *  - Scores. A score of -INFINITY means "this candidate does not exist" (a mask): it never wins
  *    a max, adds nothing to a log-sum-exp or an expectation, is never the oracle, and gets a
  *    zero gradient. An example with no candidate other than masked ones is LK_ERR_DOMAIN, as is
