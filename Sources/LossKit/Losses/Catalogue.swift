@@ -1,3 +1,5 @@
+import CLossKit
+
 /// The loss catalogue (DESIGN.md §2), each loss a recipe over the primitives a structure
 /// provides. Written once; every structure that provides the primitives runs every loss.
 ///
@@ -148,5 +150,80 @@ enum Recipe: Equatable {
         case .fearMinusHope, .risk:
             return .nan  // handled above
         }
+    }
+}
+
+extension Recipe {
+    /// The recipe of the preset loss `o.loss` (an LK_LOSS_* value) under its options, and for
+    /// CosFace / ArcFace the margin that turns cosines into logits (dense rows only). Only the
+    /// options the loss uses are validated. Adding a preset loss: its LK_LOSS_* value in the
+    /// header and its case here.
+    static func preset(_ o: lk_options, for structure: StructureKind) throws(Failure)
+        -> (recipe: Recipe, angular: AngularMargin?)
+    {
+        let recipe: Recipe
+        var angular: AngularMargin? = nil
+        switch o.loss {
+        case LK_LOSS_LOG:
+            let epsilon = o.label_smoothing
+            guard epsilon >= 0, epsilon < 1 else {
+                throw .option("opt->label_smoothing = \(epsilon) is outside [0, 1)")
+            }
+            recipe = epsilon == 0 ? .fearMinusHope(fear: .logSumExp(0), hope: .gold) : .smoothedLog(epsilon: epsilon)
+        case LK_LOSS_PERCEPTRON: recipe = .fearMinusHope(fear: .max(0), hope: .gold)
+        case LK_LOSS_HINGE: recipe = .fearMinusHope(fear: .max(1), hope: .gold)
+        case LK_LOSS_SOFTMAX_MARGIN: recipe = .fearMinusHope(fear: .logSumExp(1), hope: .gold)
+        case LK_LOSS_RISK: recipe = .risk
+        case LK_LOSS_RAMP: recipe = .fearMinusHope(fear: .max(1), hope: .max(-1))
+        case LK_LOSS_SOFT_RAMP: recipe = .fearMinusHope(fear: .logSumExp(1), hope: .logSumExp(-1))
+        case LK_LOSS_INFINITE_RAMP: recipe = .fearMinusHope(fear: .max(1), hope: .oracle)
+        case LK_LOSS_SQUARED:
+            let kappa = o.square_k
+            guard kappa > 0, kappa.isFinite else {
+                throw .option("opt->square_k = \(kappa) must be finite and > 0")
+            }
+            guard o.square_m.isFinite else { throw .option("opt->square_m = \(o.square_m) is not finite") }
+            recipe = .squared(kappa: kappa, target: o.square_m)
+        case LK_LOSS_SQUENTROPY: recipe = .squentropy
+        case LK_LOSS_HOPE_FEAR:
+            let f = try Options.nonNegative(o.fear_scale, "fear_scale")
+            let h = try Options.nonNegative(o.hope_scale, "hope_scale")
+            let fear: Term
+            switch o.fear {
+            case LK_TERM_MAX: fear = .max(f)
+            case LK_TERM_LSE: fear = .logSumExp(f)
+            default: throw .option("opt->fear = \(o.fear) is not LK_TERM_MAX or LK_TERM_LSE")
+            }
+            let hope: Term
+            switch o.hope {
+            case LK_TERM_GOLD: hope = .gold
+            case LK_TERM_ORACLE: hope = .oracle
+            case LK_TERM_MAX: hope = .max(-h)
+            case LK_TERM_LSE: hope = .logSumExp(-h)
+            default: throw .option("opt->hope = \(o.hope) is not an LK_TERM_* value")
+            }
+            recipe = .fearMinusHope(fear: fear, hope: hope)
+        case LK_LOSS_COSFACE, LK_LOSS_ARCFACE:
+            guard structure == .dense else {
+                throw .unsupported("opt->loss = \(o.loss) (\(o.loss == LK_LOSS_COSFACE ? "COSFACE" : "ARCFACE")) takes cosine scores of dense rows, not \(structure.name)")
+            }
+            let scale = o.angular_scale
+            guard scale > 0, scale.isFinite else {
+                throw .option("opt->angular_scale = \(scale) must be finite and > 0")
+            }
+            let margin = o.angular_margin
+            guard margin >= 0, margin <= Double.pi else {
+                throw .option("opt->angular_margin = \(margin) is outside [0, pi]")
+            }
+            angular = AngularMargin(kind: o.loss == LK_LOSS_COSFACE ? .cosFace : .arcFace,
+                                    scale: scale, margin: margin)
+            guard angular!.largestLogit.isFinite else {
+                throw .option("opt->angular_scale = \(scale) times 1 + angular_margin overflows")
+            }
+            recipe = .fearMinusHope(fear: .logSumExp(0), hope: .gold)
+        default:
+            throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
+        }
+        return (recipe, angular)
     }
 }

@@ -106,70 +106,8 @@ struct Options {
         let o = try read(raw)
         let reduction = try Self.reduction(o)
         let costScale = try nonNegative(o.cost_scale, "cost_scale")
-        var angular: AngularMargin? = nil
 
-        let recipe: Recipe
-        switch o.loss {
-        case LK_LOSS_LOG:
-            let epsilon = o.label_smoothing
-            guard epsilon >= 0, epsilon < 1 else {
-                throw .option("opt->label_smoothing = \(epsilon) is outside [0, 1)")
-            }
-            recipe = epsilon == 0 ? .fearMinusHope(fear: .logSumExp(0), hope: .gold) : .smoothedLog(epsilon: epsilon)
-        case LK_LOSS_PERCEPTRON: recipe = .fearMinusHope(fear: .max(0), hope: .gold)
-        case LK_LOSS_HINGE: recipe = .fearMinusHope(fear: .max(1), hope: .gold)
-        case LK_LOSS_SOFTMAX_MARGIN: recipe = .fearMinusHope(fear: .logSumExp(1), hope: .gold)
-        case LK_LOSS_RISK: recipe = .risk
-        case LK_LOSS_RAMP: recipe = .fearMinusHope(fear: .max(1), hope: .max(-1))
-        case LK_LOSS_SOFT_RAMP: recipe = .fearMinusHope(fear: .logSumExp(1), hope: .logSumExp(-1))
-        case LK_LOSS_INFINITE_RAMP: recipe = .fearMinusHope(fear: .max(1), hope: .oracle)
-        case LK_LOSS_SQUARED:
-            let kappa = o.square_k
-            guard kappa > 0, kappa.isFinite else {
-                throw .option("opt->square_k = \(kappa) must be finite and > 0")
-            }
-            guard o.square_m.isFinite else { throw .option("opt->square_m = \(o.square_m) is not finite") }
-            recipe = .squared(kappa: kappa, target: o.square_m)
-        case LK_LOSS_SQUENTROPY: recipe = .squentropy
-        case LK_LOSS_HOPE_FEAR:
-            let f = try nonNegative(o.fear_scale, "fear_scale")
-            let h = try nonNegative(o.hope_scale, "hope_scale")
-            let fear: Term
-            switch o.fear {
-            case LK_TERM_MAX: fear = .max(f)
-            case LK_TERM_LSE: fear = .logSumExp(f)
-            default: throw .option("opt->fear = \(o.fear) is not LK_TERM_MAX or LK_TERM_LSE")
-            }
-            let hope: Term
-            switch o.hope {
-            case LK_TERM_GOLD: hope = .gold
-            case LK_TERM_ORACLE: hope = .oracle
-            case LK_TERM_MAX: hope = .max(-h)
-            case LK_TERM_LSE: hope = .logSumExp(-h)
-            default: throw .option("opt->hope = \(o.hope) is not an LK_TERM_* value")
-            }
-            recipe = .fearMinusHope(fear: fear, hope: hope)
-        case LK_LOSS_COSFACE, LK_LOSS_ARCFACE:
-            guard structure == .dense else {
-                throw .unsupported("opt->loss = \(o.loss) (\(o.loss == LK_LOSS_COSFACE ? "COSFACE" : "ARCFACE")) takes cosine scores of dense rows, not \(structure.name)")
-            }
-            let scale = o.angular_scale
-            guard scale > 0, scale.isFinite else {
-                throw .option("opt->angular_scale = \(scale) must be finite and > 0")
-            }
-            let margin = o.angular_margin
-            guard margin >= 0, margin <= Double.pi else {
-                throw .option("opt->angular_margin = \(margin) is outside [0, pi]")
-            }
-            angular = AngularMargin(kind: o.loss == LK_LOSS_COSFACE ? .cosFace : .arcFace,
-                                    scale: scale, margin: margin)
-            guard angular!.largestLogit.isFinite else {
-                throw .option("opt->angular_scale = \(scale) times 1 + angular_margin overflows")
-            }
-            recipe = .fearMinusHope(fear: .logSumExp(0), hope: .gold)
-        default:
-            throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
-        }
+        let (recipe, angular) = try Recipe.preset(o, for: structure)
         if recipe.needsEnumeration, !structure.enumeratesCandidates {
             throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which \(structure.name) do not have")
         }
@@ -233,7 +171,7 @@ struct Options {
         }
     }
 
-    private static func nonNegative(_ value: Double, _ name: String) throws(Failure) -> Double {
+    static func nonNegative(_ value: Double, _ name: String) throws(Failure) -> Double {
         guard value >= 0, value.isFinite else {
             throw .option("opt->\(name) = \(value) must be finite and >= 0")
         }
@@ -242,7 +180,6 @@ struct Options {
 
     /// What `lk_options_init` writes: the size, the loss and every default.
     static func defaults(loss: Int32) -> lk_options? {
-        guard (LK_LOSS_LOG...LK_LOSS_ARCFACE).contains(loss) else { return nil }
         var o = lk_options()
         o.size = UInt32(MemoryLayout<lk_options>.size)
         o.loss = loss
@@ -262,6 +199,9 @@ struct Options {
         o.lambda = 0
         o.angular_scale = 64
         o.angular_margin = loss == LK_LOSS_COSFACE ? 0.35 : 0.5
+        // A loss of the catalogue: its recipe builds from these defaults (on dense rows, where
+        // every loss is defined).
+        guard (try? Recipe.preset(o, for: .dense)) != nil else { return nil }
         return o
     }
 }
