@@ -1,26 +1,67 @@
 // LossKit — design (keep this note true).
 //
-// A loss is "fear minus hope" (DESIGN.md §1): per example, over candidate outputs y with scores
-// s[y] and costs c[y] = cost_scale * cost(gold, y),
+// THE IDEA. A loss is "fear minus hope" (DESIGN.md §1): per example, over candidate outputs y with
+// scores s[y] and costs c[y] = cost_scale * cost(gold, y),
 //
 //     loss = F(s + f c) - H(s - h c)        F in {max, lse},  H in {gold, oracle, max, lse}
 //
-// and a few recipes beside it (risk, the square losses, label smoothing) over the same
-// primitives. The code is split the same way:
+// with a few recipes beside it (risk, the square losses, label smoothing). A loss is a recipe
+// (Losses/Catalogue.swift) and knows nothing of how candidates are stored; a structure (dense
+// rows, candidate lists, linear chains) provides exactly what the recipes call
+// (Structures/Structure.swift: its fused fear - hope, its expected cost, and for enumerable
+// candidates the sums the square losses need). Every loss runs on every structure that provides
+// what it calls; `Options.parse` rejects the rest with LK_ERR_UNSUPPORTED.
 //
-//   Losses/        the fear and hope terms (Terms), the catalogue of recipes (Catalogue), their
-//                  Hessian diagonals (Hessian), CosFace / ArcFace over cosines (Angular)
-//   Structures/    what a structure provides (Structure); one example over flat candidates
-//                  (FlatCandidates) behind dense rows (Dense) and candidate lists (Lists); linear
-//                  chains (Chains/); L-Softmax over features and class weights (LSoftmax)
-//   Kernels/       the vector kernels: rows, tag vectors, matrix products, the vector types
-//   Runtime/       options, validation, batches and reductions, threads, scratch memory,
-//                  failures and lk_last_error, the CPU-level dispatch (Variant)
-//   CAPI/          the @c entry points of include/losskit.h: they forward, no math
+// THE TREE.
+//   LossKit.swift   this note
+//   Losses/         the terms of fear - hope (Terms), the catalogue: each preset loss (LK_LOSS_*)
+//                   mapped to its recipe, and each recipe's loss (Catalogue); the diagonal of each
+//                   recipe's Hessian (Hessian); CosFace / ArcFace, the log loss over logits made
+//                   from cosines on dense rows (Angular)
+//   Structures/     the protocol (Structure); one example whose candidates sit in flat buffers
+//                   (FlatCandidates: its fear - hope keeps a log-sum-exp's exps in the gradient
+//                   row and turns them into the gradient in one pass), run over dense rows
+//                   (Dense) and candidate lists (Lists); linear chains (Chains/: forward-backward
+//                   in scaled or log space, Viterbi, marginals, risk); L-Softmax over features
+//                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
+//                   loss of each row)
+//   Kernels/        the vector kernels, written once over the storage type (VectorReal: Float or
+//                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
+//                   (TagVectors), matrix products (MatrixKernels)
+//   Runtime/        lk_options to a validated Options (Options); the value checks of flat
+//                   candidates (FlatValidation); weights, ignored examples, reductions and the
+//                   computing pass over chunks (Batch); threads (Parallel); scratch memory
+//                   (Scratch); statuses, messages and lk_last_error (Failure); the CPU-level
+//                   dispatch to a wider build of this library (Variant)
+//   CAPI/           the @c @implementation entry points of include/losskit.h: each forwards to
+//                   the CPU-level build if one is loaded, else to its structure; no math
 //
-// Numerics: every value is loaded as Double and accumulated in Double, for both _f32 and _f64;
-// a result is rounded when stored (a gradient entry once per term that adds to it). Log-sum-exp is max-shifted and kept as the pair
-// (m, log1p(sum_{j != argmax} exp(v_j - m))) so that differences of terms near zero keep their
-// digits. Nothing reachable from C traps: sizes are checked with overflow-reporting arithmetic
-// and every index is validated before the computing pass, which runs only on valid input.
-// (Known weakness: scalar loops; the vectorised kernels come with the speed work.)
+// A CALL. CAPI -> Variant (forward to liblosskit-avx2.so / -avx512.so when the CPU has it) ->
+// the structure's `compute`: options (Options.parse), then pointers, sizes and byte sizes,
+// labels, values — the order of DESIGN.md §2, nothing written before every check passed — then
+// Batch.run: examples in chunks whose boundaries depend on the input only, so any thread count
+// gives the same bits; per example, recipe.loss(on: structure) sets the example's gradient and
+// returns its loss; the weighted sums are added in chunk order.
+//
+// NUMERICS. Values are read in the input type and vector kernels compute in it; sums over
+// candidates accumulate in the input type within blocks of 32 vectors and in double across
+// blocks; sums over the batch, and every value a result is formed from (a term's shift and rest,
+// a denominator), are double. A log-sum-exp is kept as the pair (m, log1p(sum_{j != argmax}
+// exp(v_j - m))) centred on the argmax, so that the difference of two terms near zero keeps its
+// digits; p - 1 at an argmax is formed as -rest / (1 + rest). Where a sum of finite terms could
+// overflow (weights times losses, costs near the largest value), a second sum in scaled units
+// stands by. Nothing reachable from C traps: sizes are checked with overflow-reporting arithmetic,
+// byte sizes must exist, every index is validated before the computing pass.
+//
+// DUPLICATION ON PURPOSE. The kernels exist once per CPU level (the same source compiled three
+// times) and are generic over Float / Double; the row kernels come in specialised row variants
+// (plain, 0/1 cost, per-candidate cost, centred) so that each specialises without a branch per
+// vector; chains have a scaled forward-backward and a log-space one (the second only where the
+// first would over- or underflow).
+//
+// ADDING. A preset loss that is a new recipe of existing terms: its LK_LOSS_* value and formula
+// in the header, its case in Recipe.preset (Losses/Catalogue.swift), and the tests' registries
+// (Tests/LossKitTests/LossRegistry.swift, bindings/python/tests/reference.py) — plus its Python
+// name in bindings/python/losskit/_native.py. A new structure: its entry points in the header,
+// its folder under Structures/ (a LossStructure conformance and a `compute` that validates and
+// calls Batch.run), its @implementation functions in CAPI/, and its tests.
