@@ -1,5 +1,5 @@
 // The vector exp of the kernels (Kernels/VectorReal.swift), against libm in double: error <= 2
-// ulp over the whole domain the losses use (x <= 0), and the edges (issue 3).
+// ulp over the whole domain the losses use (x <= 0), and the edges.
 import Glibc
 @testable import LossKit
 import Testing

@@ -1,4 +1,4 @@
-// L-Softmax (lk_lsoftmax_f64/_f32) and the angular-margin dense losses (issue 6).
+// L-Softmax (lk_lsoftmax_f64/_f32) and the angular-margin dense losses.
 //
 // psi's own properties are checked on the internal `GoldLogit` against cos(m theta) from libm
 // (the library never takes an arccos; the test builds the vectors from theta). The blocked product

@@ -1,4 +1,4 @@
-// Threads (issue 3): batches large enough that the library really splits them across threads
+// Threads: batches large enough that the library really splits them across threads
 // (Parallel.elementsPerThread = 2^17 values of work per thread), checked for bit-identical
 // outputs at every thread count, and for validation in parallel reporting the same first error
 // a sequential scan would. Each test asks the library how many threads its passes ran on
