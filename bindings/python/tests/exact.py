@@ -5,7 +5,7 @@ Every reference is computed from the EXACT values of the float inputs the librar
 at DPS = 60 significant digits (the brief asks for 50; the extra ten absorb the finite
 differences below). Nothing here reads a library output.
 
-The metric (issue "Trust", accuracy target). u is the unit roundoff of the input type (2^-24 for
+The metric (the accuracy target). u is the unit roundoff of the input type (2^-24 for
 float32, 2^-53 for float64), x the vector of every real input the loss reads: the scores (or
 emissions, transitions, start, end; cosines; L-Softmax's x and w), the SCALED costs as they enter
 each term (f*alpha*c in the fear, h*alpha*c in the hope, alpha*c in risk: each a separate input,

@@ -181,22 +181,22 @@ def dense_calls(loss, regime):
             return []
         rows = _normal_rows(rng, n, 5)
         calls = [Call(rows, rng.integers(0, 5, n), alpha=1000.0),
-                 Call([f32([0.25, -22.47, -23.47])], [0], alpha=20.0, note="(issue finding 4)"),
+                 Call([f32([0.25, -22.47, -23.47])], [0], alpha=20.0, note="(0/1 costs under a large cost_scale)"),
                  Call([[-12.09, 25.04, -27.17]], [1], alpha=50.81, precs=("f64",),
-                      note="(issue finding 4)"),
-                 Call([f32([-1.07, -INF, -INF])], [0], alpha=89.0, note="(issue finding 4)"),
-                 Call([[0.5]], [0], alpha=710.0, precs=("f64",), note="(issue finding 4)")]
+                      note="(0/1 costs under a large cost_scale)"),
+                 Call([f32([-1.07, -INF, -INF])], [0], alpha=89.0, note="(0/1 costs under a large cost_scale)"),
+                 Call([[0.5]], [0], alpha=710.0, precs=("f64",), note="(0/1 costs under a large cost_scale)")]
     elif regime == "issue":
         if loss == "risk":
-            calls = [Call([[40.0, 0.0, 0.0]], [0], note="(issue accuracy 1)"),
-                     Call([[20.0, 0.0, 0.0]], [0], note="(issue accuracy 1)"),
-                     Call([[-0.9, 5.2, -50.1, 24.9]], [2], precs=("f64",), note="(issue accuracy 1)"),
-                     Call([f32([-0.9, 5.2, -50.1, 24.9])], [2], note="(issue accuracy 1)")]
+            calls = [Call([[40.0, 0.0, 0.0]], [0], note="(0/1 risk, dominant gold)"),
+                     Call([[20.0, 0.0, 0.0]], [0], note="(0/1 risk, dominant gold)"),
+                     Call([[-0.9, 5.2, -50.1, 24.9]], [2], precs=("f64",), note="(0/1 risk, dominant gold)"),
+                     Call([f32([-0.9, 5.2, -50.1, 24.9])], [2], note="(0/1 risk, dominant gold)")]
         elif loss == "log":
-            calls = [Call([[88.0] + [0.0] * 36], [0], note="(issue accuracy 2)"),
-                     Call([[709.0] + [0.0] * 3000], [0], precs=("f64",), note="(issue accuracy 2)")]
+            calls = [Call([[88.0] + [0.0] * 36], [0], note="(near-zero loss from subnormal exps)"),
+                     Call([[709.0] + [0.0] * 3000], [0], precs=("f64",), note="(near-zero loss from subnormal exps)")]
         elif loss == "log_ls":
-            calls = [Call([[-INF, 0.5, -INF]], [1], note="(issue accuracy 7)")]
+            calls = [Call([[-INF, 0.5, -INF]], [1], note="(label smoothing, one unmasked class)")]
         else:
             return []
     elif regime == "big":
@@ -245,7 +245,7 @@ def list_calls(loss, regime):
             return []
         rows = [f32(rng.standard_normal(m)) for m in (4, 3)]
         calls = [Call(rows, [1, 0], alpha=1000.0),
-                 Call([f32([0.25, -22.47, -23.47])], [0], alpha=20.0, note="(issue finding 4)")]
+                 Call([f32([0.25, -22.47, -23.47])], [0], alpha=20.0, note="(0/1 costs under a large cost_scale)")]
     elif regime == "oracle":
         if loss not in COST_LOSSES:
             return []
@@ -338,7 +338,7 @@ def chain_calls(loss, regime):
         e = np.zeros((3, 3))
         e[[0, 1, 2], [0, 1, 2]] = 35.0
         calls = [ChainCall(e, np.zeros((3, 3)), np.zeros(3), np.zeros(3), [0, 1, 2],
-                           note="(issue accuracy 3)")]
+                           note="(chain soft ramp near zero)")]
         e, tr, st, en, gold = rnd()
         e[np.arange(T), gold] += 20.0
         calls.append(ChainCall(e, tr, st, en, gold))
@@ -366,24 +366,24 @@ def chain_calls(loss, regime):
         calls = [ChainCall(*rnd(), alpha=20.0), ChainCall(*rnd(), alpha=1000.0)]
         e, tr, st, en, gold = rnd(T=2, tags=2)
         calls.append(ChainCall(e, tr, st, en, gold, alpha=1e38, precs=("f32",),
-                               note="(issue finding 6)"))
-    elif regime == "extreme":  # issue finding 6
+                               note="(extreme magnitudes on chains)"))
+    elif regime == "extreme":  # extreme magnitudes on chains
         e = np.zeros((2, 2))
         e[0, 0] = 1e16
         calls = [ChainCall(e, np.zeros((2, 2)), np.zeros(2), np.zeros(2), [0, 1], precs=("f32",),
-                           note="(issue finding 6)")]
+                           note="(extreme magnitudes on chains)")]
         e = np.zeros((2, 2))
         e[0, 0] = 1e15
         calls.append(ChainCall(e, np.zeros((2, 2)), np.zeros(2), np.zeros(2), [0, 1],
-                               precs=("f32",), note="(issue finding 6)"))
+                               precs=("f32",), note="(extreme magnitudes on chains)"))
         e = np.array([[1e300, -1e300], [0.5, -0.25]])
         calls.append(ChainCall(e, np.zeros((2, 2)), np.zeros(2), np.zeros(2), [0, 1],
-                               precs=("f64",), note="(issue finding 6)"))
+                               precs=("f64",), note="(extreme magnitudes on chains)"))
         e, tr, st, en, gold = rnd(T=2, tags=2)
         calls.append(ChainCall(e, tr, st, en, gold, weight=1e308, precs=("f64",),
-                               note="(issue finding 6)"))
+                               note="(extreme magnitudes on chains)"))
         calls.append(ChainCall(e, tr, st, en, gold, weight=float(np.finfo(np.float32).max),
-                               precs=("f32",), note="(issue finding 6)"))
+                               precs=("f32",), note="(extreme magnitudes on chains)"))
     if loss in COST_LOSSES and regime in ("normal", "wide"):
         extra = []
         for c in calls:
@@ -455,7 +455,7 @@ def angular_calls(loss, regime):
         t32 = np.float32(t)
         r32 = [[float(v), 0.1, -0.2] for v in (t32, np.nextafter(t32, np.float32(1)),
                                                np.nextafter(t32, np.float32(-1)))]
-        return [(r64, [0] * len(r64), 64.0, 0.5, None, ("f64",), "(issue accuracy 6)"),
+        return [(r64, [0] * len(r64), 64.0, 0.5, None, ("f64",), "(ArcFace at its fallback threshold)"),
                 (r32, [0] * len(r32), 64.0, 0.5, None, PRECS, "")]
     return []
 
@@ -478,16 +478,16 @@ def lsoftmax_calls(m, regime):
     elif regime == "tiny":
         x = rng.standard_normal(d)
         W = rng.standard_normal((k, d))
-        out.append((x * 1e-160, W, 2, 0.0, None, ("f64",), "(issue accuracy 4)"))
+        out.append((x * 1e-160, W, 2, 0.0, None, ("f64",), "(tiny norms)"))
         W2 = W.copy()
         W2[2] *= 1e-170
-        out.append((x, W2, 2, 0.0, None, ("f64",), "(issue accuracy 4)"))
-        out.append((f32(x * 1e-40), f32(W), 2, 0.0, None, ("f32",), "(issue accuracy 4)"))
+        out.append((x, W2, 2, 0.0, None, ("f64",), "(tiny norms)"))
+        out.append((f32(x * 1e-40), f32(W), 2, 0.0, None, ("f32",), "(tiny norms)"))
     elif regime == "nearzero":
         W = f32(rng.standard_normal((k, d)))
         x = f32(6.0 * W[1] + 0.1 * rng.standard_normal(d))
-        out.append((x, W, 1, 0.0, None, PRECS, "(issue accuracy 5)"))
-        out.append((f32(1.5 * x), W, 1, 0.0, None, PRECS, "(issue accuracy 5)"))
+        out.append((x, W, 1, 0.0, None, PRECS, "(near-zero loss)"))
+        out.append((f32(1.5 * x), W, 1, 0.0, None, PRECS, "(near-zero loss)"))
     elif regime == "weights":
         out.append((f32(rng.standard_normal(d)), f32(rng.standard_normal((k, d))), 3, 0.0,
                     float(np.float32(1e30)), PRECS, ""))

@@ -7,7 +7,7 @@ and psi(theta) = (-1)^j cos(m theta) - 2j with j = floor(m theta / pi); ArcFace 
 theta = arccos(cos_g) and cos(theta + M), with the fallback exactly where theta + M >= pi. The
 library computes neither way (chords and atan2, no arccos), so the two share no code path.
 
-The accuracy target (issue "Trust"): with u the unit roundoff of the input type,
+The accuracy target: with u the unit roundoff of the input type,
   |loss - L| <= 4u (|L| + sum_i |dL/dz_i| |z_i|)       over every float input z_i,
 and each gradient row g likewise against its own conditioning,
   max_t |g_t - G_t| <= 4u max_t (|G_t| + sum_i |dG_t/dz_i| |z_i|)   (+ 4 times the smallest

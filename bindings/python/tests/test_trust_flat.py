@@ -53,7 +53,7 @@ def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fea
     """(L, dL/ds, cond) of one example in exact arithmetic (mpmath, 60 digits) on the float
     values of s (k,), the unscaled costs (k,; None = 0/1 against the gold) and cost_scale.
     cond = sum_i |dL/dx_i| |x_i| over the scores, the costs and cost_scale: the conditioning
-    term of the accuracy target 4u(|L| + cond) (issue "Trust")."""
+    term of the accuracy target 4u(|L| + cond)."""
     k = len(s)
     alpha = _mp(cost_scale)
     sv = [None if _masked(x) else _mp(x) for x in s]  # None: masked
@@ -147,7 +147,7 @@ def mp_reference(s, gold, cost, **kw):
 
 
 def assert_accurate(got_loss, got_grad, ref, dtype, *, factor=4.0, what=""):
-    """The accuracy target (issue "Trust"): |L - L*| <= factor u (|L*| + cond); the gradient row
+    """The accuracy target: |L - L*| <= factor u (|L*| + cond); the gradient row
     within factor u (max_j |g*_j| + grad_cond) of its exact value, entry by entry, and no entry
     of the wrong sign where its exact value is above that level."""
     L, grad, cond, grad_cond = ref
@@ -184,7 +184,7 @@ def list1(s, gold, dtype, **kw):
 
 
 # ------------------------------------------------------------------------------------------
-# 0/1 costs at a large cost_scale, with the gold the plain max (finding 4).
+# 0/1 costs at a large cost_scale, with the gold the plain max.
 # ------------------------------------------------------------------------------------------
 
 ZERO_ONE_LARGE_SCALE = [
@@ -376,7 +376,7 @@ def test_wide_scores_keep_their_digits(structure, costs, dtype, opts, rng):
 
 
 # ------------------------------------------------------------------------------------------
-# Byte sizes (finding 2 for dense rows and candidate lists): every buffer a call reads or
+# Byte sizes (dense rows and candidate lists): every buffer a call reads or
 # writes has a byte size that exists, else LK_ERR_SIZE before anything is read.
 # ------------------------------------------------------------------------------------------
 
