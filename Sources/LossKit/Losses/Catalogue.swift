@@ -205,7 +205,8 @@ extension Recipe {
             recipe = .fearMinusHope(fear: fear, hope: hope)
         case LK_LOSS_COSFACE, LK_LOSS_ARCFACE:
             guard structure == .dense else {
-                throw .unsupported("opt->loss = \(o.loss) (\(o.loss == LK_LOSS_COSFACE ? "COSFACE" : "ARCFACE")) takes cosine scores of dense rows, not \(structure.name)")
+                throw .unsupported("opt->loss = \(o.loss) (\(o.loss == LK_LOSS_COSFACE ? "COSFACE" : "ARCFACE")) "
+                                   + "takes cosine scores of dense rows, not \(structure.name)")
             }
             let scale = o.angular_scale
             guard scale > 0, scale.isFinite else {

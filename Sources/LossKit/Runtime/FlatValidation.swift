@@ -52,7 +52,8 @@ enum FlatValidation {
             throw .domain("example \(names.example) has every candidate masked (-inf scores)")
         }
         if checks.goldScoreIsRead, let gold, scores[gold] == -T.infinity {
-            throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses the gold score")
+            throw .domain("\(names.score(gold)) = -inf masks the gold of example \(names.example), but this loss uses "
+                          + "the gold score")
         }
         // Costs that are read must be finite; with costBound > 0, a score plus its scaled cost
         // must stay finite too, checked per candidate only when the largest score and the
@@ -66,7 +67,8 @@ enum FlatValidation {
             augmented = augmentedMaximum
             if nonFinite {
                 for j in 0..<count where scores[j] != -T.infinity && !costs[j].isFinite {
-                    throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example \(names.example))")
+                    throw .domain("\(names.cost(j)) = \(describe(costs[j])) is not finite (read for example "
+                                  + "\(names.example))")
                 }
             }
         }
@@ -77,9 +79,11 @@ enum FlatValidation {
                     let c = costs.map { $0[j].wide.magnitude } ?? 1
                     guard !overflows(s + costBound * c, T.self) else {  // NaN scores pass
                         if let costs {
-                            throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by cost_scale and the term scales (\(costBound)) and added to the score")
+                            throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by "
+                                          + "cost_scale and the term scales (\(costBound)) and added to the score")
                         }
-                        throw .domain("\(names.score(j)) = \(describe(scores[j])) overflows when the scaled 0/1 cost (\(costBound)) is added")
+                        throw .domain("\(names.score(j)) = \(describe(scores[j])) overflows when the scaled 0/1 cost "
+                                      + "(\(costBound)) is added")
                     }
                 }
             }

@@ -109,15 +109,18 @@ struct Options {
 
         let (recipe, angular) = try Recipe.preset(o, for: structure)
         if recipe.needsEnumeration, !structure.enumeratesCandidates {
-            throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which \(structure.name) do not have")
+            throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which "
+                               + "\(structure.name) do not have")
         }
         if case .smoothedLog = recipe, !structure.smoothsLabels {
-            throw .unsupported("opt->label_smoothing = \(o.label_smoothing): label smoothing is defined on dense rows only, not on \(structure.name)")
+            throw .unsupported("opt->label_smoothing = \(o.label_smoothing): label smoothing is defined on dense rows "
+                               + "only, not on \(structure.name)")
         }
         // c = cost_scale * (term scale) * cost must stay finite for any cost up to 1 (0/1
         // costs), in T when the loss reads costs (they are scaled in T).
         guard (costScale * recipe.costFactor).isFinite, !recipe.readsCosts || T(rounding: costScale * recipe.costFactor).isFinite else {
-            throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows \(T.self == Float.self ? "float" : "double")")
+            throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows "
+                          + "\(T.self == Float.self ? "float" : "double")")
         }
 
         var costLayout = CostLayout.zeroOne

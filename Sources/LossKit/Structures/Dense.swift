@@ -20,7 +20,8 @@ enum Dense {
             guard scores != nil else { throw .null("scores is NULL (required when n != 0)") }
             guard gold != nil else { throw .null("gold is NULL (required when n != 0)") }
             if layout != .zeroOne, cost == nil {
-                throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is \(layout == .perExample ? "LK_COST_PER_EXAMPLE" : "LK_COST_CLASS_MATRIX")")
+                throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is "
+                            + "\(layout == .perExample ? "LK_COST_PER_EXAMPLE" : "LK_COST_CLASS_MATRIX")")
             }
         }
 
@@ -37,7 +38,8 @@ enum Dense {
         }
         guard k >= 1 else { throw .size("k = 0, but a row needs at least one class when n > 0") }
         if let angular = options.angular, !T(rounding: angular.largestLogit).isFinite {
-            throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) overflows \(T.self)")
+            throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) "
+                          + "overflows \(T.self)")
         }
         // Byte sizes before anything is read: n * k * sizeof(T) (scores, grad; with k >= 1 and
         // sizeof(T) >= 4 it bounds gold's n * 4 and weight's and loss's n * sizeof(T)).

@@ -175,7 +175,8 @@ enum LSoftmax {
             let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(row), count: k, SurveyUnmasked.self)
             if hasNaN || unmasked < k || maximum == T.infinity {
                 for j in 0..<k where row[j].isInfinite {
-                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): \(row[j])")
+                    throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): "
+                                  + "\(row[j])")
                 }
                 // NaN from finite, NaN-free inputs: a partial sum of x[i] . w[j] overflowed (inf - inf).
                 if hasNaN, !wHasNaN, !(0..<d).contains(where: { features[$0].isNaN }),

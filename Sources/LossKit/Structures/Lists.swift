@@ -42,7 +42,8 @@ enum Lists {
         for i in 0..<n {
             let (start, end) = (offsets[i], offsets[i + 1])
             guard end >= start else {
-                throw .size("offsets[\(i + 1)] = \(end) is smaller than offsets[\(i)] = \(start) (offsets must not decrease)")
+                throw .size("offsets[\(i + 1)] = \(end) is smaller than offsets[\(i)] = \(start) (offsets must not "
+                            + "decrease)")
             }
             longest = Swift.max(longest, Int(end - start))
         }
@@ -56,10 +57,12 @@ enum Lists {
             let g = gold[i]
             if g == -1 {
                 guard cost != nil else {
-                    throw .null("cost is NULL, but gold[\(i)] = -1 asks for the oracle (the candidate of lowest cost), which needs costs")
+                    throw .null("cost is NULL, but gold[\(i)] = -1 asks for the oracle (the candidate of lowest "
+                                + "cost), which needs costs")
                 }
             } else if g < 0 || Int(g) >= length(i) {
-                throw .label("gold[\(i)] = \(g) is outside [0, \(length(i))) (example \(i)'s list, offsets[\(i)] = \(offsets[i])) and is not -1")
+                throw .label("gold[\(i)] = \(g) is outside [0, \(length(i))) (example \(i)'s list, offsets[\(i)] = "
+                             + "\(offsets[i])) and is not -1")
             }
         }
 
@@ -97,7 +100,8 @@ enum Lists {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }
                 guard length(i) > 0 else {
-                    throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(offsets[i])) and weight \(batch.weight(i)) != 0")
+                    throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(offsets[i])) "
+                                  + "and weight \(batch.weight(i)) != 0")
                 }
                 let oracle = gold[i] == -1
                 let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start(i) } : nil
