@@ -67,8 +67,12 @@ enum MatrixKernel {
                             let first = Swift.min(lanes, left)
                             tile(coefficients, aColumn, q1 - q0, UnsafePointer(pack + c), blockWidth, outs, stored, add,
                                  load: { p in first == lanes ? loadVector(p, 0) : loadPartial(p, 0, first, pad: 0) },
-                                 store: { v, p in if first == lanes { storeVector(v, p, 0) } else { storePartial(v, p, 0, first) } },
-                                 load2: { p in left > lanes ? loadPartial(p, lanes, left, pad: 0) : T.Vector(repeating: 0) },
+                                 store: { v, p in
+                                     if first == lanes { storeVector(v, p, 0) } else { storePartial(v, p, 0, first) }
+                                 },
+                                 load2: { p in
+                                     left > lanes ? loadPartial(p, lanes, left, pad: 0) : T.Vector(repeating: 0)
+                                 },
                                  store2: { v, p in if left > lanes { storePartial(v, p, lanes, left) } })
                             c = blockWidth
                         }

@@ -91,8 +91,8 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
         return v
     }
     @inline(__always) func load(_ i: Int) -> T.Vector {
-        patchGold(clampedExponent((loadVector(scores, i) - T.Vector(repeating: center)) + T.Vector(repeating: weight - offset),
-                                  T.self), i)
+        let x = (loadVector(scores, i) - T.Vector(repeating: center)) + T.Vector(repeating: weight - offset)
+        return patchGold(clampedExponent(x, T.self), i)
     }
     @inline(__always) func loadTail(_ i: Int) -> T.Vector {
         patchGold(clampedExponent((loadPartial(scores, i, count, pad: -.infinity) - T.Vector(repeating: center))
@@ -129,7 +129,8 @@ struct CenteredCostRow<T: Real>: ScoreRow {
     let centerScore: T
     let centerCost: T
     @inline(__always) func combine(_ s: T.Vector, _ c: T.Vector) -> T.Vector {
-        let x = T.fma(c - T.Vector(repeating: centerCost), T.Vector(repeating: weight), s - T.Vector(repeating: centerScore))
+        let x = T.fma(c - T.Vector(repeating: centerCost), T.Vector(repeating: weight),
+                      s - T.Vector(repeating: centerScore))
         return T.select(T.equalMask(s, T.Vector(repeating: -.infinity)), s, clampedExponent(x, T.self))
     }
     @inline(__always) func load(_ i: Int) -> T.Vector { combine(loadVector(scores, i), loadVector(costs, i)) }
@@ -173,7 +174,8 @@ struct UnmaskedCostRow<T: Real>: ScoreRow {
     }
     @inline(__always) func loadTail(_ i: Int) -> T.Vector {
         // The padding stays -inf: its cost is 0.
-        T.fma(loadPartial(costs, i, count, pad: 0), T.Vector(repeating: weight), loadPartial(scores, i, count, pad: -.infinity))
+        T.fma(loadPartial(costs, i, count, pad: 0), T.Vector(repeating: weight),
+              loadPartial(scores, i, count, pad: -.infinity))
     }
     @inline(__always) func value(_ j: Int) -> T { T.fma(costs[j], weight, scores[j]) }
 }
@@ -196,7 +198,9 @@ struct BufferSink<T: Real>: RowSink {
     typealias Scalar = T
     let base: UnsafeMutablePointer<T>
     @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(UnsafePointer(base), i) }
-    @inline(__always) func loadTail(_ i: Int, _ count: Int) -> T.Vector { loadPartial(UnsafePointer(base), i, count, pad: 0) }
+    @inline(__always) func loadTail(_ i: Int, _ count: Int) -> T.Vector {
+        loadPartial(UnsafePointer(base), i, count, pad: 0)
+    }
     @inline(__always) func store(_ v: T.Vector, _ i: Int) { storeVector(v, base, i) }
     @inline(__always) func storeTail(_ v: T.Vector, _ i: Int, _ count: Int) { storePartial(v, base, i, count) }
 }
@@ -242,7 +246,9 @@ enum RowKernel {
     /// (its first lanes seen already) and the mask of its lanes not seen before; nil for a
     /// shorter row, which needs a padded partial load. Whole loads beat lane-by-lane inserts
     /// and extracts, which cost more than the rest of a short row (candidate lists).
-    @inline(__always) static func overlappingTail<T: Real>(count: Int, seen: Int, _: T.Type) -> (start: Int, fresh: T.Bits)? {
+    @inline(__always) static func overlappingTail<T: Real>(count: Int, seen: Int, _: T.Type)
+        -> (start: Int, fresh: T.Bits)?
+    {
         guard count >= T.laneCount else { return nil }
         let start = count - T.laneCount
         let shift = T.Bits(repeating: T.Bits.Scalar(T.Bits.Scalar.bitWidth - 1))
@@ -264,7 +270,8 @@ enum RowKernel {
         if i + w <= row.count { m0 = T.maximum(m0, row.load(i)); i += w }
         if i < row.count {
             // A max may see a value twice: the overlapping tail needs no mask.
-            m1 = T.maximum(m1, overlappingTail(count: row.count, seen: i, T.self).map { row.load($0.start) } ?? row.loadTail(i))
+            let tail = overlappingTail(count: row.count, seen: i, T.self).map { row.load($0.start) } ?? row.loadTail(i)
+            m1 = T.maximum(m1, tail)
         }
         return T.maxOfLanes(T.maximum(m0, m1))
     }
@@ -640,7 +647,9 @@ enum RowKernel {
     }
 
     /// Clears lane `index - i` of `mask` when `index` falls in the vector at i.
-    @inline(__always) static func dropLane<B: SIMD>(_ mask: B, _ index: Int, at i: Int) -> B where B.Scalar: FixedWidthInteger {
+    @inline(__always) static func dropLane<B: SIMD>(_ mask: B, _ index: Int, at i: Int) -> B
+        where B.Scalar: FixedWidthInteger
+    {
         guard index >= i, index < i + B.scalarCount else { return mask }
         var m = mask
         m[index - i] = 0

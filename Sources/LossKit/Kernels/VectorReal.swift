@@ -70,7 +70,8 @@ extension Real {
     /// All ones in the lanes that hold NaN: as integers, |v| > +inf exactly for NaN.
     @_transparent static func nanMask(_ v: Vector) -> Bits {
         let magnitude = bits(v) & Bits(repeating: Bits.Scalar.max)  // the sign bit cleared
-        return (bits(Vector(repeating: .infinity)) &- magnitude) &>> Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+        let signShift = Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+        return (bits(Vector(repeating: .infinity)) &- magnitude) &>> signShift
     }
     /// All ones in the lanes that equal `value` exactly (bit for bit).
     @_transparent static func equalMask(_ v: Vector, _ value: Vector) -> Bits {
@@ -149,7 +150,8 @@ extension Float: Real {
         let c456 = fma(r2, Vector(repeating: 0.0013814612757414579), c45)
         let p = fma(r2, fma(r2, c456, c23), r + 1)
         let scale = vector((bits(shifted) &- Bits(repeating: 0x4B40_0000 - 127 - 64)) &<< Bits(repeating: 23))
-        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
+        // NaN of either sign stays NaN.
+        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))
     }
 }
 
@@ -226,8 +228,10 @@ extension Double: Real {
         let s0123 = fma(r4, s23, s01)
         let s456 = fma(r4, q6, s45)
         let p = fma(r4 * r4, s456, s0123)
-        let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023 - 64)) &<< Bits(repeating: 52))
-        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))  // NaN of either sign stays NaN
+        let scale = vector((bits(shifted) &- Bits(repeating: 0x4338_0000_0000_0000 - 1023 - 64))
+                           &<< Bits(repeating: 52))
+        // NaN of either sign stays NaN.
+        return vector(bits(p * scale * Vector(repeating: 0x1p-64)) & ~(underflow & ~nanMask(x)))
     }
 }
 

@@ -92,7 +92,8 @@ struct AngularRow<T: Real> {
     }
 
     /// Turns the gradient w.r.t. the logits into the gradient w.r.t. the cosines, in place.
-    func chain(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int, goldSlope: Double) {
+    func chain(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int,
+               goldSlope: Double) {
         let s = T(rounding: scale)
         let goldGradient = gradient[gold].wide
         for j in 0..<count {

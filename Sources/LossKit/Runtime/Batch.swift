@@ -46,7 +46,9 @@ struct Batch<T: Real> {
 
     /// Runs `check(i, worker)` for every example, chunk by chunk on up to `threads` threads,
     /// and throws the failure of the lowest example, as a sequential scan would.
-    func validate(_ chunks: Chunks, threads: Int, _ check: (_ i: Int, _ worker: Int) throws(Failure) -> Void) throws(Failure) {
+    func validate(_ chunks: Chunks, threads: Int, _ check: (_ i: Int, _ worker: Int) throws(Failure) -> Void)
+        throws(Failure)
+    {
         try validateChunks(chunks, threads: threads) { (chunk: Int, worker: Int) throws(Failure) in
             for i in chunks.range(chunk) { try check(i, worker) }
         }

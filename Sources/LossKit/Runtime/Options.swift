@@ -118,7 +118,8 @@ struct Options {
         }
         // c = cost_scale * (term scale) * cost must stay finite for any cost up to 1 (0/1
         // costs), in T when the loss reads costs (they are scaled in T).
-        guard (costScale * recipe.costFactor).isFinite, !recipe.readsCosts || T(rounding: costScale * recipe.costFactor).isFinite else {
+        let scaledCost = costScale * recipe.costFactor
+        guard scaledCost.isFinite, !recipe.readsCosts || T(rounding: scaledCost).isFinite else {
             throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows "
                           + "\(T.self == Float.self ? "float" : "double")")
         }

@@ -77,10 +77,14 @@ struct FlatCandidates<T: Real> {
             // A screened example: one pass for the value alone.
             let w = T(rounding: a * costScale)
             if a == 0 { return RowKernel.maximum(PlainRow(scores: scores, count: count)) }
-            if let costs { return RowKernel.maximum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w)) }
+            if let costs {
+                return RowKernel.maximum(UnmaskedCostRow(scores: scores, costs: costs, count: count, weight: w))
+            }
             return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
         }
-        if costs == nil || a == 0, let known, let plain = fromPlain(a, known.maximum, known.argmax) { return plain.value }
+        if costs == nil || a == 0, let known, let plain = fromPlain(a, known.maximum, known.argmax) {
+            return plain.value
+        }
         let w = T(rounding: a * costScale)
         if costs != nil, let survey = known, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
@@ -91,9 +95,11 @@ struct FlatCandidates<T: Real> {
         if let known = maximumFromPlain(a) { return known }
         let w = T(rounding: a * costScale)
         if let costs {
-            return RowKernel.maximumWithIndex(CostRow(scores: scores, costs: costs, count: count, weight: w), gold: goldIndex)
+            return RowKernel.maximumWithIndex(CostRow(scores: scores, costs: costs, count: count, weight: w),
+                                              gold: goldIndex)
         }
-        return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex), gold: goldIndex)
+        return RowKernel.maximumWithIndex(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex),
+                                          gold: goldIndex)
     }
 
     /// exp(v[k] - v[j]) into `store` (or nowhere) around the candidate j reaching the max of v;
@@ -177,7 +183,8 @@ struct FlatCandidates<T: Real> {
             }
             found = plain.index >= 0 ? plain.index : plainArgmax
         } else {
-            found = RowKernel.firstIndex(of: m, in: ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
+            let row = ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex)
+            found = RowKernel.firstIndex(of: m, in: row)
         }
         // m is one of the row's values as the same kernels compute them: found. Defensively:
         return found >= 0 ? found : maximumWithIndex(a).index

@@ -136,7 +136,8 @@ enum LSoftmax {
         }
         // The class norms and w^T, 256 classes at a time across threads.
         let classChunks = (k + 255) / 256
-        Parallel.forEach(chunks: classChunks, threads: Parallel.threads(requested: options.threads, elements: weights, chunks: classChunks)) { chunk, _ in
+        let classThreads = Parallel.threads(requested: options.threads, elements: weights, chunks: classChunks)
+        Parallel.forEach(chunks: classChunks, threads: classThreads) { chunk, _ in
             let classes = (chunk * 256)..<Swift.min(k, (chunk + 1) * 256)
             for j in classes { classNorms[j] = norm(w + j * d, count: d) }
             transpose(w, rows: k, columns: d, rowRange: classes, into: wt.base)
@@ -172,7 +173,8 @@ enum LSoftmax {
             }
             golds[r] = g
             row[y] = moved
-            let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(row), count: k, SurveyUnmasked.self)
+            let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(row), count: k,
+                                                                        SurveyUnmasked.self)
             if hasNaN || unmasked < k || maximum == T.infinity {
                 for j in 0..<k where row[j].isInfinite {
                     throw .domain("the logit of example \(i), class \(j) (x[\(i)] . w[\(j)]) overflows \(T.self): "

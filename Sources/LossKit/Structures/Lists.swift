@@ -94,7 +94,8 @@ enum Lists {
                 && FlatValidation.screenRuns(lists, isRead: { !batch.hasZeroWeight($0) }) { run in
                     FlatValidation.screen(scores + start(run.lowerBound),
                                           costs: recipe.readsCosts ? cost.map { $0 + start(run.lowerBound) } : nil,
-                                          count: start(run.upperBound) - start(run.lowerBound), costBound: checks.costBound)
+                                          count: start(run.upperBound) - start(run.lowerBound),
+                                          costBound: checks.costBound)
                 }
             for i in lists {
                 try batch.checkWeight(i)
