@@ -93,7 +93,7 @@ extension FlatCandidates {
     /// its scratch for `scratch`.
     func writing(into gradient: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<T>?) -> FlatCandidates {
         FlatCandidates(scores: scores, count: count, goldIndex: goldIndex, costs: costs, costScale: costScale,
-                       gradient: gradient, scratch: scratch, known: known)
+                       gradient: gradient, scratch: scratch, validated: validated)
     }
 
     /// The exps of lse(s + a c) into `store` (0 at masked candidates), with their spread.

@@ -126,7 +126,7 @@ enum Dense {
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
                     scratch: row,
-                    known: screened[chunk] ? nil : surveys[i])
+                    validated: screened[chunk] ? nil : surveys[i])
                 let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + i * k, scratch: row), times: coefficient)
@@ -148,7 +148,7 @@ enum Dense {
         let example = FlatCandidates(
             scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
             gradient: gradient, scratch: nil,
-            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
         let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
         if let gradient {
             angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
@@ -170,7 +170,7 @@ enum Dense {
         let example = FlatCandidates(
             scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
             gradient: hessian, scratch: nil,
-            known: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
         if example.containsNaN { return example.poisonGradient() }
         let q = example.exps(0, into: hessian)
         // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,

@@ -25,11 +25,11 @@ struct FlatCandidates<T: Real> {
     /// What validation's scan of the scores learnt (max, argmax, unmasked count), or nil when
     /// validation screened the example's whole chunk at once (FlatValidation.screen): then no
     /// score is NaN or infinite, and what a loss needs of the scores is found when it asks.
-    let known: RowSurvey<T>?
+    let validated: RowSurvey<T>?
 
     /// The survey validation kept, or the scan it stands for.
     @inline(__always) var survey: RowSurvey<T> {
-        if let known, known.argmax >= 0 { return known }
+        if let validated, validated.argmax >= 0 { return validated }
         let (maximum, argmax, unmasked, _) = RowKernel.survey(scores, count: count, SurveyAll.self)
         return RowSurvey(maximum: maximum, argmax: argmax, unmasked: unmasked)
     }
@@ -50,7 +50,7 @@ struct FlatCandidates<T: Real> {
     /// (max_j v[j], its argmax by the tie rule) when it follows from the plain max; else nil.
     @inline(__always) func maximumFromPlain(_ a: Double) -> (value: T, index: Int)? {
         if a != 0, costs != nil { return nil }
-        if let known, known.argmax >= 0 { return fromPlain(a, known.maximum, known.argmax) }
+        if let validated, validated.argmax >= 0 { return fromPlain(a, validated.maximum, validated.argmax) }
         let (maximum, argmax, _, _) = RowKernel.survey(scores, count: count, SurveyArgmax.self)
         return fromPlain(a, maximum, argmax)
     }
@@ -73,7 +73,7 @@ struct FlatCandidates<T: Real> {
     }
 
     @inline(__always) func maximum(_ a: Double) -> T {
-        if known == nil {
+        if validated == nil {
             // A screened example: one pass for the value alone.
             let w = T(rounding: a * costScale)
             if a == 0 { return RowKernel.maximum(PlainRow(scores: scores, count: count)) }
@@ -82,17 +82,17 @@ struct FlatCandidates<T: Real> {
             }
             return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
         }
-        if costs == nil || a == 0, let known, let plain = fromPlain(a, known.maximum, known.argmax) {
+        if costs == nil || a == 0, let validated, let plain = fromPlain(a, validated.maximum, validated.argmax) {
             return plain.value
         }
         let w = T(rounding: a * costScale)
-        if costs != nil, let survey = known, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
+        if costs != nil, let survey = validated, let fear = survey.fearMaximum, w == survey.fearWeight { return fear }
         if let costs { return RowKernel.maximum(CostRow(scores: scores, costs: costs, count: count, weight: w)) }
         return RowKernel.maximum(ZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex))
     }
 
     @inline(__always) func maximumWithIndex(_ a: Double) -> (value: T, index: Int) {
-        if let known = maximumFromPlain(a) { return known }
+        if let validated = maximumFromPlain(a) { return validated }
         let w = T(rounding: a * costScale)
         if let costs {
             return RowKernel.maximumWithIndex(CostRow(scores: scores, costs: costs, count: count, weight: w),
@@ -177,9 +177,9 @@ struct FlatCandidates<T: Real> {
         var found = -1
         if let costs {
             found = RowKernel.firstIndex(of: m, in: CostRow(scores: scores, costs: costs, count: count, weight: w))
-        } else if let known, let plain = fromPlain(a, known.maximum, known.argmax), plain.value == m {
+        } else if let validated, let plain = fromPlain(a, validated.maximum, validated.argmax), plain.value == m {
             if plain.index < 0, plainArgmax < 0 {
-                plainArgmax = RowKernel.firstIndex(of: known.maximum, in: PlainRow(scores: scores, count: count))
+                plainArgmax = RowKernel.firstIndex(of: validated.maximum, in: PlainRow(scores: scores, count: count))
             }
             found = plain.index >= 0 ? plain.index : plainArgmax
         } else {
@@ -228,7 +228,7 @@ extension FlatCandidates: EnumerableStructure {
         let m = maximum(0)
         // The argmax: validation's when it kept it, else a scan of the scores that stops at it
         // (cheaper than tracking it through validation's whole scan).
-        let found = known.map { $0.argmax } ?? -1
+        let found = validated.map { $0.argmax } ?? -1
         let a = found >= 0 ? found : RowKernel.firstIndex(of: m, in: PlainRow(scores: scores, count: count))
         let reference = costs[Swift.max(a, 0)]  // m is a score: found
         let (total, dot) = gradient.map {
@@ -393,14 +393,14 @@ extension FlatCandidates: EnumerableStructure {
     }
 
     /// Validation's scan records a NaN score as a NaN max.
-    var containsNaN: Bool { known?.maximum.isNaN ?? false }
+    var containsNaN: Bool { validated?.maximum.isNaN ?? false }
 
     func zeroGradient() { gradient?.update(repeating: 0, count: count) }
 
     func poisonGradient() { gradient?.update(repeating: .nan, count: count) }
 
     /// A screened example has no masked candidate.
-    var unmaskedCount: Int { known?.unmasked ?? count }
+    var unmaskedCount: Int { validated?.unmasked ?? count }
 
     func scores(twice half: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)

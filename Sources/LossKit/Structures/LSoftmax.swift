@@ -210,7 +210,7 @@ enum LSoftmax {
                 let gradient = wantsGradient ? gradientRows.base + worker * k : nil
                 let example = FlatCandidates(
                     scores: UnsafePointer(row), count: k, goldIndex: y, costs: nil, costScale: 0,
-                    gradient: gradient, scratch: nil, known: surveys[r])
+                    gradient: gradient, scratch: nil, validated: surveys[r])
                 let shift = wantsGradient ? Int(shifts[r]) : 0
                 let value = recipe.loss(onEnumerable: example,
                                         gradientTimes: shift == 0 ? coefficient : scalbn(coefficient, -shift))

@@ -143,7 +143,7 @@ enum Lists {
                     costs: cost.map { $0 + start(i) }, costScale: options.costScale,
                     gradient: grad.map { $0 + start(i) },
                     scratch: row,
-                    known: screened[chunk] ? nil : surveys[i])
+                    validated: screened[chunk] ? nil : surveys[i])
                 let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient)
