@@ -2,44 +2,57 @@
 import Glibc
 #endif
 
-/// CosFace and ArcFace on one dense row of cosines (DESIGN.md §2): the log loss over the logits
+/// CosFace and ArcFace (DESIGN.md §2), the recipe `.angular` of the catalogue: on one row of
+/// cosines, the log loss over the logits
 ///
 ///     z[j] = s clamp(cos_j)            j != g
 ///     z[g] = s (cos_g - m)             CosFace [WWZJ18]
 ///     z[g] = s cos(theta_g + m)        ArcFace [DGXZ19], when cos_g > cos(pi - m)
 ///          = s (cos_g - m sin m)       otherwise (the fallback that keeps z[g] decreasing)
 ///
-/// computed by writing z into a row of scratch, running the log loss recipe on it (a
+/// computed by writing z into the example's scratch row, running the log loss on it (a
 /// `FlatCandidates` like any dense row), and chaining the gradient w.r.t. z back to the cosines:
 /// s on the clamp's [-1, 1], 0 outside, and s dz[g]/(s dcos_g) at the gold. No arccos: with
-/// sin theta = sqrt(1 - cos^2), cos(theta + m) = cos theta cos m - sin theta sin m.
-struct AngularRow<T: Real> {
+/// sin theta = sqrt(1 - cos^2), cos(theta + m) = cos theta cos m - sin theta sin m. Dense rows
+/// only (the preset says so).
+struct AngularMargin: Equatable {
+    enum Kind { case cosFace, arcFace }
+    let kind: Kind
+    /// s > 0 and m in [0, pi].
     let scale: Double
-    private let kind: AngularMargin.Kind
-    private let margin: Double
+    let margin: Double
     private let cosMargin: Double
     private let sinMargin: Double
-    /// ArcFace: cos(pi - m) = -cos m as an unevaluated sum hi + lo (double-double, about
-    /// 2^-104 relative); at or below it the fallback applies (`isAboveThreshold`).
-    private let threshold: (hi: Double, lo: Double)
-    /// sin theta's floor in the gradient: its value at the largest cosine below 1, sqrt(2u).
-    private let sinFloor: Double
+    /// ArcFace: cos(pi - m) = -cos m as an unevaluated sum thresholdHi + thresholdLo
+    /// (double-double, about 2^-104 relative); at or below it the fallback applies
+    /// (`isAboveThreshold`).
+    private let thresholdHi: Double
+    private let thresholdLo: Double
 
-    init(_ angular: AngularMargin) {
-        scale = angular.scale
-        kind = angular.kind
-        margin = angular.margin
-        cosMargin = cos(angular.margin)
-        sinMargin = sin(angular.margin)
-        let cosine = CosineDD.of(angular.margin)
-        threshold = (-cosine.hi, -cosine.lo)
-        sinFloor = (2 * (T.ulpOfOne / 2).wide).squareRoot()
+    /// Run once per call (the threshold's double-double cosine is not free).
+    init(kind: Kind, scale: Double, margin: Double) {
+        self.kind = kind
+        self.scale = scale
+        self.margin = margin
+        cosMargin = cos(margin)
+        sinMargin = sin(margin)
+        let cosine = CosineDD.of(margin)
+        thresholdHi = -cosine.hi
+        thresholdLo = -cosine.lo
     }
+
+    /// The largest |logit|, s (1 + m): it must be finite in the input type.
+    var largestLogit: Double { scale * (1 + margin) }
+
+    /// sin theta's floor in the gradient: its value at the largest cosine below 1, sqrt(2u).
+    private static func sinFloor<T: Real>(_: T.Type) -> Double { (2 * (T.ulpOfOne / 2).wide).squareRoot() }
 
     /// Writes the logits of the row `cosines` (gold `gold`, validated: no +inf, gold unmasked)
     /// into `logits` and returns dz[g]/dcos_g / s (0 where the clamp is flat): the caller
     /// multiplies by s (the Hessian squares it first, so that a huge s cannot overflow it).
-    func logits(_ cosines: UnsafePointer<T>, count: Int, gold: Int, into logits: UnsafeMutablePointer<T>) -> Double {
+    func logits<T: Real>(_ cosines: UnsafePointer<T>, count: Int, gold: Int, into logits: UnsafeMutablePointer<T>)
+        -> Double
+    {
         let s = T(rounding: scale)
         for j in 0..<count {
             let c = cosines[j]
@@ -61,7 +74,8 @@ struct AngularRow<T: Real> {
                 value = c * cosMargin - sinTheta * sinMargin
                 // d cos(theta + m) / d cos theta = cos m + cos theta sin m / sin theta; sin m = 0
                 // (m = 0) has no singularity to guard.
-                slope = sinMargin == 0 ? cosMargin : cosMargin + c * sinMargin / Swift.max(sinTheta, sinFloor)
+                slope = sinMargin == 0 ? cosMargin
+                    : cosMargin + c * sinMargin / Swift.max(sinTheta, Self.sinFloor(T.self))
             } else {
                 value = c - margin * sinMargin
                 slope = 1
@@ -76,9 +90,9 @@ struct AngularRow<T: Real> {
     /// CosFace, for ArcFace's fallback and outside the clamp's [-1, 1]; above ArcFace's threshold,
     /// sin m / sin^3 theta (the derivative of the slope cos m + cos theta sin m / sin theta), with
     /// sin theta floored as in the gradient, so that it is large but finite at cos_g = 1.
-    func goldCurvature(_ raw: Double) -> Double {
+    func goldCurvature<T: Real>(_ raw: Double, _: T.Type) -> Double {
         guard kind == .arcFace, raw >= -1, raw <= 1, sinMargin != 0, isAboveThreshold(raw) else { return 0 }
-        let sinTheta = Swift.max(((1 - raw) * (1 + raw)).squareRoot(), sinFloor)
+        let sinTheta = Swift.max(((1 - raw) * (1 + raw)).squareRoot(), Self.sinFloor(T.self))
         return sinMargin / (sinTheta * sinTheta * sinTheta)
     }
 
@@ -88,12 +102,12 @@ struct AngularRow<T: Real> {
     /// different from hi is at least half an ulp of hi away from it, farther than |lo|: its
     /// side is that of hi; c == hi is above exactly when lo < 0.
     private func isAboveThreshold(_ c: Double) -> Bool {
-        c != threshold.hi ? c > threshold.hi : threshold.lo < 0
+        c != thresholdHi ? c > thresholdHi : thresholdLo < 0
     }
 
     /// Turns the gradient w.r.t. the logits into the gradient w.r.t. the cosines, in place.
-    func chain(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int,
-               goldSlope: Double) {
+    func chain<T: Real>(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int,
+                        goldSlope: Double) {
         let s = T(rounding: scale)
         let goldGradient = gradient[gold].wide
         for j in 0..<count {
@@ -101,6 +115,63 @@ struct AngularRow<T: Real> {
             gradient[j] *= (c > 1 || c < -1) ? 0 : s  // a masked class has gradient 0 already
         }
         gradient[gold] = T(rounding: goldGradient * goldSlope)
+    }
+}
+
+extension AngularMargin {
+    /// The loss of one validated row of cosines `x`: the log loss over its logits (written to
+    /// the row's scratch), its gradient chained back to the cosines; SETS x's gradient to
+    /// `coefficient` times it.
+    func loss<T: Real>(on x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
+        guard let logits = x.scratch else { x.poisonGradient(); return .nan }  // cannot happen
+        let cosines = x.scores, count = x.count, gold = x.goldIndex, gradient = x.gradient
+        let goldSlope = scale * self.logits(cosines, count: count, gold: gold, into: logits)
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+                                                                   SurveyMaximum.self)
+        let example = FlatCandidates(
+            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
+            gradient: gradient, scratch: nil,
+            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        let value = Recipe.log.loss(onFlat: example, gradientTimes: coefficient)
+        if let gradient {
+            chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
+        }
+        return value
+    }
+
+    /// The diagonal of CosFace's / ArcFace's Hessian w.r.t. the cosines on one validated row:
+    /// with z the logits and p = softmax(z), d^2 L / dcos_j^2 = s^2 p_j (1 - p_j) off the gold
+    /// (0 outside the clamp), and at the gold (chain rule through z[g](cos_g))
+    /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2.
+    /// x's gradient row (the Hessian's) SET to `coefficient` times the diagonal; the logits go to
+    /// x's scratch.
+    func hessian<T: Real>(on x: FlatCandidates<T>, times coefficient: Double) {
+        guard let hessian = x.gradient, let logits = x.scratch else { return x.poisonGradient() }  // cannot happen
+        let cosines = x.scores, count = x.count, gold = x.goldIndex
+        let slope = self.logits(cosines, count: count, gold: gold, into: logits)
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
+                                                                   SurveyMaximum.self)
+        let example = FlatCandidates(
+            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
+            gradient: hessian, scratch: nil,
+            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        if example.containsNaN { return example.poisonGradient() }
+        let q = example.exps(0, into: hessian)
+        // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,
+        // formed without cancelling; the slope is 0 outside the clamp, as is the curvature. In
+        // units of s, s (s a - b), so that a huge s overflows to +-inf, never to inf - inf or
+        // inf * 0 (b is finite: the curvature is at most sin m / sinFloor^3).
+        let s = scale
+        let e = hessian[gold].wide
+        let pull = ((1 - e) + q.rest) / q.denominator
+        let a = q.variance(e) * slope * slope
+        let b = pull == 0 ? 0 : pull * goldCurvature(cosines[gold].wide, T.self)
+        let atGold = s * (s * a - b)
+        for j in 0..<count {
+            let c = cosines[j]
+            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].wide))))
+        }
+        hessian[gold] = T(rounding: coefficient * atGold)
     }
 }
 

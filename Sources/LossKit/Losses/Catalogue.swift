@@ -16,6 +16,8 @@ import CLossKit
 ///     risk                  R = sum_y p[y] c[y]                grad p (c - R)         [SMTH06]
 ///     squared(kappa, M)     (1/K) [kappa (s[g] - M)^2 + sum_{y != g} s[y]^2]          [HB20]
 ///     squentropy            lse(s) - s[g] + 1/(K-1) sum_{y != g} s[y]^2  (0 if K = 1) [HBW23]
+///     angular(M)            COSFACE, ARCFACE: the log loss over logits made from cosines
+///                           (Angular.swift)                          [WWZJ18] [DGXZ19]
 ///
 /// K counts the unmasked candidates. References as in include/losskit.h.
 enum Recipe: Equatable {
@@ -24,6 +26,10 @@ enum Recipe: Equatable {
     case risk
     case squared(kappa: Double, target: Double)
     case squentropy
+    case angular(AngularMargin)
+
+    /// The log loss, lse(s) - s[g].
+    static let log = Recipe.fearMinusHope(fear: .logSumExp(0), hope: .gold)
 
     /// Whether the loss reads costs (DESIGN.md §2: "Costs are read only by the losses that use
     /// them").
@@ -31,7 +37,7 @@ enum Recipe: Equatable {
         switch self {
         case .fearMinusHope(let fear, let hope): return fear.readsCosts || hope.readsCosts
         case .risk: return true
-        case .smoothedLog, .squared, .squentropy: return false
+        case .smoothedLog, .squared, .squentropy, .angular: return false
         }
     }
 
@@ -40,7 +46,7 @@ enum Recipe: Equatable {
     var costFactor: Double {
         switch self {
         case .fearMinusHope(let fear, let hope): return Swift.max(1, fear.costFactor, hope.costFactor)
-        case .risk, .smoothedLog, .squared, .squentropy: return 1
+        case .risk, .smoothedLog, .squared, .squentropy, .angular: return 1
         }
     }
 
@@ -49,7 +55,7 @@ enum Recipe: Equatable {
         switch self {
         case .fearMinusHope(_, let hope): return hope == .gold
         case .risk: return false
-        case .smoothedLog, .squared, .squentropy: return true
+        case .smoothedLog, .squared, .squentropy, .angular: return true
         }
     }
 
@@ -59,7 +65,7 @@ enum Recipe: Equatable {
         switch self {
         case .fearMinusHope(let fear, let hope):
             return [fear, hope].contains { if case .logSumExp = $0 { return false } else { return $0 != .gold } }
-        case .risk, .smoothedLog, .squared, .squentropy: return false
+        case .risk, .smoothedLog, .squared, .squentropy, .angular: return false
         }
     }
 
@@ -67,7 +73,7 @@ enum Recipe: Equatable {
     var needsUnmaskedCount: Bool {
         switch self {
         case .smoothedLog, .squared, .squentropy: return true
-        case .fearMinusHope, .risk: return false
+        case .fearMinusHope, .risk, .angular: return false
         }
     }
 
@@ -79,17 +85,22 @@ enum Recipe: Equatable {
         return 0
     }
 
-    /// Whether the loss has two log-sum-exp terms (the second keeps its exps in scratch).
-    var hasTwoLogSumExps: Bool {
-        if case .fearMinusHope(.logSumExp, .logSumExp) = self { return true }
-        return false
-    }
-
-    /// Whether the loss needs a structure whose candidates can be enumerated.
+    /// Whether the loss needs a structure whose candidates can be enumerated (flat candidates).
     var needsEnumeration: Bool {
         switch self {
         case .fearMinusHope, .risk: return false
-        case .smoothedLog, .squared, .squentropy: return true
+        case .smoothedLog, .squared, .squentropy, .angular: return true
+        }
+    }
+
+    /// Whether the loss writes a row of scratch per example beside the gradient (a second
+    /// log-sum-exp's exps, when a gradient or a Hessian is written; the angular logits).
+    func needsScratchRow(gradient: Bool, hessian: Bool) -> Bool {
+        switch self {
+        case .fearMinusHope(.logSumExp, .logSumExp): return gradient || hessian
+        case .risk: return hessian  // its softmax beside p (c - R)
+        case .angular: return true
+        case .fearMinusHope, .smoothedLog, .squared, .squentropy: return false
         }
     }
 
@@ -104,17 +115,20 @@ enum Recipe: Equatable {
             return x.fearMinusHope(fear: fear, hope: hope, coefficient: coefficient)
         case .risk:
             return x.expectedCost(gradientTimes: coefficient)
-        case .smoothedLog, .squared, .squentropy:
+        case .smoothedLog, .squared, .squentropy, .angular:
             x.poisonGradient()
             return .nan
         }
     }
 
-    /// The loss of one example on a structure with enumerable candidates (every recipe).
-    func loss<S: EnumerableStructure>(onEnumerable x: S, gradientTimes coefficient: Double) -> Double {
+    /// The loss of one example whose candidates sit in flat buffers (dense rows, candidate
+    /// lists), where every recipe is defined.
+    func loss<T: Real>(onFlat x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
         switch self {
         case .fearMinusHope, .risk:
             return loss(on: x, gradientTimes: coefficient)
+        case .angular(let margin):
+            return margin.loss(on: x, gradientTimes: coefficient)  // NaN cosines make NaN logits
         case .smoothedLog, .squared, .squentropy:
             if x.containsNaN { x.poisonGradient(); return .nan }
         }
@@ -147,22 +161,18 @@ enum Recipe: Equatable {
             guard k > 1 else { return log }  // no other candidate: the square term is 0
             let (_, others) = x.scores(twice: coefficient / Double(k - 1), plus: 0, exceptGold: true, adding: true)
             return log + others / Double(k - 1)
-        case .fearMinusHope, .risk:
+        case .fearMinusHope, .risk, .angular:
             return .nan  // handled above
         }
     }
 }
 
 extension Recipe {
-    /// The recipe of the preset loss `o.loss` (an LK_LOSS_* value) under its options, and for
-    /// CosFace / ArcFace the margin that turns cosines into logits (dense rows only). Only the
-    /// options the loss uses are validated. Adding a preset loss: its LK_LOSS_* value in the
+    /// The recipe of the preset loss `o.loss` (an LK_LOSS_* value) under its options (CosFace and
+    /// ArcFace on dense rows only). Only the options the loss uses are validated. Adding a preset loss: its LK_LOSS_* value in the
     /// header and its case here.
-    static func preset(_ o: lk_options, for structure: StructureKind) throws(Failure)
-        -> (recipe: Recipe, angular: AngularMargin?)
-    {
+    static func preset(_ o: lk_options, for structure: StructureKind) throws(Failure) -> Recipe {
         let recipe: Recipe
-        var angular: AngularMargin? = nil
         switch o.loss {
         case LK_LOSS_LOG:
             let epsilon = o.label_smoothing
@@ -216,15 +226,15 @@ extension Recipe {
             guard margin >= 0, margin <= Double.pi else {
                 throw .option("opt->angular_margin = \(margin) is outside [0, pi]")
             }
-            angular = AngularMargin(kind: o.loss == LK_LOSS_COSFACE ? .cosFace : .arcFace,
+            let angular = AngularMargin(kind: o.loss == LK_LOSS_COSFACE ? .cosFace : .arcFace,
                                     scale: scale, margin: margin)
-            guard angular!.largestLogit.isFinite else {
+            guard angular.largestLogit.isFinite else {
                 throw .option("opt->angular_scale = \(scale) times 1 + angular_margin overflows")
             }
-            recipe = .fearMinusHope(fear: .logSumExp(0), hope: .gold)
+            recipe = .angular(angular)
         default:
             throw .option("opt->loss = \(o.loss) is not an LK_LOSS_* value")
         }
-        return (recipe, angular)
+        return recipe
     }
 }

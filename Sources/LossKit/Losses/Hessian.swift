@@ -11,6 +11,7 @@
 ///     risk                  p (c - R) (1 - 2 p)       d/ds_j of p_j (c_j - R), dR/ds_j = p_j (c_j - R)
 ///     squared(kappa, M)     2 kappa / K at the gold, 2 / K elsewhere
 ///     squentropy            p (1 - p), plus 2 / (K - 1) off the gold
+///     angular(M)            w.r.t. the cosines, through the logits (AngularMargin.hessian)
 ///
 /// Each q comes from the structure's own log-sum-exp (FlatCandidates.logSumExp): its exps e
 /// around the term's argmax and the sum 1 + rest of them, so q (1 - q) = e (den - e) / den^2
@@ -18,8 +19,8 @@
 /// 1, the confident example that matters most to a second-order method).
 extension Recipe {
     /// SETS `x.gradient` (the Hessian's row, required) to `coefficient` times the diagonal of
-    /// the loss's Hessian. `x.scratch` must hold `x.count` values when the loss has two
-    /// log-sum-exp terms or is risk. A NaN score makes the whole row NaN.
+    /// the loss's Hessian. `x.scratch` must hold `x.count` values when the recipe asks for it
+    /// (`needsScratchRow`). A NaN score makes the whole row NaN.
     func hessian<T: Real>(on x: FlatCandidates<T>, times coefficient: Double) {
         guard let out = x.gradient else { return }
         if x.containsNaN { x.poisonGradient(); return }
@@ -62,6 +63,8 @@ extension Recipe {
             for j in 0..<x.count {
                 out[j] = x.isMasked(j) ? 0 : T(rounding: j == x.goldIndex ? atGold : others)
             }
+        case .angular(let margin):
+            margin.hessian(on: x, times: coefficient)
         case .squentropy:
             x.writeVariance(0, times: coefficient)
             let k = x.unmaskedCount

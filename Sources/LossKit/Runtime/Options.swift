@@ -36,19 +36,6 @@ enum CostLayout {
     case zeroOne, perExample, classMatrix
 }
 
-/// The additive angular-margin losses (DESIGN.md §2): log loss over logits s cos_j with the gold's
-/// moved by the margin; the scores are cosines. Dense rows only.
-struct AngularMargin {
-    enum Kind { case cosFace, arcFace }
-    let kind: Kind
-    /// s > 0 and m in [0, pi].
-    let scale: Double
-    let margin: Double
-
-    /// The largest |logit|, s (1 + m): it must be finite in the input type.
-    var largestLogit: Double { scale * (1 + margin) }
-}
-
 /// `lk_options` after validation: everything the computing code needs, nothing raw.
 struct Options {
     var recipe: Recipe
@@ -57,8 +44,6 @@ struct Options {
     var costLayout: CostLayout
     var threads: Int
     var costScale: Double
-    /// CosFace or ArcFace (the recipe is then the log loss over the angular logits).
-    var angular: AngularMargin? = nil
 
     /// What lk_lsoftmax reads (DESIGN.md §4.5).
     struct LSoftmax {
@@ -107,7 +92,7 @@ struct Options {
         let reduction = try Self.reduction(o)
         let costScale = try nonNegative(o.cost_scale, "cost_scale")
 
-        let (recipe, angular) = try Recipe.preset(o, for: structure)
+        let recipe = try Recipe.preset(o, for: structure)
         if recipe.needsEnumeration, !structure.enumeratesCandidates {
             throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which "
                                + "\(structure.name) do not have")
@@ -134,8 +119,7 @@ struct Options {
             }
         }
         return Options(recipe: recipe, reduction: reduction, ignoreLabel: o.ignore_label,
-                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale,
-                       angular: angular)
+                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale)
     }
 
     /// Validates `raw` for lk_lsoftmax: NULL, size, reduction, threads, margin, lambda

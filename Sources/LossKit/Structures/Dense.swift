@@ -37,7 +37,7 @@ enum Dense {
             return
         }
         guard k >= 1 else { throw .size("k = 0, but a row needs at least one class when n > 0") }
-        if let angular = options.angular, !T(rounding: angular.largestLogit).isFinite {
+        if case .angular(let angular) = recipe, !T(rounding: angular.largestLogit).isFinite {
             throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) "
                           + "overflows \(T.self)")
         }
@@ -95,9 +95,7 @@ enum Dense {
         // The computing pass. A first log-sum-exp keeps its exps in the gradient row; a second
         // one needs a row of scratch per thread, as do the logits of the angular losses and
         // risk's Hessian (its softmax beside p (c - R)).
-        let angular = options.angular.map { AngularRow<T>($0) }
-        let scratchRow = (recipe.hasTwoLogSumExps && (grad != nil || hess != nil)) || angular != nil
-            || (recipe == .risk && hess != nil) ? k : 0
+        let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? k : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
@@ -111,82 +109,17 @@ enum Dense {
             },
             evaluate: { i, coefficient, worker, chunk in
                 let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
-                if let angular {
-                    let value = angularLoss(angular, scores + i * k, count: k, gold: Int(gold[i]),
-                                            logits: row!, gradient: grad.map { $0 + i * k }, recipe: recipe,
-                                            coefficient: coefficient)
-                    if let hess {
-                        angularHessian(angular, scores + i * k, count: k, gold: Int(gold[i]), logits: row!,
-                                       hessian: hess + i * k, coefficient: coefficient)
-                    }
-                    return value
-                }
                 let example = FlatCandidates(
                     scores: scores + i * k, count: k, goldIndex: Int(gold[i]),
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + i * k },
                     scratch: row,
                     validated: screened[chunk] ? nil : surveys[i])
-                let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                let value = recipe.loss(onFlat: example, gradientTimes: coefficient)
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + i * k, scratch: row), times: coefficient)
                 }
                 return value
             })
-    }
-
-    /// CosFace / ArcFace on one validated row of cosines: the log loss over its logits (written
-    /// to `logits`), its gradient chained back to the cosines.
-    private static func angularLoss<T: Real>(
-        _ angular: AngularRow<T>, _ cosines: UnsafePointer<T>, count: Int, gold: Int,
-        logits: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?, recipe: Recipe,
-        coefficient: Double
-    ) -> Double {
-        let goldSlope = angular.scale * angular.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
-                                                                   SurveyMaximum.self)
-        let example = FlatCandidates(
-            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
-            gradient: gradient, scratch: nil,
-            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
-        let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
-        if let gradient {
-            angular.chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
-        }
-        return value
-    }
-
-    /// The diagonal of CosFace's / ArcFace's Hessian w.r.t. the cosines on one validated row:
-    /// with z the logits and p = softmax(z), d^2 L / dcos_j^2 = s^2 p_j (1 - p_j) off the gold
-    /// (0 outside the clamp), and at the gold (chain rule through z[g](cos_g))
-    /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2.
-    private static func angularHessian<T: Real>(
-        _ angular: AngularRow<T>, _ cosines: UnsafePointer<T>, count: Int, gold: Int,
-        logits: UnsafeMutablePointer<T>, hessian: UnsafeMutablePointer<T>, coefficient: Double
-    ) {
-        let slope = angular.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
-                                                                   SurveyMaximum.self)
-        let example = FlatCandidates(
-            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
-            gradient: hessian, scratch: nil,
-            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
-        if example.containsNaN { return example.poisonGradient() }
-        let q = example.exps(0, into: hessian)
-        // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,
-        // formed without cancelling; the slope is 0 outside the clamp, as is the curvature. In
-        // units of s, s (s a - b), so that a huge s overflows to +-inf, never to inf - inf or
-        // inf * 0 (b is finite: the curvature is at most sin m / sinFloor^3).
-        let s = angular.scale
-        let e = hessian[gold].wide
-        let pull = ((1 - e) + q.rest) / q.denominator
-        let a = q.variance(e) * slope * slope
-        let b = pull == 0 ? 0 : pull * angular.goldCurvature(cosines[gold].wide)
-        let atGold = s * (s * a - b)
-        for j in 0..<count {
-            let c = cosines[j]
-            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].wide))))
-        }
-        hessian[gold] = T(rounding: coefficient * atGold)
     }
 }

@@ -216,8 +216,7 @@ struct FlatMarginals<T: Real> {
     var denominator: Double { 1 + rest }
 }
 
-extension FlatCandidates: EnumerableStructure {
-    var goldScore: Double { scores[goldIndex].wide }
+extension FlatCandidates: LossStructure {
 
     func expectedCost(gradientTimes coefficient: Double) -> Double {
         // p = softmax(s): the exps go to the gradient (when wanted), which the gradient pass then
@@ -399,8 +398,22 @@ extension FlatCandidates: EnumerableStructure {
 
     func poisonGradient() { gradient?.update(repeating: .nan, count: count) }
 
-    /// A screened example has no masked candidate.
+}
+
+// What the recipes that sum over the candidates one by one need (label smoothing, the square
+// losses: Recipe.loss(onFlat:)), beyond the LossStructure primitives.
+extension FlatCandidates {
+    /// The gold's score s[gold].
+    var goldScore: Double { scores[goldIndex].wide }
+
+    /// K, the number of unmasked candidates (a screened example has no masked candidate).
     var unmaskedCount: Int { validated?.unmasked ?? count }
+
+    /// One pass over the candidates: SETS (or, with `adding`, adds to) the gradient
+    /// `2 half s[y] + constant` on the unmasked candidates — only the constant on the gold when
+    /// `exceptGold`, 0 (or nothing) on masked ones — and returns the sum and the sum of squares
+    /// of s[y] over the unmasked candidates, without the gold when `exceptGold`. The factor comes
+    /// halved because 2 half can overflow where 2 half s[y] does not (a small s[y]).
 
     func scores(twice half: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
         -> (sum: Double, sumOfSquares: Double)
@@ -425,9 +438,11 @@ extension FlatCandidates: EnumerableStructure {
         return sums
     }
 
+    /// SETS the gold's gradient to `value`.
     func setGoldGradient(_ value: Double) {
         gradient?[goldIndex] = T(rounding: value)
     }
 
+    /// The gold's gradient as it stands (0 when no gradient is wanted).
     func goldGradient() -> Double { gradient?[goldIndex].wide ?? 0 }
 }

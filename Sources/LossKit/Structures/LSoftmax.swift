@@ -212,7 +212,7 @@ enum LSoftmax {
                     scores: UnsafePointer(row), count: k, goldIndex: y, costs: nil, costScale: 0,
                     gradient: gradient, scratch: nil, validated: surveys[r])
                 let shift = wantsGradient ? Int(shifts[r]) : 0
-                let value = recipe.loss(onEnumerable: example,
+                let value = recipe.loss(onFlat: example,
                                         gradientTimes: shift == 0 ? coefficient : scalbn(coefficient, -shift))
                 if let gradient {
                     row.update(from: gradient, count: k)

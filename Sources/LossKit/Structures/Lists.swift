@@ -123,8 +123,7 @@ enum Lists {
 
         // The computing pass, with a row of scratch per thread for a second log-sum-exp term
         // (and for risk's Hessian, its softmax beside p (c - R)).
-        let scratchRow = (recipe.hasTwoLogSumExps && (grad != nil || hess != nil))
-            || (recipe == .risk && hess != nil) ? longest : 0
+        let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? longest : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
@@ -144,7 +143,7 @@ enum Lists {
                     gradient: grad.map { $0 + start(i) },
                     scratch: row,
                     validated: screened[chunk] ? nil : surveys[i])
-                let value = recipe.loss(onEnumerable: example, gradientTimes: coefficient)
+                let value = recipe.loss(onFlat: example, gradientTimes: coefficient)
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient)
                 }

@@ -25,23 +25,3 @@ protocol LossStructure {
     /// Sets the example's whole gradient to NaN.
     func poisonGradient()
 }
-
-/// A structure whose candidates can be summed over one by one, which the square losses and
-/// label smoothing need (dense rows and candidate lists; not linear chains).
-protocol EnumerableStructure: LossStructure {
-    /// K, the number of unmasked candidates.
-    var unmaskedCount: Int { get }
-    /// One pass over the candidates: SETS (or, with `adding`, adds to) the gradient
-    /// `2 half s[y] + constant` on the unmasked candidates — only the constant on the gold when
-    /// `exceptGold`, 0 (or nothing) on masked ones — and returns the sum and the sum of squares
-    /// of s[y] over the unmasked candidates, without the gold when `exceptGold`. The factor comes
-    /// halved because 2 half can overflow where 2 half s[y] does not (a small s[y]).
-    func scores(twice half: Double, plus constant: Double, exceptGold: Bool, adding: Bool)
-        -> (sum: Double, sumOfSquares: Double)
-    /// The gold's score s[gold].
-    var goldScore: Double { get }
-    /// SETS the gold's gradient to `value`.
-    func setGoldGradient(_ value: Double)
-    /// The gold's gradient as it stands (0 when no gradient is wanted).
-    func goldGradient() -> Double
-}
