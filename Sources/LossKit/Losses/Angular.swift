@@ -119,22 +119,29 @@ struct AngularMargin: Equatable {
 }
 
 extension AngularMargin {
+    /// The logits of the row of cosines `x`, written to its scratch, as an example of their own
+    /// whose gradient goes to `gradient`, and dz[g]/dcos_g / s (`logits`).
+    private func logitRow<T: Real>(_ x: FlatCandidates<T>, logits: UnsafeMutablePointer<T>,
+                                   gradient: UnsafeMutablePointer<T>?) -> (example: FlatCandidates<T>, slope: Double) {
+        let slope = self.logits(x.scores, count: x.count, gold: x.goldIndex, into: logits)
+        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: x.count,
+                                                                   SurveyMaximum.self)
+        let example = FlatCandidates(
+            scores: UnsafePointer(logits), count: x.count, goldIndex: x.goldIndex, costs: nil, costScale: 0,
+            gradient: gradient, scratch: nil,
+            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        return (example, slope)
+    }
+
     /// The loss of one validated row of cosines `x`: the log loss over its logits (written to
     /// the row's scratch), its gradient chained back to the cosines; SETS x's gradient to
     /// `coefficient` times it.
     func loss<T: Real>(on x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
         guard let logits = x.scratch else { x.poisonGradient(); return .nan }  // cannot happen
-        let cosines = x.scores, count = x.count, gold = x.goldIndex, gradient = x.gradient
-        let goldSlope = scale * self.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
-                                                                   SurveyMaximum.self)
-        let example = FlatCandidates(
-            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
-            gradient: gradient, scratch: nil,
-            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        let (example, slope) = logitRow(x, logits: logits, gradient: x.gradient)
         let value = Recipe.log.loss(onFlat: example, gradientTimes: coefficient)
-        if let gradient {
-            chain(gradient, cosines: cosines, count: count, gold: gold, goldSlope: goldSlope)
+        if let gradient = x.gradient {
+            chain(gradient, cosines: x.scores, count: x.count, gold: x.goldIndex, goldSlope: scale * slope)
         }
         return value
     }
@@ -142,19 +149,12 @@ extension AngularMargin {
     /// The diagonal of CosFace's / ArcFace's Hessian w.r.t. the cosines on one validated row:
     /// with z the logits and p = softmax(z), d^2 L / dcos_j^2 = s^2 p_j (1 - p_j) off the gold
     /// (0 outside the clamp), and at the gold (chain rule through z[g](cos_g))
-    /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2.
-    /// x's gradient row (the Hessian's) SET to `coefficient` times the diagonal; the logits go to
-    /// x's scratch.
+    /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2: SETS x's gradient row (the
+    /// Hessian's) to `coefficient` times it; the logits go to x's scratch.
     func hessian<T: Real>(on x: FlatCandidates<T>, times coefficient: Double) {
         guard let hessian = x.gradient, let logits = x.scratch else { return x.poisonGradient() }  // cannot happen
         let cosines = x.scores, count = x.count, gold = x.goldIndex
-        let slope = self.logits(cosines, count: count, gold: gold, into: logits)
-        let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: count,
-                                                                   SurveyMaximum.self)
-        let example = FlatCandidates(
-            scores: UnsafePointer(logits), count: count, goldIndex: gold, costs: nil, costScale: 0,
-            gradient: hessian, scratch: nil,
-            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: -1, unmasked: unmasked))
+        let (example, slope) = logitRow(x, logits: logits, gradient: hessian)
         if example.containsNaN { return example.poisonGradient() }
         let q = example.exps(0, into: hessian)
         // The gold first (its exp is overwritten below): p_g - 1 = -((1 - e_g) + rest) / den,
