@@ -24,7 +24,7 @@ ifeq ($(shell echo '$(VERSION)' | grep -xE '[0-9]+[.][0-9]+[.][0-9]+'),)
 $(error cannot read the version from include/losskit.h: got "$(VERSION)")
 endif
 
-# The library users get (DESIGN.md §7; issue 3): liblosskit.so, built for baseline x86-64, and
+# The library users get (DESIGN.md §7): liblosskit.so, built for baseline x86-64, and
 # beside it the same source built for AVX2 and for AVX-512 (liblosskit-avx2.so,
 # liblosskit-avx512.so), which liblosskit.so loads on a CPU that has them. Each has the Swift
 # runtime linked in statically (-static-stdlib) so that it loads without a toolchain, a soname
@@ -33,16 +33,21 @@ endif
 # what programs linked with -llosskit load.
 LIBDIR = $(CURDIR)/.build/release
 LIB    = $(LIBDIR)/liblosskit.so
-VARIANTS = $(LIBDIR)/liblosskit-avx2.so $(LIBDIR)/liblosskit-avx512.so
-# LK_VARIANT_LEVEL (C) puts the level's marker in the file and makes lk_cpu_level baseline C code,
-# so that liblosskit.so can check a build before it loads it (Sources/CLossKit/internal.c).
-AVX2_FLAGS   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA -Xswiftc -DLK_VARIANT \
-               -Xcc -DLK_VARIANT_LEVEL=1
-AVX512_FLAGS = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE \
-               -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=2
 
-.PHONY: fuzz-mutate all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean FORCE \
-        fuzz test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
+# The CPU levels, the one table of them: each level's Swift flags on top of the baseline's (the
+# builds of make lib, the test runs of make test-swift and the fuzzer's FUZZ_LEVEL take them from
+# here), and the number of the marker a shipped build of a wider level carries.
+LEVELS             = x86-64 avx2 avx512
+LEVEL_FLAGS_x86-64 =
+LEVEL_FLAGS_avx2   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA
+LEVEL_FLAGS_avx512 = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE
+LEVEL_MARKER_avx2   = 1
+LEVEL_MARKER_avx512 = 2
+WIDE_LEVELS = $(filter-out x86-64,$(LEVELS))
+VARIANTS    = $(WIDE_LEVELS:%=$(LIBDIR)/liblosskit-%.so)
+
+.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean \
+        FORCE fuzz fuzz-mutate test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
         wheel setup-wheel test-wheel setup-peers
 
 all: lib
@@ -55,11 +60,12 @@ $(LIB): FORCE
 	scripts/build-variant.sh "" liblosskit.so liblosskit.so.$(SOVERSION)
 	ln -sfn liblosskit.so $(LIBDIR)/liblosskit.so.$(SOVERSION)
 
-$(LIBDIR)/liblosskit-avx2.so: $(LIB) FORCE
-	scripts/build-variant.sh avx2 liblosskit-avx2.so liblosskit-avx2.so.$(VERSION) $(AVX2_FLAGS)
-
-$(LIBDIR)/liblosskit-avx512.so: $(LIB) FORCE
-	scripts/build-variant.sh avx512 liblosskit-avx512.so liblosskit-avx512.so.$(VERSION) $(AVX512_FLAGS)
+# A wider level's build: its level's flags, and -D LK_VARIANT, which leaves the dispatcher out.
+# LK_VARIANT_LEVEL (C) puts the level's marker in the file and makes lk_cpu_level baseline C code,
+# so that liblosskit.so can check a build before it loads it (Sources/CLossKit/internal.c).
+$(LIBDIR)/liblosskit-%.so: $(LIB) FORCE
+	scripts/build-variant.sh $* liblosskit-$*.so liblosskit-$*.so.$(VERSION) $(LEVEL_FLAGS_$*) \
+	    -Xswiftc -DLK_VARIANT -Xcc -DLK_VARIANT_LEVEL=$(LEVEL_MARKER_$*)
 
 # make install [PREFIX=/usr/local] [DESTDIR=] and make uninstall (scripts/install.sh): the header,
 # the stripped library liblosskit.so.VERSION with its links liblosskit.so.MAJOR and liblosskit.so,
@@ -87,7 +93,8 @@ uninstall:
 # Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
 # losskit package itself, editable, so `import losskit` works from any directory.
 setup-python:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r bindings/python/requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	    -r bindings/python/requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e bindings/python
 
 setup: setup-python lib
@@ -110,19 +117,27 @@ test: setup setup-system setup-peers test-swift test-library test-c test-readme-
 setup-system:
 	scripts/setup-system.sh
 
-# The Swift suite, once per CPU level this machine runs (release builds, each in its own folder:
-# SwiftPM compiles a module for one CPU level).
-LEVEL_FLAGS_x86-64 =
-LEVEL_FLAGS_avx2   = -Xswiftc -target-cpu -Xswiftc haswell -Xswiftc -DLK_FMA
-LEVEL_FLAGS_avx512 = -Xswiftc -target-cpu -Xswiftc skylake-avx512 -Xswiftc -DLK_FMA -Xswiftc -DLK_WIDE
+# The Swift suite, compiled once (baseline x86-64, release, in .build-test) and run once per CPU
+# level this machine has. LOSSKIT_ISA caps the level, and the library's dispatcher then loads make
+# lib's build of that level from beside the real file its code was loaded from, here the test
+# bundle: the builds are linked into the test build's folder. CPULevelTests proves that each run
+# reaches its level (lk_cpu_level against LOSSKIT_TEST_LEVEL and the CPU's flags). The tests that
+# go through the C entry points thus run each level's build; the @testable ones that call internal
+# Swift functions directly run the baseline code at every level. The tests that count the threads a
+# call was split across (SPLIT_COUNTING_TESTS) read the baseline's counter, which a call forwarded
+# to another level's build never moves, so they run at the baseline only; the other levels' splits
+# are checked by the Python suite (per level) and test-c's thread-load (the top level).
+TEST_DIR = $(CURDIR)/.build-test/release
+SPLIT_COUNTING_TESTS = ThreadTests|threadsDoNotChangeBits|sameBitsAtAnyThreadCount
 test-swift: lib
-	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
+	$(SWIFT) build -c release --build-tests --scratch-path .build-test -Xswiftc -enable-testing
+	ln -sfn $(VARIANTS) $(TEST_DIR)/
+	for level in $$(scripts/cpu-levels.sh $(LIB) $(LEVELS)); do \
 	    echo "== Swift tests, $$level"; \
-	    $(MAKE) --no-print-directory test-swift-$$level || exit 1; \
+	    if [ $$level = x86-64 ]; then skip=; else skip='$(SPLIT_COUNTING_TESTS)'; fi; \
+	    LOSSKIT_ISA=$$level LOSSKIT_TEST_LEVEL=$$level \
+	        $(SWIFT) test -c release --scratch-path .build-test --skip-build $${skip:+--skip "$$skip"} || exit 1; \
 	done
-
-test-swift-%:
-	$(SWIFT) test -c release --scratch-path .build-test-$* -Xswiftc -enable-testing $(LEVEL_FLAGS_$*)
 
 # The shipped library stands alone, exports exactly the header's functions, and the header
 # compiles as C11 and C++ with every warning an error.
@@ -168,7 +183,7 @@ test-c: build/example build/c-tests build/thread-load
 # library just built (LOSSKIT_LIBRARY: not one the system loader would find first). LOSSKIT_STRICT=1:
 # a skipped test fails (tests/conftest.py), so a missing peer or build cannot pass as a check made.
 test-python: lib
-	for level in $$(scripts/cpu-levels.sh $(LIB)); do \
+	for level in $$(scripts/cpu-levels.sh $(LIB) $(LEVELS)); do \
 	    echo "== Python tests, $$level"; \
 	    (cd bindings/python && LOSSKIT_LIBRARY=$(LIB) LOSSKIT_ISA=$$level LOSSKIT_STRICT=1 \
 	        $(PYTHON) -m pytest -q tests) || exit 1; \
@@ -222,7 +237,7 @@ SWIFT_BIN    := $(dir $(shell readlink -f "$$(command -v $(SWIFT))"))
 FUZZ_CC      ?= $(SWIFT_BIN)clang
 FUZZ_SECONDS ?= 600
 FUZZ_RUNS    ?= 100000
-# The CPU level whose kernels are fuzzed (x86-64, avx2, avx512: LEVEL_FLAGS_* above), each in
+# The CPU level whose kernels are fuzzed (one of LEVELS above, with its LEVEL_FLAGS_*), each in
 # its own build folder.
 FUZZ_LEVEL   ?= x86-64
 FUZZ_SUFFIX   = $(if $(filter-out x86-64,$(FUZZ_LEVEL)),-$(FUZZ_LEVEL))
@@ -297,4 +312,4 @@ test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss
 	    -Xswiftc -enable-testing
 
 clean:
-	rm -rf .build .build-avx2 .build-avx512 .build-asan-cov* .build-tsan .build-test-* build dist
+	rm -rf .build $(WIDE_LEVELS:%=.build-%) .build-asan-cov* .build-tsan .build-test .build-test-* build dist
