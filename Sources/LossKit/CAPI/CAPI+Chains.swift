@@ -11,12 +11,10 @@ public func lk_chain_f32(
     _ dEmissions: UnsafeMutablePointer<Float>?, _ dTransitions: UnsafeMutablePointer<Float>?,
     _ dStart: UnsafeMutablePointer<Float>?, _ dEnd: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.chainF32(opt, n, tMax, tags, emissions, transitions, start, end, lengths, gold, cost, weight,
-                                loss, dEmissions, dTransitions, dStart, dEnd)
+    if let forward = losskit_forward_lk_chain_f32() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, gold, cost, weight,
+                       loss, dEmissions, dTransitions, dStart, dEnd)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.compute(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                            start: start, end: end, lengths: lengths, gold: gold, cost: cost, weight: weight,
@@ -33,12 +31,10 @@ public func lk_chain_f64(
     _ dEmissions: UnsafeMutablePointer<Double>?, _ dTransitions: UnsafeMutablePointer<Double>?,
     _ dStart: UnsafeMutablePointer<Double>?, _ dEnd: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.chainF64(opt, n, tMax, tags, emissions, transitions, start, end, lengths, gold, cost, weight,
-                                loss, dEmissions, dTransitions, dStart, dEnd)
+    if let forward = losskit_forward_lk_chain_f64() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, gold, cost, weight,
+                       loss, dEmissions, dTransitions, dStart, dEnd)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.compute(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                            start: start, end: end, lengths: lengths, gold: gold, cost: cost, weight: weight,
@@ -53,11 +49,9 @@ public func lk_chain_viterbi_f32(
     _ end: UnsafePointer<Float>?, _ lengths: UnsafePointer<Int32>?,
     _ path: UnsafeMutablePointer<Int32>?, _ score: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.viterbiF32(opt, n, tMax, tags, emissions, transitions, start, end, lengths, path, score)
+    if let forward = losskit_forward_lk_chain_viterbi_f32() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, path, score)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.viterbi(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                            start: start, end: end, lengths: lengths, path: path, score: score)
@@ -71,11 +65,9 @@ public func lk_chain_viterbi_f64(
     _ end: UnsafePointer<Double>?, _ lengths: UnsafePointer<Int32>?,
     _ path: UnsafeMutablePointer<Int32>?, _ score: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.viterbiF64(opt, n, tMax, tags, emissions, transitions, start, end, lengths, path, score)
+    if let forward = losskit_forward_lk_chain_viterbi_f64() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, path, score)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.viterbi(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                            start: start, end: end, lengths: lengths, path: path, score: score)
@@ -89,11 +81,9 @@ public func lk_chain_marginals_f32(
     _ end: UnsafePointer<Float>?, _ lengths: UnsafePointer<Int32>?,
     _ marginals: UnsafeMutablePointer<Float>?, _ logZ: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.marginalsF32(opt, n, tMax, tags, emissions, transitions, start, end, lengths, marginals, logZ)
+    if let forward = losskit_forward_lk_chain_marginals_f32() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, marginals, logZ)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.marginals(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                              start: start, end: end, lengths: lengths, marginals: marginals, logZ: logZ)
@@ -107,11 +97,9 @@ public func lk_chain_marginals_f64(
     _ end: UnsafePointer<Double>?, _ lengths: UnsafePointer<Int32>?,
     _ marginals: UnsafeMutablePointer<Double>?, _ logZ: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.marginalsF64(opt, n, tMax, tags, emissions, transitions, start, end, lengths, marginals, logZ)
+    if let forward = losskit_forward_lk_chain_marginals_f64() {
+        return forward(opt, n, tMax, tags, emissions, transitions, start, end, lengths, marginals, logZ)
     }
-    #endif
     return report { () throws(Failure) in
         try Chains.marginals(opt, n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
                              start: start, end: end, lengths: lengths, marginals: marginals, logZ: logZ)

@@ -9,9 +9,9 @@ public func lk_lsoftmax_f32(
     _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
     _ dX: UnsafeMutablePointer<Float>?, _ dW: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.lsoftmaxF32(opt, n, d, k, x, w, gold, weight, loss, dX, dW) }
-    #endif
+    if let forward = losskit_forward_lk_lsoftmax_f32() {
+        return forward(opt, n, d, k, x, w, gold, weight, loss, dX, dW)
+    }
     return report { () throws(Failure) in
         try LSoftmax.compute(opt, n: n, d: d, k: k, x: x, w: w, gold: gold, weight: weight,
                              loss: loss, dX: dX, dW: dW)
@@ -25,9 +25,9 @@ public func lk_lsoftmax_f64(
     _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
     _ dX: UnsafeMutablePointer<Double>?, _ dW: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.lsoftmaxF64(opt, n, d, k, x, w, gold, weight, loss, dX, dW) }
-    #endif
+    if let forward = losskit_forward_lk_lsoftmax_f64() {
+        return forward(opt, n, d, k, x, w, gold, weight, loss, dX, dW)
+    }
     return report { () throws(Failure) in
         try LSoftmax.compute(opt, n: n, d: d, k: k, x: x, w: w, gold: gold, weight: weight,
                              loss: loss, dX: dX, dW: dW)

@@ -9,9 +9,9 @@ public func lk_lists_f32(
     _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
     _ grad: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.listsF32(opt, n, offsets, scores, gold, cost, weight, loss, grad) }
-    #endif
+    if let forward = losskit_forward_lk_lists_f32() {
+        return forward(opt, n, offsets, scores, gold, cost, weight, loss, grad)
+    }
     return report { () throws(Failure) in
         try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad)
@@ -25,9 +25,9 @@ public func lk_lists_f64(
     _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
     _ grad: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.listsF64(opt, n, offsets, scores, gold, cost, weight, loss, grad) }
-    #endif
+    if let forward = losskit_forward_lk_lists_f64() {
+        return forward(opt, n, offsets, scores, gold, cost, weight, loss, grad)
+    }
     return report { () throws(Failure) in
         try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad)
@@ -43,11 +43,9 @@ public func lk_lists_hessian_f32(
     _ weight: UnsafePointer<Float>?, _ loss: UnsafeMutablePointer<Float>?,
     _ grad: UnsafeMutablePointer<Float>?, _ hess: UnsafeMutablePointer<Float>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.listsHessianF32(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
+    if let forward = losskit_forward_lk_lists_hessian_f32() {
+        return forward(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
     }
-    #endif
     return report { () throws(Failure) in
         try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad, hess: hess)
@@ -61,11 +59,9 @@ public func lk_lists_hessian_f64(
     _ weight: UnsafePointer<Double>?, _ loss: UnsafeMutablePointer<Double>?,
     _ grad: UnsafeMutablePointer<Double>?, _ hess: UnsafeMutablePointer<Double>?
 ) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active {
-        return variant.listsHessianF64(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
+    if let forward = losskit_forward_lk_lists_hessian_f64() {
+        return forward(opt, n, offsets, scores, gold, cost, weight, loss, grad, hess)
     }
-    #endif
     return report { () throws(Failure) in
         try Lists.compute(opt, n: n, offsets: offsets, scores: scores, gold: gold, cost: cost,
                           weight: weight, loss: loss, grad: grad, hess: hess)

@@ -15,24 +15,20 @@ public func lk_status_name(_ status: lk_status) -> UnsafePointer<CChar>? {
 #if !LK_VARIANT
 @c @implementation
 public func lk_cpu_level() -> UnsafePointer<CChar>? {
-    if let variant = Variant.active { return cString(variant.level) }
+    if let forward = losskit_forward_lk_cpu_level() { return forward() }
     return cString(BuildLevel.name)
 }
 #endif
 
 @c @implementation
 public func lk_last_error() -> UnsafePointer<CChar>? {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.lastError() }
-    #endif
+    if let forward = losskit_forward_lk_last_error() { return forward() }
     return LastError.current
 }
 
 @c @implementation
 public func lk_options_init(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.optionsInit(opt, loss) }
-    #endif
+    if let forward = losskit_forward_lk_options_init() { return forward(opt, loss) }
     // The function (not the header's macro) serves programs compiled against the first layout:
     // it writes that layout's bytes and no more, whatever this library's lk_options has grown to.
     return report { () throws(Failure) in try initOptions(opt, loss, size: UInt(Options.firstLayoutSize)) }
@@ -40,9 +36,7 @@ public func lk_options_init(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: In
 
 @c @implementation
 public func lk_options_init_size(_ opt: UnsafeMutablePointer<lk_options>?, _ loss: Int32, _ size: Int) -> lk_status {
-    #if !LK_VARIANT
-    if let variant = Variant.active { return variant.optionsInitSize(opt, loss, size) }
-    #endif
+    if let forward = losskit_forward_lk_options_init_size() { return forward(opt, loss, size) }
     // size_t arrives as Int: a size above Int.max is a large size, not a negative one.
     return report { () throws(Failure) in try initOptions(opt, loss, size: UInt(bitPattern: size)) }
 }
