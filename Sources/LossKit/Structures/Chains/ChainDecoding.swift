@@ -20,13 +20,13 @@ extension Chains {
         let call = try ChainCall.prepare(shape: shape, emissions: emissions, transitions: transitions, start: start,
                                          end: end, lengths: lengths, readLength: { Int(lengths[$0]) },
                                          requestedThreads: requestedThreads)
-        var failed = true
-        defer { if failed { call.free() } }
+        var validated = false
+        defer { if !validated { call.free() } }
         let batch = LossKit.Batch<T>(count: call.n, weights: nil, reduction: .none)
         try batch.validate(call.chunks, threads: call.threads) { (i: Int, worker: Int) throws(Failure) in
             _ = try call.checkSequence(i, worker: worker, costBound: 0) { (_, _) throws(Failure) in 0 }
         }
-        failed = false
+        validated = true
         return call
     }
 
