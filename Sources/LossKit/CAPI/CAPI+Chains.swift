@@ -1,6 +1,6 @@
 import CLossKit
 
-// Linear chains: argument checks and the programs live in Chains.swift; these only forward.
+// Linear chains: argument checks and the programs live in Structures/Chains/; these only forward.
 
 @c @implementation
 public func lk_chain_f32(

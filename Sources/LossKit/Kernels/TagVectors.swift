@@ -1,5 +1,5 @@
 /// Vector loops over one row of tags in double, for the chain programs' L x L steps
-/// (ChainDP.swift): the inner loop of each step runs over the "to" tags, contiguous in the
+/// (Structures/Chains): the inner loop of each step runs over the "to" tags, contiguous in the
 /// transitions' [from][to] rows, a vector at a time; the exps use the kernels' vector exp.
 /// Rows are padded to whole vectors (ChainModel.stride), with -inf where an exp is taken so
 /// that the padding adds 0: `count` is always a multiple of the lanes, and no loop has a tail
@@ -8,20 +8,13 @@ enum TagVectors {
     typealias V = Double.Vector
     static var lanes: Int { Double.laneCount }
 
-    @inline(__always) static func load(_ p: UnsafePointer<Double>, _ i: Int, _ count: Int, pad: Double) -> V {
-        loadVector(p, i)
-    }
-    @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Double>, _ i: Int, _ count: Int) {
-        storeVector(v, p, i)
-    }
-
     /// m[y] = max(m[y], a + row[y]).
-    @inline(__always) static func maxInto(_ m: UnsafeMutablePointer<Double>, _ a: Double, _ row: UnsafePointer<Double>, count: Int) {
+    @inline(__always) static func maxInto(_ m: UnsafeMutablePointer<Double>, _ a: Double, _ row: UnsafePointer<Double>,
+                                          count: Int) {
         let av = V(repeating: a)
         var i = 0
         while i < count {
-            store(Double.maximum(load(UnsafePointer(m), i, count, pad: -.infinity), av + load(row, i, count, pad: -.infinity)),
-                  m, i, count)
+            storeVector(Double.maximum(loadVector(UnsafePointer(m), i), av + loadVector(row, i)), m, i)
             i += lanes
         }
     }
@@ -34,20 +27,21 @@ enum TagVectors {
         while i < count {
             // A masked max (-inf) would give -inf - -inf: those lanes use 0 instead, their
             // arguments staying -inf (exp 0).
-            let mv = load(m, i, count, pad: 0)
+            let mv = loadVector(m, i)
             let safe = Double.select(Double.equalMask(mv, V(repeating: -.infinity)), V(repeating: 0), mv)
-            let x = av + load(row, i, count, pad: -.infinity) - safe
-            store(load(UnsafePointer(s), i, count, pad: 0) + Double.expNonPositive(clipAtZero(x)), s, i, count)
+            let x = av + loadVector(row, i) - safe
+            storeVector(loadVector(UnsafePointer(s), i) + Double.expNonPositive(clipAtZero(x)), s, i)
             i += lanes
         }
     }
 
     /// log sum_y exp(row[y] + u[y]) (-inf if every term is).
-    @inline(__always) static func logSumExp(_ row: UnsafePointer<Double>, _ u: UnsafePointer<Double>, count: Int) -> Double {
+    @inline(__always) static func logSumExp(_ row: UnsafePointer<Double>, _ u: UnsafePointer<Double>,
+                                            count: Int) -> Double {
         var best = V(repeating: -.infinity)
         var i = 0
         while i < count {
-            best = Double.maximum(best, load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity))
+            best = Double.maximum(best, loadVector(row, i) + loadVector(u, i))
             i += lanes
         }
         let m = Double.maxOfLanes(best)
@@ -56,7 +50,7 @@ enum TagVectors {
         var sum = V(repeating: 0)
         i = 0
         while i < count {
-            let x = load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity) - mv
+            let x = loadVector(row, i) + loadVector(u, i) - mv
             sum += Double.expNonPositive(clipAtZero(x))
             i += lanes
         }
@@ -71,9 +65,9 @@ enum TagVectors {
         var sum = V(repeating: 0)
         var i = 0
         while i < count {
-            let x = av + load(row, i, count, pad: -.infinity) + load(u, i, count, pad: -.infinity)
+            let x = av + loadVector(row, i) + loadVector(u, i)
             let e = Double.expNonPositive(clipAtZero(x))
-            store(e, out, i, count)
+            storeVector(e, out, i)
             sum += e  // padded lanes hold exp(-inf) = 0
             i += lanes
         }
@@ -83,11 +77,12 @@ enum TagVectors {
 
 extension TagVectors {
     /// d[y] += c * x[y].
-    @inline(__always) static func addScaled(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ x: UnsafePointer<Double>, count: Int) {
+    @inline(__always) static func addScaled(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ x: UnsafePointer<Double>,
+                                            count: Int) {
         let cv = V(repeating: c)
         var i = 0
         while i < count {
-            store(Double.fma(load(x, i, count, pad: 0), cv, load(UnsafePointer(d), i, count, pad: 0)), d, i, count)
+            storeVector(Double.fma(loadVector(x, i), cv, loadVector(UnsafePointer(d), i)), d, i)
             i += lanes
         }
     }
@@ -98,8 +93,8 @@ extension TagVectors {
         let cv = V(repeating: c), kv = V(repeating: k)
         var i = 0
         while i < count {
-            let term = load(x, i, count, pad: 0) * cv * (kv + load(w, i, count, pad: 0))
-            store(load(UnsafePointer(d), i, count, pad: 0) + term, d, i, count)
+            let term = loadVector(x, i) * cv * (kv + loadVector(w, i))
+            storeVector(loadVector(UnsafePointer(d), i) + term, d, i)
             i += lanes
         }
     }
@@ -122,7 +117,8 @@ extension TagVectors {
                 var m30 = m00, m31 = m00, m32 = m00, m33 = m00
                 for k in 0..<steps {
                     let ak = a + k * count + row, wk = w + k * count + column
-                    let a0 = V(repeating: ak[0]), a1 = V(repeating: ak[1]), a2 = V(repeating: ak[2]), a3 = V(repeating: ak[3])
+                    let a0 = V(repeating: ak[0]), a1 = V(repeating: ak[1])
+                    let a2 = V(repeating: ak[2]), a3 = V(repeating: ak[3])
                     let w0 = loadVector(wk, 0)
                     m00 = Double.fma(w0, a0, m00); m10 = Double.fma(w0, a1, m10)
                     m20 = Double.fma(w0, a2, m20); m30 = Double.fma(w0, a3, m30)
@@ -152,7 +148,8 @@ extension TagVectors {
                 }
                 row += 4
             }
-            edgeBlock(a, w, steps: steps, rows: row..<rows, columns: column..<(column + vectors * lanes), into: m, count: count)
+            edgeBlock(a, w, steps: steps, rows: row..<rows, columns: column..<(column + vectors * lanes), into: m,
+                      count: count)
             column += vectors * lanes
         }
     }
@@ -161,7 +158,11 @@ extension TagVectors {
     static func edgeBlock(_ a: UnsafePointer<Double>, _ w: UnsafePointer<Double>, steps: Int, rows: Range<Int>,
                           columns: Range<Int>, into m: UnsafeMutablePointer<Double>, count: Int) {
         guard !rows.isEmpty, !columns.isEmpty else { return }
-        for r in rows { for y in stride(from: columns.lowerBound, to: columns.upperBound, by: lanes) { storeVector(V(repeating: 0), m + r * count, y) } }
+        for r in rows {
+            for y in stride(from: columns.lowerBound, to: columns.upperBound, by: lanes) {
+                storeVector(V(repeating: 0), m + r * count, y)
+            }
+        }
         for k in 0..<steps {
             for r in rows where a[k * count + r] > 0 {
                 let av = V(repeating: a[k * count + r]), out = m + r * count
@@ -170,26 +171,6 @@ extension TagVectors {
                 }
             }
         }
-    }
-
-    /// For every row r with a[r] > 0: xi = a[r] * matrix[r] * w; d[r] += c * xi. Returns the sum
-    /// of every xi (the edge marginals of one position, added to the transitions' gradient).
-    @inline(__always) static func addEdgeRows(_ d: UnsafeMutablePointer<Double>, _ c: Double, _ a: UnsafePointer<Double>,
-                                              rows: Int, _ matrix: UnsafePointer<Double>, _ w: UnsafePointer<Double>,
-                                              count: Int) -> Double {
-        let cv = V(repeating: c)
-        var sum = V(repeating: 0)
-        for r in 0..<rows where a[r] > 0 {
-            let av = V(repeating: a[r]), row = matrix + r * count, out = d + r * count
-            var i = 0
-            while i < count {
-                let x = av * loadVector(row, i) * loadVector(w, i)
-                storeVector(Double.fma(x, cv, loadVector(UnsafePointer(out), i)), out, i)
-                sum += x
-                i += lanes
-            }
-        }
-        return Double.sumOfLanes(sum)
     }
 
     /// row[y] *= p[y] (p >= 0, so the row stays >= 0); then, only when the row's max has left
@@ -231,7 +212,8 @@ extension TagVectors {
     /// memory row after row would chain every row through a store and a load), and two sets of
     /// them, for the even and the odd rows: one set would chain every row through the latency of
     /// a multiply-add, twice the time its throughput allows (measured on chains of 20 tags).
-    @inline(__always) static func combineRows(_ weights: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
+    @inline(__always) static func combineRows(_ weights: UnsafePointer<Double>, rows: Int,
+                                              _ matrix: UnsafePointer<Double>,
                                               into out: UnsafeMutablePointer<Double>, count: Int) {
         var base = 0
         while base < count {
@@ -248,7 +230,8 @@ extension TagVectors {
     /// `vectors` (1 to 4, a constant once inlined) vectors of combineRows' output.
     @inline(__always) private static func combineBlock(_ weights: UnsafePointer<Double>, rows: Int,
                                                        _ matrix: UnsafePointer<Double>,
-                                                       into out: UnsafeMutablePointer<Double>, count: Int, vectors: Int) {
+                                                       into out: UnsafeMutablePointer<Double>, count: Int,
+                                                       vectors: Int) {
         var e0 = V(repeating: 0), e1 = e0, e2 = e0, e3 = e0  // even rows
         var o0 = e0, o1 = e0, o2 = e0, o3 = e0                // odd rows
         var r = 0
@@ -257,9 +240,17 @@ extension TagVectors {
             let even = matrix + r * count, odd = even + count
             e0 = Double.fma(loadVector(even, 0), we, e0)
             o0 = Double.fma(loadVector(odd, 0), wo, o0)
-            if vectors > 1 { e1 = Double.fma(loadVector(even, lanes), we, e1); o1 = Double.fma(loadVector(odd, lanes), wo, o1) }
-            if vectors > 2 { e2 = Double.fma(loadVector(even, 2 * lanes), we, e2); o2 = Double.fma(loadVector(odd, 2 * lanes), wo, o2) }
-            if vectors > 3 { e3 = Double.fma(loadVector(even, 3 * lanes), we, e3); o3 = Double.fma(loadVector(odd, 3 * lanes), wo, o3) }
+            if vectors > 1 {
+                e1 = Double.fma(loadVector(even, lanes), we, e1); o1 = Double.fma(loadVector(odd, lanes), wo, o1)
+            }
+            if vectors > 2 {
+                e2 = Double.fma(loadVector(even, 2 * lanes), we, e2)
+                o2 = Double.fma(loadVector(odd, 2 * lanes), wo, o2)
+            }
+            if vectors > 3 {
+                e3 = Double.fma(loadVector(even, 3 * lanes), we, e3)
+                o3 = Double.fma(loadVector(odd, 3 * lanes), wo, o3)
+            }
             r += 2
         }
         if r < rows {
@@ -286,18 +277,23 @@ extension TagVectors {
         while base < count {
             let vectors = Swift.min(4, (count - base) / lanes)
             switch vectors {
-            case 4: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 4)
-            case 3: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 3)
-            case 2: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 2)
-            default: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base, vectors: 1)
+            case 4: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base,
+                                 vectors: 4)
+            case 3: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base,
+                                 vectors: 3)
+            case 2: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base,
+                                 vectors: 2)
+            default: maxPlusBlock(a, rows: rows, matrix + base, count: count, into: out + base, argmax: argmax + base,
+                                  vectors: 1)
             }
             base += vectors * lanes
         }
     }
 
     /// `vectors` (1 to 4, a constant once inlined) vectors of maxPlus' output.
-    @inline(__always) private static func maxPlusBlock(_ a: UnsafePointer<Double>, rows: Int, _ matrix: UnsafePointer<Double>,
-                                                       count: Int, into out: UnsafeMutablePointer<Double>,
+    @inline(__always) private static func maxPlusBlock(_ a: UnsafePointer<Double>, rows: Int,
+                                                       _ matrix: UnsafePointer<Double>, count: Int,
+                                                       into out: UnsafeMutablePointer<Double>,
                                                        argmax: UnsafeMutablePointer<Int32>, vectors: Int) {
         let minusInfinity = V(repeating: -.infinity), zero = V(repeating: 0)
         var best = (minusInfinity, minusInfinity, minusInfinity, minusInfinity)
@@ -326,9 +322,9 @@ extension TagVectors {
 
     /// d[y] += c * mu[y] for mu[y] = a[y] b[y] times `inverse`, except at y = `excluding` (-1:
     /// none); returns the sum of those mu[y]. `d` nil: only the sum.
-    @inline(__always) static func addProducts(_ d: UnsafeMutablePointer<Double>?, _ c: Double, _ a: UnsafePointer<Double>,
-                                              _ b: UnsafePointer<Double>, times inverse: Double, excluding: Int,
-                                              count: Int) -> Double {
+    @inline(__always) static func addProducts(_ d: UnsafeMutablePointer<Double>?, _ c: Double,
+                                              _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
+                                              times inverse: Double, excluding: Int, count: Int) -> Double {
         let cv = V(repeating: c), iv = V(repeating: inverse)
         var sum = V(repeating: 0)
         var i = 0
@@ -347,7 +343,7 @@ extension TagVectors {
         var sum = V(repeating: 0)
         var i = 0
         while i < count {
-            sum = Double.fma(load(x, i, count, pad: 0), load(v, i, count, pad: 0), sum)
+            sum = Double.fma(loadVector(x, i), loadVector(v, i), sum)
             i += lanes
         }
         return Double.sumOfLanes(sum)
@@ -357,7 +353,7 @@ extension TagVectors {
     @inline(__always) static func add(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>,
                                       into out: UnsafeMutablePointer<Double>, count: Int) {
         var i = 0
-        while i < count { store(load(a, i, count, pad: 0) + load(b, i, count, pad: 0), out, i, count); i += lanes }
+        while i < count { storeVector(loadVector(a, i) + loadVector(b, i), out, i); i += lanes }
     }
 }
 
