@@ -1,4 +1,4 @@
-"""Where the coefficients of LossKit's float exp come from (Kernels/VectorReal.swift).
+"""Where the coefficients of LossKit's float exp come from (Kernels/StorageFloat.swift).
 
 exp(r) on [-ln2/2, ln2/2] is written 1 + r + r^2 q(r) with q of degree 4, fitted for the least
 maximum *relative* error by Lawson's iteratively reweighted least squares (it converges to the

@@ -25,7 +25,7 @@
 //                   in scaled or log space, Viterbi, marginals, risk); L-Softmax over features
 //                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
 //                   loss of each row)
-//   Kernels/        the vector kernels, written once over the storage type (VectorReal: Float or
+//   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
 //                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
 //                   (TagVectors), matrix products (MatrixKernels)
 //   Runtime/        lk_options to a validated Options (Options); the value checks of flat

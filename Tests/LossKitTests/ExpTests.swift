@@ -1,11 +1,11 @@
-// The vector exp of the kernels (Kernels/VectorReal.swift), against libm in double: error <= 2
+// The vector exp of the kernels (Kernels/StorageFloat.swift), against libm in double: error <= 2
 // ulp over the whole domain the losses use (x <= 0), and the edges.
 import Glibc
 @testable import LossKit
 import Testing
 
 /// Runs `expNonPositive` of `T` on `xs`, a vector at a time.
-private func vectorExp<T: Real>(_ xs: [T]) -> [T] {
+private func vectorExp<T: StorageFloat>(_ xs: [T]) -> [T] {
     var out = [T]()
     out.reserveCapacity(xs.count)
     var i = 0
@@ -20,9 +20,9 @@ private func vectorExp<T: Real>(_ xs: [T]) -> [T] {
 }
 
 /// |got - exact| in units of the last place of the exact value rounded to T.
-private func ulps<T: Real>(_ got: T, _ exact: Double) -> Double {
+private func ulps<T: StorageFloat>(_ got: T, _ exact: Double) -> Double {
     let rounded = T(rounding: exact)
-    return abs(got.wide - exact) / rounded.ulp.wide
+    return abs(got.asDouble - exact) / rounded.ulp.asDouble
 }
 
 @Suite("Vector exp")

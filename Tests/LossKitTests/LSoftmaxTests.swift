@@ -129,7 +129,7 @@ struct ProductTests {
         return out
     }
 
-    private func check<T: Real>(_: T.Type, rows: Int, depth: Int, width: Int, transposedA: Bool, accumulate: Bool) {
+    private func check<T: StorageFloat>(_: T.Type, rows: Int, depth: Int, width: Int, transposedA: Bool, accumulate: Bool) {
         var rng = SplitMix64("product", "\(T.self) \(rows) \(depth) \(width) \(transposedA) \(accumulate)")
         let a = (0..<rows * depth).map { _ in rng.normal() }
         let b = (0..<depth * width).map { _ in rng.normal() }
@@ -155,7 +155,7 @@ struct ProductTests {
         }
         let tolerance = T.self == Float.self ? 1e-5 : 1e-13
         var worst = 0.0
-        for (got, w) in zip(out, want) { worst = Swift.max(worst, abs(got.wide - w) / (depth > 0 ? Double(depth).squareRoot() : 1)) }
+        for (got, w) in zip(out, want) { worst = Swift.max(worst, abs(got.asDouble - w) / (depth > 0 ? Double(depth).squareRoot() : 1)) }
         #expect(worst < tolerance, "\(T.self) rows \(rows) depth \(depth) width \(width): worst \(worst)")
     }
 

@@ -23,7 +23,7 @@ enum MatrixKernel {
     /// packs its panels), so that the tiles read it without long strides.
     static let packSize = columnBlock * depthBlock
 
-    static func combineRows<T: Real>(
+    static func combineRows<T: StorageFloat>(
         a: UnsafePointer<T>, aRow: Int, aColumn: Int, depth: Int,
         b: UnsafePointer<T>, bRow: Int, width: Int,
         out: UnsafeMutablePointer<T>, outRow: Int, rows: Range<Int>, accumulate: Bool,
@@ -89,7 +89,7 @@ enum MatrixKernel {
     /// (stepping by `bRow`), into 4 output rows, 2 vectors wide (loaded and stored through the
     /// given closures, which handle a ragged end). Only the first `stored` rows are written.
     @inline(__always)
-    private static func tile<T: Real>(
+    private static func tile<T: StorageFloat>(
         _ a: (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>), _ aColumn: Int, _ steps: Int,
         _ b: UnsafePointer<T>, _ bRow: Int,
         _ o: (UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>, UnsafeMutablePointer<T>),

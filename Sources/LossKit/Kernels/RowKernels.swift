@@ -9,7 +9,7 @@
 
 /// The cost-augmented scores v[j] of one row.
 protocol ScoreRow<Scalar> {
-    associatedtype Scalar: Real
+    associatedtype Scalar: StorageFloat
     var count: Int { get }
     /// v[i ..< i + laneCount]; requires i + laneCount <= count.
     func load(_ i: Int) -> Scalar.Vector
@@ -19,24 +19,25 @@ protocol ScoreRow<Scalar> {
     func value(_ j: Int) -> Scalar
 }
 
-@inline(__always) func loadVector<T: Real>(_ p: UnsafePointer<T>, _ i: Int) -> T.Vector {
+@inline(__always) func loadVector<T: StorageFloat>(_ p: UnsafePointer<T>, _ i: Int) -> T.Vector {
     UnsafeRawPointer(p + i).loadUnaligned(as: T.Vector.self)
 }
-@inline(__always) func storeVector<T: Real>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int) {
+@inline(__always) func storeVector<T: StorageFloat>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: T.Vector.self)
 }
 /// p[i ..< count] padded with `pad`.
-@inline(__always) func loadPartial<T: Real>(_ p: UnsafePointer<T>, _ i: Int, _ count: Int, pad: T) -> T.Vector {
+@inline(__always) func loadPartial<T: StorageFloat>(_ p: UnsafePointer<T>, _ i: Int, _ count: Int, pad: T) -> T.Vector {
     var v = T.Vector(repeating: pad)
     for j in 0..<(count - i) { v[j] = p[i + j] }
     return v
 }
-@inline(__always) func storePartial<T: Real>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int, _ count: Int) {
+@inline(__always) func storePartial<T: StorageFloat>(_ v: T.Vector, _ p: UnsafeMutablePointer<T>, _ i: Int,
+                                                     _ count: Int) {
     for j in 0..<(count - i) { p[i + j] = v[j] }
 }
 
 /// v = s.
-struct PlainRow<T: Real>: ScoreRow {
+struct PlainRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(scores, i) }
@@ -45,7 +46,7 @@ struct PlainRow<T: Real>: ScoreRow {
 }
 
 /// v[j] = s[j] + w for j != gold, v[gold] = s[gold]: 0/1 cost against the gold, scaled by w.
-struct ZeroOneRow<T: Real>: ScoreRow {
+struct ZeroOneRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let weight: T
@@ -68,7 +69,7 @@ struct ZeroOneRow<T: Real>: ScoreRow {
 /// Exponents above this are clamped by the centred rows: a centred exponent is positive only by
 /// the rounding of the max found in T (at most 2u|v|); e^32 keeps every sum finite and stays
 /// within the vector exp's range (x <= 43).
-@inline(__always) func clampedExponent<T: Real>(_ x: T.Vector, _: T.Type) -> T.Vector {
+@inline(__always) func clampedExponent<T: StorageFloat>(_ x: T.Vector, _: T.Type) -> T.Vector {
     let limit = T.Vector(repeating: 32)
     return T.select(T.signMask(x - limit), x, limit)
 }
@@ -77,7 +78,7 @@ struct ZeroOneRow<T: Real>: ScoreRow {
 /// reaches the max: (s[k] - s[j]) + (w - offset) off the gold, (s[g] - s[j]) - offset at it,
 /// with offset = w when j is not the gold (its own cost), else 0. Near-equal scores subtract
 /// exactly; clamped at 32 (clampedExponent).
-struct CenteredZeroOneRow<T: Real>: ScoreRow {
+struct CenteredZeroOneRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let weight: T
@@ -108,7 +109,7 @@ struct CenteredZeroOneRow<T: Real>: ScoreRow {
 /// - w), for a caller that corrects the gold's entry afterwards. s[j] is then the plain max
 /// (every s[k] + w but the gold's is at most s[j] + w, and s[g] <= s[j]), so no x[k] is positive
 /// and none needs a clamp.
-struct CenteredShiftedRow<T: Real>: ScoreRow {
+struct CenteredShiftedRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
     let center: T
@@ -121,7 +122,7 @@ struct CenteredShiftedRow<T: Real>: ScoreRow {
 
 /// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
 /// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 32.
-struct CenteredCostRow<T: Real>: ScoreRow {
+struct CenteredCostRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let costs: UnsafePointer<T>
     let count: Int
@@ -144,7 +145,7 @@ struct CenteredCostRow<T: Real>: ScoreRow {
 }
 
 /// v[j] = s[j] + w c[j]; masked candidates stay -inf whatever their (unread, unvalidated) cost.
-struct CostRow<T: Real>: ScoreRow {
+struct CostRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let costs: UnsafePointer<T>
     let count: Int
@@ -164,7 +165,7 @@ struct CostRow<T: Real>: ScoreRow {
 
 /// v[j] = s[j] + w c[j] where no score is -inf (a screened example, FlatValidation.screen):
 /// CostRow without its mask.
-struct UnmaskedCostRow<T: Real>: ScoreRow {
+struct UnmaskedCostRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let costs: UnsafePointer<T>
     let count: Int
@@ -184,7 +185,7 @@ struct UnmaskedCostRow<T: Real>: ScoreRow {
 /// wanted. Two types rather than an optional pointer, so that each kernel specialises into a
 /// loop without a branch inside.
 protocol RowSink<Scalar> {
-    associatedtype Scalar: Real
+    associatedtype Scalar: StorageFloat
     /// The current contents at i (zeros for `Discard`).
     func load(_ i: Int) -> Scalar.Vector
     /// The current contents at i ..< count, zero-padded.
@@ -194,7 +195,7 @@ protocol RowSink<Scalar> {
     func storeTail(_ v: Scalar.Vector, _ i: Int, _ count: Int)
 }
 
-struct BufferSink<T: Real>: RowSink {
+struct BufferSink<T: StorageFloat>: RowSink {
     typealias Scalar = T
     let base: UnsafeMutablePointer<T>
     @inline(__always) func load(_ i: Int) -> T.Vector { loadVector(UnsafePointer(base), i) }
@@ -205,7 +206,7 @@ struct BufferSink<T: Real>: RowSink {
     @inline(__always) func storeTail(_ v: T.Vector, _ i: Int, _ count: Int) { storePartial(v, base, i, count) }
 }
 
-struct Discard<T: Real>: RowSink {
+struct Discard<T: StorageFloat>: RowSink {
     typealias Scalar = T
     @inline(__always) func load(_ i: Int) -> T.Vector { T.Vector(repeating: 0) }
     @inline(__always) func loadTail(_ i: Int, _ count: Int) -> T.Vector { T.Vector(repeating: 0) }
@@ -214,7 +215,7 @@ struct Discard<T: Real>: RowSink {
 }
 
 /// Integer horizontal reductions (per row, outside the hot loops; the floating-point ones are
-/// Real.sumOfLanes and Real.maxOfLanes), kept out of line: inside a hot loop a reduction invited
+/// StorageFloat.sumOfLanes and StorageFloat.maxOfLanes), kept out of line: inside a hot loop a reduction invited
 /// LLVM to re-vectorise across lanes and scatter the loop.
 @inline(never) func horizontalIntegerMin<B: SIMD>(_ v: B) -> Int where B.Scalar: FixedWidthInteger {
     var m = v[0]
@@ -246,7 +247,7 @@ enum RowKernel {
     /// (its first lanes seen already) and the mask of its lanes not seen before; nil for a
     /// shorter row, which needs a padded partial load. Whole loads beat lane-by-lane inserts
     /// and extracts, which cost more than the rest of a short row (candidate lists).
-    @inline(__always) static func overlappingTail<T: Real>(count: Int, seen: Int, _: T.Type)
+    @inline(__always) static func overlappingTail<T: StorageFloat>(count: Int, seen: Int, _: T.Type)
         -> (start: Int, fresh: T.Bits)?
     {
         guard count >= T.laneCount else { return nil }
@@ -279,7 +280,7 @@ enum RowKernel {
     /// One read of a row for validation: max_j s[j] (+inf if any score is +inf, -inf if all are
     /// masked), the lowest index reaching it, and whether any score is NaN (then the max and
     /// index are meaningless). The losses reuse the max and its index (FlatCandidates).
-    @inline(__always) static func survey<T: Real, F: SurveyFields>(_ s: UnsafePointer<T>, count: Int, _: F.Type)
+    @inline(__always) static func survey<T: StorageFloat, F: SurveyFields>(_ s: UnsafePointer<T>, count: Int, _: F.Type)
         -> (maximum: T, index: Int, unmasked: Int, hasNaN: Bool)
     {
         // Four independent streams: one (max, select) chain per vector would leave the loop
@@ -354,8 +355,9 @@ enum RowKernel {
     /// One read of the costs of a row for validation, over its unmasked candidates: the largest
     /// |c[j]|, whether any c[j] is not finite, and max_j s[j] + w c[j] (the max of the fear term's
     /// cost-augmented scores, which the computing pass then need not find again).
-    @inline(__always) static func costSurvey<T: Real>(_ c: UnsafePointer<T>, scores s: UnsafePointer<T>, count: Int,
-                                                     weight: T) -> (largest: T, nonFinite: Bool, augmentedMaximum: T)
+    @inline(__always) static func costSurvey<T: StorageFloat>(
+        _ c: UnsafePointer<T>, scores s: UnsafePointer<T>, count: Int, weight: T
+    ) -> (largest: T, nonFinite: Bool, augmentedMaximum: T)
     {
         let w = T.laneCount
         let minusInfinity = T.Vector(repeating: -.infinity)
@@ -386,7 +388,7 @@ enum RowKernel {
 
     /// The max over the lanes of four streams, and the lowest index among the lanes holding it:
     /// lane-wise first (vector ops), then over the lanes of one vector.
-    @inline(__always) static func lowestIndexOfMaximum<T: Real>(
+    @inline(__always) static func lowestIndexOfMaximum<T: StorageFloat>(
         _ best: (T.Vector, T.Vector, T.Vector, T.Vector), _ at: (T.Bits, T.Bits, T.Bits, T.Bits)
     ) -> (T, Int) {
         let m = T.maxOfLanes(T.maximum(T.maximum(best.0, best.1), T.maximum(best.2, best.3)))
@@ -507,7 +509,7 @@ enum RowKernel {
     /// masked candidates (e = 0) is not used, whatever it holds. For the risk, with the argmax's
     /// cost as the reference: its term is exactly 0, and the rest keeps its digits when the
     /// argmax dominates.
-    @inline(__always) static func expSumAndDot<T: Real, S: RowSink>(
+    @inline(__always) static func expSumAndDot<T: StorageFloat, S: RowSink>(
         _ s: UnsafePointer<T>, costs c: UnsafePointer<T>, reference: T, count: Int, shift: T, into sink: S
     ) -> (sum: Double, dot: Double) where S.Scalar == T {
         let w = T.laneCount
@@ -565,7 +567,7 @@ enum RowKernel {
             let e = T.expNonPositive((i + T.laneCount <= row.count ? row.load(i) : row.loadTail(i))
                                      - T.Vector(repeating: shift))
             for lane in 0..<Swift.min(T.laneCount, row.count - i) {
-                if e[lane] == 1 { ones += 1 } else { others += e[lane].wide }
+                if e[lane] == 1 { ones += 1 } else { others += e[lane].asDouble }
             }
             i += T.laneCount
         }
@@ -573,7 +575,7 @@ enum RowKernel {
     }
 
     /// out[j] = factor * a[j].
-    @inline(__always) static func scale<T: Real>(_ a: UnsafePointer<T>, by factor: T,
+    @inline(__always) static func scale<T: StorageFloat>(_ a: UnsafePointer<T>, by factor: T,
                                                  into out: UnsafeMutablePointer<T>, count: Int) {
         let f = T.Vector(repeating: factor)
         var i = 0
@@ -588,8 +590,9 @@ enum RowKernel {
     }
 
     /// out[j] = fa * a[j] + fb * b[j].
-    @inline(__always) static func combine<T: Real>(_ a: UnsafePointer<T>, _ fa: T, _ b: UnsafePointer<T>, _ fb: T,
-                                                   into out: UnsafeMutablePointer<T>, count: Int) {
+    @inline(__always) static func combine<T: StorageFloat>(
+        _ a: UnsafePointer<T>, _ fa: T, _ b: UnsafePointer<T>, _ fb: T, into out: UnsafeMutablePointer<T>, count: Int
+    ) {
         let va = T.Vector(repeating: fa), vb = T.Vector(repeating: fb)
         var i = 0
         while i + T.laneCount <= count {
@@ -612,7 +615,7 @@ enum RowKernel {
     /// (masked candidates, whose cost is unread). `out` may be `e` (in place). Takes excess / 4
     /// (which the input type holds where excess itself may not). (0/1 costs form theirs from the
     /// sum over the candidates but the gold: FlatCandidates.expectedCost.)
-    @inline(__always) static func riskGradient<T: Real>(
+    @inline(__always) static func riskGradient<T: StorageFloat>(
         _ e: UnsafePointer<T>, costs: UnsafePointer<T>, count: Int,
         reference: T, factor f: T, alpha: T, quarterExcess: T, into out: UnsafeMutablePointer<T>
     ) {
@@ -661,7 +664,7 @@ enum RowKernel {
     /// when adding); `excluding` (-1: none) gets only the constant. Returns, from the same pass,
     /// sum s[j] and sum s[j]^2 over the unmasked j but `excluding` (blocks of 32 vectors in the
     /// storage type, then double).
-    @inline(__always) static func scores<T: Real, S: RowSink>(
+    @inline(__always) static func scores<T: StorageFloat, S: RowSink>(
         _ s: UnsafePointer<T>, times factor: T, plus constant: T, excluding: Int, adding: Bool,
         into out: S, count: Int
     ) -> (sum: Double, sumOfSquares: Double) where S.Scalar == T {

@@ -45,21 +45,21 @@ struct AngularMargin: Equatable {
     var largestLogit: Double { scale * (1 + margin) }
 
     /// sin theta's floor in the gradient: its value at the largest cosine below 1, sqrt(2u).
-    private static func sinFloor<T: Real>(_: T.Type) -> Double { (2 * (T.ulpOfOne / 2).wide).squareRoot() }
+    private static func sinFloor<T: StorageFloat>(_: T.Type) -> Double { (2 * (T.ulpOfOne / 2).asDouble).squareRoot() }
 
     /// Writes the logits of the row `cosines` (gold `gold`, validated: no +inf, gold unmasked)
     /// into `logits` and returns dz[g]/dcos_g / s (0 where the clamp is flat): the caller
     /// multiplies by s (the Hessian squares it first, so that a huge s cannot overflow it).
-    func logits<T: Real>(_ cosines: UnsafePointer<T>, count: Int, gold: Int, into logits: UnsafeMutablePointer<T>)
-        -> Double
-    {
+    func logits<T: StorageFloat>(
+        _ cosines: UnsafePointer<T>, count: Int, gold: Int, into logits: UnsafeMutablePointer<T>
+    ) -> Double {
         let s = T(rounding: scale)
         for j in 0..<count {
             let c = cosines[j]
             // -inf stays a mask; NaN fails both comparisons and stays NaN.
             logits[j] = c > 1 ? s : (c < -1 ? (c == -T.infinity ? c : -s) : s * c)
         }
-        let raw = cosines[gold].wide
+        let raw = cosines[gold].asDouble
         let c = Swift.min(Swift.max(raw, -1), 1)  // NaN: max/min keep the number, so test raw below
         let inRange = raw >= -1 && raw <= 1
         let value: Double
@@ -90,7 +90,7 @@ struct AngularMargin: Equatable {
     /// CosFace, for ArcFace's fallback and outside the clamp's [-1, 1]; above ArcFace's threshold,
     /// sin m / sin^3 theta (the derivative of the slope cos m + cos theta sin m / sin theta), with
     /// sin theta floored as in the gradient, so that it is large but finite at cos_g = 1.
-    func goldCurvature<T: Real>(_ raw: Double, _: T.Type) -> Double {
+    func goldCurvature<T: StorageFloat>(_ raw: Double, _: T.Type) -> Double {
         guard kind == .arcFace, raw >= -1, raw <= 1, sinMargin != 0, isAboveThreshold(raw) else { return 0 }
         let sinTheta = Swift.max(((1 - raw) * (1 + raw)).squareRoot(), Self.sinFloor(T.self))
         return sinMargin / (sinTheta * sinTheta * sinTheta)
@@ -106,10 +106,10 @@ struct AngularMargin: Equatable {
     }
 
     /// Turns the gradient w.r.t. the logits into the gradient w.r.t. the cosines, in place.
-    func chain<T: Real>(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int,
+    func chain<T: StorageFloat>(_ gradient: UnsafeMutablePointer<T>, cosines: UnsafePointer<T>, count: Int, gold: Int,
                         goldSlope: Double) {
         let s = T(rounding: scale)
-        let goldGradient = gradient[gold].wide
+        let goldGradient = gradient[gold].asDouble
         for j in 0..<count {
             let c = cosines[j]
             gradient[j] *= (c > 1 || c < -1) ? 0 : s  // a masked class has gradient 0 already
@@ -121,7 +121,7 @@ struct AngularMargin: Equatable {
 extension AngularMargin {
     /// The logits of the row of cosines `x`, written to its scratch, as an example of their own
     /// whose gradient goes to `gradient`, and dz[g]/dcos_g / s (`logits`).
-    private func logitRow<T: Real>(_ x: FlatCandidates<T>, logits: UnsafeMutablePointer<T>,
+    private func logitRow<T: StorageFloat>(_ x: FlatCandidates<T>, logits: UnsafeMutablePointer<T>,
                                    gradient: UnsafeMutablePointer<T>?) -> (example: FlatCandidates<T>, slope: Double) {
         let slope = self.logits(x.scores, count: x.count, gold: x.goldIndex, into: logits)
         let (maximum, _, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(logits), count: x.count,
@@ -136,7 +136,7 @@ extension AngularMargin {
     /// The loss of one validated row of cosines `x`: the log loss over its logits (written to
     /// the row's scratch), its gradient chained back to the cosines; SETS x's gradient to
     /// `coefficient` times it.
-    func loss<T: Real>(on x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
+    func loss<T: StorageFloat>(on x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
         guard let logits = x.scratch else { x.poisonGradient(); return .nan }  // cannot happen
         let (example, slope) = logitRow(x, logits: logits, gradient: x.gradient)
         let value = Recipe.log.loss(onFlat: example, gradientTimes: coefficient)
@@ -151,7 +151,7 @@ extension AngularMargin {
     /// (0 outside the clamp), and at the gold (chain rule through z[g](cos_g))
     /// p_g (1 - p_g) (dz[g]/dcos_g)^2 + (p_g - 1) d^2 z[g] / dcos_g^2: SETS x's gradient row (the
     /// Hessian's) to `coefficient` times it; the logits go to x's scratch.
-    func hessian<T: Real>(on x: FlatCandidates<T>, times coefficient: Double) {
+    func hessian<T: StorageFloat>(on x: FlatCandidates<T>, times coefficient: Double) {
         guard let hessian = x.gradient, let logits = x.scratch else { return x.poisonGradient() }  // cannot happen
         let cosines = x.scores, count = x.count, gold = x.goldIndex
         let (example, slope) = logitRow(x, logits: logits, gradient: hessian)
@@ -162,14 +162,14 @@ extension AngularMargin {
         // units of s, s (s a - b), so that a huge s overflows to +-inf, never to inf - inf or
         // inf * 0 (b is finite: the curvature is at most sin m / sinFloor^3).
         let s = scale
-        let e = hessian[gold].wide
+        let e = hessian[gold].asDouble
         let pull = ((1 - e) + q.rest) / q.denominator
         let a = q.variance(e) * slope * slope
-        let b = pull == 0 ? 0 : pull * goldCurvature(cosines[gold].wide, T.self)
+        let b = pull == 0 ? 0 : pull * goldCurvature(cosines[gold].asDouble, T.self)
         let atGold = s * (s * a - b)
         for j in 0..<count {
             let c = cosines[j]
-            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].wide))))
+            hessian[j] = c > 1 || c < -1 ? 0 : T(rounding: coefficient * (s * (s * q.variance(hessian[j].asDouble))))
         }
         hessian[gold] = T(rounding: coefficient * atGold)
     }

@@ -123,7 +123,7 @@ enum Recipe: Equatable {
 
     /// The loss of one example whose candidates sit in flat buffers (dense rows, candidate
     /// lists), where every recipe is defined.
-    func loss<T: Real>(onFlat x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
+    func loss<T: StorageFloat>(onFlat x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {
         switch self {
         case .fearMinusHope, .risk:
             return loss(on: x, gradientTimes: coefficient)
@@ -169,8 +169,8 @@ enum Recipe: Equatable {
 
 extension Recipe {
     /// The recipe of the preset loss `o.loss` (an LK_LOSS_* value) under its options (CosFace and
-    /// ArcFace on dense rows only). Only the options the loss uses are validated. Adding a preset loss: its LK_LOSS_* value in the
-    /// header and its case here.
+    /// ArcFace on dense rows only). Only the options the loss uses are validated. Adding a preset
+    /// loss: its LK_LOSS_* value in the header and its case here.
     static func preset(_ o: lk_options, for structure: StructureKind) throws(Failure) -> Recipe {
         let recipe: Recipe
         switch o.loss {

@@ -21,7 +21,7 @@ extension Recipe {
     /// SETS `x.gradient` (the Hessian's row, required) to `coefficient` times the diagonal of
     /// the loss's Hessian. `x.scratch` must hold `x.count` values when the recipe asks for it
     /// (`needsScratchRow`). A NaN score makes the whole row NaN.
-    func hessian<T: Real>(on x: FlatCandidates<T>, times coefficient: Double) {
+    func hessian<T: StorageFloat>(on x: FlatCandidates<T>, times coefficient: Double) {
         guard let out = x.gradient else { return }
         if x.containsNaN { x.poisonGradient(); return }
         switch self {
@@ -31,7 +31,7 @@ extension Recipe {
                 guard let scratch = x.scratch else { return x.poisonGradient() }  // cannot happen
                 let f = x.exps(a, into: out), h = x.exps(b, into: scratch)
                 for j in 0..<x.count {
-                    let v = f.variance(out[j].wide) - h.variance(scratch[j].wide)
+                    let v = f.variance(out[j].asDouble) - h.variance(scratch[j].asDouble)
                     out[j] = T(rounding: coefficient * v)
                 }
             case (.logSumExp(let a), _):
@@ -52,8 +52,8 @@ extension Recipe {
             _ = x.expectedCost(gradientTimes: 1)
             let p = x.exps(0, into: scratch)
             for j in 0..<x.count {
-                let share = scratch[j].wide / p.denominator
-                out[j] = T(rounding: out[j].wide * (coefficient * (1 - 2 * share)))
+                let share = scratch[j].asDouble / p.denominator
+                out[j] = T(rounding: out[j].asDouble * (coefficient * (1 - 2 * share)))
             }
         case .squared(let kappa, _):
             let k = Double(x.unmaskedCount)
@@ -71,7 +71,7 @@ extension Recipe {
             guard k > 1 else { return }  // no other candidate: the square term is 0
             let square = coefficient / Double(k - 1) * 2
             for j in 0..<x.count where j != x.goldIndex && !x.isMasked(j) {
-                out[j] = T(rounding: out[j].wide + square)
+                out[j] = T(rounding: out[j].asDouble + square)
             }
         }
     }
@@ -111,6 +111,6 @@ extension FlatCandidates {
     func writeVariance(_ a: Double, times coefficient: Double) {
         guard let out = gradient else { return }
         let q = exps(a, into: out)
-        for j in 0..<count { out[j] = T(rounding: coefficient * q.variance(out[j].wide)) }
+        for j in 0..<count { out[j] = T(rounding: coefficient * q.variance(out[j].asDouble)) }
     }
 }

@@ -9,12 +9,12 @@ import Glibc
 /// *skipped* when ignored or when its weight is exactly 0. Skipped examples are not read beyond
 /// their weight and label, add exactly 0 and get a zero gradient; only ignored ones are left
 /// out of the mean's denominator (a zero weight adds 0 to it anyway).
-struct Batch<T: Real> {
+struct Batch<T: StorageFloat> {
     let count: Int
     let weights: UnsafePointer<T>?
     let reduction: Reduction
 
-    @inline(__always) func weight(_ i: Int) -> Double { weights.map { $0[i].wide } ?? 1 }
+    @inline(__always) func weight(_ i: Int) -> Double { weights.map { $0[i].asDouble } ?? 1 }
 
     /// Whether example `i`, not ignored, is skipped for a zero weight.
     @inline(__always) func hasZeroWeight(_ i: Int) -> Bool { weight(i) == 0 }

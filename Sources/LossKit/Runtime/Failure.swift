@@ -96,4 +96,4 @@ func report(_ body: () throws(Failure) -> Void) -> lk_status {
 }
 
 /// A value as messages print it (`inf`, `-inf`, `nan`, `1.5`).
-func describe<T: Real>(_ value: T) -> String { "\(value.wide)" }
+func describe<T: StorageFloat>(_ value: T) -> String { "\(value.asDouble)" }

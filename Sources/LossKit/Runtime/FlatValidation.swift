@@ -4,7 +4,7 @@
 enum FlatValidation {
     /// What the checks of a call's rows need from its options, derived from the recipe once:
     /// which checks apply and what the scan must keep for the computing pass.
-    struct Checks<T: Real> {
+    struct Checks<T: StorageFloat> {
         /// cost_scale times the largest term scale when costs are read, else 0: a read cost times
         /// this, added to a score, must stay finite in T.
         let costBound: Double
@@ -31,7 +31,7 @@ enum FlatValidation {
     /// score (`gold` nil: no gold is read, as when the oracle stands in for it), and finite costs
     /// for the unmasked candidates when costs are read, which stay finite when multiplied by
     /// `costBound` and added to the score. Returns what the scan learnt of the scores.
-    static func check<T: Real>(
+    static func check<T: StorageFloat>(
         _ scores: UnsafePointer<T>, count: Int, gold: Int?, costs: UnsafePointer<T>?, _ checks: Checks<T>,
         names: RowNames
     ) throws(Failure) -> RowSurvey<T> {
@@ -63,7 +63,7 @@ enum FlatValidation {
         if let costs {
             let (largest, nonFinite, augmentedMaximum) = RowKernel.costSurvey(costs, scores: scores, count: count,
                                                                                 weight: fearWeight)
-            largestCost = largest.wide
+            largestCost = largest.asDouble
             augmented = augmentedMaximum
             if nonFinite {
                 for j in 0..<count where scores[j] != -T.infinity && !costs[j].isFinite {
@@ -73,10 +73,10 @@ enum FlatValidation {
             }
         }
         if costBound > 0 {
-            if overflows(T.greatestFiniteMagnitude.wide + costBound * largestCost, T.self) {
+            if overflows(T.greatestFiniteMagnitude.asDouble + costBound * largestCost, T.self) {
                 for j in 0..<count where scores[j] != -T.infinity {
-                    let s = scores[j].wide.magnitude
-                    let c = costs.map { $0[j].wide.magnitude } ?? 1
+                    let s = scores[j].asDouble.magnitude
+                    let c = costs.map { $0[j].asDouble.magnitude } ?? 1
                     guard !overflows(s + costBound * c, T.self) else {  // NaN scores pass
                         if let costs {
                             throw .domain("\(names.cost(j)) = \(describe(costs[j])) overflows when scaled by "
@@ -105,7 +105,7 @@ extension FlatValidation {
     /// cost is NaN or infinite and `costBound` times the largest cost (1 for 0/1 costs) added
     /// to any score stays finite in T. One vector pass, nothing per list: when it says false,
     /// the caller runs `check` list by list, for the exact verdict and message.
-    static func screen<T: Real>(_ scores: UnsafePointer<T>, costs: UnsafePointer<T>?, count: Int,
+    static func screen<T: StorageFloat>(_ scores: UnsafePointer<T>, costs: UnsafePointer<T>?, count: Int,
                                 costBound: Double) -> Bool {
         let w = T.laneCount
         let magnitudeMask = T.Bits(repeating: T.Bits.Scalar.max)  // the sign bit cleared
@@ -138,8 +138,8 @@ extension FlatValidation {
         }
         guard horizontalIntegerSum(bad) == 0 else { return false }
         guard costBound > 0 else { return true }
-        let largestCost = costs == nil ? 1 : T.maxOfLanes(largest).wide
-        return !overflows(T.greatestFiniteMagnitude.wide + costBound * largestCost, T.self)
+        let largestCost = costs == nil ? 1 : T.maxOfLanes(largest).asDouble
+        return !overflows(T.greatestFiniteMagnitude.asDouble + costBound * largestCost, T.self)
     }
 
     /// Whether `screen` passes on every maximal run of consecutive examples of `examples` that
@@ -159,7 +159,7 @@ extension FlatValidation {
 
     /// Whether `x` (a magnitude, formed in double) is infinite once rounded to T: a score plus
     /// its scaled cost is computed in the input type.
-    @inline(__always) static func overflows<T: Real>(_ x: Double, _: T.Type) -> Bool {
+    @inline(__always) static func overflows<T: StorageFloat>(_ x: Double, _: T.Type) -> Bool {
         T(rounding: x).isInfinite
     }
 }

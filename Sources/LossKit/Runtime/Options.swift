@@ -63,7 +63,7 @@ struct Options {
 
     /// The options of a decoding call (Viterbi, marginals): `opt` may be NULL (defaults); else its
     /// size is checked and only `threads` is read.
-    static func decoding(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> Int {
+    static func decodingThreads(_ raw: UnsafePointer<lk_options>?) throws(Failure) -> Int {
         guard let raw else { return 0 }
         _ = try checkedSize(raw)
         let threads = raw.pointee.threads
@@ -85,9 +85,9 @@ struct Options {
     /// Validates `raw` for `structure` in the order DESIGN.md §2 gives: NULL, then options.
     /// Only the options the chosen loss uses are validated (and read). `T` is the type the
     /// cost-augmented scores are formed in (the input type; double for chains).
-    static func parse<T: Real>(_ raw: UnsafePointer<lk_options>?, for structure: StructureKind, computingIn _: T.Type)
-        throws(Failure) -> Options
-    {
+    static func parse<T: StorageFloat>(
+        _ raw: UnsafePointer<lk_options>?, for structure: StructureKind, computingIn _: T.Type
+    ) throws(Failure) -> Options {
         let o = try read(raw)
         let reduction = try Self.reduction(o)
         let costScale = try nonNegative(o.cost_scale, "cost_scale")

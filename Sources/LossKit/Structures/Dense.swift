@@ -5,7 +5,7 @@ import CLossKit
 /// `hess` (lk_dense_hessian_*) receives the diagonal of the Hessian (Hessian.swift); the checks
 /// are those of lk_dense_*, whether or not it is given.
 enum Dense {
-    static func compute<T: Real>(
+    static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, k k64: Int64,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,

@@ -10,7 +10,7 @@ import Glibc
 /// least one candidate is unmasked, `goldIndex` is in `0..<count`, no score is +inf, and every
 /// cost read (unmasked candidates only) is finite. `costs == nil` means 0/1 cost against
 /// `goldIndex`.
-struct FlatCandidates<T: Real> {
+struct FlatCandidates<T: StorageFloat> {
     let scores: UnsafePointer<T>
     let count: Int
     /// The gold (or whatever stands in for it): the gold term, the 0/1 costs and the tie rule.
@@ -38,7 +38,7 @@ struct FlatCandidates<T: Real> {
 
     /// cost(gold, j) before `cost_scale`.
     @inline(__always) func unscaledCost(_ j: Int) -> Double {
-        if let costs { return costs[j].wide }
+        if let costs { return costs[j].asDouble }
         return j == goldIndex ? 0 : 1
     }
 
@@ -126,7 +126,7 @@ struct FlatCandidates<T: Real> {
         var total = store.map { RowKernel.expSum(shifted, shift: 0, into: BufferSink(base: $0)) }
             ?? RowKernel.expSum(shifted, shift: 0, into: Discard<T>())
         let wrong = Self.kernelExp(shifted.value(g)), right = Self.kernelExp(row.value(g))
-        total += right.wide - wrong.wide
+        total += right.asDouble - wrong.asDouble
         store?[g] = right
         return RowKernel.rest(total: total, row: row, shift: 0)
     }
@@ -156,7 +156,7 @@ struct FlatCandidates<T: Real> {
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
         var marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
-        if a == 0 { return (m.wide, logarithm, marginals) }  // v = s: m is exact
+        if a == 0 { return (m.asDouble, logarithm, marginals) }  // v = s: m is exact
         marginals.center = j
         let (score, cost) = exactAugmented(j, a)
         return (score, cost + logarithm, marginals)
@@ -165,7 +165,7 @@ struct FlatCandidates<T: Real> {
     /// v[j] = s[j] + a alpha c[j] in double, split as (s[j], a alpha c[j]) so that the difference
     /// of two terms subtracts the scores first (exact when they are the same candidate's).
     @inline(__always) func exactAugmented(_ j: Int, _ a: Double) -> (score: Double, cost: Double) {
-        (scores[j].wide, a == 0 ? 0 : a * costScale * unscaledCost(j))
+        (scores[j].asDouble, a == 0 ? 0 : a * costScale * unscaledCost(j))
     }
 
     /// The first candidate whose v[j] (as the kernels compute it) is `m`: with 0/1 costs it
@@ -195,7 +195,7 @@ struct FlatCandidates<T: Real> {
 /// (NaN if a score is NaN), the lowest index reaching it (-1 when the loss did not ask for it:
 /// RowKernel.survey then skips it), how many scores are not -inf, and —
 /// when costs were read — the max of s + w c for the fear term's weight w.
-struct RowSurvey<T: Real> {
+struct RowSurvey<T: StorageFloat> {
     var maximum: T
     var argmax: Int
     var unmasked: Int
@@ -205,7 +205,7 @@ struct RowSurvey<T: Real> {
 
 /// What a log-sum-exp keeps for its marginals p[j] = exp(v[j] - shift) / (1 + rest): `rest`
 /// is the sum of the exps but the argmax's, and `exps` the exps themselves when they were kept.
-struct FlatMarginals<T: Real> {
+struct FlatMarginals<T: StorageFloat> {
     let costWeight: Double
     let shift: T
     let rest: Double
@@ -237,16 +237,16 @@ extension FlatCandidates: LossStructure {
                                     into: Discard<T>())
         let denominator = 1 + RowKernel.rest(total: total, row: PlainRow(scores: scores, count: count), shift: m)
         let excess = costScale * (dot / denominator)
-        var risk = costScale * reference.wide + excess, quarterExcess = excess / 4
+        var risk = costScale * reference.asDouble + excess, quarterExcess = excess / 4
         if !excess.isFinite, total.isFinite {
             // Costs of both signs near the type's largest value: the differences c - c[a] (up to
             // twice it) or their sum overflowed, though R (within the scaled costs) is finite.
             // Again, in double and in units of 2^-shift that no sum of `count` terms can exceed.
             let shift = 2 + (Int.bitWidth - count.leadingZeroBitCount)
-            let unitReference = scalbn(reference.wide, -shift)
+            let unitReference = scalbn(reference.asDouble, -shift)
             var unitDot = 0.0
             for j in 0..<count where scores[j] != -T.infinity {
-                unitDot += exp(scores[j].wide - m.wide) * (scalbn(costs[j].wide, -shift) - unitReference)
+                unitDot += exp(scores[j].asDouble - m.asDouble) * (scalbn(costs[j].asDouble, -shift) - unitReference)
             }
             let unitExcess = costScale * (unitDot / denominator)
             quarterExcess = scalbn(unitExcess, shift - 2)
@@ -273,7 +273,7 @@ extension FlatCandidates: LossStructure {
         let total = gradient.map { RowKernel.expSum(row, shift: m, into: BufferSink(base: $0)) }
             ?? RowKernel.expSum(row, shift: m, into: Discard<T>())
         let rest = RowKernel.rest(total: total, row: row, shift: m)
-        let atGold = Self.kernelExp(scores[g] - m).wide
+        let atGold = Self.kernelExp(scores[g] - m).asDouble
         let denominator = 1 + rest
         let others = atGold == 1 ? rest : denominator - atGold
         let goldShare = atGold / denominator
@@ -327,7 +327,7 @@ extension FlatCandidates: LossStructure {
             return TermValue(shift: goldScore, rest: 0, gradient: .oneHot(goldIndex))
         case .oracle:
             let j = oracle()
-            return TermValue(shift: scores[j].wide, rest: 0, gradient: .oneHot(j))
+            return TermValue(shift: scores[j].asDouble, rest: 0, gradient: .oneHot(j))
         }
     }
 
@@ -360,7 +360,7 @@ extension FlatCandidates: LossStructure {
                                _ c: Double) {
         func minusOne(_ m: FlatMarginals<T>, at j: Int) -> Double {
             let e = m.exps?[j] ?? 0
-            return e == 1 ? -m.rest / m.denominator : e.wide / m.denominator - 1
+            return e == 1 ? -m.rest / m.denominator : e.asDouble / m.denominator - 1
         }
         switch (f.gradient, h.gradient) {
         case (.marginals(let fm), .marginals(let hm)):
@@ -404,7 +404,7 @@ extension FlatCandidates: LossStructure {
 // losses: Recipe.loss(onFlat:)), beyond the LossStructure primitives.
 extension FlatCandidates {
     /// The gold's score s[gold].
-    var goldScore: Double { scores[goldIndex].wide }
+    var goldScore: Double { scores[goldIndex].asDouble }
 
     /// K, the number of unmasked candidates (a screened example has no masked candidate).
     var unmaskedCount: Int { validated?.unmasked ?? count }
@@ -444,5 +444,5 @@ extension FlatCandidates {
     }
 
     /// The gold's gradient as it stands (0 when no gradient is wanted).
-    func goldGradient() -> Double { gradient?[goldIndex].wide ?? 0 }
+    func goldGradient() -> Double { gradient?[goldIndex].asDouble ?? 0 }
 }

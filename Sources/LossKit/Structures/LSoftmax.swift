@@ -20,7 +20,7 @@ import Glibc
 /// then the loss pass writes the loss and leaves G = dloss/dlogits in place of the logits, and
 /// d_x = G w, d_w = G^T x are the two remaining products.
 enum LSoftmax {
-    static func compute<T: Real>(
+    static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, d d64: Int64, k k64: Int64,
         x: UnsafePointer<T>?, w: UnsafePointer<T>?, gold: UnsafePointer<Int32>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
@@ -158,13 +158,13 @@ enum LSoftmax {
             let features = xs.base + r * d
             let angle = GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
                                           refined: false)
-            var g = GoldLogit(f: row[y].wide, y: y, angle: angle, margin: margin, chordForm: false)
+            var g = GoldLogit(f: row[y].asDouble, y: y, angle: angle, margin: margin, chordForm: false)
             if g.bends, g.slopeMagnitude > GoldLogit.chordFormAbove {
                 let refined = GoldLogit.refinesUnits(T.self)
                     ? GoldLogit.measure(features, w + y * d, count: d, classNorm: classNorms[y], margin: margin,
                                         refined: true)
                     : angle
-                g = GoldLogit(f: row[y].wide, y: y, angle: refined, margin: margin, chordForm: true)
+                g = GoldLogit(f: row[y].asDouble, y: y, angle: refined, margin: margin, chordForm: true)
             }
             let moved = T(rounding: g.value)
             if moved.isInfinite {
@@ -216,7 +216,7 @@ enum LSoftmax {
                                         gradientTimes: shift == 0 ? coefficient : scalbn(coefficient, -shift))
                 if let gradient {
                     row.update(from: gradient, count: k)
-                    golds[r].gradient = row[y].wide
+                    golds[r].gradient = row[y].asDouble
                     row[y] = T(rounding: golds[r].productShare * golds[r].gradient)
                 }
                 return value
@@ -237,9 +237,11 @@ enum LSoftmax {
                     let c = logit.alongFeature(logit.gradient)
                     if b.shift == 0 {
                         let cb = c * b.inverse
-                        for t in 0..<d { out[t] = T(rounding: out[t].wide + cb * features[t].wide) }
+                        for t in 0..<d { out[t] = T(rounding: out[t].asDouble + cb * features[t].asDouble) }
                     } else {
-                        for t in 0..<d { out[t] = T(rounding: out[t].wide + c * b.unitParts(features[t].wide).hi) }
+                        for t in 0..<d {
+                            out[t] = T(rounding: out[t].asDouble + c * b.unitParts(features[t].asDouble).hi)
+                        }
                     }
                     continue
                 }
@@ -248,15 +250,15 @@ enum LSoftmax {
                 if a.isPlain && b.isPlain {
                     let ia = a.inverse, ib = b.inverse
                     for t in 0..<d {
-                        let u = features[t].wide * ib, v = classRow[t].wide * ia
-                        out[t] = T(rounding: out[t].wide + (cu * u + ce * (v - sign * u)))
+                        let u = features[t].asDouble * ib, v = classRow[t].asDouble * ia
+                        out[t] = T(rounding: out[t].asDouble + (cu * u + ce * (v - sign * u)))
                     }
                     continue
                 }
                 for t in 0..<d {
-                    let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                    let u = b.unitParts(features[t].asDouble), v = a.unitParts(classRow[t].asDouble)
                     let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
-                    out[t] = T(rounding: out[t].wide + (cu * u.hi + ce * e))
+                    out[t] = T(rounding: out[t].asDouble + (cu * u.hi + ce * e))
                 }
             }
             for i in 0..<n {
@@ -267,7 +269,7 @@ enum LSoftmax {
                 } else {
                     // Back from the row's units (exact, or +-inf where the true value overflows).
                     let from = dXs.base + rowOf[i] * d, shift = Int(shifts[rowOf[i]])
-                    for t in 0..<d { dX[i * d + t] = T(rounding: scalbn(from[t].wide, shift)) }
+                    for t in 0..<d { dX[i * d + t] = T(rounding: scalbn(from[t].asDouble, shift)) }
                 }
             }
         }
@@ -275,7 +277,7 @@ enum LSoftmax {
             // The products of d_w add over rows: every row's G in the same units 2^-dWShift.
             for r in 0..<active where Int(shifts[r]) != dWShift {
                 let change = Int(shifts[r]) - dWShift, row = logits.base + r * k
-                for j in 0..<k { row[j] = T(rounding: scalbn(row[j].wide, change)) }
+                for j in 0..<k { row[j] = T(rounding: scalbn(row[j].asDouble, change)) }
                 golds[r].gradient = scalbn(golds[r].gradient, change)
             }
             // d_w = G'^T x, plus each gold's term along its class row / |w_y| (summed per class
@@ -307,9 +309,9 @@ enum LSoftmax {
                 let classRow = w + j * d, c = classTerms[j], a = classNorms[j]
                 if a.shift == 0 {
                     let ca = c * a.inverse
-                    for t in 0..<d { classSum[t] = ca * classRow[t].wide }
+                    for t in 0..<d { classSum[t] = ca * classRow[t].asDouble }
                 } else {
-                    for t in 0..<d { classSum[t] = c * a.unitParts(classRow[t].wide).hi }
+                    for t in 0..<d { classSum[t] = c * a.unitParts(classRow[t].asDouble).hi }
                 }
                 for q in start..<end {
                     let r = byClass[q], logit = golds[r]
@@ -319,22 +321,22 @@ enum LSoftmax {
                     if a.isPlain && b.isPlain {
                         let ia = a.inverse, ib = b.inverse
                         for t in 0..<d {
-                            let u = features[t].wide * ib, v = classRow[t].wide * ia
+                            let u = features[t].asDouble * ib, v = classRow[t].asDouble * ia
                             classSum[t] += cv * v - ce * (v - sign * u)
                         }
                         continue
                     }
                     for t in 0..<d {
-                        let u = b.unitParts(features[t].wide), v = a.unitParts(classRow[t].wide)
+                        let u = b.unitParts(features[t].asDouble), v = a.unitParts(classRow[t].asDouble)
                         let e = (v.hi - sign * u.hi) + (v.lo - sign * u.lo)  // the short chord
                         classSum[t] += cv * v.hi - ce * e
                     }
                 }
                 let out = dW + j * d
-                for t in 0..<d { out[t] = T(rounding: out[t].wide + classSum[t]) }
+                for t in 0..<d { out[t] = T(rounding: out[t].asDouble + classSum[t]) }
             }
             if dWShift > 0 {
-                for e in 0..<weights { dW[e] = T(rounding: scalbn(dW[e].wide, dWShift)) }
+                for e in 0..<weights { dW[e] = T(rounding: scalbn(dW[e].asDouble, dWShift)) }
             }
         }
     }
@@ -348,7 +350,7 @@ enum LSoftmax {
     /// 2 c max(1, |productShare|), times max |w| (the largest class norm) or max |x_i| (its norm,
     /// or a scan of the row where it does not bend), plus its gold terms. Shift 0, and the bits
     /// unchanged, unless a bound comes within 2^-3 of the type's range (or 2^-3 / rows for d_w).
-    private static func gradientUnits<T: Real>(
+    private static func gradientUnits<T: StorageFloat>(
         batch: Batch<T>, counted: Double, rows: UnsafePointer<Int>, active: Int, golds: UnsafePointer<GoldLogit>,
         classNorms: UnsafePointer<Norm>, k: Int, xs: UnsafePointer<T>?, d: Int, shifts: UnsafeMutablePointer<Int32>
     ) -> Int {
@@ -360,7 +362,7 @@ enum LSoftmax {
             let v = c.magnitude * norm.scaled
             return v.isNaN || v <= 0 ? -1100 : top(v) + Int(norm.shift)
         }
-        let limit = Int(T.greatestFiniteMagnitude.wide.exponent) - 3
+        let limit = Int(T.greatestFiniteMagnitude.asDouble.exponent) - 3
         var wTop = -1100
         for j in 0..<k { wTop = Swift.max(wTop, topTimes(1, classNorms[j])) }
         var highest = Int.min
@@ -371,7 +373,7 @@ enum LSoftmax {
             var xTop = g.bends ? topTimes(1, g.featureNorm) : -1100
             if !g.bends, let xs {
                 var xMax = 0.0
-                for t in 0..<d { xMax = Swift.max(xMax, xs[r * d + t].wide.magnitude) }
+                for t in 0..<d { xMax = Swift.max(xMax, xs[r * d + t].asDouble.magnitude) }
                 xTop = top(xMax)
             }
             let a = g.classNorm, b = g.featureNorm
@@ -391,7 +393,7 @@ enum LSoftmax {
     /// The product `MatrixKernel.combineRows` over output rows 0 ..< rows, in chunks of
     /// `rowsPerChunk` rows spread over threads; each output row is computed by one thread in an
     /// order that depends only on the shapes.
-    private static func product<T: Real>(
+    private static func product<T: StorageFloat>(
         a: UnsafePointer<T>, aRow: Int, aColumn: Int, depth: Int, b: UnsafePointer<T>, bRow: Int,
         width: Int, out: UnsafeMutablePointer<T>, rows: Int, rowsPerChunk: Int, threads requested: Int,
         packs: Scratch<T>
@@ -433,28 +435,28 @@ enum LSoftmax {
     /// [1, 2). Safe means finite and at least 2^-969: below that a square under the smallest
     /// normal (2^-1022) may have lost bits that the sum needs (a float64 row of 1e-160s sums
     /// to 0). Float32 rows sum exactly in double except when they are 0; so do most rows.
-    static func norm<T: Real>(_ v: UnsafePointer<T>, count: Int) -> Norm {
+    static func norm<T: StorageFloat>(_ v: UnsafePointer<T>, count: Int) -> Norm {
         var sum = 0.0
-        for t in 0..<count { let e = v[t].wide; sum += e * e }
+        for t in 0..<count { let e = v[t].asDouble; sum += e * e }
         guard !(sum >= 0x1p-969 && sum < .infinity) && !sum.isNaN else {
             return Norm(scaled: sum.squareRoot(), shift: 0)
         }
         var largest = 0.0
-        for t in 0..<count { largest = Swift.max(largest, v[t].wide.magnitude) }
+        for t in 0..<count { largest = Swift.max(largest, v[t].asDouble.magnitude) }
         guard largest > 0 else { return Norm(scaled: 0, shift: 0) }
         let e = Int32(largest.exponent)
         sum = 0
-        for t in 0..<count { let s = scalbn(v[t].wide, -e); sum += s * s }
+        for t in 0..<count { let s = scalbn(v[t].asDouble, -e); sum += s * s }
         return Norm(scaled: sum.squareRoot(), shift: e)
     }
 
     /// `norm` with its own rounding error (`Norm.correction`), from the sum of squares of the
     /// same scaled entries in double-double (exact squares by fma, exact additions by TwoSum).
-    static func refined<T: Real>(_ norm: Norm, _ v: UnsafePointer<T>, count: Int) -> Norm {
+    static func refined<T: StorageFloat>(_ norm: Norm, _ v: UnsafePointer<T>, count: Int) -> Norm {
         guard !norm.isZero, !norm.isNaN else { return norm }
         var sum = 0.0, low = 0.0
         for t in 0..<count {
-            let e = norm.shift == 0 ? v[t].wide : scalbn(v[t].wide, -norm.shift)
+            let e = norm.shift == 0 ? v[t].asDouble : scalbn(v[t].asDouble, -norm.shift)
             let p = e * e
             let pe = (-p).addingProduct(e, e)
             let s = sum + p, bb = s - sum
@@ -469,7 +471,7 @@ enum LSoftmax {
     }
 
     /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
-    private static func checkFinite<T: Real>(_ v: UnsafePointer<T>, count: Int,
+    private static func checkFinite<T: StorageFloat>(_ v: UnsafePointer<T>, count: Int,
                                              _ name: (Int) -> String) throws(Failure) -> Bool {
         var bad = false
         for t in 0..<count where !v[t].isFinite { bad = true }
@@ -582,7 +584,7 @@ struct GoldLogit {
             refined = false
         }
 
-        init<T: Real>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm: Norm,
+        init<T: StorageFloat>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, count: Int, classNorm: Norm,
                       featureNorm: Norm, refined: Bool) {
             let a = refined ? LSoftmax.refined(classNorm, w, count: count) : classNorm
             let b = refined ? LSoftmax.refined(featureNorm, x, count: count) : featureNorm
@@ -594,7 +596,7 @@ struct GoldLogit {
             if !refined && a.shift == 0 && b.shift == 0 {
                 let ia = a.inverse, ib = b.inverse
                 for t in 0..<count {
-                    let xt = x[t].wide, wt = w[t].wide
+                    let xt = x[t].asDouble, wt = w[t].asDouble
                     let u = xt * ib, v = wt * ia
                     apart += (v - u) * (v - u)
                     together += (v + u) * (v + u)
@@ -602,7 +604,7 @@ struct GoldLogit {
                 }
             } else {
                 for t in 0..<count {
-                    let xt = x[t].wide, wt = w[t].wide
+                    let xt = x[t].asDouble, wt = w[t].asDouble
                     let u = b.unitParts(xt), v = a.unitParts(wt)
                     let minus = (v.hi - u.hi) + (v.lo - u.lo), plus = (v.hi + u.hi) + (v.lo + u.lo)
                     apart += minus * minus
@@ -626,7 +628,7 @@ struct GoldLogit {
     /// rounded unit vector is off by as much as the chord's digits are worth (without: 2000
     /// times over the target at m = 1000). float32 input does not: the chord is formed in double,
     /// whose error |psi'| 2^-53 <= 1e6 2^-53 stays far below float32's rounding.
-    static func refinesUnits<T: Real>(_: T.Type) -> Bool { T.ulpOfOne.wide < 0x1p-30 }
+    static func refinesUnits<T: StorageFloat>(_: T.Type) -> Bool { T.ulpOfOne.asDouble < 0x1p-30 }
 
     let value: Double
     /// The gold's class (for the gradient passes).
@@ -669,7 +671,7 @@ struct GoldLogit {
 
     /// The angle between the feature row `features` and its class row `classRow`, or nil when
     /// it does not bend the logit (m = 1 or a zero norm).
-    static func measure<T: Real>(_ features: UnsafePointer<T>, _ classRow: UnsafePointer<T>, count: Int,
+    static func measure<T: StorageFloat>(_ features: UnsafePointer<T>, _ classRow: UnsafePointer<T>, count: Int,
                                  classNorm: Norm, margin: Margin, refined: Bool) -> Angle? {
         guard margin.m > 1, !classNorm.isZero else { return nil }
         // One pass for |x| and x . w_y; where cos theta is within [-1/2, 1/2], theta from the
@@ -678,9 +680,9 @@ struct GoldLogit {
         // cancellation, rather than acos: DESIGN.md keeps acos out of the library.
         var sum = 0.0, dot = 0.0
         for t in 0..<count {
-            let e = features[t].wide
+            let e = features[t].asDouble
             sum += e * e
-            dot += e * classRow[t].wide
+            dot += e * classRow[t].asDouble
         }
         let featureNorm = sum >= 0x1p-969 && sum < .infinity
             ? Norm(scaled: sum.squareRoot(), shift: 0) : LSoftmax.norm(features, count: count)

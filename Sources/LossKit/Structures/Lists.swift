@@ -7,7 +7,7 @@ import CLossKit
 /// `FlatCandidates`, exactly as a dense row is. `hess` (lk_lists_hessian_*) receives the diagonal
 /// of the Hessian (Hessian.swift); the checks are those of lk_lists_*, whether or not it is given.
 enum Lists {
-    static func compute<T: Real>(
+    static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, offsets: UnsafePointer<Int64>?,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,

@@ -4,7 +4,7 @@ import CLossKit
 /// marginals set up alike: the shape, the model, chunks of sequences balanced by work, the
 /// threads, each worker's scratch (ChainScratch) and each sequence's NaN flag. `free()` returns
 /// its memory.
-struct ChainCall<T: Real> {
+struct ChainCall<T: StorageFloat> {
     let n: Int, tMax: Int, tags: Int
     /// The longest length read (the scratch tables are sized by it, not by t_max).
     let longest: Int
@@ -118,7 +118,7 @@ struct ChainCall<T: Real> {
     func emissionsInDouble(_ i: Int, _ s: ChainScratch) -> UnsafeMutablePointer<Double> {
         let e = emissions(of: i), S = model.stride
         for t in 0..<length(i) {
-            for y in 0..<S { s.augmented[t * S + y] = y < tags ? e[t * tags + y].wide : -.infinity }
+            for y in 0..<S { s.augmented[t * S + y] = y < tags ? e[t * tags + y].asDouble : -.infinity }
         }
         return s.augmented
     }
@@ -178,10 +178,10 @@ struct ChainCall<T: Real> {
             top = T.maximum(top, T.vector(magnitude))
             j += w
         }
-        var largest = T.maxOfLanes(top).wide, finite = horizontalIntegerSum(bad) == 0
+        var largest = T.maxOfLanes(top).asDouble, finite = horizontalIntegerSum(bad) == 0
         for k in j..<count {
             finite = finite && e[k].isFinite
-            largest = Swift.max(largest, e[k].wide.magnitude)
+            largest = Swift.max(largest, e[k].asDouble.magnitude)
         }
         if finite { return (false, false, largest) }
         var hasNaN = false, forbids = false
@@ -193,7 +193,7 @@ struct ChainCall<T: Real> {
             }
             hasNaN = hasNaN || e[k].isNaN
             forbids = forbids || e[k] == -T.infinity
-            if e[k].isFinite { largest = Swift.max(largest, e[k].wide.magnitude) }
+            if e[k].isFinite { largest = Swift.max(largest, e[k].asDouble.magnitude) }
         }
         return (hasNaN, forbids, largest)
     }

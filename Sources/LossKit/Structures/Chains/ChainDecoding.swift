@@ -6,12 +6,12 @@ extension Chains {
     /// The checked call shared by Viterbi and the marginals: options (only the threads are
     /// read), shape, model, and each sequence's emissions and that it has an allowed path.
     /// nil for an empty batch.
-    static func prepareDecoding<T: Real>(
+    static func prepareDecoding<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
         emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, output: (Bool, String)
     ) throws(Failure) -> ChainCall<T>? {
-        let requestedThreads = try Options.decoding(opt)
+        let requestedThreads = try Options.decodingThreads(opt)
         guard let shape = try ChainCall<T>.checkShape(
             n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
             required: [output], readsLength: { _ in true }),
@@ -30,7 +30,7 @@ extension Chains {
         return call
     }
 
-    static func viterbi<T: Real>(
+    static func viterbi<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
         emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
@@ -59,7 +59,7 @@ extension Chains {
         }
     }
 
-    static func marginals<T: Real>(
+    static func marginals<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
         emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,

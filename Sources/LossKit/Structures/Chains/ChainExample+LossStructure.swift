@@ -133,7 +133,7 @@ extension ChainExample: LossStructure {
         var total = 0.0
         for t in 0..<length {
             let a = Int(p[t]), b = Int(q[t])
-            if a != b { total += emissions[t * tags + a].wide - emissions[t * tags + b].wide }
+            if a != b { total += emissions[t * tags + a].asDouble - emissions[t * tags + b].asDouble }
             if t > 0 {
                 let a0 = Int(p[t - 1]), b0 = Int(q[t - 1])
                 if a0 != b0 || a != b { total += model.transitions[a0 * S + a] - model.transitions[b0 * S + b] }

@@ -7,7 +7,7 @@ import Glibc
 /// cost-augmented rows and the values of paths (the gold, the oracle, the best path under a
 /// cost weight). Its conformance to `LossStructure` is in ChainExample+LossStructure.swift, its
 /// gradient in ChainGradient.swift, its risk in ChainRisk.swift.
-struct ChainExample<T: Real> {
+struct ChainExample<T: StorageFloat> {
     let model: ChainModel
     let emissions: UnsafePointer<T>   // length x tags
     let costs: UnsafePointer<T>?      // length x tags, or nil: Hamming against the gold
@@ -26,7 +26,7 @@ struct ChainExample<T: Real> {
 
     /// cost(gold, (t, y)) before cost_scale.
     @inline(__always) func unscaledCost(_ t: Int, _ y: Int) -> Double {
-        if let costs { return costs[t * tags + y].wide }
+        if let costs { return costs[t * tags + y].asDouble }
         return Int32(y) == goldPath[t] ? 0 : 1
     }
 
@@ -46,7 +46,7 @@ struct ChainExample<T: Real> {
             // The plain emissions, widened (a loop the compiler vectorises).
             for t in 0..<length {
                 let row = scratch.augmented + t * S, e = emissions + t * tags
-                for y in 0..<tags { row[y] = e[y].wide }
+                for y in 0..<tags { row[y] = e[y].asDouble }
                 for y in tags..<S { row[y] = -.infinity }
             }
             return (UnsafePointer(scratch.augmented), 0)
@@ -58,11 +58,11 @@ struct ChainExample<T: Real> {
             var top = -1, best = -Double.infinity, largest = (emission: 0.0, cost: 0.0)
             for y in 0..<tags {
                 c[y] = e[y] == -T.infinity ? 0 : unscaledCost(t, y)
-                let v = e[y] == -T.infinity ? -Double.infinity : e[y].wide + w * c[y]
+                let v = e[y] == -T.infinity ? -Double.infinity : e[y].asDouble + w * c[y]
                 row[y] = v
                 if v > best { best = v; top = y }
                 if v > -.infinity {
-                    largest.emission = Swift.max(largest.emission, e[y].wide.magnitude)
+                    largest.emission = Swift.max(largest.emission, e[y].asDouble.magnitude)
                     largest.cost = Swift.max(largest.cost, c[y].magnitude)
                 }
             }
@@ -70,9 +70,10 @@ struct ChainExample<T: Real> {
             // digits as well as the relative form would (an error of u (|e| + |w c|) <= 2u max|e|,
             // either way): the second pass is spent only on rows that need it.
             if top >= 0, w.magnitude * largest.cost > largest.emission {
-                let e0 = e[top].wide, c0 = c[top]
+                let e0 = e[top].asDouble, c0 = c[top]
                 for y in 0..<tags {
-                    row[y] = e[y] == -T.infinity ? -.infinity : (e[y].wide - e0) + Self.scaledDifference(w, c[y], c0)
+                    row[y] = e[y] == -T.infinity ? -.infinity
+                        : (e[y].asDouble - e0) + Self.scaledDifference(w, c[y], c0)
                 }
                 offset += e0 + w * c0
             }

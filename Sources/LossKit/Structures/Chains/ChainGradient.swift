@@ -6,7 +6,7 @@ import Glibc
 /// `stride`, like the tables, so that whole vectors add into it) and rounded once into
 /// `output` (rows of `tags`), and this chunk's accumulators of the shared parameters (rows of
 /// `stride`, like the model's; summed over the chunk's sequences, then over chunks in order).
-struct ChainGradient<T: Real> {
+struct ChainGradient<T: StorageFloat> {
     let emissions: UnsafeMutablePointer<Double>?
     let output: UnsafeMutablePointer<T>?
     let transitions: UnsafeMutablePointer<Double>?

@@ -6,7 +6,7 @@ import CLossKit
 /// loss (`compute`, here) and decoding (`viterbi`, `marginals`: ChainDecoding.swift), set up
 /// alike by ChainCall.
 enum Chains {
-    static func compute<T: Real>(
+    static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
         emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, gold: UnsafePointer<Int32>?,
@@ -66,11 +66,11 @@ enum Chains {
             let c = cost + i * tMax * tags
             var largest = 0.0
             for j in 0..<(length * tags) where e[j] != -T.infinity {
-                largest = Swift.max(largest, c[j].wide.magnitude)
+                largest = Swift.max(largest, c[j].asDouble.magnitude)
                 guard c[j].isFinite else {
                     throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) is not finite")
                 }
-                guard !(e[j].wide.magnitude + costBound * c[j].wide.magnitude).isInfinite else {
+                guard !(e[j].asDouble.magnitude + costBound * c[j].asDouble.magnitude).isInfinite else {
                     throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) overflows when scaled "
                         + "(\(costBound)) and added to its emission")
                 }
@@ -160,7 +160,7 @@ enum Chains {
     /// would overflow to inf - inf = NaN with weights near DBL_MAX. In these units they cannot;
     /// an output whose true value exceeds the largest finite number is stored as +-inf.
     /// Scale 1 (bits unchanged) unless the weights come within about 2^-5 (T + 1) of DBL_MAX.
-    static func gradientUnscale<T: Real>(n: Int, batch: Batch<T>, counted: Double, length: (Int) -> Int,
+    static func gradientUnscale<T: StorageFloat>(n: Int, batch: Batch<T>, counted: Double, length: (Int) -> Int,
                                          costSum: (Int) -> Double)
         -> (scale: Double, factors: (Double, Double))
     {

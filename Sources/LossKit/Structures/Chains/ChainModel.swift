@@ -56,7 +56,7 @@ struct ChainModel {
     /// The model read from the caller's arrays, each row padded to whole vectors with -inf;
     /// start and end zeros when NULL. +inf is LK_ERR_DOMAIN; NaN makes every sequence NaN
     /// (`hasNaN`). The model's memory is `storage`, freed by the caller.
-    static func read<T: Real>(tags: Int, transitions: UnsafePointer<T>, start: UnsafePointer<T>?,
+    static func read<T: StorageFloat>(tags: Int, transitions: UnsafePointer<T>, start: UnsafePointer<T>?,
                               end: UnsafePointer<T>?) throws(Failure)
         -> (model: ChainModel, hasNaN: Bool, storage: Scratch<Double>)
     {
@@ -75,16 +75,16 @@ struct ChainModel {
                         + "(-inf forbids a transition)")
                 }
                 hasNaN = hasNaN || v.isNaN
-                storage[from * S + to] = v.wide
+                storage[from * S + to] = v.asDouble
                 if v.isFinite {
-                    top = Swift.max(top, v.wide); bottom = Swift.min(bottom, v.wide)
-                    largest.transition = Swift.max(largest.transition, v.wide.magnitude)
+                    top = Swift.max(top, v.asDouble); bottom = Swift.min(bottom, v.asDouble)
+                    largest.transition = Swift.max(largest.transition, v.asDouble.magnitude)
                 }
             }
         }
         for (offset, buffer, name) in [(tags * S, start, "start"), (tags * S + S, end, "end")] {
             for y in 0..<tags {
-                let v = buffer.map { $0[y].wide } ?? 0
+                let v = buffer.map { $0[y].asDouble } ?? 0
                 if v == .infinity {
                     storage.free()
                     throw .domain("\(name)[\(y)] = inf: +inf is not a valid score (-inf forbids the tag)")

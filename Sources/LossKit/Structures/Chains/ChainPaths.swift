@@ -45,14 +45,14 @@ enum ChainPaths {
     /// path Viterbi finds optimal compares equal to its value bit for bit.
     /// The emissions are rows of `rowStride` (the model's stride for a scratch table, the tag
     /// count for the caller's own emissions: widened exactly, the same bits either way).
-    static func pathScore<E: Real>(_ model: ChainModel, emissions e: UnsafePointer<E>, rowStride: Int,
+    static func pathScore<E: StorageFloat>(_ model: ChainModel, emissions e: UnsafePointer<E>, rowStride: Int,
                                    length: Int, path: UnsafePointer<Int32>) -> Double {
         let S = model.stride
         var y = Int(path[0])
-        var score = model.start[y] + e[y].wide
+        var score = model.start[y] + e[y].asDouble
         for t in 1..<Swift.max(length, 1) {
             let next = Int(path[t])
-            score = (score + model.transitions[y * S + next]) + e[t * rowStride + next].wide
+            score = (score + model.transitions[y * S + next]) + e[t * rowStride + next].asDouble
             y = next
         }
         return score + model.end[y]
@@ -111,7 +111,7 @@ enum ChainPaths {
     /// Whether some path is allowed (a reachability pass; NaN counts as allowed), on the
     /// caller's emissions (rows of `tags`, unpadded). Up to 64 tags, sets of tags are bit masks
     /// (O(T L) with the allowed predecessors of each tag precomputed); beyond, Bool rows.
-    static func hasPath<T: Real>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
+    static func hasPath<T: StorageFloat>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
                                  reach: UnsafeMutablePointer<Bool>, next: UnsafeMutablePointer<Bool>) -> Bool {
         let L = model.tags, S = model.stride
         if L <= 64, let predecessors = model.allowedPredecessors {
@@ -148,7 +148,7 @@ enum ChainPaths {
 
     /// The first position at which a path's score becomes -inf (start, emission, transition or
     /// end), or nil if it is allowed.
-    static func forbiddenStep<T: Real>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
+    static func forbiddenStep<T: StorageFloat>(_ model: ChainModel, emissions e: UnsafePointer<T>, length: Int,
                                        path: UnsafePointer<Int32>) -> Int? {
         let L = model.tags
         for t in 0..<length {

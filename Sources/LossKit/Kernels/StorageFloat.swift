@@ -8,13 +8,13 @@
 ///
 /// Selects are built from sign bits (`signMask`): stdlib SIMD comparisons produce `SIMDMask`
 /// values that LLVM often scalarises inside real kernels.
-protocol Real: BinaryFloatingPoint, Sendable, Codable {
+protocol StorageFloat: BinaryFloatingPoint, Sendable, Codable {
     associatedtype Vector: SIMD where Vector.Scalar == Self
     /// The same lanes as signed integers of the same width (the bits of `Vector`).
     associatedtype Bits: SIMD where Bits.Scalar: FixedWidthInteger & SignedInteger
 
     /// `self` widened to `Double` (exact for both conforming types).
-    var wide: Double { get }
+    var asDouble: Double { get }
     /// `value` rounded to nearest.
     init(rounding value: Double)
 
@@ -36,7 +36,7 @@ protocol Real: BinaryFloatingPoint, Sendable, Codable {
     static func maxOfLanes(_ v: Vector) -> Self
 }
 
-extension Real {
+extension StorageFloat {
     static var laneCount: Int { Vector.scalarCount }
 
     /// a * b + c on scalars, rounded as `fma` rounds each lane of a vector (fused when the
@@ -79,7 +79,7 @@ extension Real {
     }
 }
 
-extension Float: Real {
+extension Float: StorageFloat {
     #if LK_WIDE
     typealias Vector = SIMD16<Float>
     typealias Bits = SIMD16<Int32>
@@ -88,7 +88,7 @@ extension Float: Real {
     typealias Bits = SIMD8<Int32>
     #endif
 
-    @_transparent var wide: Double { Double(self) }
+    @_transparent var asDouble: Double { Double(self) }
     @_transparent init(rounding value: Double) { self = Float(value) }
     @_transparent static func bits(_ v: Vector) -> Bits { unsafeBitCast(v, to: Bits.self) }
     @_transparent static func vector(_ b: Bits) -> Vector { unsafeBitCast(b, to: Vector.self) }
@@ -155,7 +155,7 @@ extension Float: Real {
     }
 }
 
-extension Double: Real {
+extension Double: StorageFloat {
     #if LK_WIDE
     typealias Vector = SIMD8<Double>
     typealias Bits = SIMD8<Int64>
@@ -164,7 +164,7 @@ extension Double: Real {
     typealias Bits = SIMD4<Int64>
     #endif
 
-    @_transparent var wide: Double { self }
+    @_transparent var asDouble: Double { self }
     @_transparent init(rounding value: Double) { self = value }
     @_transparent static func bits(_ v: Vector) -> Bits { unsafeBitCast(v, to: Bits.self) }
     @_transparent static func vector(_ b: Bits) -> Vector { unsafeBitCast(b, to: Vector.self) }
@@ -236,7 +236,7 @@ extension Double: Real {
 }
 
 /// max(a, b) lane by lane for the narrower vectors of the reductions: b where a - b < 0, from
-/// the sign bit as in Real.maximum (B: the integer vector of the same lanes).
+/// the sign bit as in StorageFloat.maximum (B: the integer vector of the same lanes).
 @inline(__always) func halfMax<V: SIMD, B: SIMD>(_ a: V, _ b: V, _: B.Type) -> V
     where V.Scalar: FloatingPoint, B.Scalar: FixedWidthInteger & SignedInteger
 {
