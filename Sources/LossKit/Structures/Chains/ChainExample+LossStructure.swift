@@ -2,40 +2,16 @@
 import Glibc
 #endif
 
-/// A chain example as a `LossStructure`: Argmax is a path, Marginals the forward-backward
-/// tables a log-sum-exp leaves in the scratch (ChainTables). What the recipes call is the fused
-/// fear - hope below and the risk (ChainRisk.swift); `gold`, `oracle`, `maximum` and the two
-/// `addMarginals` are what the protocol's default fear - hope would call, which chains replace.
+/// A chain example as a `LossStructure`: what the recipes call is the fused fear - hope below
+/// (path terms by Viterbi, log-sum-exp terms by one forward-backward each, whose tables
+/// (ChainTables) give the marginals) and the risk (ChainRisk.swift).
 extension ChainExample: LossStructure {
-    func gold() -> (score: Double, arg: UnsafePointer<Int32>) {
-        let (value, path) = pathTerm(.gold, buffer: scratch.paths.0)
-        return (value, path)
-    }
-
-    func oracle() -> (score: Double, arg: UnsafePointer<Int32>) {
-        let (value, path) = oraclePath(into: scratch.paths.0)
-        return (value, path)
-    }
-
-    func maximum(costWeight a: Double) -> (value: Double, arg: UnsafePointer<Int32>) {
-        let (value, path) = bestPath(a, into: scratch.paths.0)
-        return (value, path)
-    }
-
     /// log Z over s + a c, from the tables of one forward-backward (left current for the
     /// marginals).
     func logSumExp(costWeight a: Double) -> (shift: Double, rest: Double, marginals: ChainTables) {
         let (rows, augmentOffset) = augment(a)
         let tables = ChainTables.compute(model, rows: rows, length: length, scratch: scratch)
         return (tables.logZ(plus: augmentOffset), 0, tables)
-    }
-
-    func addMarginals(_ m: ChainTables, times coefficient: Double) {
-        addMarginals(m, minus: nil, times: coefficient)
-    }
-
-    func addMarginals(_ m: ChainTables, minusOneHot arg: UnsafePointer<Int32>, times coefficient: Double) {
-        addMarginals(m, minus: arg, times: coefficient)
     }
 
     var containsNaN: Bool { isNaN }
