@@ -21,8 +21,9 @@
 //   Structures/     the protocol (Structure); one example whose candidates sit in flat buffers
 //                   (FlatCandidates: its fear - hope keeps a log-sum-exp's exps in the gradient
 //                   row and turns them into the gradient in one pass), run over dense rows
-//                   (Dense) and candidate lists (Lists); linear chains (Chains/: forward-backward
-//                   in scaled or log space, Viterbi, marginals, risk); L-Softmax over features
+//                   (Dense) and candidate lists (Lists); linear chains (Chains/: the model, the
+//                   call's set-up, forward-backward in scaled or log space, paths and Viterbi,
+//                   loss, decoding, gradient, risk); L-Softmax over features
 //                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
 //                   loss of each row)
 //   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
@@ -31,12 +32,15 @@
 //   Runtime/        lk_options to a validated Options (Options); the value checks of flat
 //                   candidates (FlatValidation); weights, ignored examples, reductions and the
 //                   computing pass over chunks (Batch); threads (Parallel); scratch memory
-//                   (Scratch); statuses, messages and lk_last_error (Failure); the CPU-level
-//                   dispatch to a wider build of this library (Variant)
+//                   (Scratch); statuses, messages and lk_last_error (Failure); the build's CPU
+//                   level (Variant)
 //   CAPI/           the @c @implementation entry points of include/losskit.h: each forwards to
 //                   the CPU-level build if one is loaded, else to its structure; no math
+//   ../CLossKit/    the CPU-level loader and its checks, with the list of forwarded functions
+//                   whose pointer types come from the header's declarations (internal.c,
+//                   include/losskit_internal.h)
 //
-// A CALL. CAPI -> Variant (forward to liblosskit-avx2.so / -avx512.so when the CPU has it) ->
+// A CALL. CAPI -> forward to liblosskit-avx2.so / -avx512.so when the CPU has it (CLossKit) ->
 // the structure's `compute`: options (Options.parse), then pointers, sizes and byte sizes,
 // labels, values — the order of DESIGN.md §2, nothing written before every check passed — then
 // Batch.run: examples in chunks whose boundaries depend on the input only, so any thread count
@@ -64,4 +68,7 @@
 // (Tests/LossKitTests/LossRegistry.swift, bindings/python/tests/reference.py) — plus its Python
 // name in bindings/python/losskit/_native.py. A new structure: its entry points in the header,
 // its folder under Structures/ (a LossStructure conformance and a `compute` that validates and
-// calls Batch.run), its @implementation functions in CAPI/, and its tests.
+// calls Batch.run), its @implementation functions in CAPI/, one line per function in the list of
+// forwarded functions (losskit_internal.h; make test-library checks it against the header), and
+// its tests. A new entry point of an existing structure: the header, its function in CAPI/, the
+// list line, its tests.
