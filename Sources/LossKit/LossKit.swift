@@ -58,10 +58,12 @@
 // byte sizes must exist, every index is validated before the computing pass.
 //
 // DUPLICATION ON PURPOSE. The kernels exist once per CPU level (the same source compiled three
-// times) and are generic over Float / Double; the row kernels come in specialised row variants
-// (plain, 0/1 cost, per-candidate cost, centred) so that each specialises without a branch per
-// vector; chains have a scaled forward-backward and a log-space one (the second only where the
-// first would over- or underflow).
+// times) and are generic over Float / Double, except the vector exp, written per type (its
+// polynomial and bit layout differ); the row kernels come in specialised row variants (plain,
+// 0/1 cost, per-candidate cost, centred) so that each specialises without a branch per vector;
+// chains have a scaled forward-backward and a log-space one (the second only where the first
+// would over- or underflow), hence two forms of adding marginals and two risk tables; each C
+// entry point is its own @implementation per precision (_f32 / _f64: a forward and one call).
 //
 // ADDING. A preset loss that is a new recipe of existing terms: its LK_LOSS_* value and formula
 // in the header, its case in Recipe.preset (Losses/Catalogue.swift), and the tests' registries
