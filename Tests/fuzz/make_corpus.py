@@ -48,6 +48,19 @@ def hand_made():
     ]
 
 
+# Inputs the long cataloguing runs found (LK_OK with a NaN output from finite input), kept as seeds
+# once fixed, as the hex the findings log prints. Long lines: each is one input.
+FOUND = [
+    ("dense_f64_softmax_margin_cost_scale_minus_zero", "690044966df1ff4f70747074696f6e616c0000000000260000000000a500059217d3d2696f6e616c0000000000260000000000a500059217d3d269f2cf"),
+    ("dense_f64_hope_fear_costs_near_max", "69003e3e3e00009d2d2e00042e006904446f75626c6552dcdcdcdc3e3e3e00009d2d2e0004fa00692dd3d2f2cf2d2e0004fa00692dd3d2f2cf"),
+    ("dense_f64_risk_weight_times_scale_a", "6900040528a5070033c1a7f7b02d8984cd263449a551794a61cd263449a551794a61a9a55de1a9a55dffffffffffffffffffffffffffffffffffffffffffffffffffff6c6c6c6c6c6c6c6c6cffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff5d2cca8ca9a55de1a9a55d5d2cca8cd7"),
+    ("dense_f64_risk_weight_times_scale_b", "69436c5d647e44073cb17e4430d144073cb17e4430d1c788bd993edcc788bd993edcd77eac4a"),
+    ("dense_f64_risk_weight_times_scale_c", "5dc56c6f90007ad66472b9944cb2643db8fdca3ad72669100d71b1bcff9c07fe8f010000ffff61f9ff57ffffffff6e2727272727272727272727843a3a3ad48c8c8c0f9393939993b31d1d1d2626262627272727272727"),
+    ("dense_hessian_f32_softmax_margin_rounding_ties", "8480d3ff0100f902a8bc0a4f6274ff6e643b6300007074696f6e610000000000000000e2d72b0d6d247074696ff70000000000280000000000002b0000000000000000000000000000000000000000000000000000000000000000000024b1bcc55208496e745e7fa5a57aa55e5e5e5e000000"),
+    ("lists_hessian_f64_soft_ramp_opposite_infinities", "f752616e676514848ed0d0d0d00000a5d78fdfcacacaca25da24cacacaca8acacacacacaca436c6f7300f90000000000000000000000000000d0d0d0d0d0d0d000cf16ad0067caf4"),
+]
+
+
 def main():
     folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
     os.makedirs(folder, exist_ok=True)
@@ -65,6 +78,7 @@ def main():
             inputs.append((f"{hessian}_random_{length}",
                            bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
+    inputs += [(f"found_{name}", bytes.fromhex(data)) for name, data in FOUND]
     for name, data in inputs:
         digest = hashlib.sha1(data).hexdigest()[:8]
         with open(os.path.join(folder, f"{name}-{digest}"), "wb") as f:

@@ -106,9 +106,10 @@ struct CenteredZeroOneRow<T: StorageFloat>: ScoreRow {
 
 /// CenteredZeroOneRow without its per-vector gold patch, centred on a candidate j that is not
 /// the gold: x[k] = s[k] - s[j] for every k, the gold included (its right value is s[g] - s[j]
-/// - w), for a caller that corrects the gold's entry afterwards. s[j] is then the plain max
-/// (every s[k] + w but the gold's is at most s[j] + w, and s[g] <= s[j]), so no x[k] is positive
-/// and none needs a clamp.
+/// - w), for a caller that corrects the gold's entry afterwards. s[j] is then the plain max up
+/// to the rounding of the max (every s[k] + w but the gold's is at most s[j] + w, and s[g] <=
+/// s[j]; FlatCandidates.exactCenter keeps that rounding within a few units), so no x[k] needs
+/// a clamp.
 struct CenteredShiftedRow<T: StorageFloat>: ScoreRow {
     let scores: UnsafePointer<T>
     let count: Int
@@ -120,18 +121,45 @@ struct CenteredShiftedRow<T: StorageFloat>: ScoreRow {
     @inline(__always) func value(_ j: Int) -> T { scores[j] - center }
 }
 
+/// Whether CenteredCostRow guards against a cost difference that overflows: a type each, so that
+/// the unguarded row (every ordinary one) specialises without the guard's extra operations.
+protocol CostDifferenceGuard { static var guarded: Bool { get } }
+enum Guarded: CostDifferenceGuard { static let guarded = true }
+enum Unguarded: CostDifferenceGuard { static let guarded = false }
+
 /// x[k] = v[k] - v[j] = (s[k] - s[j]) + w (c[k] - c[j]) centred on the candidate j that reaches
 /// the max; masked candidates stay -inf whatever their (unread) cost. Clamped at 32.
-struct CenteredCostRow<T: StorageFloat>: ScoreRow {
+///
+/// With costs of both signs beyond half the type's largest value, c[k] - c[j] overflows although
+/// v[k] - v[j] need not (inf * 0 = NaN under a zero weight; inf * 0.5 where the true exponent is
+/// 0). The guarded row then takes the difference of the rounded values, fma(c[k], w, s[k]) -
+/// v[j], which validation keeps finite. (s[k] - s[j] overflowing alone is harmless: validation
+/// keeps |s| + |w c| within the largest value, which then puts the true exponent at or below
+/// minus an ulp of the largest value, and its exp at 0.)
+struct CenteredCostRow<T: StorageFloat, Guard: CostDifferenceGuard>: ScoreRow {
     let scores: UnsafePointer<T>
     let costs: UnsafePointer<T>
     let count: Int
     let weight: T
     let centerScore: T
     let centerCost: T
+    /// v[j] as the kernels round it.
+    let centerValue: T
+
+    init(scores: UnsafePointer<T>, costs: UnsafePointer<T>, count: Int, weight: T, center j: Int) {
+        self.scores = scores
+        self.costs = costs
+        self.count = count
+        self.weight = weight
+        centerScore = scores[j]
+        centerCost = costs[j]
+        centerValue = T.fma(costs[j], weight, scores[j])
+    }
+
     @inline(__always) func combine(_ s: T.Vector, _ c: T.Vector) -> T.Vector {
-        let x = T.fma(c - T.Vector(repeating: centerCost), T.Vector(repeating: weight),
-                      s - T.Vector(repeating: centerScore))
+        let w = T.Vector(repeating: weight)
+        var x = T.fma(c - T.Vector(repeating: centerCost), w, s - T.Vector(repeating: centerScore))
+        if Guard.guarded { x = T.select(T.finiteMask(x), x, T.fma(c, w, s) - T.Vector(repeating: centerValue)) }
         return T.select(T.equalMask(s, T.Vector(repeating: -.infinity)), s, clampedExponent(x, T.self))
     }
     @inline(__always) func load(_ i: Int) -> T.Vector { combine(loadVector(scores, i), loadVector(costs, i)) }
@@ -139,8 +167,9 @@ struct CenteredCostRow<T: StorageFloat>: ScoreRow {
         combine(loadPartial(scores, i, count, pad: -.infinity), loadPartial(costs, i, count, pad: 0))
     }
     @inline(__always) func value(_ j: Int) -> T {
-        scores[j] == -.infinity ? scores[j]
-            : Swift.min(T.fma(costs[j] - centerCost, weight, scores[j] - centerScore), 32)
+        if scores[j] == -.infinity { return scores[j] }
+        let x = T.fma(costs[j] - centerCost, weight, scores[j] - centerScore)
+        return Swift.min(!Guard.guarded || x.isFinite ? x : T.fma(costs[j], weight, scores[j]) - centerValue, 32)
     }
 }
 

@@ -73,6 +73,12 @@ extension StorageFloat {
         let signShift = Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
         return (bits(Vector(repeating: .infinity)) &- magnitude) &>> signShift
     }
+    /// All ones in the lanes that hold a finite value: as integers, |v| < +inf exactly then.
+    @_transparent static func finiteMask(_ v: Vector) -> Bits {
+        let magnitude = bits(v) & Bits(repeating: Bits.Scalar.max)
+        let signShift = Bits(repeating: Bits.Scalar(Bits.Scalar.bitWidth - 1))
+        return (magnitude &- bits(Vector(repeating: .infinity))) &>> signShift
+    }
     /// All ones in the lanes that equal `value` exactly (bit for bit).
     @_transparent static func equalMask(_ v: Vector, _ value: Vector) -> Bits {
         ~nonZeroMask(bits(v) ^ bits(value))

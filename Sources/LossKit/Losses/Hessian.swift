@@ -102,7 +102,7 @@ extension FlatCandidates {
     /// The exps of lse(s + a c) into `store` (0 at masked candidates), with their spread.
     func exps(_ a: Double, into store: UnsafeMutablePointer<T>) -> SoftmaxSpread {
         var plainArgmax = -1
-        let (_, _, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
+        let (_, _, _, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
         return SoftmaxSpread(rest: marginals.rest)
     }
 

@@ -89,7 +89,7 @@ enum FlatValidation {
             }
         }
         return RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: needsArgmax ? index : -1, unmasked: unmasked,
-                         fearWeight: fearWeight, fearMaximum: hasNaN ? nil : augmented)
+                         fearWeight: fearWeight, fearMaximum: hasNaN ? nil : augmented, largestCost: largestCost)
     }
 }
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// One example whose candidates sit side by side in flat buffers: a dense row of k classes
-/// (and, later, one candidate list). Provides the primitives of `LossStructure` with the vector
+/// (or one candidate list). Provides the primitives of `LossStructure` with the vector
 /// kernels of RowKernels.swift.
 ///
 /// Preconditions (established by the structure's validation before any computing pass): at
@@ -111,8 +111,11 @@ struct FlatCandidates<T: StorageFloat> {
         if a == 0 { return expSum(PlainRow(scores: scores, count: count), shift: shift, store: store) }
         let w = T(rounding: a * costScale)
         if let costs {
-            let row = CenteredCostRow(scores: scores, costs: costs, count: count, weight: w,
-                                      centerScore: scores[j], centerCost: costs[j])
+            guard costDifferencesMayOverflow(w) else {
+                let row = CenteredCostRow<T, Unguarded>(scores: scores, costs: costs, count: count, weight: w, center: j)
+                return expSum(row, shift: 0, store: store)
+            }
+            let row = CenteredCostRow<T, Guarded>(scores: scores, costs: costs, count: count, weight: w, center: j)
             return expSum(row, shift: 0, store: store)
         }
         let g = goldIndex
@@ -131,6 +134,15 @@ struct FlatCandidates<T: StorageFloat> {
         return RowKernel.rest(total: total, row: row, shift: 0)
     }
 
+    /// Whether a difference of two costs c[k] - c[j] may overflow T (CenteredCostRow): only where
+    /// some |c| reaches half the largest finite value. Validation's survey knows the largest |c|;
+    /// a screened row passed only if |w| max |c| is below half an ulp of the largest value, which
+    /// keeps max |c| below half of it wherever |w| >= ulp(1).
+    @inline(__always) func costDifferencesMayOverflow(_ w: T) -> Bool {
+        if let validated { return validated.largestCost >= (T.greatestFiniteMagnitude / 2).asDouble }
+        return w.magnitude < T.ulpOfOne
+    }
+
     /// The kernels' exp of one value (so that a correction matches what a pass added).
     @inline(__always) static func kernelExp(_ x: T) -> T { T.expNonPositive(T.Vector(repeating: x))[0] }
 
@@ -142,30 +154,59 @@ struct FlatCandidates<T: StorageFloat> {
         return RowKernel.rest(total: total, row: row, shift: shift)
     }
 
-    /// log sum_j exp(v[j]) = shift + rest, its exps stored into `store` if given. The exps are
-    /// taken around the candidate j reaching the max of v as the kernels round it (in T), centred
-    /// on it (expSum); the value is split as (s[j], a alpha c[j] + log1p(...)) in double: rounding
-    /// s + a c to T before fear - hope would cost ulps of |s| however small the loss.
+    /// log sum_j exp(v[j]) = score + cost + logarithm, its exps stored into `store` if given. The
+    /// exps are taken around the candidate j of the max of v (exactCenter), centred on it
+    /// (expSum); the value is split as (s[j], a alpha c[j], log1p(...)) in double: rounding s + a c
+    /// to T before fear - hope would cost ulps of |s| however small the loss, and a cost that
+    /// cancels the score (s[j] = -a alpha c[j] = 5e307) would take the logarithm with it.
     func logSumExp(_ a: Double, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int)
-        -> (shift: Double, rest: Double, marginals: FlatMarginals<T>)
+        -> (score: Double, cost: Double, logarithm: Double, marginals: FlatMarginals<T>)
     {
         let m = maximum(a)
-        let j = a == 0 ? 0 : index(of: m, a, plainArgmax: &plainArgmax)
+        let j = a == 0 ? 0 : exactCenter(index(of: m, a, plainArgmax: &plainArgmax), a, max: m)
         let rest = expSum(a, center: j, shift: m, store: store)
         // log1p only where it matters (a near-zero loss); log(1 + rest) is exact enough beyond
         // and twice as fast (it is per example: a sizeable share of short lists).
         let logarithm = rest < 1.0 / 16 ? log1p(rest) : log(1 + rest)
         var marginals = FlatMarginals(costWeight: a, shift: m, rest: rest, exps: store)
-        if a == 0 { return (m.asDouble, logarithm, marginals) }  // v = s: m is exact
+        if a == 0 { return (m.asDouble, 0, logarithm, marginals) }  // v = s: m is exact
         marginals.center = j
         let (score, cost) = exactAugmented(j, a)
-        return (score, cost + logarithm, marginals)
+        return (score, cost, logarithm, marginals)
     }
 
     /// v[j] = s[j] + a alpha c[j] in double, split as (s[j], a alpha c[j]) so that the difference
     /// of two terms subtracts the scores first (exact when they are the same candidate's).
     @inline(__always) func exactAugmented(_ j: Int, _ a: Double) -> (score: Double, cost: Double) {
         (scores[j].asDouble, a == 0 ? 0 : a * costScale * unscaledCost(j))
+    }
+
+    /// The candidate the exps are centred on, from j, the first whose v the kernels round to the
+    /// max m: j is the exact argmax of v up to that rounding, which leaves another candidate's
+    /// centred exponent at most about ulp(m). From 8 units on (|v| from 2^26 in float, 2^55 in
+    /// double: a cost_scale of 1e15 in float32 over scores tens apart), rounding ties
+    /// candidates whose exact v differ by more than the clamp at 32 lets through; the centre then
+    /// moves to the exact argmax, found by the centred differences themselves (a scalar pass,
+    /// only there).
+    @inline(__always) func exactCenter(_ j: Int, _ a: Double, max m: T) -> Int {
+        m.magnitude >= 8 / T.ulpOfOne ? exactArgmax(from: j, a) : j  // ulp(m) >= 8
+    }
+
+    @inline(never) func exactArgmax(from j: Int, _ a: Double) -> Int {
+        let w = T(rounding: a * costScale)
+        var best = j
+        for k in 0..<count where k != best && !isMasked(k) {
+            let x: T
+            if let costs {
+                x = CenteredCostRow<T, Guarded>(scores: scores, costs: costs, count: count, weight: w,
+                                                 center: best).value(k)
+            } else {
+                x = CenteredZeroOneRow(scores: scores, count: count, weight: w, gold: goldIndex, center: scores[best],
+                                       offset: best == goldIndex ? 0 : w).value(k)
+            }
+            if x > 0 { best = k }
+        }
+        return best
     }
 
     /// The first candidate whose v[j] (as the kernels compute it) is `m`: with 0/1 costs it
@@ -201,6 +242,8 @@ struct RowSurvey<T: StorageFloat> {
     var unmasked: Int
     var fearWeight: T = 0
     var fearMaximum: T? = nil
+    /// The largest |c| read (1 under 0/1 costs).
+    var largestCost: Double = 1
 }
 
 /// What a log-sum-exp keeps for its marginals p[j] = exp(v[j] - shift) / (1 + rest): `rest`
@@ -281,8 +324,17 @@ extension FlatCandidates: LossStructure {
         if let gradient {
             // p[j] (alpha - R) = e[j] alpha p[g] / denominator off the gold (alpha - R itself would
             // cancel when R is near alpha); p[g] (0 - R) at the gold.
-            RowKernel.scale(UnsafePointer(gradient), by: T(rounding: coefficient * costScale * goldShare / denominator),
-                            into: gradient, count: count)
+            let factor = T(rounding: coefficient * costScale * goldShare / denominator)
+            if factor.isFinite {
+                RowKernel.scale(UnsafePointer(gradient), by: factor, into: gradient, count: count)
+            } else {
+                // The weight times alpha overflows (T or double: inf, or inf * 0 = NaN under a
+                // gold share of 0) where e[j] times the factor may not: the factor is applied as
+                // its two parts, each finite (alpha p[g] / (1 + rest) <= alpha; the weight).
+                RowKernel.scale(UnsafePointer(gradient), by: T(rounding: costScale * goldShare / denominator),
+                                into: gradient, count: count)
+                RowKernel.scale(UnsafePointer(gradient), by: T(rounding: coefficient), into: gradient, count: count)
+            }
             gradient[g] = T(rounding: -coefficient * goldShare * risk)
         }
         return risk
@@ -297,37 +349,39 @@ extension FlatCandidates: LossStructure {
         let f = term(fear, store: gradient, plainArgmax: &plainArgmax)
         let h = term(hope, store: fearKeepsExps ? scratch : gradient, plainArgmax: &plainArgmax)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
-        return (f.shift - h.shift) + (f.rest - h.rest)
+        return ((f.score - h.score) + (f.cost - h.cost)) + (f.logarithm - h.logarithm)
     }
 
-    /// A term's value, split as `shift + rest` so that the difference of two terms near zero is
-    /// formed from the large parts first (`shift` is a score or a max; `rest` is a cost or a
-    /// log1p), and what its gradient needs: a one-hot at a candidate, or the marginals.
+    /// A term's value, split as `score + cost + logarithm` so that the difference of two terms
+    /// near zero is formed from the large parts first (a candidate's score, then its scaled cost;
+    /// the log1p of a log-sum-exp last), and what its gradient needs: a one-hot at a candidate,
+    /// or the marginals.
     private struct TermValue {
         enum Gradient {
             case oneHot(Int)
             case marginals(FlatMarginals<T>)
         }
-        var shift: Double
-        var rest: Double
+        var score: Double
+        var cost: Double = 0
+        var logarithm: Double = 0
         var gradient: Gradient
     }
 
     private func term(_ t: Term, store: UnsafeMutablePointer<T>?, plainArgmax: inout Int) -> TermValue {
         switch t {
         case .logSumExp(let a):
-            let (shift, rest, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
-            return TermValue(shift: shift, rest: rest, gradient: .marginals(marginals))
+            let (score, cost, logarithm, marginals) = logSumExp(a, store: store, plainArgmax: &plainArgmax)
+            return TermValue(score: score, cost: cost, logarithm: logarithm, gradient: .marginals(marginals))
         case .max(let a):
             // The value from the exact v[j] of the argmax (logSumExp above says why).
             let index = maximumWithIndex(a).index
             let (score, cost) = exactAugmented(index, a)
-            return TermValue(shift: score, rest: cost, gradient: .oneHot(index))
+            return TermValue(score: score, cost: cost, gradient: .oneHot(index))
         case .gold:
-            return TermValue(shift: goldScore, rest: 0, gradient: .oneHot(goldIndex))
+            return TermValue(score: goldScore, gradient: .oneHot(goldIndex))
         case .oracle:
             let j = oracle()
-            return TermValue(shift: scores[j].asDouble, rest: 0, gradient: .oneHot(j))
+            return TermValue(score: scores[j].asDouble, gradient: .oneHot(j))
         }
     }
 

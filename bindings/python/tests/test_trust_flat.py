@@ -489,3 +489,142 @@ def test_rows_long_and_short_against_exact(k, structure, costs, dtype, opts, rng
             scale = size * (1 + float(np.max(np.abs(s))) + 2 * alpha)
             worst = max(abs(_mp(a) - b) for a, b in zip(g, grad))
             assert worst <= 16 * u * scale, (lead, worst)
+
+
+# ------------------------------------------------------------------------------------------
+# Centred exponents whose parts overflow. A log-sum-exp over v = s + alpha c forms each
+# exponent centred on the candidate j of the max, (s_k - s_j) + alpha (c_k - c_j); with costs (or
+# scores) of both signs near the type's largest value a part overflows although v_k - v_j does
+# not: inf * 0 = NaN under cost_scale 0 or -0 (the long fuzz run's findings), inf * 0.5 where
+# the true exponent is 0 (a silently wrong loss).
+# ------------------------------------------------------------------------------------------
+
+F64_MAX = float(np.finfo(np.float64).max)
+F32_MAX = float(np.finfo(np.float32).max)
+
+CENTRED_PARTS_OVERFLOW = [
+    # (dtype, scores, costs, gold, cost_scale, loss options)
+    # The fuzzer's rows: costs 1e300 and -DBL_MAX, cost_scale -0 and 0.
+    (np.float64, [1.25, 2.75, 2.5, -0.75], [-19.25, 1e300, -F64_MAX, 1.25], 1, -0.0, dict(loss="softmax_margin")),
+    (np.float64, [1.25, 2.75, 2.5, -0.75], [-19.25, 1e300, -F64_MAX, 1.25], 1, 0.0, dict(loss="soft_ramp")),
+    (np.float64, [-25.0, 1.25, -24.0, -8.0], [1e300, -F64_MAX, 20.0, 1e308], 2, 0.0,
+     dict(loss="hope_fear", hope="gold", fear="lse", fear_scale=1.0)),
+    # Every v is 0, but c_k - c_j overflows: exps of 1, not of the clamp's 32 (or NaN).
+    (np.float64, [5e307, -5e307, 0.0], [-1e308, 1e308, 0.0], 2, 0.5, dict(loss="softmax_margin")),
+    (np.float64, [5e307, -5e307, 0.0], [-1e308, 1e308, 0.0], 2, 0.5, dict(loss="soft_ramp")),
+    (np.float32, [1.5e38, -1.5e38, 0.0], [-3e38, 3e38, 0.0], 2, 0.5, dict(loss="softmax_margin")),
+    (np.float32, [1e38, -1e38, 0.0, 1.0], [-2e38, 2e38, 0.0, -3e38], 3, 0.0, dict(loss="softmax_margin")),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,c,gold,alpha,opts", CENTRED_PARTS_OVERFLOW)
+def test_centred_exponents_whose_parts_overflow(structure, dtype, s, c, gold, alpha, opts):
+    s = np.asarray(s, dtype=dtype)
+    c = np.asarray(c, dtype=dtype)
+    if structure == "dense":
+        got = dense1(s, gold, dtype, cost=c[None], cost_layout="per_example", cost_scale=alpha, **opts)
+        grad = got.grad[0]
+    else:
+        got = list1(s, gold, dtype, cost=c, cost_scale=alpha, **opts)
+        grad = got.grad
+    ref = mp_reference(s, gold, c, cost_scale=alpha, **opts)
+    assert np.isfinite(got.loss) and np.all(np.isfinite(grad)), (got.loss, grad)
+    assert_accurate(got.loss, grad, ref, dtype, what=f"{structure} {opts}")
+    if alpha == 0.5:
+        # Here every s + alpha c is exactly 0 (the halves are exact): the bound above, which
+        # counts the inputs' cancellation as conditioning, is loose; the exact values are not.
+        L, g = ref[0], ref[1]
+        assert abs(_mp(got.loss) - L) <= 8 * U[dtype] * (abs(L) + 1), (got.loss, L)
+        for j in range(len(s)):
+            assert abs(_mp(grad[j]) - g[j]) <= 8 * U[dtype], (j, grad[j], g[j])
+
+
+# ------------------------------------------------------------------------------------------
+# The centre of the exps where rounding ties distinct v. With cost_scale 1e15 in float32 (1e20
+# in double) every s_k + alpha rounds to the same value for scores tens apart; the exps were
+# centred on the first of them, not on the exact max: exponents up to 47 (beyond the vector
+# exp's range: NaN gradient and Hessian, an infinite loss; the long fuzz run's finding), or
+# clamped at 32 (a wrong loss) with the costs written out.
+# ------------------------------------------------------------------------------------------
+
+TIED_BY_ROUNDING = [
+    # (dtype, scores, gold, cost_scale)
+    (np.float32, [-25.0, -25.0, -16.0, 19.25, 22.0], 0, 1e15),  # the fuzzer's row
+    (np.float64, [-25.0, -25.0, -16.0, 19.25, 22.0], 0, 1e20),
+    (np.float32, [30.0, -60.0, -1.0, -2.0], 0, 1e15),  # the gold the plain max
+    (np.float32, [-40.0] * 9 + [7.5, 1.0] + [-np.inf] * 6, 10, 3e9),  # longer than a vector
+]
+
+
+@pytest.mark.parametrize("written", [False, True])
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,gold,alpha", TIED_BY_ROUNDING)
+def test_exps_centred_on_the_exact_max_when_rounding_ties(structure, written, dtype, s, gold, alpha):
+    s = np.asarray(s, dtype=dtype)
+    c = per_example_costs([gold], len(s), dtype) if written else None
+    ref = mp_reference(s, gold, None, cost_scale=alpha, loss="softmax_margin")
+    for hessian in (False, True):
+        if structure == "dense":
+            extra = dict(cost=c, cost_layout="per_example") if written else {}
+            got = dense1(s, gold, dtype, cost_scale=alpha, loss="softmax_margin", with_hessian=hessian, **extra)
+            grad, hess = got.grad[0], (got.hessian[0] if hessian else None)
+        else:
+            extra = dict(cost=c[0]) if written else {}
+            got = list1(s, gold, dtype, cost_scale=alpha, loss="softmax_margin", with_hessian=hessian, **extra)
+            grad, hess = got.grad, got.hessian
+        assert_accurate(got.loss, grad, ref, dtype, what=f"{structure} written={written} hessian={hessian}")
+        # Beyond the bound (which the huge scaled costs make loose): the softmax itself, which
+        # is well conditioned in the scores: p_j = g_j off the gold, within a few ulps of 1.
+        p = [ref[1][j] + (j == gold) for j in range(len(s))]
+        for j in range(len(s)):
+            if j != gold:
+                assert abs(_mp(grad[j]) - p[j]) <= 8 * U[dtype] * p[j] + 1e-30, (j, grad[j], p[j])
+        if hessian:
+            # The diagonal of the Hessian of lse(v) - s_g: p (1 - p).
+            for j in range(len(s)):
+                want = p[j] * (1 - p[j])
+                assert abs(_mp(hess[j]) - want) <= 16 * U[dtype] * want + 1e-30, (j, hess[j], want)
+
+
+# ------------------------------------------------------------------------------------------
+# Risk with 0/1 costs when the weight times cost_scale overflows: the gradient's factor
+# weight alpha p_g / (1 + rest) was formed whole (inf, then inf * 0 = NaN where p_g is 0, or
+# inf * e_j where the entry is finite; the long fuzz run's findings).
+# ------------------------------------------------------------------------------------------
+
+RISK_FACTOR_OVERFLOWS = [
+    # (dtype, scores, gold, cost_scale, weight)
+    (np.float64, [16.75, -100000.0, 19.0, -13.75], 1, F64_MAX, 1e200),
+    (np.float64, [-8.0, -13.0, F64_MAX, 24.75, 9.0, 22.25], 2, 7.875, 1e308),
+    (np.float64, [-0.87758256189037265, -np.inf, -10.5], 2, 7.625, 1e308),
+    (np.float32, [0.0, -80.0, -80.0], 0, 1e30, 1e30),  # entries e^-80 1e60 = 1.8e25, finite
+    (np.float32, [0.0, -80.0, -np.inf, -80.0] + [-90.0] * 6, 0, 1e30, 1e30),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,gold,alpha,weight", RISK_FACTOR_OVERFLOWS)
+def test_risk_zero_one_when_weight_times_scale_overflows(structure, dtype, s, gold, alpha, weight):
+    s = np.asarray(s, dtype=dtype)
+    w = np.asarray([weight], dtype=dtype)
+    call = dense1 if structure == "dense" else list1
+    got = call(s, gold, dtype, loss="risk", cost_scale=alpha, weight=w)
+    grad = got.grad[0] if structure == "dense" else got.grad
+    L, g, cond, grad_cond = mp_reference(s, gold, None, loss="risk", cost_scale=alpha)
+    W = _mp(w[0])
+    big = _mp(np.finfo(dtype).max)
+    if W * L > big:
+        assert float(got.loss) == np.inf
+    else:
+        assert abs(_mp(got.loss) - W * L) <= 8 * U[dtype] * W * (abs(L) + cond), (got.loss, W * L)
+    tol = 8 * U[dtype] * W * (max(abs(x) for x in g) + grad_cond)
+    for j, (gj, ej) in enumerate(zip(grad, g)):
+        want = W * ej
+        assert not np.isnan(gj), (j, want)
+        if abs(want) > big:
+            assert float(gj) == (np.inf if want > 0 else -np.inf), (j, gj, want)
+        else:
+            # Entry by entry against its own size too: p_j alpha p_g is one product of exps.
+            assert abs(_mp(gj) - want) <= min(tol, 16 * U[dtype] * abs(want)) + _mp(np.finfo(dtype).tiny), \
+                (j, gj, want)
