@@ -235,9 +235,11 @@ enum LSoftmax {
                 let a = logit.classNorm, b = logit.featureNorm
                 if !logit.chordForm {
                     let c = logit.alongFeature(logit.gradient)
-                    if b.shift == 0 {
-                        let cb = c * b.inverse
+                    let cb = c * b.inverse
+                    if b.shift == 0 && b.keepsDigits(c, over: cb) {
                         for t in 0..<d { out[t] = T(rounding: out[t].asDouble + cb * features[t].asDouble) }
+                    } else if b.shift == 0 {
+                        for t in 0..<d { out[t] = T(rounding: out[t].asDouble + b.unitTimes(c, features[t].asDouble)) }
                     } else {
                         for t in 0..<d {
                             out[t] = T(rounding: out[t].asDouble + c * b.unitParts(features[t].asDouble).hi)
@@ -307,9 +309,11 @@ enum LSoftmax {
                 defer { start = end }
                 guard classTerms[j] != 0 || start < end else { continue }
                 let classRow = w + j * d, c = classTerms[j], a = classNorms[j]
-                if a.shift == 0 {
-                    let ca = c * a.inverse
+                let ca = c * a.inverse
+                if a.shift == 0 && a.keepsDigits(c, over: ca) {
                     for t in 0..<d { classSum[t] = ca * classRow[t].asDouble }
+                } else if a.shift == 0 {
+                    for t in 0..<d { classSum[t] = a.unitTimes(c, classRow[t].asDouble) }
                 } else {
                     for t in 0..<d { classSum[t] = c * a.unitParts(classRow[t].asDouble).hi }
                 }
@@ -520,6 +524,19 @@ struct Norm {
     }
     /// c |v| with one rounding at the end.
     @inline(__always) func times(_ c: Double) -> Double { shift == 0 ? c * scaled : scalbn(c * scaled, shift) }
+    /// Whether c v_t / |v| may be formed as (c * inverse) * v_t (no shift): when cq = c * inverse is
+    /// a normal number (or c is 0 or NaN). Otherwise c / |v| alone overflows (a large c over a
+    /// small norm: inf, then inf * 0 = NaN or inf for a finite term) or underflows (its digits
+    /// lost), although the term, at most |c| in size, need not: `unitTimes` forms it then.
+    @inline(__always) func keepsDigits(_ c: Double, over cq: Double) -> Bool { cq.isNormal || c == 0 || c.isNaN }
+    /// c v_t / |v| (no shift) as c * inverse * v_t with c and v_t brought to [1, 2) by powers of
+    /// two first and their exponents applied last: the same two roundings as the plain order
+    /// where it neither overflows nor underflows, and no overflow or lost digits where it would.
+    @inline(__always) func unitTimes(_ c: Double, _ v: Double) -> Double {
+        guard c.isFinite, v.isFinite, c != 0, v != 0 else { return c * v }
+        let ec = Int(c.exponent), ev = Int(v.exponent)
+        return scalbn(scalbn(c, -ec) * inverse * scalbn(v, -ev), ec + ev)
+    }
 }
 
 /// The gold's logit of one example under L-Softmax, and what its gradient needs.

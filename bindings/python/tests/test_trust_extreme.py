@@ -8,11 +8,17 @@ library receives; never from the library's own output.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import mpmath
 import numpy as np
 import pytest
 
 import losskit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import exact  # noqa: E402
 
 mpmath.mp.dps = 60
 DBL_MAX = float(np.finfo(np.float64).max)
@@ -298,3 +304,92 @@ def test_chain_costs_near_the_largest_value_under_a_small_scale(case, loss):
     assert abs(mpmath.mpf(got) - want) <= 16 * 2.0**-52 * scale, (got, want)
     for g in (r.d_emissions, r.d_transitions):
         assert np.isfinite(g).all(), g
+
+
+# ------------------------------------------------------------------------------------------
+# L-Softmax: the gold's gradient term along x / |x| in d_x, c x_t / |x| with c = G_iy beta |w_y|,
+# was formed as (c * (1 / |x|)) x_t, and the one along w_y / |w_y| in d_w likewise. A large
+# |w_y| over a small |x| (for d_w a large |x| over a small |w_y|) made c / |x| overflow although
+# the term is at most |c|: inf, then inf * 0 = NaN, came back with LK_OK (the long fuzz run:
+# |w_y| = 1e300, |x| = 1.7e-38, gold logit -3.3e262); a small c over a large norm underflowed
+# and the term was lost. Expected values: exact.lsoftmax_reference (60 digits on the exact float
+# inputs, gradient = [d/dx, d/dw of every class row]) and the accuracy metric exact.score: the
+# header's bounds (loss within 4u of its conditioning, the gradient normwise since d_x and d_w
+# are products); the single examples below also meet the bound entry by entry (measured: at most
+# 0.5 of it), the whole fuzz batch only normwise (see there).
+FLT_MIN = float(np.finfo(np.float32).tiny)
+DBL_MIN = float(np.finfo(np.float64).tiny)
+FLT_TRUE_MIN = float(np.finfo(np.float32).smallest_subnormal)
+LSM_FUZZ_X = [[24.0, 9.75, -13.5, 20.5], [5.25, 5.25, FLT_MIN, FLT_MIN], [-0.0, -0.0, -0.0, 5.25],
+              [FLT_MIN, FLT_MIN, -0.0, -0.0]]
+LSM_FUZZ_W = [[-1e300, -0.75, -19.5, -21.75], [-0.0, -25.0, -25.0, -25.0], [-25.0] * 4, [-25.0] * 4]
+
+
+def _lsm_check(prec, loss, grad, ref, entrywise=True):
+    """No NaN; an entry whose exact value exceeds the type's range is +-inf, every other one is
+    finite; the loss and the gradient (normwise, and entry by entry unless told) within the
+    metric's bound, no entry of the wrong sign."""
+    grad = [float(v) for v in grad]
+    assert not np.isnan(grad).any() and not np.isnan(float(loss)), grad
+    rL, rG, signs, worst, rN = exact.score(prec, float(loss), grad, ref)
+    assert rL <= 1, ("loss", float(loss), float(ref[0]), rL)
+    assert rN <= 1, ("gradient normwise", rN)
+    if entrywise:
+        assert rG <= 1 and signs == 0, ("gradient", worst, grad[worst], float(ref[1][worst]), rG, signs)
+
+
+def test_lsoftmax_fuzz_batch_with_a_class_row_of_1e300_and_features_of_flt_min():
+    x, w = np.array(LSM_FUZZ_X), np.array(LSM_FUZZ_W)
+    n, d = x.shape
+    r = losskit.lsoftmax(x, w, np.zeros(n, np.int64), margin=2, reduction="sum")
+    refs = [exact.lsoftmax_reference(2, tuple(x[i]), tuple(w.ravel()), 0, 0.0) for i in range(n)]
+    # Row i of d_x is example i's; the loss (SUM) and d_w add over the examples, and so do their
+    # conditioning numbers (the sum of theirs bounds the sum's: a bound no tighter than each).
+    total = (mpmath.fsum(ref[0] for ref in refs),
+             [g for ref in refs for g in ref[1][:d]] + [mpmath.fsum(t) for t in zip(*(ref[1][d:] for ref in refs))],
+             False, mpmath.fsum(ref[3] for ref in refs),
+             [c for ref in refs for c in ref[4][:d]] + [mpmath.fsum(t) for t in zip(*(ref[4][d:] for ref in refs))])
+    # Normwise only: example 2 (x along e_3, theta = pi/2 - 2e-299) has d_x[2, 0] exactly 70.3 but
+    # psi' w_y[0] = -4 cos(theta) (-1e300) from the angle rounded to double: about 2.4e284, which
+    # is within the header's normwise bound (4u times the largest entry, 2.8e300), not entry by
+    # entry; it is the same before and after the fix above.
+    _lsm_check("f64", r.loss, np.concatenate([r.d_x.ravel(), r.d_w.ravel()]), total, entrywise=False)
+    # The offending example, whose d_x row was [-inf, -inf, nan, nan]: its exact values are finite.
+    assert np.isfinite(r.d_x[3]).all(), r.d_x[3]
+
+
+LSM_CASES = [
+    # (name, dtype, x, w (class 0 is the gold), margin, lambda)
+    ("fuzz-example", np.float64, LSM_FUZZ_X[3], LSM_FUZZ_W, 2, 0.0),
+    ("dx-1e300-over-1e-20", np.float64, [1e-20, -2e-20, 0.0, 3e-20], [[-1e300, 2e299, 0.0, 0.0], [1.0] * 4], 2, 0.0),
+    ("dx-1e300-over-1e-20-m3-lam", np.float64, [1e-20, -2e-20, 0.0, 3e-20], [[-1e300, 2e299, 0.0, 0.0], [1.0] * 4],
+     3, 0.5),
+    ("dx-1e200-over-1e-144", np.float64, [1e-144, -2e-144, 0.0, 3e-144], [[-1e200, 2e199, 0.0, 0.0], [1.0] * 4],
+     2, 0.0),
+    ("dx-near-dbl-max", np.float64, [0.25, -0.1, 0.0, 0.05], [[-1.7e308, 3e307, 0.0, 0.0], [1.0] * 4], 2, 0.0),
+    ("dx-near-dbl-max-over-1e-11", np.float64, [2.5e-11, -1e-11, 0.0, 5e-12], [[-1.7e308, 3e307, 0.0, 0.0], [1.0] * 4],
+     2, 0.0),
+    ("dx-dbl-min-features", np.float64, [DBL_MIN, -3 * DBL_MIN, 0.0, 2 * DBL_MIN],
+     [[-1e300, 2e299, 0.0, 0.0], [1.0] * 4], 2, 0.0),
+    ("dw-1e300-over-1e-20", np.float64, [-1e300, 2e299, 0.0, 0.0], [[1e-20, -2e-20, 0.0, 3e-20], [-1.0] * 4], 2, 0.0),
+    ("dw-1e300-over-1e-20-m4", np.float64, [-1e300, 2e299, 0.0, 0.0], [[1e-20, -2e-20, 0.0, 3e-20], [-1.0] * 4],
+     4, 0.0),
+    ("dx-1e-200-under-1e150", np.float64, [1e150, -2e150, 0.0, 3e150],
+     [[-1e-200, 2e-201, 0.0, 0.0], [1e-200, 0.0, 1e-200, 0.0]], 2, 0.0),
+    ("dw-1e-200-under-1e150", np.float64, [-1e-200, 2e-201, 0.0, 0.0],
+     [[1e150, -2e150, 0.0, 3e150], [1e-50, 0.0, 1e-50, 0.0]], 2, 0.0),
+    ("f32-fuzz-example-near-flt-max", np.float32, LSM_FUZZ_X[3], [[-3e38, -0.75, -19.5, -21.75], LSM_FUZZ_W[1]],
+     2, 0.0),
+    ("f32-dx-1e30-over-1e-30", np.float32, [1e-30, -2e-30, 0.0, 3e-30], [[-1e30, 2e29, 0.0, 0.0], [1.0] * 4], 2, 0.0),
+    ("f32-dx-subnormal-features", np.float32, [3 * FLT_TRUE_MIN, -5 * FLT_TRUE_MIN, 0.0, FLT_TRUE_MIN],
+     [[-1e38, 2e37, 0.0, 0.0], [1.0] * 4], 2, 0.0),
+    ("f32-dw-1e30-over-1e-30", np.float32, [-1e30, 2e29, 0.0, 0.0], [[1e-30, -2e-30, 0.0, 3e-30], [-1.0] * 4], 3, 0.5),
+]
+
+
+@pytest.mark.parametrize("name,dtype,x,w,m,lam", LSM_CASES, ids=[c[0] for c in LSM_CASES])
+def test_lsoftmax_gold_terms_of_a_large_norm_over_a_small_one(name, dtype, x, w, m, lam):
+    x, w = np.array([x], dtype), np.array(w, dtype)
+    r = losskit.lsoftmax(x, w, np.array([0]), margin=m, lam=lam, reduction="none")
+    ref = exact.lsoftmax_reference(m, tuple(map(float, x[0])), tuple(map(float, w.ravel())), 0, lam)
+    _lsm_check("f32" if dtype == np.float32 else "f64", r.loss[0], np.concatenate([r.d_x[0], r.d_w.ravel()]), ref)
