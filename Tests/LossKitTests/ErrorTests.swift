@@ -96,9 +96,11 @@ func expectStatus(_ expected: lk_status, _ f: Fixture, mentions: [String] = [], 
             continue
         }
         #expect(untouched, "\(context): an output was written although the call failed", sourceLocation: sourceLocation)
-        #expect(!message.isEmpty, "\(context): lk_last_error() is empty after a failure", sourceLocation: sourceLocation)
+        #expect(!message.isEmpty, "\(context): lk_last_error() is empty after a failure",
+                sourceLocation: sourceLocation)
         for m in mentions {
-            #expect(message.contains(m), "\(context): \"\(message)\" does not name \"\(m)\"", sourceLocation: sourceLocation)
+            #expect(message.contains(m), "\(context): \"\(message)\" does not name \"\(m)\"",
+                    sourceLocation: sourceLocation)
         }
         if !mentionsAny.isEmpty {
             #expect(mentionsAny.contains { message.contains($0) },
@@ -154,7 +156,8 @@ struct ErrorTests {
             expectStatus(LK_ERR_OPTION, Fixture { $0.loss = loss }, mentions: ["loss"], "loss \(loss)")
         }
         for reduction: Int32 in [-1, 3, 99] {
-            expectStatus(LK_ERR_OPTION, Fixture { $0.reduction = reduction }, mentions: ["reduction"], "reduction \(reduction)")
+            expectStatus(LK_ERR_OPTION, Fixture { $0.reduction = reduction }, mentions: ["reduction"],
+                         "reduction \(reduction)")
         }
         for c in LossCase.all where c.model.readsCosts {
             for layout: Int32 in [-1, 3, 99] {
@@ -163,11 +166,13 @@ struct ErrorTests {
             }
         }
         for hope: Int32 in [-1, 4, 99] {
-            expectStatus(LK_ERR_OPTION, Fixture(LK_LOSS_HOPE_FEAR) { $0.hope = hope }, mentions: ["hope"], "hope \(hope)")
+            expectStatus(LK_ERR_OPTION, Fixture(LK_LOSS_HOPE_FEAR) { $0.hope = hope }, mentions: ["hope"],
+                         "hope \(hope)")
         }
         // GOLD and ORACLE are hope terms only.
         for fear: Int32 in [-1, LK_TERM_GOLD, LK_TERM_ORACLE, 4, 99] {
-            expectStatus(LK_ERR_OPTION, Fixture(LK_LOSS_HOPE_FEAR) { $0.fear = fear }, mentions: ["fear"], "fear \(fear)")
+            expectStatus(LK_ERR_OPTION, Fixture(LK_LOSS_HOPE_FEAR) { $0.fear = fear }, mentions: ["fear"],
+                         "fear \(fear)")
         }
     }
 
@@ -175,7 +180,8 @@ struct ErrorTests {
     func threadsAndCostScale() {
         for c in LossCase.all {
             for threads: Int32 in [-1, Int32.min] {
-                expectStatus(LK_ERR_OPTION, Fixture(c) { $0.threads = threads }, mentions: ["threads"], "\(c.name) threads \(threads)")
+                expectStatus(LK_ERR_OPTION, Fixture(c) { $0.threads = threads }, mentions: ["threads"],
+                             "\(c.name) threads \(threads)")
             }
             for alpha in [Double.nan, -1, -1e-300, .infinity, -.infinity] {
                 expectStatus(LK_ERR_OPTION, Fixture(c) { $0.cost_scale = alpha }, mentions: ["cost_scale"],
@@ -233,7 +239,8 @@ struct ErrorTests {
                 expectStatus(LK_OK, Fixture(c) { $0.label_smoothing = .nan }, "\(c.name): label_smoothing = NaN")
             }
             if !isSquared {
-                expectStatus(LK_OK, Fixture(c) { $0.square_k = -1; $0.square_m = .nan }, "\(c.name): square_k, square_m")
+                expectStatus(LK_OK, Fixture(c) { $0.square_k = -1; $0.square_m = .nan },
+                             "\(c.name): square_k, square_m")
             }
             if !isHopeFear {
                 expectStatus(LK_OK, Fixture(c) {
@@ -365,8 +372,8 @@ struct ErrorTests {
             // Row 1's gold is class 1, score index 4.
             let maskedGold = Fixture(c).with { $0.scores![4] = -.infinity }
             if c.model.usesGoldScore {
-                expectStatus(LK_ERR_DOMAIN, maskedGold, mentions: ["scores"], mentionsAny: ["scores[1, 1]", "scores[4]"],
-                             "\(c.name) masked gold")
+                expectStatus(LK_ERR_DOMAIN, maskedGold, mentions: ["scores"],
+                             mentionsAny: ["scores[1, 1]", "scores[4]"], "\(c.name) masked gold")
             } else {
                 expectStatus(LK_OK, maskedGold, "\(c.name) masked gold is fine: the loss does not use s[gold]")
             }
@@ -393,7 +400,8 @@ struct ErrorTests {
                     expectStatus(LK_OK, matrix, "\(c.name) reads no costs")
                 }
                 // On a masked class the cost is not read.
-                expectStatus(LK_OK, perExample.with { $0.scores![7] = -.infinity }, "\(c.name) cost \(bad) on a masked class")
+                expectStatus(LK_OK, perExample.with { $0.scores![7] = -.infinity },
+                             "\(c.name) cost \(bad) on a masked class")
                 // Class-matrix row 0 is read only by examples of gold 0: make example 0's gold 1.
                 expectStatus(LK_OK, Fixture(c, layout: LK_COST_CLASS_MATRIX).with {
                     $0.cost![1] = bad
@@ -448,12 +456,16 @@ struct ErrorTests {
         #expect(out.message.contains("cost[1, 1]"), "\(out.message)")
         #expect(out.loss.allSatisfy { $0 == poisonValue } && out.grad.allSatisfy { $0 == poisonValue })
         // HOPE_FEAR multiplies by the fear scale too: 1e30 * 1e280 overflows, 1e30 * 1e-30 does not.
-        let hopeFear = Fixture(LK_LOSS_HOPE_FEAR) { $0.fear_scale = 1e30 }.with { $0.cost = $0.cost!.map { $0 * 1e-30 } }
+        let hopeFear = Fixture(LK_LOSS_HOPE_FEAR) { $0.fear_scale = 1e30 }
+            .with { $0.cost = $0.cost!.map { $0 * 1e-30 } }
         expectStatus(LK_OK, hopeFear)
         expectStatus(LK_ERR_DOMAIN, hopeFear.with { $0.cost![4] = 1e280 }, mentionsAny: ["cost[1, 1]"])
     }
 
-    @Test("cost_scale times a term scale that overflows is LK_ERR_OPTION; a score plus its scaled cost that overflows is LK_ERR_DOMAIN")
+    @Test("""
+          cost_scale times a term scale that overflows is LK_ERR_OPTION; \
+          a score plus its scaled cost that overflows is LK_ERR_DOMAIN
+          """)
     func scaledOptionOverflow() {
         // 1e200 * 1e200 is not finite: no cost, not even the implicit 0/1 one, can be scaled.
         let options = Fixture(LK_LOSS_HOPE_FEAR, layout: LK_COST_ZERO_ONE) {

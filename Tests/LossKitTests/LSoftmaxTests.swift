@@ -117,7 +117,8 @@ struct PsiTests {
 @Suite("Blocked products")
 struct ProductTests {
     /// out = a b by the definition, in double.
-    private func naive(_ a: [Double], aRow: Int, aColumn: Int, depth: Int, _ b: [Double], width: Int, rows: Int) -> [Double] {
+    private func naive(_ a: [Double], aRow: Int, aColumn: Int, depth: Int, _ b: [Double], width: Int,
+                       rows: Int) -> [Double] {
         var out = [Double](repeating: 0, count: rows * width)
         for r in 0..<rows {
             for c in 0..<width {
@@ -129,7 +130,8 @@ struct ProductTests {
         return out
     }
 
-    private func check<T: StorageFloat>(_: T.Type, rows: Int, depth: Int, width: Int, transposedA: Bool, accumulate: Bool) {
+    private func check<T: StorageFloat>(_: T.Type, rows: Int, depth: Int, width: Int, transposedA: Bool,
+                                        accumulate: Bool) {
         var rng = SplitMix64("product", "\(T.self) \(rows) \(depth) \(width) \(transposedA) \(accumulate)")
         let a = (0..<rows * depth).map { _ in rng.normal() }
         let b = (0..<depth * width).map { _ in rng.normal() }
@@ -155,17 +157,22 @@ struct ProductTests {
         }
         let tolerance = T.self == Float.self ? 1e-5 : 1e-13
         var worst = 0.0
-        for (got, w) in zip(out, want) { worst = Swift.max(worst, abs(got.asDouble - w) / (depth > 0 ? Double(depth).squareRoot() : 1)) }
+        for (got, w) in zip(out, want) {
+            worst = Swift.max(worst, abs(got.asDouble - w) / (depth > 0 ? Double(depth).squareRoot() : 1))
+        }
         #expect(worst < tolerance, "\(T.self) rows \(rows) depth \(depth) width \(width): worst \(worst)")
     }
 
     @Test("against the definition: ragged rows, widths and depths, both layouts of a, float and double")
     func againstDefinition() {
-        for (rows, depth, width) in [(1, 1, 1), (3, 5, 7), (4, 16, 32), (5, 129, 33), (9, 300, 261), (13, 7, 517), (2, 0, 5)] {
+        for (rows, depth, width) in [(1, 1, 1), (3, 5, 7), (4, 16, 32), (5, 129, 33), (9, 300, 261), (13, 7, 517),
+                                     (2, 0, 5)] {
             for transposed in [false, true] {
                 for accumulate in [false, true] {
-                    check(Float.self, rows: rows, depth: depth, width: width, transposedA: transposed, accumulate: accumulate)
-                    check(Double.self, rows: rows, depth: depth, width: width, transposedA: transposed, accumulate: accumulate)
+                    check(Float.self, rows: rows, depth: depth, width: width, transposedA: transposed,
+                          accumulate: accumulate)
+                    check(Double.self, rows: rows, depth: depth, width: width, transposedA: transposed,
+                          accumulate: accumulate)
                 }
             }
         }
@@ -182,7 +189,8 @@ private struct LSoftmaxOutput {
 }
 
 private func callLSoftmax(_ opt: lk_options?, n: Int64, d: Int64, k: Int64, x: [Double]?, w: [Double]?,
-                          gold: [Int32]?, weight: [Double]? = nil, lossCount: Int, dXCount: Int?, dWCount: Int?) -> LSoftmaxOutput {
+                          gold: [Int32]?, weight: [Double]? = nil, lossCount: Int, dXCount: Int?,
+                          dWCount: Int?) -> LSoftmaxOutput {
     var loss = [Double](repeating: poisonValue, count: lossCount)
     var dX = [Double](repeating: poisonValue, count: dXCount ?? 0)
     var dW = [Double](repeating: poisonValue, count: dWCount ?? 0)
@@ -289,26 +297,39 @@ struct LSoftmaxCTests {
         let cases: [Case] = [
             Case(what: "NULL opt", status: LK_ERR_NULL, mention: "opt", opt: nil, x: x, w: w, gold: gold),
             Case(what: "size", status: LK_ERR_OPTION, mention: "size", opt: small, x: x, w: w, gold: gold),
-            Case(what: "margin 0", status: LK_ERR_OPTION, mention: "margin", opt: lsoftmaxOptions(margin: 0), x: x, w: w, gold: gold),
-            Case(what: "margin 1001", status: LK_ERR_OPTION, mention: "margin", opt: lsoftmaxOptions(margin: 1001), x: x, w: w, gold: gold),
-            Case(what: "lambda < 0", status: LK_ERR_OPTION, mention: "lambda", opt: lsoftmaxOptions(lambda: -1), x: x, w: w, gold: gold),
+            Case(what: "margin 0", status: LK_ERR_OPTION, mention: "margin", opt: lsoftmaxOptions(margin: 0),
+                 x: x, w: w, gold: gold),
+            Case(what: "margin 1001", status: LK_ERR_OPTION, mention: "margin", opt: lsoftmaxOptions(margin: 1001),
+                 x: x, w: w, gold: gold),
+            Case(what: "lambda < 0", status: LK_ERR_OPTION, mention: "lambda", opt: lsoftmaxOptions(lambda: -1),
+                 x: x, w: w, gold: gold),
             Case(what: "lambda NaN", status: LK_ERR_OPTION, mention: "lambda", opt: nanLambda, x: x, w: w, gold: gold),
             Case(what: "lambda inf", status: LK_ERR_OPTION, mention: "lambda", opt: infLambda, x: x, w: w, gold: gold),
             Case(what: "threads", status: LK_ERR_OPTION, mention: "threads", opt: threads, x: x, w: w, gold: gold),
-            Case(what: "reduction", status: LK_ERR_OPTION, mention: "reduction", opt: reduction, x: x, w: w, gold: gold),
+            Case(what: "reduction", status: LK_ERR_OPTION, mention: "reduction", opt: reduction,
+                 x: x, w: w, gold: gold),
             Case(what: "x NULL", status: LK_ERR_NULL, mention: "x", opt: lsoftmaxOptions(), x: nil, w: w, gold: gold),
             Case(what: "w NULL", status: LK_ERR_NULL, mention: "w", opt: lsoftmaxOptions(), x: x, w: nil, gold: gold),
-            Case(what: "gold NULL", status: LK_ERR_NULL, mention: "gold", opt: lsoftmaxOptions(), x: x, w: w, gold: nil),
-            Case(what: "n < 0", status: LK_ERR_SIZE, mention: "n = -1", opt: lsoftmaxOptions(), n: -1, x: x, w: w, gold: gold),
-            Case(what: "d < 0", status: LK_ERR_SIZE, mention: "d = -3", opt: lsoftmaxOptions(), d: -3, x: x, w: w, gold: gold),
-            Case(what: "d = 0", status: LK_ERR_SIZE, mention: "d = 0", opt: lsoftmaxOptions(), d: 0, x: x, w: w, gold: gold),
-            Case(what: "k = 0", status: LK_ERR_SIZE, mention: "k = 0", opt: lsoftmaxOptions(), k: 0, x: x, w: w, gold: gold),
-            Case(what: "n * d overflow", status: LK_ERR_SIZE, mention: "overflow", opt: lsoftmaxOptions(), n: 1 << 40, d: 1 << 30, x: x, w: w, gold: gold),
-            Case(what: "gold", status: LK_ERR_LABEL, mention: "gold[2] = 4", opt: lsoftmaxOptions(), x: x, w: w, gold: [0, 1, 4, 3, 1]),
-            Case(what: "inf in x", status: LK_ERR_DOMAIN, mention: "x[2, 1]", opt: lsoftmaxOptions(), x: badX, w: w, gold: gold),
-            Case(what: "inf in w", status: LK_ERR_DOMAIN, mention: "w[1, 1]", opt: lsoftmaxOptions(), x: x, w: badW, gold: gold),
-            Case(what: "negative weight", status: LK_ERR_DOMAIN, mention: "weight[3]", opt: lsoftmaxOptions(), x: x, w: w, gold: gold,
-                 weight: [1, 1, 1, -1, 1]),
+            Case(what: "gold NULL", status: LK_ERR_NULL, mention: "gold", opt: lsoftmaxOptions(),
+                 x: x, w: w, gold: nil),
+            Case(what: "n < 0", status: LK_ERR_SIZE, mention: "n = -1", opt: lsoftmaxOptions(), n: -1,
+                 x: x, w: w, gold: gold),
+            Case(what: "d < 0", status: LK_ERR_SIZE, mention: "d = -3", opt: lsoftmaxOptions(), d: -3,
+                 x: x, w: w, gold: gold),
+            Case(what: "d = 0", status: LK_ERR_SIZE, mention: "d = 0", opt: lsoftmaxOptions(), d: 0,
+                 x: x, w: w, gold: gold),
+            Case(what: "k = 0", status: LK_ERR_SIZE, mention: "k = 0", opt: lsoftmaxOptions(), k: 0,
+                 x: x, w: w, gold: gold),
+            Case(what: "n * d overflow", status: LK_ERR_SIZE, mention: "overflow", opt: lsoftmaxOptions(),
+                 n: 1 << 40, d: 1 << 30, x: x, w: w, gold: gold),
+            Case(what: "gold", status: LK_ERR_LABEL, mention: "gold[2] = 4", opt: lsoftmaxOptions(),
+                 x: x, w: w, gold: [0, 1, 4, 3, 1]),
+            Case(what: "inf in x", status: LK_ERR_DOMAIN, mention: "x[2, 1]", opt: lsoftmaxOptions(),
+                 x: badX, w: w, gold: gold),
+            Case(what: "inf in w", status: LK_ERR_DOMAIN, mention: "w[1, 1]", opt: lsoftmaxOptions(),
+                 x: x, w: badW, gold: gold),
+            Case(what: "negative weight", status: LK_ERR_DOMAIN, mention: "weight[3]", opt: lsoftmaxOptions(),
+                 x: x, w: w, gold: gold, weight: [1, 1, 1, -1, 1]),
             Case(what: "logit overflow", status: LK_ERR_DOMAIN, mention: "overflows", opt: lsoftmaxOptions(),
                  x: x.map { $0 * 1e160 }, w: w.map { $0 * 1e160 }, gold: gold),
         ]
@@ -320,7 +341,8 @@ struct LSoftmaxCTests {
             #expect(got.loss.allSatisfy { $0 == poisonValue } && got.dX.allSatisfy { $0 == poisonValue }
                     && got.dW.allSatisfy { $0 == poisonValue }, "\(c.what): an output was written")
         }
-        let ok = callLSoftmax(lsoftmaxOptions(), n: 5, d: 3, k: 4, x: x, w: w, gold: gold, lossCount: 1, dXCount: 15, dWCount: 12)
+        let ok = callLSoftmax(lsoftmaxOptions(), n: 5, d: 3, k: 4, x: x, w: w, gold: gold,
+                              lossCount: 1, dXCount: 15, dWCount: 12)
         #expect(ok.status == LK_OK && ok.message.isEmpty)
     }
 }
@@ -381,12 +403,14 @@ struct AngularTests {
         var o = lk_options()
         #expect(lk_options_init(&o, LK_LOSS_COSFACE) == LK_OK && o.angular_margin == 0.35 && o.angular_scale == 64)
         #expect(lk_options_init(&o, LK_LOSS_ARCFACE) == LK_OK && o.angular_margin == 0.5)
-        for (scale, margin) in [(0.0, 0.5), (-1, 0.5), (.nan, 0.5), (.infinity, 0.5), (64, -0.1), (64, 3.2), (64, .nan)] {
+        for (scale, margin) in [(0.0, 0.5), (-1, 0.5), (.nan, 0.5), (.infinity, 0.5), (64, -0.1), (64, 3.2),
+                                (64, .nan)] {
             var bad = Setup(loss: LK_LOSS_ARCFACE).options
             bad.angular_scale = scale
             bad.angular_margin = margin
             let got = callDense(bad, n: 1, k: 2, scores: [0.1, 0.2], gold: [0], lossCount: 1, gradCount: 2)
-            #expect(got.status == LK_ERR_OPTION && got.message.contains("angular"), "s \(scale) m \(margin): \(got.message)")
+            #expect(got.status == LK_ERR_OPTION && got.message.contains("angular"),
+                    "s \(scale) m \(margin): \(got.message)")
             #expect(got.loss == [poisonValue] && got.grad == [poisonValue, poisonValue])
         }
         var huge = Setup(loss: LK_LOSS_COSFACE).options

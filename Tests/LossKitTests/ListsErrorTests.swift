@@ -113,9 +113,11 @@ func expectListsStatus(_ expected: lk_status, _ f: ListsFixture, mentions: [Stri
             continue
         }
         #expect(untouched, "\(context): an output was written although the call failed", sourceLocation: sourceLocation)
-        #expect(!message.isEmpty, "\(context): lk_last_error() is empty after a failure", sourceLocation: sourceLocation)
+        #expect(!message.isEmpty, "\(context): lk_last_error() is empty after a failure",
+                sourceLocation: sourceLocation)
         for m in mentions {
-            #expect(message.contains(m), "\(context): \"\(message)\" does not name \"\(m)\"", sourceLocation: sourceLocation)
+            #expect(message.contains(m), "\(context): \"\(message)\" does not name \"\(m)\"",
+                    sourceLocation: sourceLocation)
         }
         if !mentionsAny.isEmpty {
             #expect(mentionsAny.contains { message.contains($0) },
@@ -136,7 +138,8 @@ struct ListsErrorTests {
     func fixtureIsValid() {
         for c in listCases {
             for reduction in allReductions {
-                expectListsStatus(LK_OK, ListsFixture(c) { $0.reduction = reduction }, "\(c.name) \(reductionName(reduction))")
+                expectListsStatus(LK_OK, ListsFixture(c) { $0.reduction = reduction },
+                                  "\(c.name) \(reductionName(reduction))")
             }
             expectListsStatus(LK_OK, ListsFixture(c).with { $0.weight = nil }, "\(c.name) NULL weight")
         }
@@ -204,21 +207,23 @@ struct ListsErrorTests {
             expectListsStatus(LK_OK, ListsFixture(c) { $0.threads = 3 }, "\(c.name) threads 3")
         }
         for kappa in [0, -1, Double.nan, .infinity] {
-            expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_SQUARED) { $0.square_k = kappa }, mentions: ["square_k"],
-                              "square_k \(kappa)")
+            expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_SQUARED) { $0.square_k = kappa },
+                              mentions: ["square_k"], "square_k \(kappa)")
         }
         for m in [Double.nan, .infinity] {
             expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_SQUARED) { $0.square_m = m }, mentions: ["square_m"],
                               "square_m \(m)")
         }
         for value in [-1, Double.nan, .infinity] {
-            expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_HOPE_FEAR) { $0.hope = LK_TERM_MAX; $0.hope_scale = value },
+            expectListsStatus(LK_ERR_OPTION,
+                              ListsFixture(LK_LOSS_HOPE_FEAR) { $0.hope = LK_TERM_MAX; $0.hope_scale = value },
                               mentions: ["hope_scale"], "hope_scale \(value)")
             expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_HOPE_FEAR) { $0.fear_scale = value },
                               mentions: ["fear_scale"], "fear_scale \(value)")
         }
         // cost_scale times a term scale that overflows.
-        expectListsStatus(LK_ERR_OPTION, ListsFixture(LK_LOSS_HOPE_FEAR) { $0.cost_scale = 1e200; $0.fear_scale = 1e200 },
+        expectListsStatus(LK_ERR_OPTION,
+                          ListsFixture(LK_LOSS_HOPE_FEAR) { $0.cost_scale = 1e200; $0.fear_scale = 1e200 },
                           mentions: ["cost_scale"])
     }
 
@@ -240,13 +245,16 @@ struct ListsErrorTests {
             let f = ListsFixture(LK_LOSS_LOG) { $0.label_smoothing = epsilon }
             let out: ListsOutput<Double> = callLists(f.opt, n: f.n, offsets: f.offsets, scores: f.scores, gold: f.gold,
                                                      cost: f.cost, weight: f.weight, lossCount: 4, gradCount: 10)
-            #expect(out.status == LK_ERR_OPTION || out.status == LK_ERR_UNSUPPORTED, "label_smoothing \(epsilon): \(out.status)")
-            #expect(out.untouched && out.message.contains("label_smoothing"), "label_smoothing \(epsilon): \(out.message)")
+            #expect(out.status == LK_ERR_OPTION || out.status == LK_ERR_UNSUPPORTED,
+                    "label_smoothing \(epsilon): \(out.status)")
+            #expect(out.untouched && out.message.contains("label_smoothing"),
+                    "label_smoothing \(epsilon): \(out.message)")
         }
         // label_smoothing is LOG's option only: any value is irrelevant to the other losses.
         for c in listCases where c.setup.loss != LK_LOSS_LOG {
             for epsilon in [0.25, 5, -1, Double.nan] {
-                expectListsStatus(LK_OK, ListsFixture(c) { $0.label_smoothing = epsilon }, "\(c.name) label_smoothing \(epsilon)")
+                expectListsStatus(LK_OK, ListsFixture(c) { $0.label_smoothing = epsilon },
+                                  "\(c.name) label_smoothing \(epsilon)")
             }
         }
     }
@@ -255,7 +263,8 @@ struct ListsErrorTests {
     func optionsNotRead() {
         for c in listCases {
             if c.setup.loss != LK_LOSS_SQUARED {
-                expectListsStatus(LK_OK, ListsFixture(c) { $0.square_k = -1; $0.square_m = .nan }, "\(c.name): square_k, square_m")
+                expectListsStatus(LK_OK, ListsFixture(c) { $0.square_k = -1; $0.square_m = .nan },
+                                  "\(c.name): square_k, square_m")
             }
             if c.setup.loss != LK_LOSS_HOPE_FEAR {
                 expectListsStatus(LK_OK, ListsFixture(c) {
@@ -292,8 +301,8 @@ struct ListsErrorTests {
     func nullInputs() {
         for c in listCases {
             for n: Int64 in [4, -1] {
-                expectListsStatus(LK_ERR_NULL, ListsFixture(c).with { $0.offsets = nil; $0.n = n }, mentions: ["offsets"],
-                                  "\(c.name) n = \(n)")
+                expectListsStatus(LK_ERR_NULL, ListsFixture(c).with { $0.offsets = nil; $0.n = n },
+                                  mentions: ["offsets"], "\(c.name) n = \(n)")
                 expectListsStatus(LK_ERR_NULL, ListsFixture(c).with { $0.scores = nil; $0.n = n }, mentions: ["scores"],
                                   "\(c.name) n = \(n)")
                 expectListsStatus(LK_ERR_NULL, ListsFixture(c).with { $0.gold = nil; $0.n = n }, mentions: ["gold"],
@@ -316,7 +325,8 @@ struct ListsErrorTests {
             // offsets[0] = 5 and NaN-filled inputs: with n = 0 none of it may be read.
             let d: ListsOutput<Double> = callLists(o, n: 0, offsets: [5], scores: [.infinity], gold: [77], cost: [.nan],
                                                    weight: [.nan], lossCount: 1, gradCount: 1)
-            let f: ListsOutput<Float> = callLists(o, n: 0, offsets: nil, scores: nil, gold: nil, lossCount: 1, gradCount: 1)
+            let f: ListsOutput<Float> = callLists(o, n: 0, offsets: nil, scores: nil, gold: nil,
+                                                  lossCount: 1, gradCount: 1)
             for (width, status, loss, grad, message, guards) in [
                 ("f64", d.status, d.loss[0], d.grad[0], d.message, d.guardsIntact),
                 ("f32", f.status, Double(f.loss[0]), Double(f.grad[0]), f.message, f.guardsIntact),
@@ -344,11 +354,15 @@ struct ListsErrorTests {
                               "offsets[0] = \(first)")
         }
         // offsets[2] = 2 < offsets[1] = 3, and offsets[4] = 7 < offsets[3] = 8: both named.
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = 2 }, mentions: ["offsets[2]", "offsets[1]"])
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![4] = 7 }, mentions: ["offsets[4]", "offsets[3]"])
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![1] = -2 }, mentions: ["offsets[1]", "offsets[0]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = 2 },
+                          mentions: ["offsets[2]", "offsets[1]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![4] = 7 },
+                          mentions: ["offsets[4]", "offsets[3]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![1] = -2 },
+                          mentions: ["offsets[1]", "offsets[0]"])
         // A huge offset followed by a smaller one: decreasing, and the first decrease is named.
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = Int64.max }, mentions: ["offsets[3]", "offsets[2]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = Int64.max },
+                          mentions: ["offsets[3]", "offsets[2]"])
         // offsets[n] beyond the address space (in bytes, for either width), found before anything
         // else is read: the gold is invalid and the scores hold +inf, and the buffers are only 10
         // long, so a missed size check shows as another status (or a crash).
@@ -390,8 +404,8 @@ struct ListsErrorTests {
             }
         }
         // The first bad label (lowest index) is reported.
-        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.gold![1] = 7; $0.gold![3] = -5 }, mentions: ["gold[1]"],
-                          excludes: ["gold[3]"], "two bad labels")
+        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.gold![1] = 7; $0.gold![3] = -5 },
+                          mentions: ["gold[1]"], excludes: ["gold[3]"], "two bad labels")
     }
 
     @Test("gold -1 with a NULL cost is LK_ERR_NULL naming the gold; fine on a zero-weight list")
@@ -403,7 +417,8 @@ struct ListsErrorTests {
                               "\(c.name) gold[3] = -1, NULL cost, weight 0")
         }
         // NULL weight = all ones: not skipped.
-        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.cost = nil; $0.weight = nil }, mentions: ["cost", "gold[3]"])
+        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.cost = nil; $0.weight = nil },
+                          mentions: ["cost", "gold[3]"])
     }
 
     // MARK: Empty lists
@@ -439,14 +454,16 @@ struct ListsErrorTests {
     @Test("+inf score, an all-masked list, a masked gold under a gold-score loss are LK_ERR_DOMAIN")
     func scoreDomain() {
         for c in listCases {
-            expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.scores![7] = .infinity }, mentions: ["scores[7]"],
-                              "\(c.name) +inf score")
-            expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.scores![4..<8] = [-.infinity, -.infinity, -.infinity, -.infinity] },
-                              mentionsAny: ["example 2", "list 2"], "\(c.name) all-masked list 2")
+            expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.scores![7] = .infinity },
+                              mentions: ["scores[7]"], "\(c.name) +inf score")
+            expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with {
+                $0.scores![4..<8] = [-.infinity, -.infinity, -.infinity, -.infinity]
+            }, mentionsAny: ["example 2", "list 2"], "\(c.name) all-masked list 2")
             expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.scores![3] = -.infinity },
                               mentionsAny: ["example 1", "list 1"], "\(c.name) all-masked list 1 (one candidate)")
             // An all-masked list with gold -1: no oracle either.
-            expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.scores![8] = -.infinity; $0.scores![9] = -.infinity },
+            expectListsStatus(LK_ERR_DOMAIN,
+                              ListsFixture(c).with { $0.scores![8] = -.infinity; $0.scores![9] = -.infinity },
                               mentionsAny: ["example 3", "list 3"], "\(c.name) all-masked list 3 (gold -1)")
             // List 2's gold is candidate 2, flat index 6.
             let maskedGold = ListsFixture(c).with { $0.scores![6] = -.infinity }
@@ -457,7 +474,8 @@ struct ListsErrorTests {
             }
             // With gold -1 the oracle stands in, and it is never masked — even when the masked
             // candidate has the lowest cost (list 2: candidate 2 costs 0, the oracle becomes 1).
-            expectListsStatus(LK_OK, maskedGold.with { $0.gold![2] = -1 }, "\(c.name) masked lowest-cost candidate, gold -1")
+            expectListsStatus(LK_OK, maskedGold.with { $0.gold![2] = -1 },
+                              "\(c.name) masked lowest-cost candidate, gold -1")
             // NaN is not an error: it propagates.
             expectListsStatus(LK_OK, ListsFixture(c).with { $0.scores![5] = .nan }, "\(c.name) NaN score")
             // A zero-weight list is not read.
@@ -479,16 +497,20 @@ struct ListsErrorTests {
                     expectListsStatus(LK_OK, f, "\(c.name) reads no costs (gold given)")
                 }
                 // The oracle reads costs, whatever the loss.
-                expectListsStatus(LK_ERR_DOMAIN, f.with { $0.gold![2] = -1 }, mentions: ["cost[5]"], "\(c.name) cost \(bad), gold -1")
+                expectListsStatus(LK_ERR_DOMAIN, f.with { $0.gold![2] = -1 }, mentions: ["cost[5]"],
+                                  "\(c.name) cost \(bad), gold -1")
                 // Not read: on a masked candidate (also for the oracle), on a zero-weight list.
-                expectListsStatus(LK_OK, f.with { $0.scores![5] = -.infinity }, "\(c.name) cost \(bad) on a masked candidate")
+                expectListsStatus(LK_OK, f.with { $0.scores![5] = -.infinity },
+                                  "\(c.name) cost \(bad) on a masked candidate")
                 expectListsStatus(LK_OK, f.with { $0.scores![5] = -.infinity; $0.gold![2] = -1 },
                                   "\(c.name) cost \(bad) on a masked candidate, gold -1")
-                expectListsStatus(LK_OK, f.with { $0.weight![2] = 0; $0.gold![2] = -1 }, "\(c.name) cost \(bad), weight 0")
+                expectListsStatus(LK_OK, f.with { $0.weight![2] = 0; $0.gold![2] = -1 },
+                                  "\(c.name) cost \(bad), weight 0")
             }
         }
         // A finite cost that overflows once scaled (SOFT_RAMP reads cost_scale * cost).
-        expectListsStatus(LK_ERR_DOMAIN, ListsFixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e30 }.with { $0.cost![5] = 1e280 },
+        expectListsStatus(LK_ERR_DOMAIN,
+                          ListsFixture(LK_LOSS_SOFT_RAMP) { $0.cost_scale = 1e30 }.with { $0.cost![5] = 1e280 },
                           mentions: ["cost[5]"], "scaled cost overflows")
     }
 
@@ -499,7 +521,8 @@ struct ListsErrorTests {
                 expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).with { $0.weight![2] = w }, mentions: ["weight[2]"],
                                   "\(c.name) weight \(w)")
                 // Also on an empty list: the weight is read first.
-                expectListsStatus(LK_ERR_DOMAIN, ListsFixture(c).emptying(2).with { $0.weight![2] = w; $0.gold![2] = -1 },
+                expectListsStatus(LK_ERR_DOMAIN,
+                                  ListsFixture(c).emptying(2).with { $0.weight![2] = w; $0.gold![2] = -1 },
                                   mentions: ["weight[2]"], "\(c.name) weight \(w) on an empty list")
             }
             expectListsStatus(LK_OK, ListsFixture(c).with { $0.weight![2] = 0 }, "\(c.name) weight 0")
@@ -521,30 +544,41 @@ struct ListsErrorTests {
     @Test("order: NULL opt, options, pointers, sizes, labels, values; lowest index first")
     func orderOfChecks() {
         // An option (or an unsupported loss) and a NULL pointer: the option.
-        expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.reduction = 9 }.with { $0.scores = nil }, mentions: ["reduction"])
+        expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.reduction = 9 }.with { $0.scores = nil },
+                          mentions: ["reduction"])
         expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.cost_scale = -1 }.with { $0.offsets = nil; $0.n = -1 },
                           mentions: ["cost_scale"])
-        expectListsStatus(LK_ERR_UNSUPPORTED, ListsFixture(LK_LOSS_LOG) { $0.label_smoothing = 0.1 }.with { $0.gold = nil },
+        expectListsStatus(LK_ERR_UNSUPPORTED,
+                          ListsFixture(LK_LOSS_LOG) { $0.label_smoothing = 0.1 }.with { $0.gold = nil },
                           mentions: ["label_smoothing"])
         // An option and a bad size or label: the option.
-        expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.threads = -1 }.with { $0.offsets![0] = 1 }, mentions: ["threads"])
+        expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.threads = -1 }.with { $0.offsets![0] = 1 },
+                          mentions: ["threads"])
         expectListsStatus(LK_ERR_OPTION, ListsFixture { $0.loss = 99 }.with { $0.gold![0] = 99 }, mentions: ["loss"])
         // A NULL pointer and a bad size: the pointer.
         expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.offsets = nil; $0.n = -1 }, mentions: ["offsets"])
-        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.scores = nil; $0.offsets![0] = 1 }, mentions: ["scores"])
-        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.gold = nil; $0.offsets![4] = Int64.max }, mentions: ["gold"])
+        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.scores = nil; $0.offsets![0] = 1 },
+                          mentions: ["scores"])
+        expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.gold = nil; $0.offsets![4] = Int64.max },
+                          mentions: ["gold"])
         expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.gold = nil; $0.offsets![2] = 1 }, mentions: ["gold"])
         // A NULL pointer and a bad label or value: the pointer.
         expectListsStatus(LK_ERR_NULL, ListsFixture().with { $0.scores = nil; $0.gold![0] = 99 }, mentions: ["scores"])
         // A bad size and a bad label (or a NULL cost for a gold of -1, found in the label phase):
         // the size.
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = 2; $0.gold![0] = 99 }, mentions: ["offsets[2]"])
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![0] = 1; $0.cost = nil }, mentions: ["offsets[0]"])
-        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![4] = Int64.max; $0.gold![3] = 9 }, mentions: ["offsets"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![2] = 2; $0.gold![0] = 99 },
+                          mentions: ["offsets[2]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![0] = 1; $0.cost = nil },
+                          mentions: ["offsets[0]"])
+        expectListsStatus(LK_ERR_SIZE, ListsFixture().with { $0.offsets![4] = Int64.max; $0.gold![3] = 9 },
+                          mentions: ["offsets"])
         // A bad label and a bad value (even in an earlier list): the label.
-        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.scores![0] = .infinity; $0.gold![3] = 5 }, mentions: ["gold[3]"])
-        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.weight![0] = .nan; $0.gold![2] = -2 }, mentions: ["gold[2]"])
-        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.cost![0] = .nan; $0.gold![1] = 5 }, mentions: ["gold[1]"])
+        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.scores![0] = .infinity; $0.gold![3] = 5 },
+                          mentions: ["gold[3]"])
+        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.weight![0] = .nan; $0.gold![2] = -2 },
+                          mentions: ["gold[2]"])
+        expectListsStatus(LK_ERR_LABEL, ListsFixture().with { $0.cost![0] = .nan; $0.gold![1] = 5 },
+                          mentions: ["gold[1]"])
         expectListsStatus(LK_ERR_LABEL, ListsFixture().emptying(0).with { $0.gold![0] = -1; $0.gold![3] = 9 },
                           mentions: ["gold[3]"], "an empty list 0 (a value error) and a bad label in list 3")
         expectListsStatus(LK_ERR_LABEL, ListsFixture(LK_LOSS_LOG).with { $0.scores![1] = -.infinity; $0.gold![3] = 5 },
@@ -564,9 +598,11 @@ struct ListsErrorTests {
                           mentions: ["cost[1]"], excludes: ["scores"])
         expectListsStatus(LK_ERR_DOMAIN, ListsFixture().with { $0.cost![5] = .nan; $0.scores![9] = .infinity },
                           mentions: ["cost[5]"], excludes: ["scores"])
-        expectListsStatus(LK_ERR_DOMAIN, ListsFixture().emptying(1).with { $0.gold![1] = -1; $0.scores![6] = .infinity },
+        expectListsStatus(LK_ERR_DOMAIN,
+                          ListsFixture().emptying(1).with { $0.gold![1] = -1; $0.scores![6] = .infinity },
                           mentionsAny: ["example 1", "list 1"], excludes: ["scores"])
-        expectListsStatus(LK_ERR_DOMAIN, ListsFixture().emptying(2).with { $0.gold![2] = -1; $0.scores![2] = .infinity },
+        expectListsStatus(LK_ERR_DOMAIN,
+                          ListsFixture().emptying(2).with { $0.gold![2] = -1; $0.scores![2] = .infinity },
                           mentions: ["scores[2]"], "+inf in list 0 before the empty list 2")
     }
 

@@ -34,14 +34,16 @@ func expectMatchesModel(_ c: LossCase, _ b: ListBatch, costScale alpha: Double, 
         let e = c.model.evaluate(scores: s, gold: g, cost: costs, costScale: alpha)
         // As GradientTests: rounding at the scale of the inputs (scores and scaled costs), a few
         // dozen eps per term of a sum over sqrt(k)-ish many candidates.
-        let inputs = magnitude(s) + alpha * magnitude(costs.enumerated().filter { s[$0.offset] != -.infinity }.map { $0.element })
+        let inputs = magnitude(s)
+            + alpha * magnitude(costs.enumerated().filter { s[$0.offset] != -.infinity }.map { $0.element })
         let root = Double(s.count).squareRoot()
         #expect(isClose(out.loss[i], w * e.loss, 64 * root * eps64 * w * (abs(e.loss) + inputs)),
                 "\(context): list \(i) (length \(s.count), gold \(b.gold[i])) loss \(out.loss[i]) vs \(w * e.loss)",
                 sourceLocation: sourceLocation)
         for (j, at) in range.enumerated() {
             #expect(isClose(out.grad[at], w * e.grad[j], 64 * eps64 * w * (inputs + abs(e.grad[j]))),
-                    "\(context): list \(i) grad[\(j)] \(out.grad[at]) vs \(w * e.grad[j])", sourceLocation: sourceLocation)
+                    "\(context): list \(i) grad[\(j)] \(out.grad[at]) vs \(w * e.grad[j])",
+                    sourceLocation: sourceLocation)
         }
     }
 }
@@ -101,7 +103,8 @@ struct ListsPropertyTests {
         let denseSum = run(listSetup(c, LK_REDUCE_SUM).with { $0.layout = LK_COST_PER_EXAMPLE }, dense)
         try #require(sum.status == LK_OK && denseSum.status == LK_OK)
         let size = l.loss.map(abs).reduce(0, +)
-        #expect(isClose(sum.loss[0], denseSum.loss[0], 4 * eps64 * size), "SUM \(sum.loss[0]) vs dense \(denseSum.loss[0])")
+        #expect(isClose(sum.loss[0], denseSum.loss[0], 4 * eps64 * size),
+                "SUM \(sum.loss[0]) vs dense \(denseSum.loss[0])")
         #expect(sameValues(sum.grad, denseSum.grad), "SUM: gradients differ")
     }
 
@@ -113,7 +116,8 @@ struct ListsPropertyTests {
     @Test("gold -1 equals passing the oracle's index explicitly (same bits)", arguments: listCases)
     func oracleStandsInForGold(_ c: LossCase) throws {
         var rng = SplitMix64("oracle", c.name)
-        let b = drawLists(ListRecipe(lengths: 1...9, n: 40, maskProbability: 0.25, oracleProbability: 0.6, ties: true), &rng)
+        let b = drawLists(ListRecipe(lengths: 1...9, n: 40, maskProbability: 0.25, oracleProbability: 0.6,
+                                     ties: true), &rng)
         var ties = 0
         for width in ["f64", "f32"] {
             // float32 sees the inputs rounded: its oracle is computed on the rounded values.
@@ -152,7 +156,10 @@ struct ListsPropertyTests {
 
     /// LOG with gold -1: loss = lse(s) - s[o] and gradient p - e_o, so the oracle is the one
     /// candidate with a negative gradient. Each row of the table says which rule picks it.
-    @Test("the oracle's rules in closed form: lowest unscaled cost, then highest score, then lowest index; never masked")
+    @Test("""
+          the oracle's rules in closed form: lowest unscaled cost, then highest score, then lowest index; \
+          never masked
+          """)
     func oracleTable() throws {
         let table: [(rule: String, scores: [Double], costs: [Double], alpha: Double, oracle: Int)] = [
             ("lowest cost", [3, 1, 2], [1, 0, 0.5], 1, 1),
@@ -166,7 +173,8 @@ struct ListsPropertyTests {
             ("the masked candidates are last", [1, 0.5, -.infinity, -.infinity], [2, 2, -5, -5], 1, 0),
         ]
         for row in table {
-            let b = ListBatch(specs: [ListSpec(scores: row.scores, gold: -1, cost: row.costs)], withCosts: true, weighted: false)
+            let b = ListBatch(specs: [ListSpec(scores: row.scores, gold: -1, cost: row.costs)],
+                              withCosts: true, weighted: false)
             let out = runLists(Setup(loss: LK_LOSS_LOG, reduction: LK_REDUCE_NONE, costScale: row.alpha), b)
             try #require(out.status == LK_OK, "\(row.rule): \(out.message)")
             let live = row.scores.filter { $0 != -.infinity }
@@ -180,7 +188,8 @@ struct ListsPropertyTests {
                 let g = p - (j == row.oracle ? 1 : 0)
                 #expect(isClose(out.grad[j], g, 16 * eps64), "\(row.rule): grad[\(j)] \(out.grad[j]) vs \(g)")
             }
-            #expect(oracleIndex(scores: row.scores, costs: row.costs) == row.oracle, "\(row.rule): the test's own oracle")
+            #expect(oracleIndex(scores: row.scores, costs: row.costs) == row.oracle,
+                    "\(row.rule): the test's own oracle")
         }
     }
 
@@ -212,7 +221,8 @@ struct ListsPropertyTests {
           arguments: listCases, [true, false])
     func zeroWeightListsAddNothing(_ c: LossCase, _ withCosts: Bool) throws {
         var rng = SplitMix64("zero weight", c.name, "\(withCosts)")
-        let b = drawLists(ListRecipe(lengths: 1...6, n: 8, oracleProbability: withCosts ? 0.3 : 0, withCosts: withCosts), &rng)
+        let b = drawLists(ListRecipe(lengths: 1...6, n: 8, oracleProbability: withCosts ? 0.3 : 0,
+                                     withCosts: withCosts), &rng)
         let garbage: [(at: Int, spec: ListSpec)] = [
             (0, ListSpec(scores: [.nan, .infinity, 1], gold: 99, cost: [.nan, .infinity, 0], weight: 0)),
             (2, ListSpec(scores: [], gold: 7, weight: 0)),
@@ -236,10 +246,12 @@ struct ListsPropertyTests {
                 if reduction == LK_REDUCE_NONE {
                     #expect(with.loss[i] == 0, "\(context): zero-weight loss[\(i)] = \(with.loss[i])")
                 }
-                #expect(extended.range(i).allSatisfy { with.grad[$0] == 0 }, "\(context): zero-weight list \(i) has a gradient")
+                #expect(extended.range(i).allSatisfy { with.grad[$0] == 0 },
+                        "\(context): zero-weight list \(i) has a gradient")
             }
             if reduction == LK_REDUCE_NONE {
-                #expect(sameValues(kept.map { with.loss[$0] }, without.loss), "\(context): losses of the other lists changed")
+                #expect(sameValues(kept.map { with.loss[$0] }, without.loss),
+                        "\(context): losses of the other lists changed")
             } else {
                 #expect(sameValues(with.loss, without.loss), "\(context): total \(with.loss) vs \(without.loss)")
             }
@@ -269,7 +281,8 @@ struct ListsPropertyTests {
     @Test("a NaN score makes its list's loss and gradient NaN, the other lists unaffected", arguments: listCases)
     func nanPropagates(_ c: LossCase) throws {
         var rng = SplitMix64("lists nan", c.name)
-        let b = drawLists(ListRecipe(lengths: 2...7, n: 8, maskGold: !c.model.usesGoldScore, oracleProbability: 0.5), &rng)
+        let b = drawLists(ListRecipe(lengths: 2...7, n: 8, maskGold: !c.model.usesGoldScore,
+                                     oracleProbability: 0.5), &rng)
         for goldOfTwo: Int32 in [b.gold[2], -1] {
             var clean = b
             clean.gold[2] = goldOfTwo
@@ -282,7 +295,8 @@ struct ListsPropertyTests {
                 try #require(a.status == LK_OK && p.status == LK_OK, "\(context): \(p.message)")
                 if reduction == LK_REDUCE_NONE {
                     #expect(p.loss[2].isNaN, "\(context): loss[2] = \(p.loss[2])")
-                    #expect((0..<b.n).filter { $0 != 2 }.allSatisfy { p.loss[$0] == a.loss[$0] }, "\(context): other losses changed")
+                    #expect((0..<b.n).filter { $0 != 2 }.allSatisfy { p.loss[$0] == a.loss[$0] },
+                            "\(context): other losses changed")
                 } else {
                     #expect(p.loss[0].isNaN, "\(context): total \(p.loss[0])")
                 }
@@ -300,7 +314,8 @@ struct ListsPropertyTests {
     @Test("NULL weight equals all ones (same bits)", arguments: listCases)
     func nullWeightIsOnes(_ c: LossCase) throws {
         var rng = SplitMix64("lists ones", c.name)
-        var b = drawLists(ListRecipe(lengths: 1...9, n: 14, maskGold: !c.model.usesGoldScore, oracleProbability: 0.3), &rng)
+        var b = drawLists(ListRecipe(lengths: 1...9, n: 14, maskGold: !c.model.usesGoldScore,
+                                     oracleProbability: 0.3), &rng)
         b.weight = nil
         var ones = b
         ones.weight = [Double](repeating: 1, count: b.n)

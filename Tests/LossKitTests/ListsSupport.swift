@@ -281,7 +281,8 @@ func drawLists(_ r: ListRecipe, _ rng: inout SplitMix64) -> ListBatch {
         if masked.allSatisfy({ $0 }) { masked[rng.index(below: k)] = false }
         let profile = r.largeMagnitudes ? i : 0
         for (j, at) in b.range(i).enumerated() {
-            let s = r.ties && rng.chance(0.5) ? tiedScores[rng.index(below: tiedScores.count)] + Double(profile % 6 == 3 ? 1e4 : 0)
+            let s = r.ties && rng.chance(0.5)
+                ? tiedScores[rng.index(below: tiedScores.count)] + Double(profile % 6 == 3 ? 1e4 : 0)
                 : drawScore(profile: profile, &rng)
             b.scores[at] = masked[j] ? -.infinity : s
             if r.withCosts {

@@ -45,7 +45,10 @@ struct PrecisionTests {
                     let at = i * b.k + j
                     let tolerance = 4 * eps32 * ref.coefficient[i] * inputs + 4 * eps32 * abs(out64.grad[at])
                     #expect(isClose(Double(out32.grad[at]), out64.grad[at], tolerance),
-                            "\(context): grad[\(i), \(j)] f32 \(out32.grad[at]) vs f64 \(out64.grad[at]) (tol \(tolerance))")
+                            """
+                            \(context): grad[\(i), \(j)] f32 \(out32.grad[at]) vs f64 \(out64.grad[at]) \
+                            (tol \(tolerance))
+                            """)
                 }
             }
         }

@@ -96,7 +96,8 @@ struct PropertyTests {
                     let at = i * b.k + j
                     // The gradient is a sum of up to three terms of magnitude <= max(1, |g|); the
                     // weight multiplies each before or after the sum.
-                    #expect(isClose(scaled.grad[at], w[i] * plain.grad[at], 8 * eps64 * w[i] * (abs(plain.grad[at]) + 2)),
+                    #expect(isClose(scaled.grad[at], w[i] * plain.grad[at],
+                                    8 * eps64 * w[i] * (abs(plain.grad[at]) + 2)),
                             "grad[\(i), \(j)] \(scaled.grad[at]) vs w * \(plain.grad[at])")
                 }
             }
@@ -136,8 +137,11 @@ struct PropertyTests {
             try #require(without.status == LK_OK, "\(without.message)")
             let context = reductionName(reduction)
             for i in [0, 3, 8] {
-                if reduction == LK_REDUCE_NONE { #expect(with.loss[i] == 0, "\(context): ignored loss[\(i)] = \(with.loss[i])") }
-                #expect((0..<k).allSatisfy { with.grad[i * k + $0] == 0 }, "\(context): ignored row \(i) has a gradient")
+                if reduction == LK_REDUCE_NONE {
+                    #expect(with.loss[i] == 0, "\(context): ignored loss[\(i)] = \(with.loss[i])")
+                }
+                #expect((0..<k).allSatisfy { with.grad[i * k + $0] == 0 },
+                        "\(context): ignored row \(i) has a gradient")
             }
             expectSameRows(with, without, k: k, kept: kept, reduction: reduction, context)
         }
@@ -162,8 +166,11 @@ struct PropertyTests {
             try #require(without.status == LK_OK, "\(without.message)")
             let context = reductionName(reduction)
             for i in [1, 4, 7] {
-                if reduction == LK_REDUCE_NONE { #expect(with.loss[i] == 0, "\(context): zero-weight loss[\(i)] = \(with.loss[i])") }
-                #expect((0..<k).allSatisfy { with.grad[i * k + $0] == 0 }, "\(context): zero-weight row \(i) has a gradient")
+                if reduction == LK_REDUCE_NONE {
+                    #expect(with.loss[i] == 0, "\(context): zero-weight loss[\(i)] = \(with.loss[i])")
+                }
+                #expect((0..<k).allSatisfy { with.grad[i * k + $0] == 0 },
+                        "\(context): zero-weight row \(i) has a gradient")
             }
             // A zero weight adds 0 to the mean's denominator too.
             expectSameRows(with, without, k: k, kept: kept, reduction: reduction, context)
@@ -183,8 +190,10 @@ struct PropertyTests {
                 for reduction in allReductions {
                     let out = run(propertySetup(c, layout, reduction), batch)
                     try #require(out.status == LK_OK, "\(out.message)")
-                    #expect(out.loss.allSatisfy { $0 == 0 }, "\(layoutName(layout)) \(reductionName(reduction)): loss \(out.loss)")
-                    #expect(out.grad.allSatisfy { $0 == 0 }, "\(layoutName(layout)) \(reductionName(reduction)): non-zero gradient")
+                    #expect(out.loss.allSatisfy { $0 == 0 },
+                            "\(layoutName(layout)) \(reductionName(reduction)): loss \(out.loss)")
+                    #expect(out.grad.allSatisfy { $0 == 0 },
+                            "\(layoutName(layout)) \(reductionName(reduction)): non-zero gradient")
                 }
             }
         }
@@ -205,7 +214,8 @@ struct PropertyTests {
         for at in 0..<b.n * b.k {
             let i = at / b.k
             let bound = 16 * eps64 * (abs(total.grad[at]) + 2 * (b.weight![i])) / w
-            #expect(isClose(mean.grad[at], total.grad[at] / w, bound), "grad[\(at)] \(mean.grad[at]) vs \(total.grad[at] / w)")
+            #expect(isClose(mean.grad[at], total.grad[at] / w, bound),
+                    "grad[\(at)] \(mean.grad[at]) vs \(total.grad[at] / w)")
         }
     }
 
@@ -242,7 +252,8 @@ struct PropertyTests {
             let neither = run(setup, b, wantLoss: false, wantGrad: false)
             try #require(both.status == LK_OK && gradOnly.status == LK_OK && lossOnly.status == LK_OK)
             #expect(neither.status == LK_OK)
-            #expect(sameValues(both.grad, gradOnly.grad), "\(reductionName(reduction)): gradient changes when loss is NULL")
+            #expect(sameValues(both.grad, gradOnly.grad),
+                    "\(reductionName(reduction)): gradient changes when loss is NULL")
             #expect(sameValues(both.loss, lossOnly.loss), "\(reductionName(reduction)): loss changes when grad is NULL")
         }
     }
@@ -257,7 +268,8 @@ struct PropertyTests {
         let size = none.loss.map(abs).reduce(0, +)
         #expect(isClose(none.loss.reduce(0, +), sum.loss[0], 8 * eps64 * size), "sum of NONE vs SUM")
         for at in 0..<b.n * b.k {
-            #expect(isClose(none.grad[at], sum.grad[at], 4 * eps64 * abs(sum.grad[at])), "NONE vs SUM gradient at \(at)")
+            #expect(isClose(none.grad[at], sum.grad[at], 4 * eps64 * abs(sum.grad[at])),
+                    "NONE vs SUM gradient at \(at)")
         }
         for i in 0..<b.n {
             // Example i alone, with its weight, under SUM.
@@ -304,7 +316,8 @@ struct PropertyTests {
             // values computed at the scale of the scores.
             let slack = 4 * eps64 * (magnitude(b.row(i)) + abs(sm.loss[i]))
             #expect(sm.loss[i] >= log.loss[i] - slack, "row \(i): softmax-margin \(sm.loss[i]) < log \(log.loss[i])")
-            #expect(sm.loss[i] >= hinge.loss[i] - slack, "row \(i): softmax-margin \(sm.loss[i]) < hinge \(hinge.loss[i])")
+            #expect(sm.loss[i] >= hinge.loss[i] - slack,
+                    "row \(i): softmax-margin \(sm.loss[i]) < hinge \(hinge.loss[i])")
         }
     }
 
@@ -357,7 +370,9 @@ struct PropertyTests {
             let context = reductionName(reduction)
             if reduction == LK_REDUCE_NONE {
                 #expect(out.loss[2].isNaN, "\(context): loss[2] = \(out.loss[2])")
-                for i in 0..<b.n where i != 2 { #expect(out.loss[i] == clean.loss[i], "\(context): loss[\(i)] changed") }
+                for i in 0..<b.n where i != 2 {
+                    #expect(out.loss[i] == clean.loss[i], "\(context): loss[\(i)] changed")
+                }
             } else {
                 #expect(out.loss[0].isNaN, "\(context): total \(out.loss[0]) should be NaN")
             }
@@ -379,7 +394,8 @@ struct PropertyTests {
             try #require(out.status == LK_OK)
             let masked = (0..<b.n * b.k).filter { b.scores[$0] == -.infinity }
             #expect(!masked.isEmpty)
-            #expect(masked.allSatisfy { out.grad[$0] == 0 }, "\(reductionName(reduction)): masked classes with gradient")
+            #expect(masked.allSatisfy { out.grad[$0] == 0 },
+                    "\(reductionName(reduction)): masked classes with gradient")
         }
     }
 
@@ -411,7 +427,9 @@ struct PropertyTests {
             let scale = magnitude(s)
             #expect(isClose(out.loss[i], expected, 64 * eps64 * scale), "row \(i): \(out.loss[i]) vs \(expected)")
             for j in 0..<k {
-                let expectedGrad = s[j] == -.infinity ? 0 : exp(s[j] - m) / z - (j == g ? 1 - epsilon : 0) - epsilon / kk
+                let expectedGrad = s[j] == -.infinity
+                    ? 0
+                    : exp(s[j] - m) / z - (j == g ? 1 - epsilon : 0) - epsilon / kk
                 #expect(isClose(out.grad[i * k + j], expectedGrad, 64 * eps64 * scale),
                         "row \(i) grad[\(j)]: \(out.grad[i * k + j]) vs \(expectedGrad)")
             }
@@ -468,7 +486,8 @@ struct PropertyTests {
                 var other = b
                 other.cost = cost
                 let out = run(propertySetup(c, layout, LK_REDUCE_NONE).with { $0.costScale = 3 }, other)
-                #expect(out.status == LK_OK, "\(layoutName(layout)) cost \(cost == nil ? "NULL" : "NaN"): \(out.message)")
+                #expect(out.status == LK_OK,
+                        "\(layoutName(layout)) cost \(cost == nil ? "NULL" : "NaN"): \(out.message)")
                 #expect(sameValues(out.loss, base.loss) && sameValues(out.grad, base.grad), "\(layoutName(layout))")
             }
         }

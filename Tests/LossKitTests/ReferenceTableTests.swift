@@ -115,7 +115,8 @@ let referenceRows: [ReferenceRow] = [
     ReferenceRow("LOG eps=0.1 [0, ln 3] g=1 K=2: ln 4 - 0.9 ln 3 - 0.05 ln 3; grad [1/4 - 0.05, 3/4 - 0.95]",
                  setup(LK_LOSS_LOG) { $0.labelSmoothing = 0.1 }, [0, ln3], gold: 1,
                  loss: log(4.0) - 0.95 * ln3, grad: [0.2, -0.2]),
-    ReferenceRow("LOG eps=0.3 [ln 2, -inf, 0, ln 5] g=0 K=3: ln 8 - 0.7 ln 2 - 0.1 (ln 2 + ln 5); grad [2/8-0.8, 0, 1/8-0.1, 5/8-0.1]",
+    ReferenceRow("LOG eps=0.3 [ln 2, -inf, 0, ln 5] g=0 K=3: ln 8 - 0.7 ln 2 - 0.1 (ln 2 + ln 5); " +
+                 "grad [2/8-0.8, 0, 1/8-0.1, 5/8-0.1]",
                  setup(LK_LOSS_LOG) { $0.labelSmoothing = 0.3 }, [ln2, -inf, 0, ln5], gold: 0,
                  loss: 2.2 * ln2 - 0.1 * ln5, grad: [0.25 - 0.8, 0, 0.125 - 0.1, 0.625 - 0.1]),
     ReferenceRow("LOG eps=0.5 [-inf, 3] g=1 K=1: 3 - 0.5*3 - 0.5*3 = 0; grad 0",
@@ -153,10 +154,12 @@ let referenceRows: [ReferenceRow] = [
     ReferenceRow("SOFTMAX_MARGIN [0, ln 3] g=0: s + c = [0, ln 3 + 1], ln(1 + 3e); grad [1/(1+3e) - 1, 3e/(1+3e)]",
                  setup(LK_LOSS_SOFTMAX_MARGIN), [0, ln3], gold: 0, loss: log(1 + 3 * e),
                  grad: [1 / (1 + 3 * e) - 1, 3 * e / (1 + 3 * e)]),
-    ReferenceRow("SOFTMAX_MARGIN per-example c=[0, 2 ln 2, 2 ln 4], alpha=0.5, s=0, g=0: ln(1 + 2 + 4) = ln 7; grad [1/7 - 1, 2/7, 4/7]",
+    ReferenceRow("SOFTMAX_MARGIN per-example c=[0, 2 ln 2, 2 ln 4], alpha=0.5, s=0, g=0: ln(1 + 2 + 4) = ln 7; " +
+                 "grad [1/7 - 1, 2/7, 4/7]",
                  setup(LK_LOSS_SOFTMAX_MARGIN) { perExample(&$0); $0.costScale = 0.5 }, [0, 0, 0], gold: 0,
                  cost: [0, 2 * ln2, 4 * ln2], loss: log(7.0), grad: [1.0 / 7 - 1, 2.0 / 7, 4.0 / 7]),
-    ReferenceRow("SOFTMAX_MARGIN class matrix, alpha=ln 2, s=0, g=0: c = ln2 [0, 1, 3], ln(1 + 2 + 8) = ln 11; grad [1/11 - 1, 2/11, 8/11]",
+    ReferenceRow("SOFTMAX_MARGIN class matrix, alpha=ln 2, s=0, g=0: c = ln2 [0, 1, 3], ln(1 + 2 + 8) = ln 11; " +
+                 "grad [1/11 - 1, 2/11, 8/11]",
                  setup(LK_LOSS_SOFTMAX_MARGIN) { matrix(&$0); $0.costScale = ln2 }, [0, 0, 0], gold: 0,
                  cost: classMatrix, loss: log(11.0), grad: [1.0 / 11 - 1, 2.0 / 11, 8.0 / 11]),
     ReferenceRow("SOFTMAX_MARGIN near zero [0, 60] g=1: s + c = [1, 60], log1p(e^-59)",
@@ -181,22 +184,27 @@ let referenceRows: [ReferenceRow] = [
     // RAMP: max(s + c) - max(s - c)
     ReferenceRow("RAMP [1, 0.5, 0] g=0: max([1, 1.5, 1]) = 1.5 at 1, max([1, -0.5, -1]) = 1 at 0: 0.5; grad e_1 - e_0",
                  setup(LK_LOSS_RAMP), [1, 0.5, 0], gold: 0, loss: 0.5, grad: [-1, 1, 0]),
-    ReferenceRow("RAMP hope tie [3, 2, 0] g=1: s - c = [2, 2, -1], the gold 1 wins; max(s + c) = 4 at 0: 4 - 2; grad e_0 - e_1",
+    ReferenceRow("RAMP hope tie [3, 2, 0] g=1: s - c = [2, 2, -1], the gold 1 wins; max(s + c) = 4 at 0: 4 - 2; " +
+                 "grad e_0 - e_1",
                  setup(LK_LOSS_RAMP), [3, 2, 0], gold: 1, loss: 2, grad: [1, -1, 0]),
-    ReferenceRow("RAMP per-example c=[0, 1, 3], alpha=0.5, s=[0, 1, 2] g=0: max([0, 1.5, 3.5]) = 3.5 at 2, max([0, 0.5, 0.5]) tied, lowest index 1: 3; grad e_2 - e_1",
+    ReferenceRow("RAMP per-example c=[0, 1, 3], alpha=0.5, s=[0, 1, 2] g=0: " +
+                 "max([0, 1.5, 3.5]) = 3.5 at 2, max([0, 0.5, 0.5]) tied, lowest index 1: 3; grad e_2 - e_1",
                  setup(LK_LOSS_RAMP) { perExample(&$0); $0.costScale = 0.5 }, [0, 1, 2], gold: 0,
                  cost: [0, 1, 3], loss: 3, grad: [0, -1, 1]),
-    ReferenceRow("RAMP masked gold, per-example c=[7, 0.2, 1], s=[-inf, 0, 0.5] g=0: max([-, 0.2, 1.5]) = 1.5 at 2, max([-, -0.2, -0.5]) = -0.2 at 1: 1.7; grad e_2 - e_1",
+    ReferenceRow("RAMP masked gold, per-example c=[7, 0.2, 1], s=[-inf, 0, 0.5] g=0: " +
+                 "max([-, 0.2, 1.5]) = 1.5 at 2, max([-, -0.2, -0.5]) = -0.2 at 1: 1.7; grad e_2 - e_1",
                  setup(LK_LOSS_RAMP, perExample), [-inf, 0, 0.5], gold: 0, cost: [7, 0.2, 1],
                  loss: 1.7, grad: [0, -1, 1]),
 
     // SOFT_RAMP: lse(s + c) - lse(s - c)
     ReferenceRow("SOFT_RAMP [0, 0] g=0: ln(1 + e) - ln(1 + 1/e) = ln e = 1; grad [(1-e)/(1+e), (e-1)/(1+e)]",
                  setup(LK_LOSS_SOFT_RAMP), [0, 0], gold: 0, loss: 1, grad: [(1 - e) / (1 + e), (e - 1) / (1 + e)]),
-    ReferenceRow("SOFT_RAMP masked, per-example c=[0, 9, ln 2], s=[0, -inf, 0]: ln(1 + 2) - ln(1 + 1/2) = ln 2; grad [1/3 - 2/3, 0, 2/3 - 1/3]",
+    ReferenceRow("SOFT_RAMP masked, per-example c=[0, 9, ln 2], s=[0, -inf, 0]: ln(1 + 2) - ln(1 + 1/2) = ln 2; " +
+                 "grad [1/3 - 2/3, 0, 2/3 - 1/3]",
                  setup(LK_LOSS_SOFT_RAMP, perExample), [0, -inf, 0], gold: 0, cost: [0, 9, ln2],
                  loss: ln2, grad: [-1.0 / 3, 0, 1.0 / 3]),
-    ReferenceRow("SOFT_RAMP class matrix g=1, s=0: c = [1, 0, 1], ln(2e + 1) - ln(2/e + 1); grad [e, 1, e]/(2e+1) - [1, e, 1]/(2+e)",
+    ReferenceRow("SOFT_RAMP class matrix g=1, s=0: c = [1, 0, 1], ln(2e + 1) - ln(2/e + 1); " +
+                 "grad [e, 1, e]/(2e+1) - [1, e, 1]/(2+e)",
                  setup(LK_LOSS_SOFT_RAMP, matrix), [0, 0, 0], gold: 1, cost: classMatrix,
                  loss: log(2 * e + 1) - log(2 / e + 1),
                  grad: [e / (2 * e + 1) - 1 / (2 + e), 1 / (2 * e + 1) - e / (2 + e), e / (2 * e + 1) - 1 / (2 + e)]),
@@ -204,28 +212,35 @@ let referenceRows: [ReferenceRow] = [
     // INFINITE_RAMP: max(s + c) - s_oracle
     ReferenceRow("INFINITE_RAMP 0/1 [1, 1.5, 0] g=0: oracle = gold, = HINGE = 1.5; grad e_1 - e_0",
                  setup(LK_LOSS_INFINITE_RAMP), [1, 1.5, 0], gold: 0, loss: 1.5, grad: [-1, 1, 0]),
-    ReferenceRow("INFINITE_RAMP per-example c=[0.5, 0.25, 1], s=[0, 1, 2] g=0: oracle 1 (lowest cost), max([0.5, 1.25, 3]) = 3: 3 - 1; grad e_2 - e_1",
+    ReferenceRow("INFINITE_RAMP per-example c=[0.5, 0.25, 1], s=[0, 1, 2] g=0: " +
+                 "oracle 1 (lowest cost), max([0.5, 1.25, 3]) = 3: 3 - 1; grad e_2 - e_1",
                  setup(LK_LOSS_INFINITE_RAMP, perExample), [0, 1, 2], gold: 0, cost: [0.5, 0.25, 1],
                  loss: 2, grad: [0, -1, 1]),
-    ReferenceRow("INFINITE_RAMP oracle cost tie -> highest score: c=[1, 0, 0, 0.5], s=[0, 1, 3, 2.75]: oracle 2, max(s + c) = 3.25 at 3: 0.25; grad e_3 - e_2",
+    ReferenceRow("INFINITE_RAMP oracle cost tie -> highest score: c=[1, 0, 0, 0.5], s=[0, 1, 3, 2.75]: " +
+                 "oracle 2, max(s + c) = 3.25 at 3: 0.25; grad e_3 - e_2",
                  setup(LK_LOSS_INFINITE_RAMP, perExample), [0, 1, 3, 2.75], gold: 0, cost: [1, 0, 0, 0.5],
                  loss: 0.25, grad: [0, 0, -1, 1]),
-    ReferenceRow("INFINITE_RAMP oracle cost and score tie -> lowest index: c=[1, 0, 0, 2], s=[0, 2, 2, 1]: oracle 1, max(s + c) = 3 at 3: 1; grad e_3 - e_1",
+    ReferenceRow("INFINITE_RAMP oracle cost and score tie -> lowest index: c=[1, 0, 0, 2], s=[0, 2, 2, 1]: " +
+                 "oracle 1, max(s + c) = 3 at 3: 1; grad e_3 - e_1",
                  setup(LK_LOSS_INFINITE_RAMP, perExample), [0, 2, 2, 1], gold: 0, cost: [1, 0, 0, 2],
                  loss: 1, grad: [0, -1, 0, 1]),
-    ReferenceRow("INFINITE_RAMP cost_scale 0: the oracle still uses the unscaled cost c=[0.5, 0.25, 1], s=[0, 1, 2]: oracle 1, max(s) = 2: 1; grad e_2 - e_1",
+    ReferenceRow("INFINITE_RAMP cost_scale 0: the oracle still uses the unscaled cost c=[0.5, 0.25, 1], s=[0, 1, 2]: " +
+                 "oracle 1, max(s) = 2: 1; grad e_2 - e_1",
                  setup(LK_LOSS_INFINITE_RAMP) { perExample(&$0); $0.costScale = 0 }, [0, 1, 2], gold: 0,
                  cost: [0.5, 0.25, 1], loss: 1, grad: [0, -1, 1]),
-    ReferenceRow("INFINITE_RAMP masked gold, 0/1, s=[-inf, 1, 2] g=0: cost-1 tie -> highest score, oracle 2; max([-, 2, 3]) = 3 at 2: 1; grad 0",
+    ReferenceRow("INFINITE_RAMP masked gold, 0/1, s=[-inf, 1, 2] g=0: " +
+                 "cost-1 tie -> highest score, oracle 2; max([-, 2, 3]) = 3 at 2: 1; grad 0",
                  setup(LK_LOSS_INFINITE_RAMP), [-inf, 1, 2], gold: 0, loss: 1, grad: [0, 0, 0]),
-    ReferenceRow("INFINITE_RAMP class matrix, masked gold g=2: c = [4, 2, 0], s=[1, 3, -inf]: oracle 1; s + c = [5, 5, -] tied, lowest index 0: 5 - 3; grad e_0 - e_1",
+    ReferenceRow("INFINITE_RAMP class matrix, masked gold g=2: c = [4, 2, 0], s=[1, 3, -inf]: " +
+                 "oracle 1; s + c = [5, 5, -] tied, lowest index 0: 5 - 3; grad e_0 - e_1",
                  setup(LK_LOSS_INFINITE_RAMP, matrix), [1, 3, -inf], gold: 2, cost: classMatrix,
                  loss: 2, grad: [1, -1, 0]),
 
     // SQUARED: (1/K) [kappa (s_g - M)^2 + sum_{j != g} s_j^2]
     ReferenceRow("SQUARED default kappa=1 M=1, [1, 2, 3] g=0: (0 + 4 + 9)/3; grad (2/3) [0, 2, 3]",
                  setup(LK_LOSS_SQUARED), [1, 2, 3], gold: 0, loss: 13.0 / 3, grad: [0, 4.0 / 3, 2]),
-    ReferenceRow("SQUARED kappa=2 M=3, [1, 2, -inf, 0.5] g=1 K=3: (2 (2-3)^2 + 1 + 0.25)/3 = 13/12; grad [2/3, -4/3, 0, 1/3]",
+    ReferenceRow("SQUARED kappa=2 M=3, [1, 2, -inf, 0.5] g=1 K=3: (2 (2-3)^2 + 1 + 0.25)/3 = 13/12; " +
+                 "grad [2/3, -4/3, 0, 1/3]",
                  setup(LK_LOSS_SQUARED) { $0.squareK = 2; $0.squareM = 3 }, [1, 2, -inf, 0.5], gold: 1,
                  loss: 13.0 / 12, grad: [2.0 / 3, -4.0 / 3, 0, 1.0 / 3]),
     ReferenceRow("SQUARED kappa=4 M=0.5, [2, 1] g=1 K=2: (4 * 0.25 + 4)/2 = 2.5; grad [2, (2/2) 4 (0.5)]",
@@ -248,7 +263,8 @@ let referenceRows: [ReferenceRow] = [
     ReferenceRow("HOPE_FEAR defaults (GOLD, LSE f=1) = SOFTMAX_MARGIN: [0, ln 3] g=0: ln(1 + 3e)",
                  setup(LK_LOSS_HOPE_FEAR), [0, ln3], gold: 0, loss: log(1 + 3 * e),
                  grad: [1 / (1 + 3 * e) - 1, 3 * e / (1 + 3 * e)]),
-    ReferenceRow("HOPE_FEAR (MAX h=0.5, MAX f=2) cost_scale 2, s=[1,0,0.5], c=[0.5,0,1]: alpha c = [1,0,2], max([3,0,4.5]) - max([0.5,0,-0.5]) = 4; grad e_2 - e_0",
+    ReferenceRow("HOPE_FEAR (MAX h=0.5, MAX f=2) cost_scale 2, s=[1,0,0.5], c=[0.5,0,1]: " +
+                 "alpha c = [1,0,2], max([3,0,4.5]) - max([0.5,0,-0.5]) = 4; grad e_2 - e_0",
                  setup(LK_LOSS_HOPE_FEAR) {
                      perExample(&$0)
                      $0.hope = LK_TERM_MAX
