@@ -146,10 +146,10 @@ def mp_reference(s, gold, cost, **kw):
     return L, grad, cond, max(total)
 
 
-def assert_accurate(got_loss, got_grad, ref, dtype, *, factor=4.0, what=""):
+def assert_accurate(got_loss, got_grad, ref, dtype, *, factor=4.0, absolute=0.0, what=""):
     """The accuracy target: |L - L*| <= factor u (|L*| + cond); the gradient row
-    within factor u (max_j |g*_j| + grad_cond) of its exact value, entry by entry, and no entry
-    of the wrong sign where its exact value is above that level."""
+    within factor u (max_j |g*_j| + grad_cond) + absolute of its exact value, entry by entry, and
+    no entry of the wrong sign where its exact value is above that level."""
     L, grad, cond, grad_cond = ref
     u = U[dtype]
     err = abs(_mp(got_loss) - L)
@@ -157,7 +157,7 @@ def assert_accurate(got_loss, got_grad, ref, dtype, *, factor=4.0, what=""):
     assert err <= bound, f"{what}: loss {float(got_loss)!r} vs exact {mpmath.nstr(L, 17)}: error {mpmath.nstr(err, 3)} > {mpmath.nstr(bound, 3)}"
     if got_grad is None:
         return
-    tol = factor * u * (max(abs(x) for x in grad) + grad_cond)
+    tol = factor * u * (max(abs(x) for x in grad) + grad_cond) + absolute
     for j, (gj, ej) in enumerate(zip(got_grad, grad)):
         e = abs(_mp(gj) - ej)
         assert e <= tol, f"{what}: grad[{j}] = {float(gj)!r} vs exact {mpmath.nstr(ej, 17)}: error {mpmath.nstr(e, 3)} > {mpmath.nstr(tol, 3)}"
@@ -530,14 +530,17 @@ def test_centred_exponents_whose_parts_overflow(structure, dtype, s, c, gold, al
         grad = got.grad
     ref = mp_reference(s, gold, c, cost_scale=alpha, **opts)
     assert np.isfinite(got.loss) and np.all(np.isfinite(grad)), (got.loss, grad)
-    assert_accurate(got.loss, grad, ref, dtype, what=f"{structure} {opts}")
+    # A difference of two softmaxes (soft ramp) has the header's further 4u per entry: with FMA
+    # the two probabilities' products round apart even where they are the same.
+    absolute = 4 * U[dtype] if opts["loss"] == "soft_ramp" else 0.0
+    assert_accurate(got.loss, grad, ref, dtype, absolute=absolute, what=f"{structure} {opts}")
     if alpha == 0.5:
         # Here every s + alpha c is exactly 0 (the halves are exact): the bound above, which
         # counts the inputs' cancellation as conditioning, is loose; the exact values are not.
         L, g = ref[0], ref[1]
         assert abs(_mp(got.loss) - L) <= 8 * U[dtype] * (abs(L) + 1), (got.loss, L)
         for j in range(len(s)):
-            assert abs(_mp(grad[j]) - g[j]) <= 8 * U[dtype], (j, grad[j], g[j])
+            assert abs(_mp(grad[j]) - g[j]) <= 8 * U[dtype] + absolute, (j, grad[j], g[j])
 
 
 # ------------------------------------------------------------------------------------------
