@@ -660,9 +660,9 @@ lk_status lk_chain_marginals_f64(const lk_options *opt, int64_t n, int64_t t_max
  * rounded cos theta is not near 0 and pi; where |cos theta| <= 1/2 the chords are skipped and
  * theta = atan2(sqrt((1 - c)(1 + c)), c), as accurate there), then cos(m theta) and
  * sin(m theta) (libm). So a loss near zero (theta near 0) keeps its digits at every margin.
- * (The Chebyshev polynomial T_m of the rounded cos theta is not used for the
- * value: it loses about m^2 u near theta = 0, which the accuracy bound below does not allow.) Where |psi'| > 16 the gold's gradient
- * terms are formed around that short chord (not as psi' w_y + (psi - cos theta psi') |w_y|/|x_i|
+ * (The Chebyshev polynomial T_m of the rounded cos theta is not used for the value: it loses
+ * about m^2 u near theta = 0, which the accuracy bound below does not allow.) Where |psi'| > 16
+ * the gold's gradient terms are formed around that short chord (not as psi' w_y + (psi - cos theta psi') |w_y|/|x_i|
  * x_i, two terms of size m^2 |w_y| that cancel when theta is small), in float64 with the unit
  * vectors to about u^2. Measured against exact arithmetic on the same float inputs
  * (bindings/python/tests/test_trust_angular.py), the loss is within 4u (|L| + sum |dL/dz| |z|)

@@ -112,11 +112,11 @@ struct FlatCandidates<T: StorageFloat> {
         let w = T(rounding: a * costScale)
         if let costs {
             guard costDifferencesMayOverflow(w) else {
-                let row = CenteredCostRow<T, Unguarded>(scores: scores, costs: costs, count: count, weight: w, center: j)
-                return expSum(row, shift: 0, store: store)
+                return expSum(CenteredCostRow<T, Unguarded>(scores: scores, costs: costs, count: count, weight: w,
+                                                            center: j), shift: 0, store: store)
             }
-            let row = CenteredCostRow<T, Guarded>(scores: scores, costs: costs, count: count, weight: w, center: j)
-            return expSum(row, shift: 0, store: store)
+            return expSum(CenteredCostRow<T, Guarded>(scores: scores, costs: costs, count: count, weight: w, center: j),
+                          shift: 0, store: store)
         }
         let g = goldIndex
         let row = CenteredZeroOneRow(scores: scores, count: count, weight: w, gold: g, center: scores[j],
