@@ -587,7 +587,6 @@ static int reads_costs(const lk_options *o) {
     }
 }
 
-/* hessian: lk_dense_hessian_* with the same inputs and one more output. */
 /* A SUM or MEAN total is NaN without a NaN input exactly where the weighted losses include both
  * +inf and -inf (each beyond the type's range: the header calls that total undefined). Whether
  * they do: the same call again under LK_REDUCE_NONE, through `again` (losses into `out`). */
@@ -632,6 +631,7 @@ static lk_status lists_again(const lk_options *o, void *ctx, void *out) {
                           : lk_lists_f64(o, a->n, a->offsets, a->scores, a->gold, a->cost, a->weight, out, NULL);
 }
 
+/* hessian: lk_dense_hessian_* with the same inputs and one more output. */
 static void run_dense(Reader *r, int type, int hessian) {
     int entry = hessian ? (type == F32 ? E_DENSE_HESSIAN32 : E_DENSE_HESSIAN64) : (type == F32 ? E_DENSE32 : E_DENSE64);
     Opt opt;
