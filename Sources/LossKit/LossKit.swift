@@ -20,8 +20,9 @@
 //                   from cosines on dense rows (Angular)
 //   Structures/     the protocol (Structure); one example whose candidates sit in flat buffers
 //                   (FlatCandidates: its fear - hope keeps a log-sum-exp's exps in the gradient
-//                   row and turns them into the gradient in one pass), run over dense rows
-//                   (Dense) and candidate lists (Lists); linear chains (Chains/: the model, the
+//                   row and turns them into the gradient in one pass), a batch of them — values
+//                   phase and computing pass (FlatBatch) — laid out as dense rows (Dense) or
+//                   candidate lists (Lists); linear chains (Chains/: the model, the
 //                   call's set-up, forward-backward in scaled or log space, paths and Viterbi,
 //                   loss, decoding, gradient, risk); L-Softmax over features
 //                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
@@ -29,7 +30,8 @@
 //   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
 //                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
 //                   (TagVectors), matrix products (MatrixKernels)
-//   Runtime/        lk_options to a validated Options (Options); the value checks of flat
+//   Runtime/        lk_options to a validated Options (Options); the order of the checks, into
+//                   which each structure plugs its own (Validation); the value checks of flat
 //                   candidates (FlatValidation); weights, ignored examples, reductions and the
 //                   computing pass over chunks (Batch); threads (Parallel); scratch memory
 //                   (Scratch); statuses, messages and lk_last_error (Failure); the build's CPU
@@ -41,8 +43,9 @@
 //                   include/losskit_internal.h)
 //
 // A CALL. CAPI -> forward to liblosskit-avx2.so / -avx512.so when the CPU has it (CLossKit) ->
-// the structure's `compute`: options (Options.parse), then pointers, sizes and byte sizes,
-// labels, values — the order of DESIGN.md §2, nothing written before every check passed — then
+// the structure's `compute`: options (Options.parse), then its `Call` (a CallChecks) validates —
+// pointers, sizes and byte sizes, labels, values: the order of DESIGN.md §2, written once in
+// Validation.swift, nothing written before every check passed — then
 // Batch.run: examples in chunks whose boundaries depend on the input only, so any thread count
 // gives the same bits; per example, recipe.loss(on: structure) sets the example's gradient and
 // returns its loss; the weighted sums are added in chunk order.
@@ -69,8 +72,8 @@
 // in the header, its case in Recipe.preset (Losses/Catalogue.swift), and the tests' registries
 // (Tests/LossKitTests/LossRegistry.swift, bindings/python/tests/reference.py) — plus its Python
 // name in bindings/python/losskit/_native.py. A new structure: its entry points in the header,
-// its folder under Structures/ (a LossStructure conformance and a `compute` that validates and
-// calls Batch.run), its @implementation functions in CAPI/, one line per function in the list of
-// forwarded functions (losskit_internal.h; make test-library checks it against the header), and
-// its tests. A new entry point of an existing structure: the header, its function in CAPI/, the
+// its folder under Structures/ (a LossStructure conformance, a `Call` conforming to CallChecks,
+// and a `compute` that validates it and calls Batch.run), its @implementation functions in CAPI/,
+// one line per function in the list of forwarded functions (losskit_internal.h; make
+// test-library checks it against the header), and its tests. A new entry point of an existing structure: the header, its function in CAPI/, the
 // list line, its tests.

@@ -28,7 +28,7 @@ struct Batch<T: StorageFloat> {
     }
 
     /// What SUM and MEAN write for an empty batch.
-    func writeEmpty(_ loss: UnsafeMutablePointer<T>?) {
+    static func writeEmpty(_ loss: UnsafeMutablePointer<T>?, _ reduction: Reduction) {
         if reduction != .none { loss?.pointee = 0 }
     }
 
@@ -181,14 +181,4 @@ struct Chunks {
         if let starts { return starts[chunk]..<starts[chunk + 1] }
         return (chunk * size)..<Swift.min(examples, (chunk + 1) * size)
     }
-}
-
-/// Checks that a buffer of `a * b` elements of `T` is addressable; returns `a * b`.
-func elementCount<T>(_ a: Int, _ b: Int, of _: T.Type, _ what: String) throws(Failure) -> Int {
-    let (product, overflow) = a.multipliedReportingOverflow(by: b)
-    let (_, bytesOverflow) = product.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
-    guard !overflow, !bytesOverflow else {
-        throw .size("\(what) = \(a) * \(b) elements overflow the address space")
-    }
-    return product
 }

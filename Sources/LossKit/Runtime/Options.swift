@@ -108,6 +108,10 @@ struct Options {
             throw .option("opt->cost_scale = \(costScale) times the term scale \(recipe.costFactor) overflows "
                           + "\(T.self == Float.self ? "float" : "double")")
         }
+        if case .angular(let angular) = recipe, !T(rounding: angular.largestLogit).isFinite {
+            throw .option("opt->angular_scale = \(angular.scale) times 1 + angular_margin (\(angular.margin)) "
+                          + "overflows \(T.self)")
+        }
 
         var costLayout = CostLayout.zeroOne
         if recipe.readsCosts, structure == .dense {

@@ -21,67 +21,20 @@ import Glibc
 /// d_x = G w, d_w = G^T x are the two remaining products.
 enum LSoftmax {
     static func compute<T: StorageFloat>(
-        _ opt: UnsafePointer<lk_options>?, n n64: Int64, d d64: Int64, k k64: Int64,
+        _ opt: UnsafePointer<lk_options>?, n: Int64, d: Int64, k: Int64,
         x: UnsafePointer<T>?, w: UnsafePointer<T>?, gold: UnsafePointer<Int32>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
         dX: UnsafeMutablePointer<T>?, dW: UnsafeMutablePointer<T>?
     ) throws(Failure) {
-        let options = try Options.parseLSoftmax(opt)
-
-        // Pointers (nothing is read when n = 0).
-        if n64 != 0 {
-            guard x != nil else { throw .null("x is NULL (required when n != 0)") }
-            guard w != nil else { throw .null("w is NULL (required when n != 0)") }
-            guard gold != nil else { throw .null("gold is NULL (required when n != 0)") }
-        }
-
-        // Sizes.
-        guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
-        guard d64 >= 0 else { throw .size("d = \(d64) is negative") }
-        guard k64 >= 0 else { throw .size("k = \(k64) is negative") }
-        guard let n = Int(exactly: n64), let d = Int(exactly: d64), let k = Int(exactly: k64) else {
-            throw .size("n = \(n64), d = \(d64), k = \(k64) do not fit this platform's address space")
-        }
-        // Every buffer that is read or written must have a byte size that exists (w and d_w are
-        // written even when n = 0), checked before anything is read.
-        let weights = try elementCount(k, d, of: T.self, "k * d (w, d_w)")
-        _ = try elementCount(n, 1, of: Int32.self, "n (gold)")
-        _ = try elementCount(n, 1, of: T.self, "n (weight, loss)")
-        _ = try elementCount(n, d, of: T.self, "n * d (x, d_x)")
-        _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
-        let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
-        guard n > 0, let x, let w, let gold else {
-            // No example: the loss is empty and its gradient w.r.t. w is 0.
-            batch.writeEmpty(loss)
-            dW?.update(repeating: 0, count: weights)
-            return
-        }
-        guard d >= 1 else { throw .size("d = 0, but a feature row needs at least one value when n > 0") }
-        guard k >= 1 else { throw .size("k = 0, but the loss needs at least one class when n > 0") }
-
-        // Gold labels, for the examples that are neither ignored nor of zero weight.
+        let call = Call(options: try Options.parseLSoftmax(opt), n: n, d: d, k: k, x: x, w: w, gold: gold,
+                        weight: weight, loss: loss, dW: dW)
+        guard let checked = try call.validate() else { return }
+        let (options, shape) = (call.options, checked.shape)
+        let (n, d, k, weights, x, w, gold, batch) =
+            (shape.n, shape.d, shape.k, shape.weights, shape.x, shape.w, shape.gold, shape.batch)
+        let (active, wHasNaN, counted) = (checked.active, checked.wHasNaN, checked.counted)
         let ignore = options.ignoreLabel
-        for i in 0..<n where gold[i] != ignore && !batch.hasZeroWeight(i) {
-            let g = gold[i]
-            guard g >= 0, Int(g) < k else {
-                throw .label("gold[\(i)] = \(g) is outside [0, \(k)) and is not ignore_label (\(ignore))")
-            }
-        }
-
-        // Values: weights, the rows of x that are read, all of w.
-        var active = 0
-        for i in 0..<n where gold[i] != ignore {
-            try batch.checkWeight(i)
-            if batch.hasZeroWeight(i) { continue }
-            _ = try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
-            active += 1
-        }
-        var wHasNaN = false
-        for j in 0..<k {
-            if try checkFinite(w + j * d, count: d, { t in "w[\(j), \(t)]" }) { wHasNaN = true }
-        }
         let isIgnored = { (i: Int) in gold[i] == ignore }
-        let counted = try batch.denominator(isIgnored: isIgnored)
 
         // Scratch, all of it before anything is computed.
         let rows = try Scratch<Int>(Swift.max(active, 1), "the rows that are read")
@@ -475,7 +428,7 @@ enum LSoftmax {
     }
 
     /// No +-inf in v[0 ..< count] (NaN propagates); returns whether there is a NaN.
-    private static func checkFinite<T: StorageFloat>(_ v: UnsafePointer<T>, count: Int,
+    fileprivate static func checkFinite<T: StorageFloat>(_ v: UnsafePointer<T>, count: Int,
                                              _ name: (Int) -> String) throws(Failure) -> Bool {
         var bad = false
         for t in 0..<count where !v[t].isFinite { bad = true }
@@ -768,5 +721,89 @@ struct GoldLogit {
         let halfSine = sin(x / 2)
         radial = (psi + slope * chordSign * 2 * halfSine * halfSine) / (1 + lambda)
         chord = slope / (1 + lambda)
+    }
+}
+
+extension LSoftmax {
+    /// The arguments of an lk_lsoftmax call and what each phase of the checks (CallChecks) checks
+    /// of them.
+    struct Call<T: StorageFloat>: CallChecks {
+        let options: Options.LSoftmax
+        let n: Int64, d: Int64, k: Int64
+        let x: UnsafePointer<T>?, w: UnsafePointer<T>?, gold: UnsafePointer<Int32>?
+        let weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, dW: UnsafeMutablePointer<T>?
+
+        var examples: Int64 { n }
+
+        func checkPointers() throws(Failure) {
+            try Validation.require(x, "x")
+            try Validation.require(w, "w")
+            try Validation.require(gold, "gold")
+        }
+
+        struct Shape {
+            let n: Int, d: Int, k: Int
+            /// k * d: the entries of w and d_w.
+            let weights: Int
+            let x: UnsafePointer<T>, w: UnsafePointer<T>, gold: UnsafePointer<Int32>
+            let batch: Batch<T>
+        }
+
+        /// n, d, k, and the byte size of every buffer that is read or written (w and d_w are
+        /// written even when n = 0), checked before anything is read.
+        func checkSizes() throws(Failure) -> Shape? {
+            let n = try Validation.dimension(self.n, "n"), d = try Validation.dimension(self.d, "d"),
+                k = try Validation.dimension(self.k, "k")
+            let weights = try elementCount(k, d, of: T.self, "k * d (w, d_w)")
+            _ = try elementCount(n, 1, of: Int32.self, "n (gold)")
+            _ = try elementCount(n, 1, of: T.self, "n (weight, loss)")
+            _ = try elementCount(n, d, of: T.self, "n * d (x, d_x)")
+            _ = try elementCount(n, k, of: T.self, "n * k (the logits)")
+            guard n > 0, let x, let w, let gold else { return nil }
+            guard d >= 1 else { throw .size("d = 0, but a feature row needs at least one value when n > 0") }
+            guard k >= 1 else { throw .size("k = 0, but the loss needs at least one class when n > 0") }
+            return Shape(n: n, d: d, k: k, weights: weights, x: x, w: w, gold: gold,
+                         batch: Batch(count: n, weights: weight, reduction: options.reduction))
+        }
+
+        /// No example: the loss is empty and its gradient w.r.t. w is 0 (k * d passed the sizes).
+        func writeEmptyBatch() {
+            Batch<T>.writeEmpty(loss, options.reduction)
+            dW?.update(repeating: 0, count: Int(k) * Int(d))
+        }
+
+        /// Gold labels, for the examples that are neither ignored nor of zero weight.
+        func checkLabels(_ shape: Shape) throws(Failure) {
+            try Validation.checkClasses(shape.gold, k: shape.k, ignoreLabel: options.ignoreLabel, shape.batch)
+        }
+
+        struct Checked {
+            let shape: Shape
+            /// The examples read (neither ignored nor of zero weight).
+            let active: Int
+            /// Whether an entry of w is NaN.
+            let wHasNaN: Bool
+            /// The mean's denominator.
+            let counted: Double
+        }
+
+        /// Weights, the rows of x that are read, all of w; then the mean's denominator.
+        func checkValues(_ shape: Shape) throws(Failure) -> Checked {
+            let (d, x, w, gold, batch) = (shape.d, shape.x, shape.w, shape.gold, shape.batch)
+            let ignore = options.ignoreLabel
+            var active = 0
+            for i in 0..<shape.n where gold[i] != ignore {
+                try batch.checkWeight(i)
+                if batch.hasZeroWeight(i) { continue }
+                _ = try checkFinite(x + i * d, count: d) { j in "x[\(i), \(j)]" }
+                active += 1
+            }
+            var wHasNaN = false
+            for j in 0..<shape.k {
+                if try checkFinite(w + j * d, count: d, { t in "w[\(j), \(t)]" }) { wHasNaN = true }
+            }
+            let counted = try batch.denominator(isIgnored: { gold[$0] == ignore })
+            return Checked(shape: shape, active: active, wHasNaN: wHasNaN, counted: counted)
+        }
     }
 }

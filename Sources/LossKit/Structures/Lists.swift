@@ -8,147 +8,162 @@ import CLossKit
 /// of the Hessian (Hessian.swift); the checks are those of lk_lists_*, whether or not it is given.
 enum Lists {
     static func compute<T: StorageFloat>(
-        _ opt: UnsafePointer<lk_options>?, n n64: Int64, offsets: UnsafePointer<Int64>?,
+        _ opt: UnsafePointer<lk_options>?, n: Int64, offsets: UnsafePointer<Int64>?,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
         hess: UnsafeMutablePointer<T>? = nil
     ) throws(Failure) {
-        let options = try Options.parse(opt, for: .lists, computingIn: T.self)
-        let recipe = options.recipe
+        let call = Call(options: try Options.parse(opt, for: .lists, computingIn: T.self), n: n, offsets: offsets,
+                        scores: scores, gold: gold, cost: cost, weight: weight, loss: loss)
+        guard let checked = try call.validate() else { return }
+        defer { checked.free() }
+        let lists = checked.lists
+        try lists.run(checked.values, options: call.options, longest: checked.longest,
+                      gold: { checked.golds[$0] }, costs: { i in cost.map { $0 + lists.layout.start(i) } },
+                      loss: loss, grad: grad, hess: hess)
+    }
 
-        // Pointers (nothing is read when n = 0). A NULL cost means 0/1 cost against the gold;
-        // a gold of -1 then has no oracle, which the label phase reports.
-        if n64 != 0 {
-            guard offsets != nil else { throw .null("offsets is NULL (required when n != 0)") }
-            guard scores != nil else { throw .null("scores is NULL (required when n != 0)") }
-            guard gold != nil else { throw .null("gold is NULL (required when n != 0)") }
+    /// The arguments of an lk_lists call and what each phase of the checks (CallChecks) checks of
+    /// them. A NULL cost means 0/1 cost against the gold; a gold of -1 then has no oracle, which
+    /// the label phase reports.
+    struct Call<T: StorageFloat>: CallChecks {
+        let options: Options
+        let n: Int64
+        let offsets: UnsafePointer<Int64>?
+        let scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?
+        let weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?
+
+        var examples: Int64 { n }
+
+        func checkPointers() throws(Failure) {
+            try Validation.require(offsets, "offsets")
+            try Validation.require(scores, "scores")
+            try Validation.require(gold, "gold")
         }
 
-        // Sizes: n, then the offsets (0 first, non-decreasing, a total the buffers can hold).
-        guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
-        guard let n = Int(exactly: n64), n < Int.max else {
-            throw .size("n = \(n64) does not fit this platform's address space")
+        struct Shape {
+            let batch: Batch<T>
+            let layout: ListLayout
+            let scores: UnsafePointer<T>, gold: UnsafePointer<Int32>
+            let longest: Int
         }
-        // Every per-example buffer must have a byte size that exists before any is read: the
-        // offsets' (n + 1) * 8 bounds gold's n * 4 and weight's and loss's n * sizeof(T).
-        _ = try elementCount(n + 1, 1, of: Int64.self, "n + 1 (the offsets)")
-        let batch = Batch<T>(count: n, weights: weight, reduction: options.reduction)
-        guard n > 0, let offsets, let scores, let gold else {
-            batch.writeEmpty(loss)
-            return
-        }
-        guard offsets[0] == 0 else { throw .size("offsets[0] = \(offsets[0]), but it must be 0") }
-        var longest = 0
-        for i in 0..<n {
-            let (start, end) = (offsets[i], offsets[i + 1])
-            guard end >= start else {
-                throw .size("offsets[\(i + 1)] = \(end) is smaller than offsets[\(i)] = \(start) (offsets must not "
-                            + "decrease)")
-            }
-            longest = Swift.max(longest, Int(end - start))
-        }
-        guard let total = Int(exactly: offsets[n]) else { throw .size("offsets[\(n)] = \(offsets[n]) is too large") }
-        _ = try elementCount(total, 1, of: T.self, "offsets[n] (candidates)")
-        let start = { (i: Int) in Int(offsets[i]) }
-        let length = { (i: Int) in Int(offsets[i + 1] - offsets[i]) }
 
-        // Gold indices, for the examples of non-zero weight.
-        for i in 0..<n where !batch.hasZeroWeight(i) {
-            let g = gold[i]
-            if g == -1 {
-                guard cost != nil else {
-                    throw .null("cost is NULL, but gold[\(i)] = -1 asks for the oracle (the candidate of lowest "
-                                + "cost), which needs costs")
+        /// n, then the offsets: 0 first, non-decreasing, a total the buffers can hold. Every
+        /// per-example buffer must have a byte size that exists before any is read: the offsets'
+        /// (n + 1) * 8 bounds gold's n * 4 and weight's and loss's n * sizeof(T).
+        func checkSizes() throws(Failure) -> Shape? {
+            let n = try Validation.dimension(self.n, "n")
+            guard n < Int.max else { throw .size("n = \(n) does not fit this platform's address space") }
+            _ = try elementCount(n + 1, 1, of: Int64.self, "n + 1 (the offsets)")
+            guard n > 0, let offsets, let scores, let gold else { return nil }
+            guard offsets[0] == 0 else { throw .size("offsets[0] = \(offsets[0]), but it must be 0") }
+            var longest = 0
+            for i in 0..<n {
+                let (start, end) = (offsets[i], offsets[i + 1])
+                guard end >= start else {
+                    throw .size("offsets[\(i + 1)] = \(end) is smaller than offsets[\(i)] = \(start) (offsets must "
+                                + "not decrease)")
                 }
-            } else if g < 0 || Int(g) >= length(i) {
-                throw .label("gold[\(i)] = \(g) is outside [0, \(length(i))) (example \(i)'s list, offsets[\(i)] = "
-                             + "\(offsets[i])) and is not -1")
+                longest = Swift.max(longest, Int(end - start))
+            }
+            guard let total = Int(exactly: offsets[n]) else {
+                throw .size("offsets[\(n)] = \(offsets[n]) is too large")
+            }
+            _ = try elementCount(total, 1, of: T.self, "offsets[n] (candidates)")
+            return Shape(batch: Batch(count: n, weights: weight, reduction: options.reduction),
+                         layout: ListLayout(offsets: offsets), scores: scores, gold: gold, longest: longest)
+        }
+
+        func writeEmptyBatch() { Batch<T>.writeEmpty(loss, options.reduction) }
+
+        /// Gold indices, for the examples of non-zero weight; -1 asks for the oracle, which needs
+        /// costs.
+        func checkLabels(_ shape: Shape) throws(Failure) {
+            let (gold, layout) = (shape.gold, shape.layout)
+            for i in 0..<shape.batch.count where !shape.batch.hasZeroWeight(i) {
+                let g = gold[i]
+                if g == -1 {
+                    guard cost != nil else {
+                        throw .null("cost is NULL, but gold[\(i)] = -1 asks for the oracle (the candidate of lowest "
+                                    + "cost), which needs costs")
+                    }
+                } else if g < 0 || Int(g) >= layout.count(i) {
+                    throw .label("gold[\(i)] = \(g) is outside [0, \(layout.count(i))) (example \(i)'s list, "
+                                 + "offsets[\(i)] = \(layout.start(i))) and is not -1")
+                }
             }
         }
 
-        // Values: weights, then each read list's scores and costs. The oracle stands in for a
-        // gold of -1 from here on (`golds`).
-        let (chunkStarts, chunkCount) = try balancedChunks(offsets, n: n)
-        defer { chunkStarts.free() }
-        let chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: n)
-        let threads = Parallel.threads(requested: options.threads, elements: total, chunks: chunks.count)
-        let surveys = try Scratch<RowSurvey<T>>(n, "the list surveys")
-        defer { surveys.free() }
-        let golds = try Scratch<Int>(n, "the gold or oracle of each list")
-        defer { golds.free() }
-        let checks = FlatValidation.Checks<T>(options)
-        // Chunk by chunk: a screen of the chunk's candidates all at once, which nearly always
-        // proves every value check passes (then only weights, empty lists and oracles are looked
-        // at list by list, and the computing pass finds each list's max itself); else the full
-        // check of each list, whose survey the computing pass then reuses.
-        let screened = try Scratch<Bool>(chunks.count, "the screened chunks")
-        defer { screened.free() }
-        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
-            let lists = chunks.range(chunk)
-            let candidates = start(lists.upperBound) - start(lists.lowerBound)
-            // Runs of consecutive lists of non-zero weight are screened (zero-weight lists are
-            // not read); a loss that reads no costs but has an oracle to find here reads the
-            // costs of the oracle's lists only, which the per-list check does.
-            screened[chunk] = candidates < FlatValidation.screenedLength * lists.count
-                && (recipe.readsCosts || !lists.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) })
-                && FlatValidation.screenRuns(lists, isRead: { !batch.hasZeroWeight($0) }) { run in
-                    FlatValidation.screen(scores + start(run.lowerBound),
-                                          costs: recipe.readsCosts ? cost.map { $0 + start(run.lowerBound) } : nil,
-                                          count: start(run.upperBound) - start(run.lowerBound),
-                                          costBound: checks.costBound)
+        /// What the values phase leaves: the checked lists, the gold or oracle of each, the
+        /// longest list.
+        struct Checked {
+            let lists: FlatBatch<T, ListLayout>
+            let values: FlatBatch<T, ListLayout>.Checked
+            let golds: Scratch<Int>
+            let longest: Int
+            private let chunkStarts: Scratch<Int>
+
+            init(lists: FlatBatch<T, ListLayout>, values: FlatBatch<T, ListLayout>.Checked, golds: Scratch<Int>,
+                 longest: Int, chunkStarts: Scratch<Int>) {
+                (self.lists, self.values, self.golds, self.longest, self.chunkStarts) =
+                    (lists, values, golds, longest, chunkStarts)
+            }
+
+            func free() { values.free(); golds.free(); chunkStarts.free() }
+        }
+
+        /// Weights, then each read list: not empty, its scores and costs (FlatValidation), and the
+        /// oracle that stands in for a gold of -1. Chunk by chunk: a screen of the chunk's
+        /// candidates all at once, which nearly always proves every value check passes (then only
+        /// weights, empty lists and oracles are looked at list by list, and the computing pass
+        /// finds each list's max itself); else the full check of each list, whose survey the
+        /// computing pass then reuses. A loss that reads no costs but has an oracle to find in a
+        /// chunk reads the costs of the oracle's lists only, which the per-list check does.
+        func checkValues(_ shape: Shape) throws(Failure) -> Checked {
+            let (batch, layout, scores, gold) = (shape.batch, shape.layout, shape.scores, shape.gold)
+            let recipe = options.recipe
+            let (chunkStarts, chunkCount) = try balancedChunks(layout.offsets, n: batch.count)
+            var complete = false
+            defer { if !complete { chunkStarts.free() } }
+            let chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: batch.count)
+            let lists = FlatBatch(layout: layout, scores: scores, batch: batch, gold: gold, ignoreLabel: nil,
+                                  chunks: chunks,
+                                  threads: Parallel.threads(requested: options.threads,
+                                                            elements: layout.start(batch.count),
+                                                            chunks: chunks.count))
+            let golds = try Scratch<Int>(batch.count, "the gold or oracle of each list")
+            defer { if !complete { golds.free() } }
+            let checks = FlatValidation.Checks<T>(options)
+            let values = try lists.checkValues(
+                screenedCosts: recipe.readsCosts ? cost : nil, costBound: checks.costBound,
+                mayScreen: { examples in
+                    recipe.readsCosts || !examples.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) }
                 }
-            for i in lists {
-                try batch.checkWeight(i)
-                if batch.hasZeroWeight(i) { continue }
-                guard length(i) > 0 else {
-                    throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(offsets[i])) "
+            ) { (i: Int, screened: Bool) throws(Failure) in
+                let (start, length) = (layout.start(i), layout.count(i))
+                guard length > 0 else {
+                    throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(start)) "
                                   + "and weight \(batch.weight(i)) != 0")
                 }
                 let oracle = gold[i] == -1
-                let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start(i) } : nil
-                if !screened[chunk] {
-                    surveys[i] = try FlatValidation.check(
-                        scores + start(i), count: length(i), gold: oracle ? nil : Int(gold[i]), costs: costs,
-                        checks, names: RowNames(example: i, layout: .list(offset: start(i))))
+                let costs = (recipe.readsCosts || oracle) ? cost.map { $0 + start } : nil
+                var survey: RowSurvey<T>? = nil
+                if !screened {
+                    survey = try FlatValidation.check(
+                        scores + start, count: length, gold: oracle ? nil : Int(gold[i]), costs: costs, checks,
+                        names: RowNames(example: i, layout: .list(offset: start)))
                 }
                 if oracle, let costs {
-                    golds[i] = FlatCandidates<T>.lowestCost(scores + start(i), costs, count: length(i))
+                    golds[i] = FlatCandidates<T>.lowestCost(scores + start, costs, count: length)
                 } else {
                     golds[i] = Int(gold[i])
                 }
+                return survey
             }
+            complete = true
+            return Checked(lists: lists, values: values, golds: golds, longest: shape.longest,
+                           chunkStarts: chunkStarts)
         }
-
-        let counted = try batch.denominator(isIgnored: { _ in false })
-
-        // The computing pass, with a row of scratch per thread for a second log-sum-exp term
-        // (and for risk's Hessian, its softmax beside p (c - R)).
-        let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? longest : 0
-        let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
-        defer { scratch.free() }
-        let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
-        defer { partials.free() }
-        batch.run(
-            loss: loss, counted: counted, chunks: chunks, threads: threads, partials: partials,
-            isIgnored: { _ in false },
-            skip: { i in
-                grad?.advanced(by: start(i)).update(repeating: 0, count: length(i))
-                hess?.advanced(by: start(i)).update(repeating: 0, count: length(i))
-            },
-            evaluate: { i, coefficient, worker, chunk in
-                let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
-                let example = FlatCandidates(
-                    scores: scores + start(i), count: length(i), goldIndex: golds[i],
-                    costs: cost.map { $0 + start(i) }, costScale: options.costScale,
-                    gradient: grad.map { $0 + start(i) },
-                    scratch: row,
-                    validated: screened[chunk] ? nil : surveys[i])
-                let value = recipe.loss(onFlat: example, gradientTimes: coefficient)
-                if let hess {
-                    recipe.hessian(on: example.writing(into: hess + start(i), scratch: row), times: coefficient)
-                }
-                return value
-            })
     }
 
     /// The starts of chunks of about Chunks.target candidates (at least one list each), and

@@ -22,38 +22,44 @@ struct ChainCall<T: StorageFloat> {
     private let sizes: (doubles: Int, ints: Int, bools: Int)
     private let doubles: Scratch<Double>, ints: Scratch<Int32>, bools: Scratch<Bool>
 
-    /// Pointers, then sizes (n, t_max, tags, each read length), for every chain entry point.
+    /// The shape of a chain call: its dimensions, the longest length read, and the buffers every
+    /// call with sequences reads.
+    struct Shape {
+        let n: Int, tMax: Int, tags: Int, longest: Int
+        let emissions: UnsafePointer<T>, transitions: UnsafePointer<T>, lengths: UnsafePointer<Int32>
+    }
+
+    /// The pointers every chain entry point needs when n != 0, then `other` (gold, path or
+    /// marginals).
+    static func checkPointers(emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?,
+                              lengths: UnsafePointer<Int32>?, other: UnsafeRawPointer?, _ name: StaticString)
+        throws(Failure)
+    {
+        try Validation.require(emissions, "emissions")
+        try Validation.require(transitions, "transitions")
+        try Validation.require(lengths, "lengths")
+        try Validation.require(other, name)
+    }
+
+    /// The sizes of every chain entry point (n, t_max, tags, each read length):
     /// `readsLength(i)` says whether sequence i is read (zero-weight sequences are not).
     /// Every buffer a chain call may read or write must have a byte size that exists — lengths
     /// and weight/loss/score/log_z (n), gold and path (n * t_max), emissions, cost and their
     /// gradients or marginals (n * t_max * tags), transitions and their gradient (tags^2),
     /// start and end (tags) — checked before anything is read, n = 0 included (an empty batch
-    /// still zeroes the tags^2 transition gradients). Returns the longest length read too.
-    /// nil: an empty batch.
-    static func checkShape(
-        n n64: Int64, tMax t64: Int64, tags l64: Int64, emissions: UnsafePointer<T>?,
-        transitions: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
-        required: [(Bool, String)], readsLength: (Int) -> Bool
-    ) throws(Failure) -> (n: Int, tMax: Int, tags: Int, longest: Int)? {
-        if n64 != 0 {
-            guard emissions != nil else { throw .null("emissions is NULL (required when n != 0)") }
-            guard transitions != nil else { throw .null("transitions is NULL (required when n != 0)") }
-            guard lengths != nil else { throw .null("lengths is NULL (required when n != 0)") }
-            for (present, name) in required where !present { throw .null("\(name) is NULL (required when n != 0)") }
-        }
-        guard n64 >= 0 else { throw .size("n = \(n64) is negative") }
-        guard t64 >= 0 else { throw .size("t_max = \(t64) is negative") }
-        guard l64 >= 0 else { throw .size("tags = \(l64) is negative") }
-        guard let n = Int(exactly: n64), let tMax = Int(exactly: t64), let tags = Int(exactly: l64) else {
-            throw .size("n, t_max, tags do not fit this platform's address space")
-        }
+    /// still zeroes the tags^2 transition gradients). nil: an empty batch.
+    static func checkShape(n n64: Int64, tMax t64: Int64, tags l64: Int64, emissions: UnsafePointer<T>?,
+                           transitions: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?,
+                           readsLength: (Int) -> Bool) throws(Failure) -> Shape? {
+        let n = try Validation.dimension(n64, "n"), tMax = try Validation.dimension(t64, "t_max"),
+            tags = try Validation.dimension(l64, "tags")
         // T is at least as wide as the int32 lengths, gold and path: its stride bounds them all.
         _ = try elementCount(n, 1, of: T.self, "lengths and weight, loss, score, log_z (n)")
         let positions = try elementCount(n, tMax, of: T.self, "gold, path (n * t_max)")
         _ = try elementCount(positions, tags, of: T.self,
                              "emissions, cost, d_emissions, marginals (n * t_max * tags)")
         _ = try elementCount(tags, tags, of: Double.self, "transitions, d_transitions (tags * tags)")
-        guard n > 0, let lengths else { return nil }
+        guard n > 0, let emissions, let transitions, let lengths else { return nil }
         guard tags >= 1 else { throw .size("tags = 0, but a chain needs at least one tag when n > 0") }
         var longest = 0
         for i in 0..<n where readsLength(i) {
@@ -62,17 +68,17 @@ struct ChainCall<T: StorageFloat> {
             }
             longest = Swift.max(longest, Int(lengths[i]))
         }
-        return (n, tMax, tags, longest)
+        return Shape(n: n, tMax: tMax, tags: tags, longest: longest, emissions: emissions,
+                     transitions: transitions, lengths: lengths)
     }
 
     /// The model (read whenever n > 0), the chunks, the threads and the working memory of a call
     /// whose shape `checkShape` accepted. `readLength(i)` is sequence i's length if it is read,
     /// 0 otherwise (an unread length is not validated): chunks and threads follow the work read.
-    static func prepare(shape: (n: Int, tMax: Int, tags: Int, longest: Int), emissions: UnsafePointer<T>,
-                        transitions: UnsafePointer<T>, start: UnsafePointer<T>?, end: UnsafePointer<T>?,
-                        lengths: UnsafePointer<Int32>, readLength: (Int) -> Int,
+    static func prepare(shape: Shape, start: UnsafePointer<T>?, end: UnsafePointer<T>?, readLength: (Int) -> Int,
                         requestedThreads: Int) throws(Failure) -> ChainCall {
-        let (n, tags) = (shape.n, shape.tags)
+        let (n, tags, emissions, transitions, lengths) =
+            (shape.n, shape.tags, shape.emissions, shape.transitions, shape.lengths)
         let (model, modelHasNaN, modelStorage) = try ChainModel.read(tags: tags, transitions: transitions,
                                                                      start: start, end: end)
         var chunkStarts: Scratch<Int>?, doubles: Scratch<Double>?, ints: Scratch<Int32>?, bools: Scratch<Bool>?

@@ -3,31 +3,56 @@ import CLossKit
 /// Decoding: the best path of each sequence and its score (Viterbi), or each position's
 /// marginals and log Z (forward-backward), set up as the loss is (ChainCall).
 extension Chains {
-    /// The checked call shared by Viterbi and the marginals: options (only the threads are
-    /// read), shape, model, and each sequence's emissions and that it has an allowed path.
-    /// nil for an empty batch.
-    static func prepareDecoding<T: StorageFloat>(
-        _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
-        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
-        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, output: (Bool, String)
-    ) throws(Failure) -> ChainCall<T>? {
-        let requestedThreads = try Options.decodingThreads(opt)
-        guard let shape = try ChainCall<T>.checkShape(
-            n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
-            required: [output], readsLength: { _ in true }),
-            let emissions, let transitions, let lengths
-        else { return nil }
-        let call = try ChainCall.prepare(shape: shape, emissions: emissions, transitions: transitions, start: start,
-                                         end: end, lengths: lengths, readLength: { Int(lengths[$0]) },
-                                         requestedThreads: requestedThreads)
-        var validated = false
-        defer { if !validated { call.free() } }
-        let batch = LossKit.Batch<T>(count: call.n, weights: nil, reduction: .none)
-        try batch.validate(call.chunks, threads: call.threads) { (i: Int, worker: Int) throws(Failure) in
-            _ = try call.checkSequence(i, worker: worker, costBound: 0) { (_, _) throws(Failure) in 0 }
+    /// The arguments of a decoding call (Viterbi, the marginals) and what each phase of the
+    /// checks (CallChecks) checks of them: options (only the threads are read), shape, model,
+    /// and each sequence's emissions and that it has an allowed path. Its checked form is the
+    /// call's set-up (ChainCall).
+    struct DecodingCall<T: StorageFloat>: CallChecks {
+        let requestedThreads: Int
+        let n: Int64, tMax: Int64, tags: Int64
+        let emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?
+        let end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?
+        /// The output, path or marginals, with its name.
+        let output: (pointer: UnsafeRawPointer?, name: StaticString)
+
+        var examples: Int64 { n }
+
+        func checkPointers() throws(Failure) {
+            try ChainCall.checkPointers(emissions: emissions, transitions: transitions, lengths: lengths,
+                                        other: output.pointer, output.name)
         }
-        validated = true
-        return call
+
+        func checkSizes() throws(Failure) -> ChainCall<T>.Shape? {
+            try ChainCall<T>.checkShape(n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
+                                        lengths: lengths, readsLength: { _ in true })
+        }
+
+        func writeEmptyBatch() {}
+
+        /// The model, then each sequence (ChainCall.checkSequence).
+        func checkValues(_ shape: ChainCall<T>.Shape) throws(Failure) -> ChainCall<T> {
+            let call = try ChainCall.prepare(shape: shape, start: start, end: end,
+                                             readLength: { Int(shape.lengths[$0]) }, requestedThreads: requestedThreads)
+            var validated = false
+            defer { if !validated { call.free() } }
+            let batch = LossKit.Batch<T>(count: call.n, weights: nil, reduction: .none)
+            try batch.validate(call.chunks, threads: call.threads) { (i: Int, worker: Int) throws(Failure) in
+                _ = try call.checkSequence(i, worker: worker, costBound: 0) { (_, _) throws(Failure) in 0 }
+            }
+            validated = true
+            return call
+        }
+    }
+
+    /// The checked set-up of a decoding call; nil for an empty batch.
+    static func prepareDecoding<T: StorageFloat>(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
+        emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
+        end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, output: (UnsafeRawPointer?, StaticString)
+    ) throws(Failure) -> ChainCall<T>? {
+        try DecodingCall(requestedThreads: try Options.decodingThreads(opt), n: n, tMax: tMax, tags: tags,
+                         emissions: emissions, transitions: transitions, start: start, end: end, lengths: lengths,
+                         output: output).validate()
     }
 
     static func viterbi<T: StorageFloat>(
@@ -38,7 +63,7 @@ extension Chains {
     ) throws(Failure) {
         guard let call = try prepareDecoding(opt, n: n, tMax: tMax, tags: tags, emissions: emissions,
                                              transitions: transitions, start: start, end: end, lengths: lengths,
-                                             output: (path != nil, "path")),
+                                             output: (UnsafeRawPointer(path), "path")),
               let path
         else { return }
         defer { call.free() }
@@ -67,7 +92,7 @@ extension Chains {
     ) throws(Failure) {
         guard let call = try prepareDecoding(opt, n: n, tMax: tMax, tags: tags, emissions: emissions,
                                              transitions: transitions, start: start, end: end, lengths: lengths,
-                                             output: (marginals != nil, "marginals")),
+                                             output: (UnsafeRawPointer(marginals), "marginals")),
               let marginals
         else { return }
         defer { call.free() }

@@ -7,7 +7,7 @@ import CLossKit
 /// alike by ChainCall.
 enum Chains {
     static func compute<T: StorageFloat>(
-        _ opt: UnsafePointer<lk_options>?, n n64: Int64, tMax t64: Int64, tags l64: Int64,
+        _ opt: UnsafePointer<lk_options>?, n: Int64, tMax: Int64, tags: Int64,
         emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?,
         end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, gold: UnsafePointer<Int32>?,
         cost: UnsafePointer<T>?, weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
@@ -16,87 +16,16 @@ enum Chains {
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .chains, computingIn: Double.self)
         let recipe = options.recipe
-        let batch = LossKit.Batch<T>(count: Int(Swift.max(0, Swift.min(n64, Int64(Int.max / 16)))), weights: weight,
-                                     reduction: options.reduction)
-        guard let shape = try ChainCall<T>.checkShape(
-            n: n64, tMax: t64, tags: l64, emissions: emissions, transitions: transitions, lengths: lengths,
-            required: [(gold != nil, "gold")], readsLength: { !batch.hasZeroWeight($0) }),
-            let emissions, let transitions, let lengths, let gold
-        else {
-            batch.writeEmpty(loss)
-            // An empty batch: nothing is read, and the gradient of the 0 written is 0.
-            let l = Int(l64), (squared, overflow) = l.multipliedReportingOverflow(by: l)
-            if !overflow {
-                dTransitions?.update(repeating: 0, count: squared)
-                dStart?.update(repeating: 0, count: l)
-                dEnd?.update(repeating: 0, count: l)
-            }
-            return
-        }
-        let (n, tMax, tags) = (shape.n, shape.tMax, shape.tags)
+        let arguments = LossCall(options: options, n: n, tMax: tMax, tags: tags, emissions: emissions,
+                                 transitions: transitions, start: start, end: end, lengths: lengths, gold: gold,
+                                 cost: cost, weight: weight, loss: loss, dTransitions: dTransitions, dStart: dStart,
+                                 dEnd: dEnd)
+        guard let checked = try arguments.validate(), let gold else { return }
+        let (call, costSums, counted, batch) = (checked.call, checked.costSums, checked.counted, arguments.batch)
+        defer { checked.free() }
+        let (n, tMax, tags, model) = (call.n, call.tMax, call.tags, call.model)
+        let lengths = call.lengths
         let readLength = { (i: Int) in batch.hasZeroWeight(i) ? 0 : Int(lengths[i]) }
-
-        // Gold tags, at the positions of each sequence of non-zero weight.
-        for i in 0..<n where !batch.hasZeroWeight(i) {
-            for t in 0..<Int(lengths[i]) {
-                let g = gold[i * tMax + t]
-                guard g >= 0, Int(g) < tags else {
-                    throw .label("gold[\(i), \(t)] = \(g) is outside [0, \(tags)) "
-                        + "(sequence \(i), length \(lengths[i]))")
-                }
-            }
-        }
-
-        // Values: the model (read whenever n > 0), then each read sequence.
-        let call = try ChainCall.prepare(shape: shape, emissions: emissions, transitions: transitions, start: start,
-                                         end: end, lengths: lengths, readLength: readLength,
-                                         requestedThreads: options.threads)
-        defer { call.free() }
-        let model = call.model
-        // Each read sequence's largest cost sum, T cost_scale max|c| (what its risk gradient scales by).
-        let costSums = try Scratch<Double>(recipe == .risk ? n : 0, "the cost sums")
-        defer { costSums.free() }
-        let readsCosts = recipe.readsCosts
-        let costBound = readsCosts ? options.costScale * recipe.costFactor : 0
-        // The largest cost read (1 for Hamming costs), each one checked: finite, and finite when
-        // scaled and added to its emission.
-        let largestCost = { (i: Int, e: UnsafePointer<T>, length: Int) throws(Failure) -> Double in
-            guard readsCosts else { return 0 }
-            guard let cost else { return 1 }
-            let c = cost + i * tMax * tags
-            var largest = 0.0
-            for j in 0..<(length * tags) where e[j] != -T.infinity {
-                largest = Swift.max(largest, c[j].asDouble.magnitude)
-                guard c[j].isFinite else {
-                    throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) is not finite")
-                }
-                guard !(e[j].asDouble.magnitude + costBound * c[j].asDouble.magnitude).isInfinite else {
-                    throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) overflows when scaled "
-                        + "(\(costBound)) and added to its emission")
-                }
-            }
-            return largest
-        }
-        try batch.validate(call.chunks, threads: call.threads) { (i: Int, worker: Int) throws(Failure) in
-            try batch.checkWeight(i)
-            if batch.hasZeroWeight(i) { return }
-            let check = try call.checkSequence(i, worker: worker, costBound: costBound) {
-                (e: UnsafePointer<T>, length: Int) throws(Failure) in try largestCost(i, e, length)
-            }
-            guard case .valid(let largest, let mayForbid) = check else {
-                if recipe == .risk { costSums[i] = 0 }
-                return
-            }
-            if recipe == .risk { costSums[i] = Double(call.length(i)) * costBound * largest }
-            // Where paths may be forbidden, the gold's must not be if the loss uses its score.
-            if mayForbid, recipe.usesGoldScore,
-               let t = ChainPaths.forbiddenStep(model, emissions: call.emissions(of: i), length: call.length(i),
-                                                path: gold + i * tMax) {
-                throw .domain("the gold path of sequence \(i) is forbidden at position \(t) (a -inf score or "
-                    + "transition), but this loss uses the gold score")
-            }
-        }
-        let counted = try batch.denominator(isIgnored: { _ in false })
         let unscale = gradientUnscale(n: n, batch: batch, counted: counted, length: readLength,
                                       costSum: { recipe == .risk && !call.nanFlags[$0] ? costSums[$0] : 0 })
 
@@ -179,5 +108,141 @@ enum Chains {
         let first = Swift.min(s, 1000)
         let power = { (k: Int) in Double(sign: .plus, exponent: k, significand: 1) }
         return (power(-s), (power(first), power(s - first)))
+    }
+}
+
+extension Chains {
+    /// The arguments of an lk_chain call and what each phase of the checks (CallChecks) checks
+    /// of them. Zero-weight sequences are not read beyond their weight.
+    struct LossCall<T: StorageFloat>: CallChecks {
+        let options: Options
+        let n: Int64, tMax: Int64, tags: Int64
+        let emissions: UnsafePointer<T>?, transitions: UnsafePointer<T>?, start: UnsafePointer<T>?
+        let end: UnsafePointer<T>?, lengths: UnsafePointer<Int32>?, gold: UnsafePointer<Int32>?
+        let cost: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?
+        let dTransitions: UnsafeMutablePointer<T>?, dStart: UnsafeMutablePointer<T>?, dEnd: UnsafeMutablePointer<T>?
+        /// The weights (read by the sizes phase already: an unread length is not validated).
+        let batch: Batch<T>
+
+        init(options: Options, n: Int64, tMax: Int64, tags: Int64, emissions: UnsafePointer<T>?,
+             transitions: UnsafePointer<T>?, start: UnsafePointer<T>?, end: UnsafePointer<T>?,
+             lengths: UnsafePointer<Int32>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
+             weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, dTransitions: UnsafeMutablePointer<T>?,
+             dStart: UnsafeMutablePointer<T>?, dEnd: UnsafeMutablePointer<T>?) {
+            (self.options, self.n, self.tMax, self.tags) = (options, n, tMax, tags)
+            (self.emissions, self.transitions, self.start, self.end) = (emissions, transitions, start, end)
+            (self.lengths, self.gold, self.cost, self.loss) = (lengths, gold, cost, loss)
+            (self.dTransitions, self.dStart, self.dEnd) = (dTransitions, dStart, dEnd)
+            batch = Batch(count: Int(Swift.max(0, Swift.min(n, Int64(Int.max / 16)))), weights: weight,
+                          reduction: options.reduction)
+        }
+
+        var examples: Int64 { n }
+
+        func checkPointers() throws(Failure) {
+            try ChainCall.checkPointers(emissions: emissions, transitions: transitions, lengths: lengths,
+                                        other: gold, "gold")
+        }
+
+        func checkSizes() throws(Failure) -> ChainCall<T>.Shape? {
+            try ChainCall<T>.checkShape(n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
+                                        lengths: lengths, readsLength: { !batch.hasZeroWeight($0) })
+        }
+
+        /// An empty batch: nothing is read, and the gradient of the 0 written is 0.
+        func writeEmptyBatch() {
+            Batch<T>.writeEmpty(loss, options.reduction)
+            let l = Int(tags), (squared, overflow) = l.multipliedReportingOverflow(by: l)
+            if !overflow {
+                dTransitions?.update(repeating: 0, count: squared)
+                dStart?.update(repeating: 0, count: l)
+                dEnd?.update(repeating: 0, count: l)
+            }
+        }
+
+        /// Gold tags, at the positions of each sequence of non-zero weight.
+        func checkLabels(_ shape: ChainCall<T>.Shape) throws(Failure) {
+            let (gold, lengths) = (gold!, shape.lengths)
+            for i in 0..<shape.n where !batch.hasZeroWeight(i) {
+                for t in 0..<Int(lengths[i]) {
+                    let g = gold[i * shape.tMax + t]
+                    guard g >= 0, Int(g) < shape.tags else {
+                        throw .label("gold[\(i), \(t)] = \(g) is outside [0, \(shape.tags)) "
+                            + "(sequence \(i), length \(lengths[i]))")
+                    }
+                }
+            }
+        }
+
+        /// What the values phase leaves: the call's set-up, each read sequence's largest cost sum
+        /// (risk), the mean's denominator.
+        struct Checked {
+            let call: ChainCall<T>
+            let costSums: Scratch<Double>
+            let counted: Double
+
+            func free() { call.free(); costSums.free() }
+        }
+
+        /// The model (read whenever n > 0), then each read sequence: its weight, emissions and
+        /// costs (ChainCall.checkSequence), and — where paths may be forbidden and the loss uses
+        /// the gold score — that the gold path is allowed; then the mean's denominator.
+        func checkValues(_ shape: ChainCall<T>.Shape) throws(Failure) -> Checked {
+            let recipe = options.recipe
+            let (n, tMax, tags, lengths, gold) = (shape.n, shape.tMax, shape.tags, shape.lengths, gold!)
+            let call = try ChainCall.prepare(shape: shape, start: start, end: end,
+                                             readLength: { batch.hasZeroWeight($0) ? 0 : Int(lengths[$0]) },
+                                             requestedThreads: options.threads)
+            var complete = false
+            defer { if !complete { call.free() } }
+            let model = call.model
+            // Each read sequence's largest cost sum, T cost_scale max|c| (what its risk gradient
+            // scales by).
+            let costSums = try Scratch<Double>(recipe == .risk ? n : 0, "the cost sums")
+            defer { if !complete { costSums.free() } }
+            let readsCosts = recipe.readsCosts
+            let costBound = readsCosts ? options.costScale * recipe.costFactor : 0
+            // The largest cost read (1 for Hamming costs), each one checked: finite, and finite
+            // when scaled and added to its emission.
+            let largestCost = { (i: Int, e: UnsafePointer<T>, length: Int) throws(Failure) -> Double in
+                guard readsCosts else { return 0 }
+                guard let cost else { return 1 }
+                let c = cost + i * tMax * tags
+                var largest = 0.0
+                for j in 0..<(length * tags) where e[j] != -T.infinity {
+                    largest = Swift.max(largest, c[j].asDouble.magnitude)
+                    guard c[j].isFinite else {
+                        throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) is not finite")
+                    }
+                    guard !(e[j].asDouble.magnitude + costBound * c[j].asDouble.magnitude).isInfinite else {
+                        throw .domain("cost[\(i), \(j / tags), \(j % tags)] = \(describe(c[j])) overflows when "
+                            + "scaled (\(costBound)) and added to its emission")
+                    }
+                }
+                return largest
+            }
+            try batch.validate(call.chunks, threads: call.threads) { (i: Int, worker: Int) throws(Failure) in
+                try batch.checkWeight(i)
+                if batch.hasZeroWeight(i) { return }
+                let check = try call.checkSequence(i, worker: worker, costBound: costBound) {
+                    (e: UnsafePointer<T>, length: Int) throws(Failure) in try largestCost(i, e, length)
+                }
+                guard case .valid(let largest, let mayForbid) = check else {
+                    if recipe == .risk { costSums[i] = 0 }
+                    return
+                }
+                if recipe == .risk { costSums[i] = Double(call.length(i)) * costBound * largest }
+                // Where paths may be forbidden, the gold's must not be if the loss uses its score.
+                if mayForbid, recipe.usesGoldScore,
+                   let t = ChainPaths.forbiddenStep(model, emissions: call.emissions(of: i), length: call.length(i),
+                                                    path: gold + i * tMax) {
+                    throw .domain("the gold path of sequence \(i) is forbidden at position \(t) (a -inf score or "
+                        + "transition), but this loss uses the gold score")
+                }
+            }
+            let counted = try batch.denominator(isIgnored: { _ in false })
+            complete = true
+            return Checked(call: call, costSums: costSums, counted: counted)
+        }
     }
 }

@@ -1,0 +1,122 @@
+/// Where the examples of a batch of flat candidates sit in the flat buffers (scores, costs aligned
+/// with them, the gradient, the Hessian): example i owns the candidates start(i) ..< start(i + 1).
+protocol FlatLayout {
+    /// The first candidate of example i; start(n) is the number of candidates.
+    func start(_ i: Int) -> Int
+}
+
+extension FlatLayout {
+    @inline(__always) func count(_ i: Int) -> Int { start(i + 1) - start(i) }
+}
+
+/// Dense rows: example i is row i of k classes.
+struct RowLayout: FlatLayout {
+    let k: Int
+    @inline(__always) func start(_ i: Int) -> Int { i * k }
+}
+
+/// Candidate lists: example i owns offsets[i] ..< offsets[i + 1] (validated: 0 first, not
+/// decreasing).
+struct ListLayout: FlatLayout {
+    let offsets: UnsafePointer<Int64>
+    @inline(__always) func start(_ i: Int) -> Int { Int(offsets[i]) }
+}
+
+/// What dense rows and candidate lists share once their shapes and labels are checked: the values
+/// phase (FlatValidation's screen of a chunk at once, or its check of each example) and the
+/// computing pass, each example a `FlatCandidates`.
+struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
+    let layout: Layout
+    let scores: UnsafePointer<T>
+    let batch: Batch<T>
+    let gold: UnsafePointer<Int32>
+    /// The label that marks an example ignored (dense rows: ignore_label), or nil when none is
+    /// (candidate lists).
+    let ignoreLabel: Int32?
+    let chunks: Chunks
+    let threads: Int
+
+    @inline(__always) func isIgnored(_ i: Int) -> Bool { ignoreLabel.map { gold[i] == $0 } ?? false }
+
+    /// What the values phase leaves to the computing pass: the mean's denominator, whether each
+    /// chunk passed the screen, and the survey of each example read in a chunk that did not.
+    struct Checked {
+        let counted: Double
+        let screened: Scratch<Bool>
+        let surveys: Scratch<RowSurvey<T>>
+
+        func free() { screened.free(); surveys.free() }
+    }
+
+    /// The values phase: chunk by chunk on the call's threads, a screen of the chunk's runs of
+    /// examples that are read (`FlatValidation.screen`, with `screenedCosts` aligned with the
+    /// scores, when the chunk's examples are short and `mayScreen` allows it), then each example
+    /// that is not ignored: its weight, and if it is read `check(i, screened)`, which returns its
+    /// survey when the screen did not pass (nil when it did). Then the mean's denominator.
+    func checkValues(screenedCosts: UnsafePointer<T>?, costBound: Double, mayScreen: (Range<Int>) -> Bool,
+                     check: (_ i: Int, _ screened: Bool) throws(Failure) -> RowSurvey<T>?)
+        throws(Failure) -> Checked
+    {
+        let surveys = try Scratch<RowSurvey<T>>(batch.count, "the surveys of the examples")
+        var complete = false
+        defer { if !complete { surveys.free() } }
+        let screened = try Scratch<Bool>(chunks.count, "the screened chunks")
+        defer { if !complete { screened.free() } }
+        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
+            let examples = chunks.range(chunk)
+            let candidates = layout.start(examples.upperBound) - layout.start(examples.lowerBound)
+            screened[chunk] = candidates < FlatValidation.screenedLength * examples.count && mayScreen(examples)
+                && FlatValidation.screenRuns(examples, isRead: { !isIgnored($0) && !batch.hasZeroWeight($0) }) {
+                    run in
+                    let first = layout.start(run.lowerBound)
+                    return FlatValidation.screen(scores + first, costs: screenedCosts.map { $0 + first },
+                                                 count: layout.start(run.upperBound) - first, costBound: costBound)
+                }
+            for i in examples where !isIgnored(i) {
+                try batch.checkWeight(i)
+                if batch.hasZeroWeight(i) { continue }
+                if let survey = try check(i, screened[chunk]) { surveys[i] = survey }
+            }
+        }
+        let counted = try batch.denominator(isIgnored: isIgnored)
+        complete = true
+        return Checked(counted: counted, screened: screened, surveys: surveys)
+    }
+
+    /// The computing pass: example i is the candidates of its span, with gold `gold(i)` and costs
+    /// `costs(i)`; a row of scratch per thread (`longest` values) when the recipe needs one (a
+    /// second log-sum-exp term keeps its exps there; so does risk's Hessian, its softmax beside
+    /// p (c - R)). `hess` receives the diagonal of the Hessian (Hessian.swift).
+    func run(_ checked: Checked, options: Options, longest: Int, gold: (Int) -> Int,
+             costs: (Int) -> UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
+             hess: UnsafeMutablePointer<T>?) throws(Failure) {
+        let recipe = options.recipe
+        let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? longest : 0
+        let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
+        defer { scratch.free() }
+        let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
+        defer { partials.free() }
+        batch.run(
+            loss: loss, counted: checked.counted, chunks: chunks, threads: threads, partials: partials,
+            isIgnored: isIgnored,
+            skip: { i in
+                grad?.advanced(by: layout.start(i)).update(repeating: 0, count: layout.count(i))
+                hess?.advanced(by: layout.start(i)).update(repeating: 0, count: layout.count(i))
+            },
+            evaluate: { i, coefficient, worker, chunk in
+                let first = layout.start(i)
+                let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
+                let example = FlatCandidates(
+                    scores: scores + first, count: layout.count(i), goldIndex: gold(i),
+                    costs: costs(i), costScale: options.costScale,
+                    gradient: grad.map { $0 + first },
+                    scratch: row,
+                    validated: checked.screened[chunk] ? nil : checked.surveys[i])
+                let value = recipe.loss(onFlat: example, gradientTimes: coefficient)
+                if let hess {
+                    recipe.hessian(on: example.writing(into: hess + first, scratch: row), times: coefficient)
+                }
+                return value
+            })
+    }
+}
