@@ -373,6 +373,17 @@ def test_scale_overflow_in_float32(loss):
               angular_scale=1e308, angular_margin=1.0)
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_scale_overflow_is_an_option_error_before_sizes(loss):
+    # An option is checked before the pointers and sizes, also when n = 0 (DESIGN.md §2): the
+    # float32 overflow of S (1 + M) too, which depends on the input type.
+    kw = dict(loss=loss, angular_scale=3e38, angular_margin=0.5)
+    for rows in (np.zeros((0, 2), np.float32), np.zeros((1, 0), np.float32)):
+        err = raises_lk("LK_ERR_OPTION", losskit.dense, rows, np.zeros(len(rows), np.int64), **kw)
+        assert "angular_scale" in err.message
+    assert losskit.dense(np.zeros((0, 2)), np.zeros(0, np.int64), reduction="sum", **kw).loss == 0
+
+
 def test_pi_margin_is_accepted():
     cos = np.array([[0.1, 0.2]])
     for loss in LOSSES:
