@@ -46,7 +46,7 @@ LEVEL_MARKER_avx512 = 2
 WIDE_LEVELS = $(filter-out x86-64,$(LEVELS))
 VARIANTS    = $(WIDE_LEVELS:%=$(LIBDIR)/liblosskit-%.so)
 
-.PHONY: all lib setup setup-python demo test test-swift test-library test-c test-python example bench clean \
+.PHONY: all lib setup setup-python setup-test demo test test-swift test-library test-c test-python example bench clean \
         FORCE fuzz fuzz-mutate test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
         wheel setup-wheel test-wheel setup-peers
 
@@ -90,26 +90,39 @@ install: $(if $(LIB_CURRENT),,lib)
 uninstall:
 	$(INSTALL_ENV) scripts/install.sh uninstall
 
-# Python packages from PyPI (NumPy, pytest, scikit-learn for the demo's dataset) and the
-# losskit package itself, editable, so `import losskit` works from any directory.
-setup-python:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-	    -r bindings/python/requirements.txt
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e bindings/python
+# What a target installs from PyPI is installed once per list: build/stamps/ keeps a copy of each
+# list as it was installed, and pip runs again only when the list changes (or after make clean),
+# so that a warm make test does not spend its time in pip's resolver.
+STAMPS = build/stamps
+PIP    = $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
+
+$(STAMPS)/%.txt: bindings/python/%.txt
+	$(PIP) -r $<
+	@mkdir -p $(STAMPS) && cp $< $@
+
+# Python packages from PyPI (NumPy, scikit-learn for the demo's dataset) and the losskit package
+# itself, editable, so `import losskit` works from any directory: installed again whenever the
+# package Python finds is not this checkout's.
+setup-python: $(STAMPS)/requirements.txt
+	@$(PYTHON) -c 'import importlib.util as u, sys; s = u.find_spec("losskit"); \
+	    sys.exit(not (s and s.origin == "$(CURDIR)/bindings/python/losskit/__init__.py"))' \
+	    || $(PIP) -e bindings/python
 
 setup: setup-python lib
+
+# What the tests run with besides the package (bindings/python/requirements-test.txt): pytest,
+# pytest-xdist (the suite on every core), mpmath (the exact references of the accuracy suite).
+setup-test: setup-python $(STAMPS)/requirements-test.txt
 
 # The peers the Python tests run against or adapt to (torch, pytorch-crf, jax, optax, ...), from
 # PyPI (bindings/python/requirements-peers.txt): make test installs them, make demo does not (the
 # torch wheel brings several GB of CUDA packages). A test whose peer is missing fails.
-setup-peers:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-	    -r bindings/python/requirements-peers.txt
+setup-peers: $(STAMPS)/requirements-peers.txt
 
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup setup-system setup-peers test-swift test-library test-c test-readme-c test-install test-python test-wheel \
+test: setup setup-test setup-system setup-peers test-swift test-library test-c test-readme-c test-install test-python test-wheel \
       test-fuzz
 
 # System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
@@ -179,14 +192,27 @@ test-c: build/example build/c-tests build/thread-load
 	build/c-tests
 	build/thread-load
 
-# pytest, once per CPU level (LOSSKIT_ISA caps the level liblosskit.so loads), against the
-# library just built (LOSSKIT_LIBRARY: not one the system loader would find first). LOSSKIT_STRICT=1:
-# a skipped test fails (tests/conftest.py), so a missing peer or build cannot pass as a check made.
-test-python: lib
-	for level in $$(scripts/cpu-levels.sh $(LIB) $(LEVELS)); do \
-	    echo "== Python tests, $$level"; \
+# The Python suite (bindings/python/tests), spread over every core (pytest-xdist, -n), against the
+# library just built (LOSSKIT_LIBRARY: not one the system loader would find first).
+# LOSSKIT_STRICT=1: a skipped test fails (tests/conftest.py), so a missing peer or build cannot
+# pass as a check made. At the widest CPU level this machine has (the build users get here), every
+# file; at each narrower level (LOSSKIT_ISA caps the level liblosskit.so loads), the files whose
+# results come from that level's kernels (PY_KERNEL_TESTS: every structure's numerics against
+# exact arithmetic, references, finite differences and peers' closed forms, and the trust suites).
+# The other files check Python code — the adapters, the peers' conventions, the README's examples,
+# the demo, the binding's plumbing — or the loader (test_trust_loading caps the level itself),
+# none of which depends on the level the kernels run at; the Swift suite runs at every level too.
+PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_finding.py test_hessian.py \
+                  test_lists.py test_lsoftmax.py test_reference.py test_trust_angular.py \
+                  test_trust_chains.py test_trust_extreme.py test_trust_flat.py test_trust_lsoftmax_weights.py
+PYTEST_WORKERS ?= auto
+test-python: lib setup-test
+	levels=$$(scripts/cpu-levels.sh $(LIB) $(LEVELS)) && top=$$(echo "$$levels" | tail -n 1) && \
+	for level in $$levels; do \
+	    if [ $$level = $$top ]; then files=tests; else files="$(PY_KERNEL_TESTS:%=tests/%)"; fi; \
+	    echo "== Python tests, $$level: $$files"; \
 	    (cd bindings/python && LOSSKIT_LIBRARY=$(LIB) LOSSKIT_ISA=$$level LOSSKIT_STRICT=1 \
-	        $(PYTHON) -m pytest -q tests) || exit 1; \
+	        $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) $$files) || exit 1; \
 	done
 
 # The Python wheel: dist/losskit-VERSION-py3-none-manylinux_2_Y_x86_64.whl, one wheel for every
@@ -208,11 +234,12 @@ wheel: lib setup-wheel
 # What building and checking the wheel takes: build and auditwheel from PyPI
 # (bindings/python/requirements-wheel.txt), and a working `python3 -m venv` for test-wheel's
 # fresh virtual environment (Debian's system Python needs the python3-venv package for it).
-setup-wheel:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-	    -r bindings/python/requirements-wheel.txt
+setup-wheel: $(STAMPS)/requirements-wheel.txt $(STAMPS)/venv
+
+$(STAMPS)/venv:
 	tmp=$$(mktemp -d) && $(PYTHON) -m venv "$$tmp/venv" >/dev/null 2>&1; ok=$$?; rm -rf "$$tmp"; \
 	    [ $$ok -eq 0 ] || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	@mkdir -p $(STAMPS) && touch $@
 
 # The wheel as a user gets it (scripts/test-wheel.sh): its tag against auditwheel, its size, the
 # bundled libraries (readelf, nm), then installed into a fresh virtual environment and used from
@@ -297,7 +324,7 @@ build/rss-flat: Tests/sanitize/rss_flat.c include/losskit.h $(LIB)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude Tests/sanitize/rss_flat.c \
 	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lpthread -o $@
 
-test-sanitize: lib $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss-flat
+test-sanitize: lib setup-test $(ASAN_DIR)/liblosskit.so $(TSAN_DIR)/liblosskit.so build/rss-flat
 	@echo "== Python tests, ASan + LeakSanitizer"
 	cd bindings/python && $(ASAN_PY) -m pytest -q -p no:cacheprovider tests
 	cd bindings/python && $(ASAN_PY) $(CURDIR)/Tests/sanitize/split_calls.py
