@@ -75,5 +75,5 @@
 // its folder under Structures/ (a LossStructure conformance, a `Call` conforming to CallChecks,
 // and a `compute` that validates it and calls Batch.run), its @implementation functions in CAPI/,
 // one line per function in the list of forwarded functions (losskit_internal.h; make
-// test-library checks it against the header), and its tests. A new entry point of an existing structure: the header, its function in CAPI/, the
-// list line, its tests.
+// test-library checks it against the header), and its tests. A new entry point of an existing
+// structure: the header, its function in CAPI/, the list line, its tests.

@@ -28,8 +28,6 @@ protocol CallChecks {
 }
 
 extension CallChecks {
-    func checkLabels(_: Shape) throws(Failure) {}
-
     /// Runs the phases in order; nil for an empty batch, whose outputs are then written.
     func validate() throws(Failure) -> Checked? {
         if examples != 0 { try checkPointers() }

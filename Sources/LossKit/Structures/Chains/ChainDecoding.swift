@@ -29,6 +29,9 @@ extension Chains {
 
         func writeEmptyBatch() {}
 
+        /// Decoding reads no labels.
+        func checkLabels(_: ChainCall<T>.Shape) throws(Failure) {}
+
         /// The model, then each sequence (ChainCall.checkSequence).
         func checkValues(_ shape: ChainCall<T>.Shape) throws(Failure) -> ChainCall<T> {
             let call = try ChainCall.prepare(shape: shape, start: start, end: end,

@@ -20,8 +20,9 @@ enum Chains {
                                  transitions: transitions, start: start, end: end, lengths: lengths, gold: gold,
                                  cost: cost, weight: weight, loss: loss, dTransitions: dTransitions, dStart: dStart,
                                  dEnd: dEnd)
-        guard let checked = try arguments.validate(), let gold else { return }
-        let (call, costSums, counted, batch) = (checked.call, checked.costSums, checked.counted, arguments.batch)
+        guard let checked = try arguments.validate() else { return }
+        let (call, gold, costSums, counted, batch) =
+            (checked.call, checked.gold, checked.costSums, checked.counted, arguments.batch)
         defer { checked.free() }
         let (n, tMax, tags, model) = (call.n, call.tMax, call.tags, call.model)
         let lengths = call.lengths
@@ -144,9 +145,20 @@ extension Chains {
                                         other: gold, "gold")
         }
 
-        func checkSizes() throws(Failure) -> ChainCall<T>.Shape? {
-            try ChainCall<T>.checkShape(n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions,
-                                        lengths: lengths, readsLength: { !batch.hasZeroWeight($0) })
+        /// The chain's shape and the gold paths (given whenever there are sequences: the pointers
+        /// phase).
+        struct Shape {
+            let chain: ChainCall<T>.Shape
+            let gold: UnsafePointer<Int32>
+        }
+
+        func checkSizes() throws(Failure) -> Shape? {
+            guard let chain = try ChainCall<T>.checkShape(
+                n: n, tMax: tMax, tags: tags, emissions: emissions, transitions: transitions, lengths: lengths,
+                readsLength: { !batch.hasZeroWeight($0) }),
+                let gold
+            else { return nil }
+            return Shape(chain: chain, gold: gold)
         }
 
         /// An empty batch: nothing is read, and the gradient of the 0 written is 0.
@@ -161,14 +173,14 @@ extension Chains {
         }
 
         /// Gold tags, at the positions of each sequence of non-zero weight.
-        func checkLabels(_ shape: ChainCall<T>.Shape) throws(Failure) {
-            let (gold, lengths) = (gold!, shape.lengths)
-            for i in 0..<shape.n where !batch.hasZeroWeight(i) {
-                for t in 0..<Int(lengths[i]) {
-                    let g = gold[i * shape.tMax + t]
-                    guard g >= 0, Int(g) < shape.tags else {
-                        throw .label("gold[\(i), \(t)] = \(g) is outside [0, \(shape.tags)) "
-                            + "(sequence \(i), length \(lengths[i]))")
+        func checkLabels(_ shape: Shape) throws(Failure) {
+            let (gold, chain) = (shape.gold, shape.chain)
+            for i in 0..<chain.n where !batch.hasZeroWeight(i) {
+                for t in 0..<Int(chain.lengths[i]) {
+                    let g = gold[i * chain.tMax + t]
+                    guard g >= 0, Int(g) < chain.tags else {
+                        throw .label("gold[\(i), \(t)] = \(g) is outside [0, \(chain.tags)) "
+                            + "(sequence \(i), length \(chain.lengths[i]))")
                     }
                 }
             }
@@ -178,6 +190,7 @@ extension Chains {
         /// (risk), the mean's denominator.
         struct Checked {
             let call: ChainCall<T>
+            let gold: UnsafePointer<Int32>
             let costSums: Scratch<Double>
             let counted: Double
 
@@ -187,10 +200,11 @@ extension Chains {
         /// The model (read whenever n > 0), then each read sequence: its weight, emissions and
         /// costs (ChainCall.checkSequence), and — where paths may be forbidden and the loss uses
         /// the gold score — that the gold path is allowed; then the mean's denominator.
-        func checkValues(_ shape: ChainCall<T>.Shape) throws(Failure) -> Checked {
+        func checkValues(_ shape: Shape) throws(Failure) -> Checked {
             let recipe = options.recipe
-            let (n, tMax, tags, lengths, gold) = (shape.n, shape.tMax, shape.tags, shape.lengths, gold!)
-            let call = try ChainCall.prepare(shape: shape, start: start, end: end,
+            let (chain, gold) = (shape.chain, shape.gold)
+            let (n, tMax, tags, lengths) = (chain.n, chain.tMax, chain.tags, chain.lengths)
+            let call = try ChainCall.prepare(shape: chain, start: start, end: end,
                                              readLength: { batch.hasZeroWeight($0) ? 0 : Int(lengths[$0]) },
                                              requestedThreads: options.threads)
             var complete = false
@@ -242,7 +256,7 @@ extension Chains {
             }
             let counted = try batch.denominator(isIgnored: { _ in false })
             complete = true
-            return Checked(call: call, costSums: costSums, counted: counted)
+            return Checked(call: call, gold: gold, costSums: costSums, counted: counted)
         }
     }
 }
