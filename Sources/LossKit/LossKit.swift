@@ -66,7 +66,9 @@
 // 0/1 cost, per-candidate cost, centred) so that each specialises without a branch per vector;
 // chains have a scaled forward-backward and a log-space one (the second only where the first
 // would over- or underflow), hence two forms of adding marginals and two risk tables; each C
-// entry point is its own @implementation per precision (_f32 / _f64: a forward and one call).
+// entry point is its own @implementation per precision (_f32 / _f64: a forward and one call);
+// each structure's `Call` lists its own arguments and required pointers in the same shape (what
+// it plugs into the checks).
 //
 // ADDING. A preset loss that is a new recipe of existing terms: its LK_LOSS_* value and formula
 // in the header, its case in Recipe.preset (Losses/Catalogue.swift), and the tests' registries
