@@ -49,10 +49,12 @@ so "fear minus hope" gradients near zero subtract exact one-hots before any roun
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import itertools
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -106,16 +108,28 @@ def load_store(folder, mode="default") -> None:
 
 
 def save_store(folder, mode="default") -> None:
+    """Adds this process's references to the file. The workers of one pytest-xdist run each save
+    theirs: under a lock, each merges into what is on disk, so that none overwrites another's."""
     if len(STORE) == _STORE_LEN[0]:
         return
     folder = Path(folder)
-    for old in folder.glob(f"references-{mode}-*.pickle"):
-        if old.name != _store_name(mode):
-            old.unlink(missing_ok=True)
-    tmp = folder / (_store_name(mode) + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(STORE, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(folder / _store_name(mode))
+    path = folder / _store_name(mode)
+    with open(folder / f"references-{mode}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for old in folder.glob(f"references-{mode}-*.pickle"):
+            if old.name != path.name:
+                old.unlink(missing_ok=True)
+        merged: dict = {}
+        try:
+            with open(path, "rb") as f:
+                merged = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+            pass
+        merged.update(STORE)
+        tmp = folder / f"{path.name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(merged, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
 
 
 def ex(x) -> mpf:
