@@ -12,10 +12,14 @@ from the library's own output.
 from __future__ import annotations
 
 import ctypes
+import hashlib
+from pathlib import Path
 
 import mpmath
 import numpy as np
 import pytest
+
+import exact
 
 import losskit
 from losskit import _common, _native
@@ -111,7 +115,49 @@ def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fea
     return L, grad, cond
 
 
+# The references are pure functions of their float arguments and of this file: kept in
+# exact.py's store (pytest's cache folder, shared with test_accuracy.py), so that the CPU levels
+# of `make test` and later runs compute each once. The key carries a hash of this file.
+SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reference_store(request):
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is None:
+        yield
+        return
+    folder = cache.mkdir("losskit-accuracy")
+    exact.load_store(folder)
+    yield
+    exact.save_store(folder)
+
+
+def _frozen(x):
+    """A hashable, exact image of an argument: arrays by dtype and bytes, numbers by value."""
+    if isinstance(x, np.ndarray):
+        return (x.dtype.str, x.shape, x.tobytes())
+    if isinstance(x, (list, tuple)):
+        return tuple(_frozen(v) for v in x)
+    if isinstance(x, mpmath.mpf):
+        return ("mpf", mpmath.nstr(x, 70))
+    if isinstance(x, (np.floating, float)):
+        return ("float", type(x).__name__, float(x).hex())
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    return x
+
+
 def mp_reference(s, gold, cost, **kw):
+    """`_mp_reference`, memoised in exact.py's store."""
+    key = ("test_trust_flat.mp_reference", SOURCE_HASH, _frozen(s), _frozen(gold), _frozen(cost),
+           tuple(sorted((name, _frozen(v)) for name, v in kw.items())))
+    if key not in exact.STORE:
+        exact.STORE[key] = _mp_reference(s, gold, cost, **kw)
+    return exact.STORE[key]
+
+
+def _mp_reference(s, gold, cost, **kw):
     """(L, grad, cond, grad_cond) of `mp_example`, with grad_cond = max_j sum_i |dg_j/dx_i| |x_i|
     over the same inputs (scores, costs, cost_scale): the conditioning of the gradient row, by
     forward differences in 60-digit arithmetic (step 1e-30 relative: the error is of the order of
