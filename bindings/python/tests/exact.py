@@ -49,6 +49,7 @@ so "fear minus hope" gradients near zero subtract exact one-hots before any roun
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -130,6 +131,20 @@ def save_store(folder, mode="default") -> None:
         with open(tmp, "wb") as f:
             pickle.dump(merged, f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(path)
+
+
+@contextlib.contextmanager
+def kept_between_runs(config, mode="default"):
+    """The store loaded from pytest's cache folder and saved back to it (nothing under
+    -p no:cacheprovider): for a module-scoped fixture of each test file that uses references."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        yield
+        return
+    folder = cache.mkdir("losskit-accuracy")
+    load_store(folder, mode)
+    yield
+    save_store(folder, mode)
 
 
 def ex(x) -> mpf:

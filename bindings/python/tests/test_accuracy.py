@@ -672,15 +672,8 @@ RESULTS: dict = {}  # (loss, structure, precision, regime) -> Outcome, for the t
 @pytest.fixture(scope="module", autouse=True)
 def reference_store(request):
     """Keeps the mpmath references in pytest's cache folder between runs (exact.load_store)."""
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    if cache is None:
+    with exact.kept_between_runs(request.config, "large" if LARGE else "default"):
         yield
-        return
-    folder = cache.mkdir("losskit-accuracy")
-    mode = "large" if LARGE else "default"
-    exact.load_store(folder, mode)
-    yield
-    exact.save_store(folder, mode)
 
 
 GROUPS = groups()

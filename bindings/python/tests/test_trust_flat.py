@@ -123,14 +123,8 @@ SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 @pytest.fixture(scope="module", autouse=True)
 def reference_store(request):
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    if cache is None:
+    with exact.kept_between_runs(request.config):
         yield
-        return
-    folder = cache.mkdir("losskit-accuracy")
-    exact.load_store(folder)
-    yield
-    exact.save_store(folder)
 
 
 def _frozen(x):
