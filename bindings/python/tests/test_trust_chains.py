@@ -666,20 +666,27 @@ TERMS = {
     "hf_lse_max": (("max", 1.0), ("lse", -1.0)),
     "hf_max_lse": (("lse", 1.0), ("max", -1.0)),
     "hf_oracle_lse": (("lse", 1.0), ("gold", 0.0)),
+    "soft_ramp": (("lse", 1.0), ("lse", -1.0)),
+    "hf_lse_lse": (("lse", 1.0), ("lse", -0.5)),
 }
 HF_OPTIONS = {
     "hf_lse_max": dict(loss="hope_fear", hope="lse", hope_scale=1.0, fear="max", fear_scale=1.0),
     "hf_max_lse": dict(loss="hope_fear", hope="max", hope_scale=1.0, fear="lse", fear_scale=1.0),
     "hf_oracle_lse": dict(loss="hope_fear", hope="oracle", hope_scale=0.0, fear="lse", fear_scale=1.0),
+    "hf_lse_lse": dict(loss="hope_fear", hope="lse", hope_scale=0.5, fear="lse", fear_scale=1.0),
 }
 
 
-def exact_terms(e, tr, st, en, gold, loss, cost_scale=1.0):
+def exact_terms(e, tr, st, en, gold, loss, cost_scale=1.0, costs=None):
     """Exact F - H and its gradients (d_emissions, d_transitions, d_start, d_end) by enumerating
-    every path (masked tags: score -inf, weight 0). Max terms take the exact argmax (no ties)."""
+    every path (masked tags: score -inf, weight 0). Max terms take the exact argmax (no ties).
+    costs: T x tags unscaled per-position costs, or None (Hamming)."""
     T, tags = e.shape
     paths = exact_paths(e, tr, st, en, T, tags)
-    cost = [mpmath.mpf(cost_scale) * sum(1 for t in range(T) if y[t] != gold[t]) for y, _ in paths]
+    if costs is None:
+        costs = [[float(y != gold[t]) for y in range(tags)] for t in range(T)]
+    cost = [mpmath.mpf(cost_scale) * mpmath.fsum(mpmath.mpf(float(costs[t][y[t]])) for t in range(T))
+            for y, _ in paths]
     gi = [y for y, _ in paths].index(tuple(gold))
 
     def term(kind, w):
@@ -707,19 +714,19 @@ def exact_terms(e, tr, st, en, gold, loss, cost_scale=1.0):
     return f - h, [d, d_tr, d_st, d_en]
 
 
-def chain_terms(e, tr, st, en, gold, loss, cost_scale=1.0):
+def chain_terms(e, tr, st, en, gold, loss, cost_scale=1.0, costs=None):
     options = HF_OPTIONS.get(loss, {"loss": loss})
     return losskit.chain(e[None], tr, [e.shape[0]], [gold], start=st, end=en, cost_scale=cost_scale,
-                         reduction="sum", **options)
+                         cost=None if costs is None else costs[None], reduction="sum", **options)
 
 
-def assert_terms_accurate(r, e, tr, st, en, gold, loss, dtype, cost_scale=1.0, grad_rtol=None):
+def assert_terms_accurate(r, e, tr, st, en, gold, loss, dtype, cost_scale=1.0, grad_rtol=None, costs=None):
     """Loss within 4u (|L| + sum |dL/dx| |x|) of the exact value; every gradient entry within
     grad_rtol (default 8u) of its exact value, relative (signs included), or below the output
     type's smallest normal number where the exact entry underflows there."""
     u = unit_roundoff(dtype)
     with mpmath.workdps(1000):  # scores of 1e300 keep 700 digits below the point
-        L, grads = exact_terms(*(x.astype(np.float64) for x in (e, tr, st, en)), gold, loss, cost_scale)
+        L, grads = exact_terms(*(x.astype(np.float64) for x in (e, tr, st, en)), gold, loss, cost_scale, costs)
         inputs = [e, tr, st, en]
         cond = mpmath.fsum(abs(g) * abs(mpmath.mpf(float(x))) for gs, xs in zip(grads, inputs)
                            for g, x in zip(gs.ravel(), xs.ravel()) if g != 0)
@@ -788,6 +795,29 @@ def test_single_allowed_path_has_zero_gradient(loss, dtype):
         assert r.loss == 0, (loss, e, tr, st, en, float(r.loss))
         for g in r[1:]:
             assert np.all(g == 0), (loss, e, tr, st, en, g)
+
+
+# Costs of 0 (or tiny) under a cost_scale near DBL_MAX: the path-score bound admits them, and
+# every c = cost_scale * cost stays finite. The found input of the long fuzz run (float32 soft
+# ramp, one tag, one position, cost {0}, cost_scale = DBL_MAX) returned LK_OK with a NaN loss: the
+# split form of two log-sum-exp terms (and of a path term against a log-sum-exp) weighed the
+# path's cost by (a - b) cost_scale = 2 DBL_MAX = inf before meeting the cost 0. Exact: mpmath
+# over the paths (zero costs: F - H of the plain scores; costs 1e-300: c up to 5.4e8).
+@pytest.mark.parametrize("loss", ["soft_ramp", "hf_lse_lse", "hf_max_lse", "hf_lse_max", "softmax_margin", "ramp"])
+@pytest.mark.parametrize("costs", ["zero", "tiny"])
+@pytest.mark.parametrize("cost_scale", [sys.float_info.max, 1e308])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_zero_or_tiny_costs_under_a_huge_cost_scale(loss, costs, cost_scale, dtype):
+    one = chain_terms(*(np.array(x, dtype) for x in ([[-25.0]], [[-13.0]], [0.0], [-1.25])), [0], loss,
+                      cost_scale=cost_scale, costs=np.zeros((1, 1), dtype))
+    assert one.loss == 0 and all(np.all(g == 0) for g in one[1:]), (loss, float(one.loss))
+    rng = np.random.default_rng(23)
+    e, tr, st, en = (rng.normal(size=shape).astype(dtype) for shape in ((3, 3), (3, 3), 3, 3))
+    gold = [0, 2, 1]
+    c = np.zeros((3, 3)) if costs == "zero" else rng.integers(0, 4, size=(3, 3)) * 1e-300
+    c = c.astype(dtype)  # float32: 1e-300 rounds to 0
+    r = chain_terms(e, tr, st, en, gold, loss, cost_scale=cost_scale, costs=c)
+    assert_terms_accurate(r, e, tr, st, en, gold, loss, dtype, cost_scale=cost_scale, costs=c.astype(np.float64))
 
 
 # Max terms at extreme magnitudes: emissions [[1e300, -1e300], [0.5, -0.25]] (float64; float32:

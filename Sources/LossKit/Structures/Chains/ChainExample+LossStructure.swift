@@ -46,14 +46,14 @@ extension ChainExample: LossStructure {
             // others' mass): the e_P it owes, which cancel exactly when both terms are.
             let pending = (fearNearZero ? c : 0) - (hopeNearZero ? c : 0)
             if pending != 0 { addOneHot(path, times: pending) }
-            let gap = pathCost(path, times: (a - b) * costScale)
+            let gap = pathCost(path, weights: a, minus: b)
             return gap + (fearRest - hopeRest)
         case (.logSumExp(let a), _):
             let (_, path) = pathTerm(hope, buffer: scratch.paths.1)
             let (_, _, tables) = logSumExp(costWeight: a)
             // v(path) - H exactly: the path's cost times the difference of the two cost weights
             // (H = s(path) for a gold or oracle hope, s(path) - h c(path) for a max hope).
-            let aboveHope = pathCost(path, times: (a - costWeight(hope)) * costScale)
+            let aboveHope = pathCost(path, weights: a, minus: costWeight(hope))
             let (rest, _) = restAgainst(tables, path)
             splitGradient(tables, path: path, pathSign: -c)
             return aboveHope + rest
@@ -66,8 +66,7 @@ extension ChainExample: LossStructure {
             let (_, _, tables) = logSumExp(costWeight: b)
             let (rest, _) = restAgainst(tables, path)
             splitGradient(tables, path: path, pathSign: c)
-            let w = (costWeight(fear) - b) * costScale
-            return pathCost(path, times: w) - rest
+            return pathCost(path, weights: costWeight(fear), minus: b) - rest
         default:
             // Two paths: F - H = (a c(P) - b c(Q)) cost_scale + (s(P) - s(Q)), the score
             // difference summed over the positions where the paths differ only.

@@ -105,6 +105,16 @@ struct ChainExample<T: StorageFloat> {
         return total
     }
 
+    /// (a - b) cost_scale c(path), the cost part of two terms' difference on one path: one
+    /// product per position, unless (a - b) cost_scale overflows (weights of opposite signs and a
+    /// cost_scale near DBL_MAX, which the path-score bound admits only where the costs read are
+    /// 0 or tiny): then the two terms' scaled path costs, each finite under the bound, subtracted.
+    func pathCost(_ path: UnsafePointer<Int32>, weights a: Double, minus b: Double) -> Double {
+        let w = (a - b) * costScale
+        return w.isFinite ? pathCost(path, times: w)
+                          : pathCost(path, times: a * costScale) - pathCost(path, times: b * costScale)
+    }
+
     /// s(path) + a cost_scale c(path): a path's cost-augmented value, from the plain scores (so
     /// that two terms on the same path differ by exactly their costs' part).
     func pathValue(_ path: UnsafePointer<Int32>, _ a: Double) -> Double {
