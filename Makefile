@@ -111,7 +111,7 @@ setup-python: $(STAMPS)/requirements.txt
 setup: setup-python lib
 
 # What the tests run with besides the package (bindings/python/requirements-test.txt): pytest,
-# pytest-xdist (the suite on every core), mpmath (the exact references of the accuracy suite).
+# mpmath (the exact references of the accuracy suite).
 setup-test: setup-python $(STAMPS)/requirements-test.txt
 
 # The peers the Python tests run against or adapt to (torch, pytorch-crf, jax, optax, ...), from
@@ -122,8 +122,13 @@ setup-peers: $(STAMPS)/requirements-peers.txt
 demo: setup
 	$(PYTHON) demo/digits.py
 
-test: setup setup-test setup-system setup-peers test-swift test-library test-c test-readme-c test-install test-python test-wheel \
-      test-fuzz
+# The checks run side by side, TEST_JOBS at a time (one per core by default), the longest first;
+# -O prints each one's output whole when it ends. test-python's parts fill the cores for most of
+# the run, and the others, mostly one process each, fill what they leave.
+TEST_JOBS ?= $(shell nproc)
+CHECKS     = test-python test-fuzz test-wheel test-swift test-install test-c test-library test-readme-c
+test: setup setup-test setup-system setup-peers
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) -O $(CHECKS)
 
 # System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
 # apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
@@ -192,28 +197,22 @@ test-c: build/example build/c-tests build/thread-load
 	build/c-tests
 	build/thread-load
 
-# The Python suite (bindings/python/tests), spread over every core (pytest-xdist, -n), against the
-# library just built (LOSSKIT_LIBRARY: not one the system loader would find first).
-# LOSSKIT_STRICT=1: a skipped test fails (tests/conftest.py), so a missing peer or build cannot
-# pass as a check made. At the widest CPU level this machine has (the build users get here), every
-# file; at each narrower level (LOSSKIT_ISA caps the level liblosskit.so loads), the files whose
-# results come from that level's kernels (PY_KERNEL_TESTS: every structure's numerics against
-# exact arithmetic, references, finite differences and peers' closed forms, and the trust suites).
-# The other files check Python code — the adapters, the peers' conventions, the README's examples,
-# the demo, the binding's plumbing — or the loader (test_trust_loading caps the level itself),
-# none of which depends on the level the kernels run at; the Swift suite runs at every level too.
-PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_finding.py test_hessian.py \
+# The Python suite (bindings/python/tests) against the library just built (LOSSKIT_LIBRARY: not one
+# the system loader would find first), at every CPU level this machine has (scripts/test-python.sh:
+# one serial pytest process per part, the parts side by side). LOSSKIT_STRICT=1: a skipped test
+# fails (tests/conftest.py), so a missing peer or build cannot pass as a check made. At the widest
+# level (the build users get here), every file; at each narrower level (LOSSKIT_ISA caps the level
+# liblosskit.so loads), the files whose results come from that level's kernels (PY_KERNEL_TESTS:
+# every structure's numerics against exact arithmetic, references, finite differences and peers'
+# closed forms, and the trust suites). The other files check Python code — the adapters, the
+# peers' conventions, the README's examples, the demo, the binding's plumbing and how it finds
+# the library (test_finding) — or the loader (test_trust_loading caps the level itself), none of
+# which depends on the level the kernels run at; the Swift suite runs at every level too.
+PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_hessian.py \
                   test_lists.py test_lsoftmax.py test_reference.py test_trust_angular.py \
                   test_trust_chains.py test_trust_extreme.py test_trust_flat.py test_trust_lsoftmax_weights.py
-PYTEST_WORKERS ?= auto
 test-python: lib setup-test
-	levels=$$(scripts/cpu-levels.sh $(LIB) $(LEVELS)) && top=$$(echo "$$levels" | tail -n 1) && \
-	for level in $$levels; do \
-	    if [ $$level = $$top ]; then files=tests; else files="$(PY_KERNEL_TESTS:%=tests/%)"; fi; \
-	    echo "== Python tests, $$level: $$files"; \
-	    (cd bindings/python && LOSSKIT_LIBRARY=$(LIB) LOSSKIT_ISA=$$level LOSSKIT_STRICT=1 \
-	        $(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) $$files) || exit 1; \
-	done
+	PYTHON=$(PYTHON) scripts/test-python.sh $(LIB) "$(PY_KERNEL_TESTS)" $$(scripts/cpu-levels.sh $(LIB) $(LEVELS))
 
 # The Python wheel: dist/losskit-VERSION-py3-none-manylinux_2_Y_x86_64.whl, one wheel for every
 # Python >= 3.9, carrying the three libraries stripped (scripts/stage-libs.sh) in the package
@@ -292,7 +291,7 @@ test-fuzz: $(FUZZER)
 	$(MAKE) fuzz-mutate
 
 # Mutations from the seeds with a fixed seed (FUZZ_RUNS of them): bounded and repeatable, about
-# 70 s here (Tests/fuzz/README.md).
+# 20 s here on an idle machine (Tests/fuzz/README.md).
 fuzz-mutate: $(FUZZER)
 	@rm -rf build/fuzz-test-corpus && mkdir -p build/fuzz-test-corpus build/fuzz-crashes
 	$(FUZZ_ENV) $(FUZZER) -seed=1 -runs=$(FUZZ_RUNS) -timeout=10 \

@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
+import reference
 from batches import random_batch
 
 BASE_SEED = 20240607
@@ -30,6 +31,13 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under LOSSKIT_STRICT=1 (make test), which allows no skip: {reason}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numpy_reference_results(request):
+    """reference.py's results, kept in pytest's cache folder between runs (kept.Store)."""
+    with reference.RESULTS.kept_between_runs(request.config):
+        yield
 
 
 @pytest.fixture

@@ -49,18 +49,14 @@ so "fear minus hope" gradients near zero subtract exact one-hots before any roun
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
-import hashlib
 import itertools
 import math
-import os
-import pickle
-from pathlib import Path
 
 import mpmath
 from mpmath import mpf
+
+from kept import Store
 
 DPS = 60
 STEP = mpf(10) ** -25
@@ -72,12 +68,12 @@ FMAX = {"f32": mpf((2 - mpf(2) ** -23) * mpf(2) ** 127), "f64": mpf(1.7976931348
 
 
 # References are pure functions of their (float) arguments and of this file: they are memoised
-# here and, through load_store/save_store, across runs (test_accuracy.py keeps them in pytest's
-# cache folder, so the three CPU levels of `make test` compute them once). The file's name
-# carries a hash of this source, so an edit here never reads old references.
-STORE: dict = {}
-_STORE_LEN = [0]
-SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+# here and kept across runs in pytest's cache folder (kept.Store: test_accuracy.py and
+# test_trust_flat.py load and save them), so that the CPU levels of `make test` and later runs
+# compute each once. The file's name carries a hash of this source, so an edit here never reads
+# old references.
+STORE = Store("references", __file__)
+SOURCE_HASH = STORE.source_hash
 
 
 def memo(maxsize=None):
@@ -92,59 +88,18 @@ def memo(maxsize=None):
     return wrap
 
 
-def _store_name(mode):
-    return f"references-{mode}-{SOURCE_HASH}.pickle"
-
-
 def load_store(folder, mode="default") -> None:
     """Reads the references of `mode` ("default" or "large": the large run's long rows would make
     the default run's file ten times larger)."""
-    path = Path(folder) / _store_name(mode)
-    try:
-        with open(path, "rb") as f:
-            STORE.update(pickle.load(f))
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-        pass
-    _STORE_LEN[0] = len(STORE)
+    STORE.load(folder, mode)
 
 
 def save_store(folder, mode="default") -> None:
-    """Adds this process's references to the file. The workers of one pytest-xdist run each save
-    theirs: under a lock, each merges into what is on disk, so that none overwrites another's."""
-    if len(STORE) == _STORE_LEN[0]:
-        return
-    folder = Path(folder)
-    path = folder / _store_name(mode)
-    with open(folder / f"references-{mode}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for old in folder.glob(f"references-{mode}-*.pickle"):
-            if old.name != path.name:
-                old.unlink(missing_ok=True)
-        merged: dict = {}
-        try:
-            with open(path, "rb") as f:
-                merged = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-            pass
-        merged.update(STORE)
-        tmp = folder / f"{path.name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            pickle.dump(merged, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
+    STORE.save(folder, mode)
 
 
-@contextlib.contextmanager
 def kept_between_runs(config, mode="default"):
-    """The store loaded from pytest's cache folder and saved back to it (nothing under
-    -p no:cacheprovider): for a module-scoped fixture of each test file that uses references."""
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        yield
-        return
-    folder = cache.mkdir("losskit-accuracy")
-    load_store(folder, mode)
-    yield
-    save_store(folder, mode)
+    return STORE.kept_between_runs(config, mode)
 
 
 def ex(x) -> mpf:

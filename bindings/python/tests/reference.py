@@ -37,6 +37,8 @@ import math
 
 import numpy as np
 
+from kept import Store
+
 # Losses whose value reads s[gold] (a masked gold is then LK_ERR_DOMAIN).
 GOLD_SCORE_LOSSES = {"log", "perceptron", "hinge", "softmax_margin", "squared", "squentropy"}
 # Losses that read costs (cost_scale and the cost arrays matter only for these).
@@ -215,7 +217,7 @@ def unscaled_cost_row(i, g, k, cost, cost_layout):
     raise ValueError(cost_layout)
 
 
-def reference_dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
+def _reference_dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
                     reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
                     square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None,
                     fear_scale=None, threads=0, with_grad=True):
@@ -330,7 +332,7 @@ PRESETS = {
 # Candidate lists (lk_lists_f64): the same per-example losses over lists of varying length.
 # ------------------------------------------------------------------------------------------
 
-def reference_lists(scores, offsets, gold, *, loss="log", cost=None, weight=None,
+def _reference_lists(scores, offsets, gold, *, loss="log", cost=None, weight=None,
                     reduction="mean", cost_scale=1.0, square_k=1.0, square_m=1.0, hope=None,
                     fear=None, hope_scale=None, fear_scale=None, threads=0, with_grad=True):
     """What lk_lists_f64 should return, with the keyword options of losskit.lists.
@@ -408,3 +410,11 @@ def reduction_factors(gold, weight, reduction, ignore_label=-100):
         denom = w[live].sum()
         f = f / denom if denom > 0 else np.zeros(n)
     return f
+
+
+# The reference is a pure function of its arguments and of this file, and its loop over the rows
+# is slow: its results are kept between runs (tests/conftest.py loads and saves them), so that
+# the CPU levels of `make test` and later runs compute each once.
+RESULTS = Store("numpy-reference", __file__)
+reference_dense = RESULTS.memoised_by_digest(_reference_dense)
+reference_lists = RESULTS.memoised_by_digest(_reference_lists)

@@ -52,7 +52,7 @@ def _masked(x):
     return not isinstance(x, mpmath.mpf) and np.isneginf(x)
 
 
-def mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fear_scale=1.0,
+def _mp_example(s, gold, cost, *, loss, cost_scale=1.0, fear=None, hope=None, fear_scale=1.0,
                hope_scale=1.0, label_smoothing=0.0):
     """(L, dL/ds, cond) of one example in exact arithmetic (mpmath, 60 digits) on the float
     values of s (k,), the unscaled costs (k,; None = 0/1 against the gold) and cost_scale.
@@ -142,21 +142,28 @@ def _frozen(x):
     return x
 
 
+def stored(fn):
+    """fn, memoised in exact.py's store under this file's hash and the exact image of its
+    arguments."""
+    def cached(*args, **kw):
+        key = (f"test_trust_flat.{fn.__name__}", SOURCE_HASH, tuple(_frozen(a) for a in args),
+               tuple(sorted((name, _frozen(v)) for name, v in kw.items())))
+        if key not in exact.STORE:
+            exact.STORE[key] = fn(*args, **kw)
+        return exact.STORE[key]
+    return cached
+
+
+mp_example = stored(_mp_example)
+
+
+@stored
 def mp_reference(s, gold, cost, **kw):
-    """`_mp_reference`, memoised in exact.py's store."""
-    key = ("test_trust_flat.mp_reference", SOURCE_HASH, _frozen(s), _frozen(gold), _frozen(cost),
-           tuple(sorted((name, _frozen(v)) for name, v in kw.items())))
-    if key not in exact.STORE:
-        exact.STORE[key] = _mp_reference(s, gold, cost, **kw)
-    return exact.STORE[key]
-
-
-def _mp_reference(s, gold, cost, **kw):
     """(L, grad, cond, grad_cond) of `mp_example`, with grad_cond = max_j sum_i |dg_j/dx_i| |x_i|
     over the same inputs (scores, costs, cost_scale): the conditioning of the gradient row, by
     forward differences in 60-digit arithmetic (step 1e-30 relative: the error is of the order of
     the step, far below any float's rounding; the losses are smooth or piecewise linear there)."""
-    L, grad, cond = mp_example(s, gold, cost, **kw)
+    L, grad, cond = _mp_example(s, gold, cost, **kw)
     k = len(s)
     total = [mpmath.mpf(0)] * k
 
@@ -173,16 +180,16 @@ def _mp_reference(s, gold, cost, **kw):
             continue
         t = list(sv)
         t[i] = sv[i] * (1 + mpmath.mpf("1e-30"))
-        add(sv[i], mp_example(t, gold, cost, **kw))
+        add(sv[i], _mp_example(t, gold, cost, **kw))
     if cost is not None:
         cv = [_mp(x) for x in cost]
         for i in range(k):
             t = list(cv)
             t[i] = cv[i] * (1 + mpmath.mpf("1e-30"))
-            add(cv[i], mp_example(s, gold, t, **kw))
+            add(cv[i], _mp_example(s, gold, t, **kw))
     alpha = _mp(kw.get("cost_scale", 1.0))
     kw2 = dict(kw, cost_scale=alpha * (1 + mpmath.mpf("1e-30")))
-    add(alpha, mp_example(s, gold, cost, **kw2))
+    add(alpha, _mp_example(s, gold, cost, **kw2))
     return L, grad, cond, max(total)
 
 
