@@ -349,7 +349,13 @@ extension FlatCandidates: LossStructure {
         let f = term(fear, store: gradient, plainArgmax: &plainArgmax)
         let h = term(hope, store: fearKeepsExps ? scratch : gradient, plainArgmax: &plainArgmax)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
-        return ((f.score - h.score) + (f.cost - h.cost)) + (f.logarithm - h.logarithm)
+        let costs = f.cost - h.cost
+        guard costs.isFinite else {
+            // Scaled costs of opposite signs near the largest value: their difference overflows
+            // where the two cost-augmented scores, which validation keeps finite, do not.
+            return ((f.score + f.cost) - (h.score + h.cost)) + (f.logarithm - h.logarithm)
+        }
+        return ((f.score - h.score) + costs) + (f.logarithm - h.logarithm)
     }
 
     /// A term's value, split as `score + cost + logarithm` so that the difference of two terms

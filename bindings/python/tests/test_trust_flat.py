@@ -143,13 +143,16 @@ def _frozen(x):
 
 
 def stored(fn):
-    """fn, memoised in exact.py's store under this file's hash and the exact image of its
-    arguments."""
+    """fn, memoised in exact.py's store under this file's hash, the working precision and the
+    exact image of its arguments. It works at 60 digits or more (mp.dps, which other test files
+    set when imported, or a caller's workdps), whatever the order the files were imported in."""
     def cached(*args, **kw):
-        key = (f"test_trust_flat.{fn.__name__}", SOURCE_HASH, tuple(_frozen(a) for a in args),
+        dps = max(60, mpmath.mp.dps)
+        key = (f"test_trust_flat.{fn.__name__}", SOURCE_HASH, dps, tuple(_frozen(a) for a in args),
                tuple(sorted((name, _frozen(v)) for name, v in kw.items())))
         if key not in exact.STORE:
-            exact.STORE[key] = fn(*args, **kw)
+            with mpmath.workdps(dps):
+                exact.STORE[key] = fn(*args, **kw)
         return exact.STORE[key]
     return cached
 
@@ -562,6 +565,44 @@ CENTRED_PARTS_OVERFLOW = [
     (np.float32, [1.5e38, -1.5e38, 0.0], [-3e38, 3e38, 0.0], 2, 0.5, dict(loss="softmax_margin")),
     (np.float32, [1e38, -1e38, 0.0, 1.0], [-2e38, 2e38, 0.0, -3e38], 3, 0.0, dict(loss="softmax_margin")),
 ]
+
+
+# F - H whose costs' difference overflows although each cost-augmented score is finite: the fear's
+# candidate's cost near +DBL_MAX, the hope's near -DBL_MAX (hope = s - c), their scores of the
+# other sign. max(s + c) - max(s - c) = 0.85M - 0.2M = 0.65M (M = DBL_MAX) was +inf with LK_OK:
+# the split form took (f.cost - h.cost) = 1.1M before the scores (found by reading the code;
+# float32 forms that difference in double, where it does not overflow).
+M64, M32 = F64_MAX, F32_MAX
+COSTS_DIFFERENCE_OVERFLOWS = [
+    (np.float64, [-0.05 * M64, 0.4 * M64], [0.9 * M64, 0.2 * M64], 0, 1.0, dict(loss="ramp")),
+    (np.float64, [-0.05 * M64, 0.4 * M64], [0.9 * M64, 0.2 * M64], 0, 1.0, dict(loss="soft_ramp")),
+    (np.float64, [-0.05 * M64, 0.4 * M64], [0.9 * M64, 0.2 * M64], 0, 1.0,
+     dict(loss="hope_fear", fear="lse", hope="lse", fear_scale=1.0, hope_scale=1.0)),
+    (np.float64, [-0.05 * M64, 0.4 * M64], [0.9 * M64, 0.2 * M64], 0, 1.0,
+     dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=1.0)),
+    (np.float32, [-0.05 * M32, 0.4 * M32, 1.0], [0.9 * M32, 0.2 * M32, 0.5], 0, 1.0, dict(loss="ramp")),
+    (np.float32, [-0.05 * M32, 0.4 * M32, 1.0], [0.9 * M32, 0.2 * M32, 0.5], 0, 1.0, dict(loss="soft_ramp")),
+]
+
+
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+@pytest.mark.parametrize("dtype,s,c,gold,alpha,opts", COSTS_DIFFERENCE_OVERFLOWS)
+def test_costs_difference_overflows(structure, dtype, s, c, gold, alpha, opts):
+    s = np.asarray(s, dtype=dtype)
+    c = np.asarray(c, dtype=dtype)
+    if structure == "dense":
+        got = dense1(s, gold, dtype, cost=c[None], cost_layout="per_example", cost_scale=alpha, **opts)
+        grad = got.grad[0]
+    else:
+        got = list1(s, gold, dtype, cost=c, cost_scale=alpha, **opts)
+        grad = got.grad
+    L, g, _ = mp_example(s, gold, c, cost_scale=alpha, **opts)
+    assert np.isfinite(got.loss) and np.all(np.isfinite(grad)), (got.loss, grad)
+    # Every term is one candidate's value here (the others' exps underflow to 0): the loss is a
+    # difference of two sums of two floats, each rounded once.
+    assert abs(_mp(got.loss) - L) <= 4 * U[dtype] * abs(L), (float(got.loss), mpmath.nstr(L, 17))
+    for j in range(len(s)):
+        assert abs(_mp(grad[j]) - g[j]) <= 4 * U[dtype], (j, grad[j], g[j])
 
 
 @pytest.mark.parametrize("structure", ["dense", "lists"])
