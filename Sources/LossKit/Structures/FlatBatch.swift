@@ -53,6 +53,7 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     /// scores, when the chunk's examples are short and `mayScreen` allows it), then each example
     /// that is not ignored: its weight, and if it is read `check(i, screened)`, which returns its
     /// survey when the screen did not pass (nil when it did). Then the mean's denominator.
+    @inline(__always)
     func checkValues(screenedCosts: UnsafePointer<T>?, costBound: Double, mayScreen: (Range<Int>) -> Bool,
                      check: (_ i: Int, _ screened: Bool) throws(Failure) -> RowSurvey<T>?)
         throws(Failure) -> Checked
@@ -87,6 +88,7 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     /// `costs(i)`; a row of scratch per thread (`longest` values) when the recipe needs one (a
     /// second log-sum-exp term keeps its exps there; so does risk's Hessian, its softmax beside
     /// p (c - R)). `hess` receives the diagonal of the Hessian (Hessian.swift).
+    @inline(__always)
     func run(_ checked: Checked, options: Options, longest: Int, gold: (Int) -> Int,
              costs: (Int) -> UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
              hess: UnsafeMutablePointer<T>?) throws(Failure) {
