@@ -127,7 +127,7 @@ demo: setup
 # the run, and the others, mostly one process each, fill what they leave.
 TEST_JOBS ?= $(shell nproc)
 CHECKS     = test-python test-fuzz test-wheel test-swift test-install test-c test-library test-readme-c
-test: setup setup-test setup-system setup-peers
+test: setup setup-test setup-system setup-peers setup-wheel
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) -O $(CHECKS)
 
 # System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
@@ -212,7 +212,8 @@ PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_hessian.p
                   test_lists.py test_lsoftmax.py test_reference.py test_trust_angular.py \
                   test_trust_chains.py test_trust_extreme.py test_trust_flat.py test_trust_lsoftmax_weights.py
 test-python: lib setup-test
-	PYTHON=$(PYTHON) scripts/test-python.sh $(LIB) "$(PY_KERNEL_TESTS)" $$(scripts/cpu-levels.sh $(LIB) $(LEVELS))
+	levels=$$(scripts/cpu-levels.sh $(LIB) $(LEVELS)) && \
+	    PYTHON=$(PYTHON) scripts/test-python.sh $(LIB) "$(PY_KERNEL_TESTS)" $$levels
 
 # The Python wheel: dist/losskit-VERSION-py3-none-manylinux_2_Y_x86_64.whl, one wheel for every
 # Python >= 3.9, carrying the three libraries stripped (scripts/stage-libs.sh) in the package

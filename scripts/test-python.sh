@@ -31,11 +31,10 @@ start() {  # start NAME LEVEL FILE...
     pids+=($!)
 }
 
-kernels=()
-for f in $kernel_files; do kernels+=("tests/$f"); done
-others=()
-for f in tests/test_*.py; do
-    case " $kernel_files " in *" ${f#tests/} "*) ;; *) others+=("$f") ;; esac
+kernels=() others=(tests)
+for f in $kernel_files; do
+    kernels+=("tests/$f")
+    others+=("--ignore=tests/$f")
 done
 for level in "$@"; do
     start "$level, kernel files" "$level" "${kernels[@]}"

@@ -25,7 +25,7 @@ class Store(dict):
         super().__init__()
         self.kind = kind
         self.source_hash = hashlib.sha256(Path(source_file).read_bytes()).hexdigest()[:16]
-        self._loaded = 0
+        self._changed = False
 
     def _path(self, folder, mode) -> Path:
         return Path(folder) / f"{self.kind}-{mode}-{self.source_hash}.pickle"
@@ -36,11 +36,14 @@ class Store(dict):
                 self.update(pickle.load(f))
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
             pass
-        self._loaded = len(self)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed = True
 
     def save(self, folder, mode="default") -> None:
         """Merges this process's results into the file, under a lock (nothing new: no write)."""
-        if len(self) == self._loaded:
+        if not self._changed:
             return
         folder = Path(folder)
         path = self._path(folder, mode)
@@ -60,6 +63,7 @@ class Store(dict):
             with open(tmp, "wb") as f:
                 pickle.dump(merged, f, protocol=pickle.HIGHEST_PROTOCOL)
             tmp.replace(path)
+        self._changed = False
 
     @contextlib.contextmanager
     def kept_between_runs(self, config, mode="default"):
@@ -97,6 +101,8 @@ def _feed(h, x) -> None:
     import numpy as np
 
     if isinstance(x, np.ndarray):
+        if x.dtype.hasobject:
+            raise TypeError("kept.Store keys no object array (its bytes are pointers)")
         h.update(f"array {x.dtype.str} {x.shape}:".encode())
         h.update(np.ascontiguousarray(x).tobytes())
     elif isinstance(x, (list, tuple)):
@@ -104,5 +110,7 @@ def _feed(h, x) -> None:
         for v in x:
             _feed(h, v)
         h.update(b"]")
+    elif x is None or isinstance(x, (bool, int, float, str, np.generic)) and not isinstance(x, np.object_):
+        h.update(f"{type(x).__name__} {x!r};".encode())  # repr: exact for floats of every width
     else:
-        h.update(f"{type(x).__name__} {x!r};".encode())
+        raise TypeError(f"kept.Store keys no {type(x).__name__} (its repr may not identify it)")
