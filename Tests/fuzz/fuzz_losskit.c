@@ -24,7 +24,8 @@
  * A broken promise prints what broke and aborts, so libFuzzer keeps the input.
  *
  * Executions per entry point are counted and printed at exit (and appended to the file named by
- * $LK_FUZZ_STATS, one line per process, for fork-mode runs). Build and run: `make fuzz`,
+ * $LK_FUZZ_STATS, one line per process, for fork-mode runs; $LK_FUZZ_STATS.PID holds a running
+ * process's counts so far). Build and run: `make fuzz`,
  * `make test-fuzz` (Tests/fuzz/README.md). */
 #include <math.h>
 #include <sanitizer/common_interface_defs.h> /* __sanitizer_set_death_callback */
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* getpid */
 
 #include "losskit.h"
 
@@ -287,13 +289,42 @@ static const char *entry_names[E_COUNT] = {
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
-static void print_stats(void) {
-    char line[4096];
-    int len = snprintf(line, sizeof line, "losskit-fuzz stats:");
+static int format_stats(char *line, size_t size) {
+    int len = snprintf(line, size, "losskit-fuzz stats:");
     for (int e = 0; e < E_COUNT; e++)
-        len += snprintf(line + len, sizeof line - (size_t)len, " %s=%llu/%llu/%llu", entry_names[e],
+        len += snprintf(line + len, size - (size_t)len, " %s=%llu/%llu/%llu", entry_names[e],
                         (unsigned long long)calls[e], (unsigned long long)oks[e],
                         (unsigned long long)skipped[e]);
+    return len;
+}
+
+/* $LK_FUZZ_STATS.PID: this process's counts so far, rewritten every 1024 calls, so that a
+ * process that ends without running atexit (libFuzzer's _Exit on a timeout, a kill) keeps them;
+ * its exit line replaces the file. sum_stats.py adds both kinds. */
+static char checkpoint_path[4096];
+
+static void checkpoint(void) {
+    const char *path = getenv("LK_FUZZ_STATS");
+    if (!path || !*path) return;
+    if (!checkpoint_path[0]) snprintf(checkpoint_path, sizeof checkpoint_path, "%s.%ld", path, (long)getpid());
+    char line[4096];
+    format_stats(line, sizeof line);
+    FILE *f = fopen(checkpoint_path, "w");
+    if (f) {
+        fprintf(f, "%s\n", line);
+        fclose(f);
+    }
+}
+
+static void count_call(int entry) {
+    static uint64_t total;
+    calls[entry]++;
+    if ((++total & 1023) == 0) checkpoint();
+}
+
+static void print_stats(void) {
+    char line[4096];
+    format_stats(line, sizeof line);
     fprintf(stderr, "%s (calls/ok/skipped)\n", line);
     const char *path = getenv("LK_FUZZ_STATS");
     if (path && *path) {
@@ -301,6 +332,7 @@ static void print_stats(void) {
         if (f) {
             fprintf(f, "%s\n", line);
             fclose(f);
+            if (checkpoint_path[0]) remove(checkpoint_path);
         }
     }
 }
@@ -496,7 +528,7 @@ static void options(Reader *r, Opt *opt, int may_be_null) {
 
 static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status st, int tags) {
     char msg[256];
-    calls[entry]++;
+    count_call(entry);
     if (st < LK_OK || st > LK_ERR_ALLOC) {
         snprintf(msg, sizeof msg, "status %d is not an LK_* value", st);
         fail(entry, msg);
@@ -914,7 +946,7 @@ done:
 static void run_small(Reader *r, int entry) {
     dump_opt = NULL;
     dump_call = NULL;
-    calls[entry]++;
+    count_call(entry);
     oks[entry]++;
     if (entry == E_VERSION) {
         const char *v = lk_version(), *level = lk_cpu_level();
