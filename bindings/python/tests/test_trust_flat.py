@@ -233,6 +233,16 @@ def list1(s, gold, dtype, **kw):
     return losskit.lists(s, [0, len(s)], [gold], reduction="sum", **kw)
 
 
+def one_with_costs(structure, s, c, gold, dtype, alpha, opts):
+    """One example with its costs, as a dense row (LK_COST_PER_EXAMPLE) or a candidate list:
+    the result and its gradient row."""
+    if structure == "dense":
+        got = dense1(s, gold, dtype, cost=c[None], cost_layout="per_example", cost_scale=alpha, **opts)
+        return got, got.grad[0]
+    got = list1(s, gold, dtype, cost=c, cost_scale=alpha, **opts)
+    return got, got.grad
+
+
 # ------------------------------------------------------------------------------------------
 # 0/1 costs at a large cost_scale, with the gold the plain max.
 # ------------------------------------------------------------------------------------------
@@ -588,14 +598,8 @@ COSTS_DIFFERENCE_OVERFLOWS = [
 @pytest.mark.parametrize("structure", ["dense", "lists"])
 @pytest.mark.parametrize("dtype,s,c,gold,alpha,opts", COSTS_DIFFERENCE_OVERFLOWS)
 def test_costs_difference_overflows(structure, dtype, s, c, gold, alpha, opts):
-    s = np.asarray(s, dtype=dtype)
-    c = np.asarray(c, dtype=dtype)
-    if structure == "dense":
-        got = dense1(s, gold, dtype, cost=c[None], cost_layout="per_example", cost_scale=alpha, **opts)
-        grad = got.grad[0]
-    else:
-        got = list1(s, gold, dtype, cost=c, cost_scale=alpha, **opts)
-        grad = got.grad
+    s, c = np.asarray(s, dtype=dtype), np.asarray(c, dtype=dtype)
+    got, grad = one_with_costs(structure, s, c, gold, dtype, alpha, opts)
     L, g, _ = mp_example(s, gold, c, cost_scale=alpha, **opts)
     assert np.isfinite(got.loss) and np.all(np.isfinite(grad)), (got.loss, grad)
     # Every term is one candidate's value here (the others' exps underflow to 0): the loss is a
@@ -608,14 +612,8 @@ def test_costs_difference_overflows(structure, dtype, s, c, gold, alpha, opts):
 @pytest.mark.parametrize("structure", ["dense", "lists"])
 @pytest.mark.parametrize("dtype,s,c,gold,alpha,opts", CENTRED_PARTS_OVERFLOW)
 def test_centred_exponents_whose_parts_overflow(structure, dtype, s, c, gold, alpha, opts):
-    s = np.asarray(s, dtype=dtype)
-    c = np.asarray(c, dtype=dtype)
-    if structure == "dense":
-        got = dense1(s, gold, dtype, cost=c[None], cost_layout="per_example", cost_scale=alpha, **opts)
-        grad = got.grad[0]
-    else:
-        got = list1(s, gold, dtype, cost=c, cost_scale=alpha, **opts)
-        grad = got.grad
+    s, c = np.asarray(s, dtype=dtype), np.asarray(c, dtype=dtype)
+    got, grad = one_with_costs(structure, s, c, gold, dtype, alpha, opts)
     ref = mp_reference(s, gold, c, cost_scale=alpha, **opts)
     assert np.isfinite(got.loss) and np.all(np.isfinite(grad)), (got.loss, grad)
     # A difference of two softmaxes (soft ramp) has the header's further 4u per entry: with FMA
