@@ -349,13 +349,13 @@ extension FlatCandidates: LossStructure {
         let f = term(fear, store: gradient, plainArgmax: &plainArgmax)
         let h = term(hope, store: fearKeepsExps ? scratch : gradient, plainArgmax: &plainArgmax)
         if let gradient { writeGradient(gradient, f, h, coefficient) }
-        let costs = f.cost - h.cost
-        guard costs.isFinite else {
-            // Scaled costs of opposite signs near the largest value: their difference overflows
-            // where the two cost-augmented scores, which validation keeps finite, do not.
-            return ((f.score + f.cost) - (h.score + h.cost)) + (f.logarithm - h.logarithm)
-        }
-        return ((f.score - h.score) + costs) + (f.logarithm - h.logarithm)
+        let value = ((f.score - h.score) + (f.cost - h.cost)) + (f.logarithm - h.logarithm)
+        if value.isFinite { return value }
+        // A difference of two scores, or of two scaled costs, of opposite signs near the largest
+        // value overflowed (or made inf - inf) where F - H need not: the same sums on halved
+        // parts (exact at these magnitudes), doubled, are infinite only when F - H is.
+        let half = ((f.score / 2 - h.score / 2) + (f.cost / 2 - h.cost / 2)) + (f.logarithm - h.logarithm) / 2
+        return 2 * half
     }
 
     /// A term's value, split as `score + cost + logarithm` so that the difference of two terms

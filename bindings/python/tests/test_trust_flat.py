@@ -577,11 +577,13 @@ CENTRED_PARTS_OVERFLOW = [
 ]
 
 
-# F - H whose costs' difference overflows although each cost-augmented score is finite: the fear's
-# candidate's cost near +DBL_MAX, the hope's near -DBL_MAX (hope = s - c), their scores of the
-# other sign. max(s + c) - max(s - c) = 0.85M - 0.2M = 0.65M (M = DBL_MAX) was +inf with LK_OK:
-# the split form took (f.cost - h.cost) = 1.1M before the scores (found by reading the code;
-# float32 forms that difference in double, where it does not overflow).
+# F - H whose parts' differences overflow although each cost-augmented score is finite. The
+# fear's candidate's cost near +DBL_MAX, the hope's near -DBL_MAX (hope = s - c), their scores of
+# the other sign: max(s + c) - max(s - c) = 0.85M - 0.2M = 0.65M (M = DBL_MAX) was +inf with
+# LK_OK, the split form taking (f.cost - h.cost) = 1.1M before the scores. A gold hope under a
+# negative cost: hinge = max(s + c) - s_g = 0.3M + 0.6M = 0.9M, whose scores' difference is 1.2M.
+# (Found by reading the code; float32 forms these differences in double, where they do not
+# overflow: its rows are controls.)
 M64, M32 = F64_MAX, F32_MAX
 COSTS_DIFFERENCE_OVERFLOWS = [
     (np.float64, [-0.05 * M64, 0.4 * M64], [0.9 * M64, 0.2 * M64], 0, 1.0, dict(loss="ramp")),
@@ -592,6 +594,11 @@ COSTS_DIFFERENCE_OVERFLOWS = [
      dict(loss="hope_fear", fear="max", hope="lse", fear_scale=1.0, hope_scale=1.0)),
     (np.float32, [-0.05 * M32, 0.4 * M32, 1.0], [0.9 * M32, 0.2 * M32, 0.5], 0, 1.0, dict(loss="ramp")),
     (np.float32, [-0.05 * M32, 0.4 * M32, 1.0], [0.9 * M32, 0.2 * M32, 0.5], 0, 1.0, dict(loss="soft_ramp")),
+    (np.float64, [0.6 * M64, -0.6 * M64], [-0.3 * M64, 0.0], 1, 1.0, dict(loss="hinge")),
+    (np.float64, [0.6 * M64, -0.6 * M64], [-0.3 * M64, 0.0], 1, 1.0, dict(loss="softmax_margin")),
+    (np.float64, [0.6 * M64, -0.6 * M64, 1.0], [-0.3 * M64, 0.0, 2.0], 1, 1.0,
+     dict(loss="hope_fear", fear="max", hope="gold", fear_scale=1.0)),
+    (np.float32, [0.6 * M32, -0.6 * M32], [-0.3 * M32, 0.0], 1, 1.0, dict(loss="hinge")),
 ]
 
 
