@@ -304,15 +304,24 @@ static int format_stats(char *line, size_t size) {
 static char checkpoint_path[4096];
 
 static void checkpoint(void) {
+    static char temporary[sizeof checkpoint_path + 8];
     const char *path = getenv("LK_FUZZ_STATS");
     if (!path || !*path) return;
-    if (!checkpoint_path[0]) snprintf(checkpoint_path, sizeof checkpoint_path, "%s.%ld", path, (long)getpid());
+    if (!checkpoint_path[0]) {
+        int len = snprintf(checkpoint_path, sizeof checkpoint_path, "%s.%ld", path, (long)getpid());
+        if (len < 0 || (size_t)len >= sizeof checkpoint_path) { /* too long: no checkpoints */
+            checkpoint_path[0] = 0;
+            return;
+        }
+        snprintf(temporary, sizeof temporary, "%s.tmp", checkpoint_path);
+    }
     char line[4096];
     format_stats(line, sizeof line);
-    FILE *f = fopen(checkpoint_path, "w");
+    /* Written aside, then renamed over the last one: a reader sees a whole line. */
+    FILE *f = fopen(temporary, "w");
     if (f) {
         fprintf(f, "%s\n", line);
-        fclose(f);
+        if (fclose(f) == 0) rename(temporary, checkpoint_path);
     }
 }
 
