@@ -287,7 +287,14 @@ fuzz: $(FUZZER)
 	$(FUZZ_ENV) $(FUZZER) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz-crashes/ build/fuzz-corpus Tests/fuzz/corpus
 
-test-fuzz: $(FUZZER)
+# The harness's own checks, made to fire on known answers (Tests/fuzz/harness_checks.c).
+build/fuzz-harness-checks: Tests/fuzz/harness_checks.c Tests/fuzz/fuzz_losskit.c include/losskit.h $(LIB)
+	@mkdir -p build
+	$(FUZZ_CC) -g -O1 -fsanitize=address -fuse-ld=lld -Wall -Wextra -Werror -Wno-unused-function -Iinclude \
+	    Tests/fuzz/harness_checks.c -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -o $@
+
+test-fuzz: $(FUZZER) build/fuzz-harness-checks
+	build/fuzz-harness-checks
 	$(FUZZ_ENV) $(FUZZER) -timeout=10 Tests/fuzz/corpus/*
 	$(MAKE) fuzz-mutate
 

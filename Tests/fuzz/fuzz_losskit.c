@@ -27,6 +27,7 @@
  * $LK_FUZZ_STATS, one line per process, for fork-mode runs; $LK_FUZZ_STATS.PID holds a running
  * process's counts so far). Build and run: `make fuzz`,
  * `make test-fuzz` (Tests/fuzz/README.md). */
+#include <float.h>
 #include <math.h>
 #include <sanitizer/common_interface_defs.h> /* __sanitizer_set_death_callback */
 #include <stdint.h>
@@ -594,10 +595,11 @@ static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status s
                 snprintf(msg, sizeof msg, "%s[%lld] is NaN on success without a NaN input", b->name, (long long)j);
                 fail(entry, msg);
             }
-            /* +-INFINITY on success is allowed: the header stores an output whose true value
+            /* +-INFINITY on success is allowed here: the header stores an output whose true value
              * exceeds the largest finite value of its type (FLT_MAX, DBL_MAX) as +-INFINITY. An
-             * infinity where the true value is finite is beyond what this check can see; the
-             * exact-arithmetic suite (bindings/python/tests/test_accuracy.py) covers values. */
+             * infinite loss where the true one is finite is caught for the fear-minus-hope
+             * recipes on dense rows and lists (check_finite_losses); the exact-arithmetic suite
+             * (bindings/python/tests/test_accuracy.py) covers values. */
             if (!strcmp(b->name, "marginals") && v == v && !(v >= 0 && v <= 1.0 + 1e-6)) {
                 snprintf(msg, sizeof msg, "marginals[%lld] = %g outside [0, 1]", (long long)j, v);
                 fail(entry, msg);
@@ -672,6 +674,117 @@ static lk_status lists_again(const lk_options *o, void *ctx, void *out) {
                           : lk_lists_f64(o, a->n, a->offsets, a->scores, a->gold, a->cost, a->weight, out, NULL);
 }
 
+/* An infinite loss where the true one is finite. Each example's weighted F - H of a fear-minus-
+ * hope recipe (DESIGN.md §1: log loss without smoothing, perceptron, hinge, softmax-margin, the
+ * ramps, hope-fear) is computed again here in long double, whose range no sum of two doubles
+ * leaves: where the library returned +-INFINITY on success for a loss below the type's largest
+ * value (with a margin for rounding), an overflow inside the computation made a finite loss
+ * infinite. Risk, the square losses and label smoothing are not modelled here. */
+typedef struct {
+    int kind; /* 0 gold, 1 oracle, 2 max, 3 log-sum-exp */
+    long double scale;
+} TermSpec;
+
+static int terms_of(const lk_options *o, TermSpec *fear, TermSpec *hope) {
+    *hope = (TermSpec){0, 0};
+    switch (o->loss) {
+    case LK_LOSS_LOG:
+        if (o->label_smoothing != 0) return 0;
+        *fear = (TermSpec){3, 0};
+        return 1;
+    case LK_LOSS_PERCEPTRON: *fear = (TermSpec){2, 0}; return 1;
+    case LK_LOSS_HINGE: *fear = (TermSpec){2, 1}; return 1;
+    case LK_LOSS_SOFTMAX_MARGIN: *fear = (TermSpec){3, 1}; return 1;
+    case LK_LOSS_RAMP: *fear = (TermSpec){2, 1}; *hope = (TermSpec){2, 1}; return 1;
+    case LK_LOSS_SOFT_RAMP: *fear = (TermSpec){3, 1}; *hope = (TermSpec){3, 1}; return 1;
+    case LK_LOSS_INFINITE_RAMP: *fear = (TermSpec){2, 1}; *hope = (TermSpec){1, 0}; return 1;
+    case LK_LOSS_HOPE_FEAR:
+        *fear = (TermSpec){o->fear == LK_TERM_MAX ? 2 : 3, o->fear_scale};
+        if (o->hope == LK_TERM_ORACLE) *hope = (TermSpec){1, 0};
+        else if (o->hope == LK_TERM_MAX) *hope = (TermSpec){2, o->hope_scale};
+        else if (o->hope == LK_TERM_LSE) *hope = (TermSpec){3, o->hope_scale};
+        return 1;
+    default: return 0;
+    }
+}
+
+static long double ld_at(const void *p, int type, int64_t i) {
+    return type == F32 ? (long double)((const float *)p)[i] : (long double)((const double *)p)[i];
+}
+
+/* A term over the m candidates s (masked: -inf), costs c (unscaled), v = s + sign w c. */
+static long double term_value(TermSpec t, int sign, long double alpha, const long double *s, const long double *c,
+                              int64_t m, int64_t gold, int64_t oracle) {
+    if (t.kind == 0) return s[gold];
+    if (t.kind == 1) return s[oracle];
+    long double w = t.scale * alpha, best = -INFINITY;
+    for (int64_t j = 0; j < m; j++)
+        if (s[j] != -INFINITY) {
+            long double v = w == 0 ? s[j] : s[j] + sign * w * c[j];
+            if (v > best) best = v;
+        }
+    if (t.kind == 2 || best == -INFINITY) return best;
+    long double sum = 0;
+    for (int64_t j = 0; j < m; j++)
+        if (s[j] != -INFINITY) sum += expl((w == 0 ? s[j] : s[j] + sign * w * c[j]) - best);
+    return best + logl(sum);
+}
+
+/* Example i's candidates: m scores at s_at (type), unscaled costs (NULL: 0/1 against the gold),
+ * gold (-1 on lists: the oracle), weight; `got` the library's loss of it. */
+static void check_finite_example(int entry, const lk_options *o, int type, int64_t i, const void *scores,
+                                 int64_t first, int64_t m, const void *cost, int64_t cost_first, int32_t gold,
+                                 long double weight, long double got) {
+    TermSpec fear, hope;
+    if (!isinf(got) || weight == 0 || m <= 0 || m > CAP_ELEMS || !terms_of(o, &fear, &hope)) return;
+    long double *s = malloc((size_t)m * sizeof *s), *c = malloc((size_t)m * sizeof *c);
+    if (!s || !c) goto done;
+    int64_t oracle = -1;
+    for (int64_t j = 0; j < m; j++) {
+        s[j] = ld_at(scores, type, first + j);
+        c[j] = cost ? ld_at(cost, type, cost_first + j) : (long double)(j != gold);
+        if (s[j] != -INFINITY && (oracle < 0 || c[j] < c[oracle] || (c[j] == c[oracle] && s[j] > s[oracle])))
+            oracle = j;
+    }
+    int64_t g = gold >= 0 ? gold : oracle;
+    if (g < 0 || oracle < 0) goto done;
+    long double alpha = o->cost_scale;
+    long double value = weight * (term_value(fear, 1, alpha, s, c, m, g, oracle) -
+                                  term_value(hope, -1, alpha, s, c, m, g, oracle));
+    long double largest = type == F32 ? FLT_MAX : DBL_MAX;
+    if (isfinite(value) && fabsl(value) < largest * (1 - 0x1p-20L)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "loss[%lld] = %s on success, where the loss is %Lg", (long long)i,
+                 got > 0 ? "INFINITY" : "-INFINITY", value);
+        fail(entry, msg);
+    }
+done:
+    free(s);
+    free(c);
+}
+
+static void check_finite_losses(int entry, const Call *call, const Opt *opt, lk_status st, int type, int64_t n,
+                                int64_t k, const int64_t *offsets, const void *scores, const int32_t *gold,
+                                const void *cost, const void *weight, const void *loss) {
+    const lk_options *o = &opt->o;
+    if (st != LK_OK || !loss || !scores || !gold || call->nan_in || o->reduction != LK_REDUCE_NONE || n <= 0 ||
+        n > CAP_ELEMS)
+        return;
+    for (int64_t i = 0; i < n; i++) {
+        long double w = weight ? ld_at(weight, type, i) : 1;
+        long double got = ld_at(loss, type, i);
+        if (offsets) {
+            check_finite_example(entry, o, type, i, scores, offsets[i], offsets[i + 1] - offsets[i], cost, offsets[i],
+                                 gold[i], w, got);
+        } else if (gold[i] != o->ignore_label) {
+            int32_t layout = o->cost_layout;
+            const void *row_cost = layout == LK_COST_ZERO_ONE ? NULL : cost;
+            int64_t cost_first = layout == LK_COST_CLASS_MATRIX ? (int64_t)gold[i] * k : i * k;
+            check_finite_example(entry, o, type, i, scores, i * k, k, row_cost, cost_first, gold[i], w, got);
+        }
+    }
+}
+
 /* hessian: lk_dense_hessian_* with the same inputs and one more output. */
 static void run_dense(Reader *r, int type, int hessian) {
     int entry = hessian ? (type == F32 ? E_DENSE_HESSIAN32 : E_DENSE_HESSIAN64) : (type == F32 ? E_DENSE32 : E_DENSE64);
@@ -713,6 +826,7 @@ static void run_dense(Reader *r, int type, int hessian) {
     FlatArgs args = {type, n, k, NULL, scores, gold, cost, weight};
     note_inf_pair(&call, &opt, st, loss, type, n, dense_again, &args);
     check(entry, &call, &opt, 1, st, 0);
+    check_finite_losses(entry, &call, &opt, st, type, n, k, NULL, scores, gold, cost, weight, loss);
 done:
     free_call(&call);
     free(opt.p);
@@ -780,6 +894,7 @@ static void run_lists(Reader *r, int type, int hessian) {
     FlatArgs args = {type, n, 0, offsets, scores, gold, cost, weight};
     note_inf_pair(&call, &opt, st, loss, type, n, lists_again, &args);
     check(entry, &call, &opt, 1, st, 0);
+    check_finite_losses(entry, &call, &opt, st, type, n, 0, offsets, scores, gold, cost, weight, loss);
 done:
     free_call(&call);
     free(opt.p);

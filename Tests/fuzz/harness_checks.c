@@ -1,0 +1,59 @@
+/* The fuzz harness's own checks, made to fail: each case below runs one of them in a child
+ * process on inputs whose answer is known, and the child must abort (a finding) exactly when
+ * the case says so. A check that could never fire would let the fuzzer pass what it exists to
+ * catch. Built and run by `make test-fuzz`. */
+#include "fuzz_losskit.c"
+
+#include <sys/wait.h>
+
+typedef struct {
+    const char *what;
+    int loss, layout, entry, lists;
+    double s[2], c[2];
+    int32_t gold;
+    long double weight;
+    double got;
+    int flagged; /* expected */
+} Case;
+
+int main(void) {
+    const double M = DBL_MAX;
+    const Case cases[] = {
+        /* max(s + c) - s_1 = 0.3M + 0.6M = 0.9M, stored as +inf: a finding */
+        {"hinge, gold hope, 0.9 DBL_MAX as INFINITY", LK_LOSS_HINGE, LK_COST_PER_EXAMPLE, E_DENSE64, 0,
+         {0.6 * M, -0.6 * M}, {-0.3 * M, 0}, 1, 1.0L, INFINITY, 1},
+        /* weight 2: the true loss 1.8 DBL_MAX is beyond double: +inf is right */
+        {"hinge, weight 2, 1.8 DBL_MAX as INFINITY", LK_LOSS_HINGE, LK_COST_PER_EXAMPLE, E_DENSE64, 0,
+         {0.6 * M, -0.6 * M}, {-0.3 * M, 0}, 1, 2.0L, INFINITY, 0},
+        /* max(s + c) - max(s - c) = 0.85M - 0.2M = 0.65M on a list, stored as +inf: a finding */
+        {"ramp on a list, 0.65 DBL_MAX as INFINITY", LK_LOSS_RAMP, 0, E_LISTS64, 1,
+         {-0.05 * M, 0.4 * M}, {0.9 * M, 0.2 * M}, 0, 1.0L, INFINITY, 1},
+        /* the same loss returned finite: nothing to flag */
+        {"ramp on a list, finite", LK_LOSS_RAMP, 0, E_LISTS64, 1,
+         {-0.05 * M, 0.4 * M}, {0.9 * M, 0.2 * M}, 0, 1.0L, 1.1685e308, 0},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const Case *t = &cases[i];
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            unsetenv("LK_FUZZ_LOG"); /* a finding aborts */
+            freopen("/dev/null", "w", stderr);
+            lk_options o;
+            lk_options_init(&o, t->loss);
+            o.reduction = LK_REDUCE_NONE;
+            o.cost_layout = t->layout;
+            check_finite_example(t->entry, &o, F64, 0, t->s, 0, 2, t->c, 0, t->gold, t->weight, t->got);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        int flagged = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+        int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        int ok = t->flagged ? flagged : clean;
+        printf("%s: %s (%s)\n", ok ? "ok" : "FAIL", t->what, flagged ? "flagged" : clean ? "not flagged" : "died");
+        failures += !ok;
+    }
+    return failures != 0;
+}
