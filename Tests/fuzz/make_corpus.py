@@ -60,6 +60,7 @@ FOUND = [
     ("lsoftmax_f64_gold_norm_1e300_over_flt_min", "0f617461948b80a5a5a586188bc48b2eb67979e5e5dfdfdf79e5e5dfdfd461160ddf"),
     ("lists_hessian_f64_soft_ramp_opposite_infinities", "f752616e676514848ed0d0d0d00000a5d78fdfcacacaca25da24cacacaca8acacacacacaca436c6f7300f90000000000000000000000000000d0d0d0d0d0d0d000cf16ad0067caf4"),
     ("chain_f32_soft_ramp_zero_cost_under_dbl_max_cost_scale", "949595959518ffffff07f6ffff04272d0dba0030645f656e64002d6d01002d"),
+    ("lsoftmax_f64_weight_1e308_over_subnormal_class_rows", "0f82d73f1500003400000009bce2e5e3e3a3e3e3e3e31002050800fe"),
 ]
 
 

@@ -305,8 +305,11 @@ enum LSoftmax {
     /// value is finite; in these units they cannot, and storing an output scales it back exactly
     /// (+-inf where its true value overflows). A bound on a row's terms: sum_j |G'_j| <=
     /// 2 c max(1, |productShare|), times max |w| (the largest class norm) or max |x_i| (its norm,
-    /// or a scan of the row where it does not bend), plus its gold terms. Shift 0, and the bits
-    /// unchanged, unless a bound comes within 2^-3 of the type's range (or 2^-3 / rows for d_w).
+    /// or a scan of the row where it does not bend), plus its gold terms. The factors before the
+    /// norms multiply in are bounded as well: G' and c times beta, radial or chord, which exceed
+    /// the range where the norms are tiny (w ~ 1e-310 and c ~ 1e308) although the terms do not.
+    /// Shift 0, and the bits unchanged, unless a bound comes within 2^-3 of the type's range (or
+    /// 2^-3 / rows for d_w).
     private static func gradientUnits<T: StorageFloat>(
         batch: Batch<T>, counted: Double, rows: UnsafePointer<Int>, active: Int, golds: UnsafePointer<GoldLogit>,
         classNorms: UnsafePointer<Norm>, k: Int, xs: UnsafePointer<T>?, d: Int, shifts: UnsafeMutablePointer<Int32>
@@ -336,7 +339,10 @@ enum LSoftmax {
             let a = g.classNorm, b = g.featureNorm
             let toX = 2 + Swift.max(share + wTop, topTimes(g.beta, a), topTimes(g.radial, a), 1 + topTimes(g.chord, a))
             let toW = 2 + Swift.max(share + xTop, topTimes(g.beta, b), topTimes(g.radial, b), 1 + topTimes(g.chord, b))
-            let shift = Swift.min(2000, Swift.max(0, top(c) + toX - limit))
+            // G' itself (stored in T) and the gold's gradient times its coefficients (formed before
+            // a tiny norm scales them down) must be finite too.
+            let terms = Swift.max(share, top(g.beta.magnitude), top(g.radial.magnitude), top(g.chord.magnitude))
+            let shift = Swift.min(2000, Swift.max(0, top(c) + Swift.max(toX, terms) - limit))
             shifts[r] = Int32(shift)
             highest = Swift.max(highest, top(c) + toW)
         }

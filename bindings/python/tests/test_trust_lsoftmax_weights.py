@@ -210,3 +210,30 @@ def test_feature_norm_beyond_double(case):
             normwise(r.d_x.ravel(), [v for row in dx for v in row], f"d_x (k={len(w)}, {reduction})")
             want = losses if reduction == "none" else [mp.fsum(losses) * c]
             check(r.loss, want, np.float64, f"loss (k={len(w)}, {reduction})")
+
+
+@pytest.mark.parametrize("dtype, tiny, huge", [(np.float64, 1e-310, 1e308), (np.float32, 1e-40, 3e38)])
+def test_huge_weight_over_tiny_class_rows(dtype, tiny, huge):
+    """A weight near the largest finite number on a row whose class rows are subnormal (the
+    fuzzer's case: d = 1, every w_j = 1e-310, x = 15.75, weight 1e308, m = 2). The terms of d_x
+    are about weight * |w| (finite), but G' = weight (p - e_y) times the gold's product share
+    (m^2 = 4 at theta = 0) and the gold's gradient times beta (-3) exceeded the range before the
+    tiny norm scaled them down: inf - inf = NaN in d_x on success. Expected: `exact` (50 digits);
+    d_x is 0 in exact arithmetic (the logits are equal and the terms cancel), so within a few
+    roundings of the terms' size weight |w| (and the subnormal spacing); d_w overflows to +-inf."""
+    x = np.array([[tiny], [tiny], [15.75]], dtype=dtype)
+    w = np.full((4, 1), tiny, dtype=dtype)
+    gold = [0, 2, 1]
+    weight = np.array([1, 1, huge], dtype=dtype)
+    r = losskit.lsoftmax(x, w, gold, weight=weight, margin=2, reduction="none")
+    losses, dx, dw = exact(x[:, 0], w[:, 0], gold, weight, 2, "none")
+    u = float(np.finfo(dtype).eps)
+    spacing = float(np.finfo(dtype).smallest_subnormal)
+    for i in range(3):
+        terms = mp.mpf(float(weight[i])) * 4 * abs(mp.mpf(float(w[0, 0])))  # |G'_y| |w_y| bounds each
+        g = float(r.d_x[i, 0])
+        assert not math.isnan(g), f"d_x[{i}] is NaN (true value {mp.nstr(dx[i], 8)})"
+        assert abs(mp.mpf(g) - dx[i]) <= 8 * u * terms + 8 * spacing, \
+            f"d_x[{i}] = {g!r}, true {mp.nstr(dx[i], 17)}, terms {mp.nstr(terms, 3)}"
+    check(r.d_w[:, 0], dw, dtype, "d_w")
+    check(r.loss, losses, dtype, "loss")
