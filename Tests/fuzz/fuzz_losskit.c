@@ -739,15 +739,25 @@ static void check_finite_example(int entry, const lk_options *o, int type, int64
     if (!isinf(got) || weight == 0 || m <= 0 || m > CAP_ELEMS || !terms_of(o, &fear, &hope)) return;
     long double *s = malloc((size_t)m * sizeof *s), *c = malloc((size_t)m * sizeof *c);
     if (!s || !c) goto done;
+    /* The costs are read only where the loss reads them (a term with a cost weight, or the
+     * oracle), as the library does: otherwise the buffer may be shorter than the scores. */
+    int reads_costs = fear.scale != 0 || hope.scale != 0 || hope.kind == 1;
     int64_t oracle = -1;
     for (int64_t j = 0; j < m; j++) {
         s[j] = ld_at(scores, type, first + j);
-        c[j] = cost ? ld_at(cost, type, cost_first + j) : (long double)(j != gold);
+        c[j] = cost && reads_costs ? ld_at(cost, type, cost_first + j) : (long double)(j != gold);
         if (s[j] != -INFINITY && (oracle < 0 || c[j] < c[oracle] || (c[j] == c[oracle] && s[j] > s[oracle])))
             oracle = j;
     }
     int64_t g = gold >= 0 ? gold : oracle;
     if (g < 0 || oracle < 0) goto done;
+    /* Both terms relative to the largest score (which cancels in F - H): a scaled cost far
+     * below the ulp of a huge score (1e5 next to 3.4e38) is not lost to rounding. */
+    long double center = -INFINITY;
+    for (int64_t j = 0; j < m; j++)
+        if (s[j] > center) center = s[j];
+    for (int64_t j = 0; j < m; j++)
+        if (s[j] != -INFINITY) s[j] -= center;
     long double alpha = o->cost_scale;
     long double value = weight * (term_value(fear, 1, alpha, s, c, m, g, oracle) -
                                   term_value(hope, -1, alpha, s, c, m, g, oracle));
