@@ -71,8 +71,10 @@
  *    always; label_smoothing only by LOG; square_k and square_m only by SQUARED; hope, fear,
  *    hope_scale and fear_scale only by HOPE_FEAR; angular_scale and angular_margin only by
  *    COSFACE and ARCFACE; margin and lambda only by lk_lsoftmax; cost_layout only by the losses
- *    that read costs). A NaN or infinite option value, an unknown enum value, or opt->size smaller than
- *    the first published layout (this struct, 112 bytes on x86-64) is LK_ERR_OPTION.
+ *    that read costs; z_loss and softcap by every loss on dense rows, and by lk_lists_*,
+ *    lk_chain_f32/f64 and lk_lsoftmax_*, which refuse a non-zero value). A NaN or infinite option
+ *    value, an unknown enum value, or opt->size smaller than the first published layout
+ *    (112 bytes on x86-64: lk_options up to angular_margin) is LK_ERR_OPTION.
  *  - Determinism and reentrancy: the same inputs give bit-identical outputs at any thread count;
  *    the library keeps no global mutable state (the error message is per thread), so functions
  *    may be called concurrently from many threads on different buffers.
@@ -101,6 +103,10 @@
  *          Face Recognition. CVPR 2019.
  *  [LWYY16] W. Liu, Y. Wen, Z. Yu, M. Yang. Large-Margin Softmax Loss for Convolutional Neural
  *          Networks. ICML 2016 (arXiv 1612.02295).
+ *  [CND+22] A. Chowdhery et al. PaLM: Scaling Language Modeling with Pathways. arXiv 2204.02311
+ *          (z-loss, section 5).
+ *  [GRP+24] Gemma Team. Gemma 2: Improving Open Language Models at a Practical Size. arXiv
+ *          2408.00118 (logit soft-capping).
  */
 #ifndef LOSSKIT_H
 #define LOSSKIT_H
@@ -119,7 +125,7 @@ extern "C" {
 /* The one place the version is written: lk_version(), the soname (liblosskit.so.MAJOR), the
  * installed losskit.pc and CMake package, and the Python package all take it from these lines. */
 #define LK_VERSION_MAJOR 0
-#define LK_VERSION_MINOR 2
+#define LK_VERSION_MINOR 3
 #define LK_VERSION_PATCH 0
 /* MAJOR*10000 + MINOR*100 + PATCH; compare with lk_version_number() to detect a mismatch
  * between the header a program was compiled with and the library it loaded. */
@@ -240,6 +246,11 @@ typedef struct lk_options {
     double   angular_scale;   /* LK_LOSS_COSFACE/ARCFACE s > 0, finite; default 64 */
     double   angular_margin;  /* LK_LOSS_COSFACE/ARCFACE m in [0, pi]; default 0.35 for
                                  COSFACE, 0.5 for every other loss */
+    /* Appended in 0.3.0 (a caller's older, 112-byte struct leaves them at their defaults). */
+    double   z_loss;          /* dense rows: lambda >= 0, finite; adds lambda lse(s)^2 per
+                                 example [CND+22]; default 0 (off) */
+    double   softcap;         /* dense rows: c >= 0, finite; 0 (default) = off, else every
+                                 score s becomes c tanh(s / c) before the loss [GRP+24] */
 } lk_options;
 
 /* Initialises the first min(size, L) bytes of *opt, where size is the caller's
@@ -322,6 +333,19 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *     cosine below 1), so the ArcFace gradient at cos_g = 1 is large but finite. Costs and
  *     cost_layout are not read. S (1 + M), the largest |z|, must be finite in the input type.
  *
+ * Score shaping, around any of the losses above (opt->softcap, opt->z_loss; dense rows only):
+ *   softcap c > 0           every score s is replaced by s' = c tanh(s / c) (Gemma 2's logit
+ *                           soft-capping [GRP+24]) before the loss and the z-loss; -INFINITY (a
+ *                           masked class) stays -INFINITY. The gradient is chained through it:
+ *                           dL/ds = dL/ds' (1 - tanh^2(s / c)), the factor formed from
+ *                           exp(-2 |s / c|) (no cancellation where tanh is near 1).
+ *   z_loss lambda > 0       adds lambda lse(s')^2 to each example's loss (PaLM's z-loss [CND+22];
+ *                           inside the value written to loss, weighted and reduced with it), and
+ *                           2 lambda lse(s') softmax(s') to its gradient.
+ *   Both apply to every loss of the list (for the angular losses, to the cosines). Costs and the
+ *   oracle are read as without them. Not on candidate lists, chains or lk_lsoftmax
+ *   (LK_ERR_UNSUPPORTED), nor with a Hessian (lk_dense_hessian_*: LK_ERR_UNSUPPORTED).
+ *
  * Masked classes (score -INFINITY) are left out of every max, sum and count K. Every log-sum-exp
  * is computed as m + log1p(sum_{j != argmax} exp(v[j] - m)) with m = max v, so LOG with the gold
  * the argmax is log1p(sum_{j != g} exp(s[j] - s[g])) and a loss near zero keeps its digits.
@@ -360,8 +384,9 @@ lk_status lk_options_init(lk_options *opt, int32_t loss);
  *   LK_ERR_NULL        opt NULL; scores or gold NULL with n > 0; cost NULL when read;
  *   LK_ERR_OPTION      opt->size too small; unknown loss, reduction, cost_layout, hope or fear;
  *                      threads < 0; cost_scale, label_smoothing, square_k, square_m,
- *                      hope_scale, fear_scale, angular_scale or angular_margin outside its
- *                      domain (see lk_options); S (1 + M) overflowing the input type;
+ *                      hope_scale, fear_scale, angular_scale, angular_margin, z_loss or
+ *                      softcap outside its domain (see lk_options); S (1 + M) overflowing
+ *                      the input type;
  *                      cost_scale times fear_scale or hope_scale (or 1) overflowing the
  *                      input type;
  *   LK_ERR_UNSUPPORTED a loss that is not defined on dense rows;

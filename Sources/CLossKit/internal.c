@@ -19,7 +19,7 @@
  * lk_version must be ours, and it must define every forwarded function. A build's lk_cpu_level
  * and lk_version are baseline C code, so asking runs nothing the CPU may lack. Its siblings are
  * looked up beside the real file of this library, symlinks resolved, and named after it:
- * liblosskit-avx2.so.0.2.0 beside liblosskit.so.0.2.0.
+ * liblosskit-avx2.so.0.3.0 beside liblosskit.so.0.3.0.
  *
  * Also here: the level marker and lk_cpu_level of a CPU-level build, and the notes of how widely
  * a call split across threads that the determinism tests read. */
@@ -53,7 +53,7 @@ int losskit_internal_take_widest_split(void) {
 }
 
 /* The level marker of a CPU-level build. The build passes -Xcc -DLK_VARIANT_LEVEL=1 (AVX2) or 2
- * (AVX-512); the marker is the level's name and the library's version, "avx2\0" "0.2.0\0", in a
+ * (AVX-512); the marker is the level's name and the library's version, "avx2\0" "0.3.0\0", in a
  * section of its own, which the baseline reads from the file before it loads it (a build of
  * another version, left beside a newer library, is never loaded). This file is compiled without
  * the Swift target's CPU flags, so the variant's lk_cpu_level below is baseline code: asking a
@@ -110,8 +110,8 @@ static int cpu_level(void) { return 0; }
 
 /* Writes into buffer (NUL-terminated) the path of the build of `level` ("avx2", "avx512") that
  * this library looks for: beside the file it was loaded from, symlinks resolved (realpath), named
- * after it with "liblosskit" replaced by "liblosskit-LEVEL" (liblosskit.so.0.2.0 ->
- * liblosskit-avx2.so.0.2.0, liblosskit.so -> liblosskit-avx2.so; liblosskit-LEVEL.so beside a
+ * after it with "liblosskit" replaced by "liblosskit-LEVEL" (liblosskit.so.0.3.0 ->
+ * liblosskit-avx2.so.0.3.0, liblosskit.so -> liblosskit-avx2.so; liblosskit-LEVEL.so beside a
  * file of any other name). Returns 0 on success, -1 if the file is unknown or it does not fit. */
 static int variant_path(const char *level, char *buffer, size_t capacity) {
     Dl_info info;
@@ -124,7 +124,7 @@ static int variant_path(const char *level, char *buffer, size_t capacity) {
     /* The folder with its final slash ("/" for a file in /), or "./" for a bare file name. */
     const char *folder = slash ? path : "./";
     const int folder_length = slash ? (int)(slash - path + 1) : 2;
-    /* liblosskit.so -> liblosskit-avx2.so, liblosskit.so.0.2.0 -> liblosskit-avx2.so.0.2.0;
+    /* liblosskit.so -> liblosskit-avx2.so, liblosskit.so.0.3.0 -> liblosskit-avx2.so.0.3.0;
      * a library under any other name looks for the plain liblosskit-avx2.so. */
     const char stem[] = "liblosskit", own[] = "liblosskit.so";
     const int versioned = strncmp(name, own, sizeof own - 1) == 0 &&

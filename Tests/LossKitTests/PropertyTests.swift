@@ -556,7 +556,9 @@ struct ReentrancyTests {
 struct BasicsTests {
     @Test("lk_options_init: size 112 and every documented default")
     func optionsDefaults() {
-        #expect(MemoryLayout<lk_options>.size == 112)
+        // The whole struct (0.3.0 appended z_loss and softcap); the function lk_options_init, all
+        // Swift sees of the header's macro, writes the first published layout.
+        #expect(MemoryLayout<lk_options>.size == 128)
         for loss in LK_LOSS_LOG...LK_LOSS_HOPE_FEAR {
             var o = lk_options()
             #expect(lk_options_init(&o, loss) == LK_OK)
@@ -575,6 +577,11 @@ struct BasicsTests {
             #expect(o.hope_scale == 0)
             #expect(o.fear_scale == 1)
             #expect(String(cString: lk_last_error()) == "")
+            var whole = lk_options()
+            whole.z_loss = 9
+            whole.softcap = 9
+            #expect(lk_options_init_size(&whole, loss, MemoryLayout<lk_options>.size) == LK_OK)
+            #expect(whole.size == 128 && whole.z_loss == 0 && whole.softcap == 0)
         }
     }
 

@@ -18,9 +18,12 @@ static int failures = 0;
         }                                                                      \
     } while (0)
 
-/* The first published layout: 112 bytes on x86-64, fields at these offsets (DESIGN.md §4.1). */
+/* The first published layout: 112 bytes on x86-64, fields at these offsets (DESIGN.md §4.1);
+ * 0.3.0 appended z_loss and softcap after them. */
 static void test_layout(void) {
-    CHECK(sizeof(lk_options) == 112);
+    CHECK(sizeof(lk_options) == 128);
+    CHECK(offsetof(lk_options, z_loss) == 112);
+    CHECK(offsetof(lk_options, softcap) == 120);
     CHECK(offsetof(lk_options, cost_scale) == 24);
     CHECK(offsetof(lk_options, hope) == 56);
     CHECK(offsetof(lk_options, hope_scale) == 64);

@@ -520,6 +520,13 @@ static void options(Reader *r, Opt *opt, int may_be_null) {
         static const int32_t threads[] = {0, 1, 2, 3, -1, INT32_MIN, 16, 1};
         opt->o.threads = threads[u8(r) % 8];
     }
+    /* The fields appended in 0.3.0, behind a flags pattern no committed seed has (so the seeds
+     * decode as they did before): one more byte says which follow. */
+    if ((flags & 0xcf) == 0xce) {
+        uint8_t extra = u8(r);
+        if (extra & 1) opt->o.z_loss = scale(r);
+        if (extra & 2) opt->o.softcap = scale(r);
+    }
     /* opt->size: the caller's struct is exactly that large (the library reads only that many
      * bytes), or the whole struct when the size claims more than we allocate. */
     size_t alloc = sizeof(lk_options);
@@ -780,7 +787,7 @@ static void check_finite_losses(int entry, const Call *call, const Opt *opt, lk_
                                 const void *cost, const void *weight, const void *loss) {
     const lk_options *o = &opt->o;
     if (st != LK_OK || !loss || !scores || !gold || call->nan_in || o->reduction != LK_REDUCE_NONE || n <= 0 ||
-        n > CAP_ELEMS)
+        n > CAP_ELEMS || o->z_loss != 0 || o->softcap != 0) /* the shaped losses are not modelled */
         return;
     for (int64_t i = 0; i < n; i++) {
         long double w = weight ? ld_at(weight, type, i) : 1;

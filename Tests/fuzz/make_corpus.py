@@ -45,6 +45,9 @@ def hand_made():
         ("lsoftmax_f64_d_2_62", [E["lsoftmax_f64"]] + plain_opts + no_nulls + [0, SIZE["2^62"], 4]),
         # NULL opt.
         ("dense_f64_null_opt", [E["dense_f64"], 0x0f] + no_nulls + [2, 3]),
+        # z_loss 0.5 and softcap 2 (flags 0xce, then the byte saying both follow), on 2 x 3 rows.
+        ("dense_f64_z_loss_softcap", [E["dense_f64"], 0xce, 0, 0, 3, 8, 32] + no_nulls + [2, 3]),
+        ("dense_f32_z_loss_softcap", [E["dense_f32"], 0xce, 3, 0, 3, 8, 32] + no_nulls + [2, 3]),
     ]
 
 

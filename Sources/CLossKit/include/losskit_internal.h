@@ -13,7 +13,7 @@
     LOSSKIT_STRINGIFY(LK_VERSION_MAJOR) "." LOSSKIT_STRINGIFY(LK_VERSION_MINOR) "." LOSSKIT_STRINGIFY(LK_VERSION_PATCH)
 
 /* The section of a CPU-level build that holds its level's name ("avx2", "avx512") and the
- * library's version (LOSSKIT_VERSION_STRING), each NUL-terminated: "avx2\0" "0.2.0\0". Only builds
+ * library's version (LOSSKIT_VERSION_STRING), each NUL-terminated: "avx2\0" "0.3.0\0". Only builds
  * compiled with -DLK_VARIANT_LEVEL=1 or 2 have it. */
 #define LOSSKIT_LEVEL_SECTION ".losskit_level"
 

@@ -44,6 +44,8 @@ struct Options {
     var costLayout: CostLayout
     var threads: Int
     var costScale: Double
+    /// Soft-capping and z-loss around the loss (dense rows only).
+    var shaping = Shaping()
 
     /// What lk_lsoftmax reads (DESIGN.md §4.5).
     struct LSoftmax {
@@ -97,6 +99,11 @@ struct Options {
             throw .unsupported("opt->loss = \(o.loss) needs candidates that can be enumerated one by one, which "
                                + "\(structure.name) do not have")
         }
+        let shaping = Shaping(zLoss: try nonNegative(o.z_loss, "z_loss"), softcap: try nonNegative(o.softcap, "softcap"))
+        if shaping.isActive, structure != .dense {
+            throw .unsupported("opt->\(shaping.zLoss != 0 ? "z_loss = \(shaping.zLoss)" : "softcap = \(shaping.softcap)") "
+                               + "applies to dense rows only, not to \(structure.name)")
+        }
         if case .smoothedLog = recipe, !structure.smoothsLabels {
             throw .unsupported("opt->label_smoothing = \(o.label_smoothing): label smoothing is defined on dense rows "
                                + "only, not on \(structure.name)")
@@ -123,7 +130,7 @@ struct Options {
             }
         }
         return Options(recipe: recipe, reduction: reduction, ignoreLabel: o.ignore_label,
-                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale)
+                       costLayout: costLayout, threads: Int(o.threads), costScale: costScale, shaping: shaping)
     }
 
     /// Validates `raw` for lk_lsoftmax: NULL, size, reduction, threads, margin, lambda
@@ -135,6 +142,9 @@ struct Options {
             throw .option("opt->margin = \(o.margin) is outside [1, \(largestMargin)]")
         }
         let lambda = try nonNegative(o.lambda, "lambda")
+        for (name, value) in [("z_loss", o.z_loss), ("softcap", o.softcap)] where value != 0 {
+            throw .unsupported("opt->\(name) = \(value) applies to dense rows only, not to lk_lsoftmax")
+        }
         return LSoftmax(reduction: reduction, ignoreLabel: o.ignore_label, threads: Int(o.threads),
                         margin: Int(o.margin), lambda: lambda)
     }
@@ -191,6 +201,8 @@ struct Options {
         o.lambda = 0
         o.angular_scale = 64
         o.angular_margin = loss == LK_LOSS_COSFACE ? 0.35 : 0.5
+        o.z_loss = 0
+        o.softcap = 0
         // A loss of the catalogue: its recipe builds from these defaults (on dense rows, where
         // every loss is defined).
         guard (try? Recipe.preset(o, for: .dense)) != nil else { return nil }

@@ -11,7 +11,11 @@ enum Dense {
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
         hess: UnsafeMutablePointer<T>? = nil
     ) throws(Failure) {
-        let call = Call(options: try Options.parse(opt, for: .dense, computingIn: T.self), n: n, k: k,
+        let options = try Options.parse(opt, for: .dense, computingIn: T.self)
+        if hess != nil, options.shaping.isActive {
+            throw .unsupported("opt->z_loss and opt->softcap are not supported with a Hessian (lk_dense_hessian_*)")
+        }
+        let call = Call(options: options, n: n, k: k,
                         scores: scores, gold: gold, cost: cost, weight: weight, loss: loss)
         guard let (rows, checked) = try call.validate() else { return }
         defer { checked.free() }

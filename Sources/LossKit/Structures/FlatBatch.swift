@@ -92,10 +92,14 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     func run(_ checked: Checked, options: Options, longest: Int, gold: (Int) -> Int,
              costs: (Int) -> UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
              hess: UnsafeMutablePointer<T>?) throws(Failure) {
-        let recipe = options.recipe
+        let recipe = options.recipe, shaping = options.shaping
         let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? longest : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
+        // Softcap and z-loss (Shaping): the capped row, its slopes, the exps of lse(s').
+        let shapingRows = shaping.scratchRows(gradient: grad != nil) * longest
+        let shaped = try Scratch<T>(threads * shapingRows, "the capped scores, their slopes and the z-loss's exps")
+        defer { shaped.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
         defer { partials.free() }
         batch.run(
@@ -106,15 +110,34 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                 hess?.advanced(by: layout.start(i)).update(repeating: 0, count: layout.count(i))
             },
             evaluate: { i, coefficient, worker, chunk in
-                let first = layout.start(i)
+                let first = layout.start(i), count = layout.count(i)
                 let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
+                var rowScores = scores + first
+                var validated = checked.screened[chunk] ? nil : checked.surveys[i]
+                let shapingRow = shaped.base + worker * shapingRows
+                let slopes = shaping.softcap != 0 ? shapingRow + count : nil
+                if let slopes {
+                    // The loss runs on the capped row, surveyed afresh (a NaN score stays NaN).
+                    shaping.cap(rowScores, count: count, into: shapingRow, slopes: slopes)
+                    let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(shapingRow), count: count,
+                                                                               SurveyAll.self)
+                    validated = RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked)
+                    rowScores = UnsafePointer(shapingRow)
+                }
                 let example = FlatCandidates(
-                    scores: scores + first, count: layout.count(i), goldIndex: gold(i),
+                    scores: rowScores, count: count, goldIndex: gold(i),
                     costs: costs(i), costScale: options.costScale,
                     gradient: grad.map { $0 + first },
                     scratch: row,
-                    validated: checked.screened[chunk] ? nil : checked.surveys[i])
-                let value = recipe.loss(onFlat: example, gradientTimes: coefficient)
+                    validated: validated)
+                var value = recipe.loss(onFlat: example, gradientTimes: coefficient)
+                if shaping.zLoss != 0, !value.isNaN {
+                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 2 * count)
+                    value += shaping.addZLoss(to: example, exps: exps, coefficient: coefficient)
+                }
+                if let slopes, let gradient = example.gradient {
+                    shaping.chain(gradient, slopes: UnsafePointer(slopes), count: count)
+                }
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + first, scratch: row), times: coefficient)
                 }

@@ -18,6 +18,8 @@ LossKitError, which is a ValueError too, with the lk_status in .status and .name
 that names the argument and the index.
 
 References:
+  [CND+22]  A. Chowdhery et al. PaLM: Scaling Language Modeling with Pathways. arXiv 2204.02311
+            (z-loss).
   [CS01]    K. Crammer, Y. Singer. On the Algorithmic Implementation of Multiclass Kernel-based
             Vector Machines. JMLR 2001.
   [DGXZ19]  J. Deng, J. Guo, N. Xue, S. Zafeiriou. ArcFace: Additive Angular Margin Loss for Deep
@@ -26,6 +28,8 @@ References:
             Estimation. NIPS 2008.
   [GS10]    K. Gimpel, N. A. Smith. Softmax-Margin CRFs: Training Log-Linear Models with Cost
             Functions. NAACL 2010.
+  [GRP+24]  Gemma Team. Gemma 2: Improving Open Language Models at a Practical Size. arXiv
+            2408.00118 (logit soft-capping).
   [GS12]    K. Gimpel, N. A. Smith. Structured Ramp Loss Minimization for Machine Translation.
             NAACL 2012.
   [HB20]    L. Hui, M. Belkin. Evaluation of Neural Architectures Trained with Square Loss vs

@@ -60,7 +60,7 @@ def check_structure(loss, structure: str) -> None:
 def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cost_layout=None,
                  label_smoothing=0.0, square_k=1.0, square_m=1.0, hope=None, fear=None,
                  hope_scale=None, fear_scale=None, angular_scale=None,
-                 angular_margin=None) -> Options:
+                 angular_margin=None, z_loss=0.0, softcap=None) -> Options:
     """An lk_options from keyword options: the library's defaults for loss, then the given fields."""
     code = _pick(LOSSES, loss, "loss")
     opt = init_options(code)
@@ -105,6 +105,11 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
             opt.angular_scale = _float(angular_scale, "angular_scale")
         if angular_margin is not None:
             opt.angular_margin = _float(angular_margin, "angular_margin")
+    opt.z_loss = _float(z_loss, "z_loss")
+    if softcap is not None:
+        opt.softcap = _float(softcap, "softcap")
+        if opt.softcap == 0:
+            raise ValueError("softcap=0 caps every score at 0; pass softcap=None for no cap")
     return opt
 
 

@@ -35,8 +35,8 @@ class DenseResult(_DenseResultFields):
 def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
           square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
-          angular_scale=None, angular_margin=None, threads=0, with_grad=True,
-          grad_out=None, with_hessian=False) -> DenseResult:
+          angular_scale=None, angular_margin=None, z_loss=0.0, softcap=None, threads=0,
+          with_grad=True, grad_out=None, with_hessian=False) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
     Losses (``loss=``), per example, with scores s (k,), gold g, costs c[j] = cost_scale *
@@ -61,6 +61,10 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       cosface         lse(z) - z[g], z[j] = S cos_j, z[g] = S (cos_g - M)   [WWZJ18, WCLL18]
       arcface         lse(z) - z[g], z[j] = S cos_j, z[g] = S cos(theta_g + M), or
                       S (cos_g - M sin M) where theta_g + M >= pi               [DGXZ19]
+
+    Around any of them: ``softcap=c`` replaces each score s by c tanh(s / c) first (Gemma 2's
+    logit soft-capping; -inf stays -inf), and ``z_loss=lambda`` adds lambda lse(s)^2 to each
+    example's loss (PaLM's z-loss), both with their gradients [CND+22, GRP+24].
 
     The angular losses (S = angular_scale, M = angular_margin) take cosines in [-1, 1] as scores,
     normalised by the caller, and give the gradient w.r.t. those cosines. The gradient of a max
@@ -90,6 +94,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         to another loss is a ValueError.
       angular_scale, angular_margin: s (default 64) and m (default 0.35 for "cosface", 0.5 for
         "arcface") of the angular-margin losses, which take no other of these options.
+      z_loss: lambda >= 0 (default 0: none).
+      softcap: c > 0, or None (default: no cap).
       threads: 0 = library default.
       with_grad: False skips the gradient (grad is None).
       grad_out: an (n, k) C-contiguous array of the computing dtype to write the gradient into
@@ -143,12 +149,13 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
 
     key = (loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
            layout, label_smoothing, square_k, square_m, hope, fear, hope_scale, fear_scale,
-           angular_scale, angular_margin)
+           angular_scale, angular_margin, z_loss, softcap)
     opt = c.options(key, lambda: c.make_options(
         loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
         ignore_label=ignore_label, cost_layout=layout, label_smoothing=label_smoothing,
         square_k=square_k, square_m=square_m, hope=hope, fear=fear, hope_scale=hope_scale,
-        fear_scale=fear_scale, angular_scale=angular_scale, angular_margin=angular_margin))
+        fear_scale=fear_scale, angular_scale=angular_scale, angular_margin=angular_margin,
+        z_loss=z_loss, softcap=softcap))
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
     if with_hessian:

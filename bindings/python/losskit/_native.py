@@ -278,6 +278,8 @@ class Options(ctypes.Structure):
         ("lambda_", ctypes.c_double),
         ("angular_scale", ctypes.c_double),
         ("angular_margin", ctypes.c_double),
+        ("z_loss", ctypes.c_double),   # since 0.3.0
+        ("softcap", ctypes.c_double),  # since 0.3.0
     ]
 
 

@@ -1,7 +1,8 @@
 """LossKit against peers that compute the same functions, when they are installed.
 
 - LOG vs torch.nn.functional.cross_entropy (PyTorch): plain, label_smoothing, class weights
-  and ignore_index, each on its own; values and autograd gradients.
+  and ignore_index, each on its own, and after a tanh soft-cap with a z-loss (composed from
+  torch ops); values and autograd gradients.
 - HINGE (0/1 cost, cost_scale 1) and PERCEPTRON vs optax.losses.multiclass_hinge_loss and
   optax.losses.multiclass_perceptron_loss (Optax, JAX); values per example and jax.grad.
 
@@ -59,6 +60,23 @@ def test_log_vs_torch_cross_entropy(torch, rng, reduction):
     g = rng.integers(0, 7, 32)
     assert_same(losskit.dense(s, g, loss="log", reduction=reduction),
                 torch_cross_entropy(torch, s, g, reduction))
+
+
+@pytest.mark.parametrize("softcap, z_loss", [(30.0, 0.0), (None, 1e-4), (4.0, 0.05)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_softcap_and_z_loss_vs_torch(torch, rng, reduction, softcap, z_loss):
+    # Gemma 2's soft-capping (c tanh(s / c)) then F.cross_entropy, plus PaLM's z-loss
+    # lambda logsumexp(s')^2 per example (reduced as the cross-entropy), all by autograd.
+    s = rng.normal(0, 6, size=(32, 7))
+    g = rng.integers(0, 7, 32)
+    t = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+    capped = t if softcap is None else softcap * torch.tanh(t / softcap)
+    per = torch.nn.functional.cross_entropy(capped, torch.tensor(g), reduction="none") \
+        + z_loss * torch.logsumexp(capped, dim=1) ** 2
+    value = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    (value.sum() if reduction == "none" else value).backward()
+    assert_same(losskit.dense(s, g, loss="log", softcap=softcap, z_loss=z_loss, reduction=reduction),
+                (value.detach().numpy(), t.grad.numpy()))
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.45])

@@ -119,7 +119,7 @@ def _assert_runs(result: dict, level: str) -> None:
 
 def _folder(tmp_path: Path, builds: dict[str, Path], name: str = "lib", suffix: str = "", **variants) -> Path:
     """A folder with liblosskit.so and, per level, the file given (a Path to copy, bytes to
-    write, or None for none). With a suffix (".0.2.0"), every name carries it, as installed."""
+    write, or None for none). With a suffix (".0.3.0"), every name carries it, as installed."""
     folder = tmp_path / name
     folder.mkdir()
     shutil.copy(builds["x86-64"], folder / ("liblosskit.so" + suffix))

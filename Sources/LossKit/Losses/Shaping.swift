@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What dense rows may do around any loss of the catalogue (lk_options `softcap`, `z_loss`):
+/// soft-capping replaces each score s by s' = c tanh(s / c) before the loss (Gemma 2), z-loss
+/// adds lambda lse(s')^2 to it (PaLM). Neither changes how the loss itself is computed: the
+/// loss runs on the capped row as on any row, the z-loss adds its term and its gradient after
+/// it, and the cap's derivative multiplies the whole gradient last.
+struct Shaping {
+    var zLoss: Double = 0
+    /// c > 0, or 0 when scores are not capped.
+    var softcap: Double = 0
+
+    var isActive: Bool { zLoss != 0 || softcap != 0 }
+
+    /// Rows of scratch per thread: the capped scores and their slopes (softcap), the exps of
+    /// lse(s') (z-loss with a gradient).
+    func scratchRows(gradient: Bool) -> Int { (softcap != 0 ? 2 : 0) + (zLoss != 0 && gradient ? 1 : 0) }
+
+    /// s' = c tanh(s / c) into `capped` and ds'/ds = 1 - tanh^2(s / c) into `slopes`, with one
+    /// exponential each: tanh|x| = -e / (2 + e) with e = expm1(-2|x|) where |x| < 1/2, else
+    /// (1 - q) / (1 + q) with q = exp(-2|x|), and the slope 4 q / (1 + q)^2 (1 - tanh^2 where
+    /// tanh is small): no cancellation near tanh = 1, where 1 - tanh^2 would keep only the
+    /// rounding of tanh. -inf (a masked class) stays -inf with slope 0; NaN stays NaN.
+    func cap<T: StorageFloat>(_ scores: UnsafePointer<T>, count: Int, into capped: UnsafeMutablePointer<T>,
+                              slopes: UnsafeMutablePointer<T>) {
+        for j in 0..<count {
+            let s = scores[j].asDouble
+            if s == -.infinity {
+                capped[j] = -T.infinity
+                slopes[j] = 0
+                continue
+            }
+            let (value, slope) = Self.capped(s, softcap)
+            capped[j] = T(rounding: value)
+            slopes[j] = T(rounding: slope)
+        }
+    }
+
+    /// (c tanh(s / c), 1 - tanh^2(s / c)) of one finite or NaN score, as `cap` forms them.
+    @inline(__always) static func capped(_ s: Double, _ c: Double) -> (value: Double, slope: Double) {
+        let x = s / c, a = x.magnitude
+        let t: Double, slope: Double
+        if a < 0.5 {
+            let e = expm1(-2 * a)
+            t = -e / (2 + e)
+            slope = (1 - t) * (1 + t)
+        } else {
+            let q = exp(-2 * a)  // 0 once 2a passes about 745: t = 1, slope 0
+            t = (1 - q) / (1 + q)
+            slope = 4 * q / ((1 + q) * (1 + q))
+        }
+        return (c * (x < 0 ? -t : t), s.isNaN ? .nan : slope)
+    }
+
+    /// lambda lse(s')^2, returned to be added to the example's loss; the gradient (when wanted)
+    /// gets coefficient 2 lambda lse(s') softmax(s') added, each entry formed as
+    /// ((lambda p_j) 2 lse) coefficient: a masked class (p_j = 0) adds exactly 0 however large
+    /// the weight, and an entry overflows only where its true value does.
+    func addZLoss<T: StorageFloat>(to x: FlatCandidates<T>, exps: UnsafeMutablePointer<T>?,
+                                   coefficient: Double) -> Double {
+        var argmax = -1
+        let (score, _, logarithm, marginals) = x.logSumExp(0, store: x.gradient != nil ? exps : nil,
+                                                           plainArgmax: &argmax)
+        let lse = score + logarithm
+        if let gradient = x.gradient, let exps {
+            let denominator = marginals.denominator
+            for j in 0..<x.count {
+                let p = exps[j].asDouble / denominator
+                gradient[j] = T(rounding: gradient[j].asDouble + ((zLoss * p) * (2 * lse)) * coefficient)
+            }
+        }
+        return (zLoss * lse) * lse
+    }
+
+    /// gradient[j] *= slopes[j]: the cap's derivative chained into the whole gradient.
+    func chain<T: StorageFloat>(_ gradient: UnsafeMutablePointer<T>, slopes: UnsafePointer<T>, count: Int) {
+        for j in 0..<count { gradient[j] = T(rounding: gradient[j].asDouble * slopes[j].asDouble) }
+    }
+}
