@@ -121,6 +121,13 @@ enum Recipe: Equatable {
         }
     }
 
+    /// weight times the loss of one example whose own loss is beyond the double range, formed
+    /// apart (fear minus hope: FlatCandidates.weightedFearMinusHope); nil for the other recipes.
+    func weightedLoss<T: StorageFloat>(onFlat x: FlatCandidates<T>, weight: Double) -> Double? {
+        guard case .fearMinusHope(let fear, let hope) = self, !x.containsNaN else { return nil }
+        return x.weightedFearMinusHope(fear: fear, hope: hope, weight: weight)
+    }
+
     /// The loss of one example whose candidates sit in flat buffers (dense rows, candidate
     /// lists), where every recipe is defined.
     func loss<T: StorageFloat>(onFlat x: FlatCandidates<T>, gradientTimes coefficient: Double) -> Double {

@@ -92,7 +92,8 @@ struct Batch<T: StorageFloat> {
              chunks: Chunks, threads: Int, partials: Scratch<Double>,
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
-             evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double)
+             evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double,
+             weighted: (_ i: Int, _ factor: Double, _ chunk: Int) -> Double? = { _, _, _ in nil })
     {
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
             // Three sums of the weighted losses, one multiply-add each per example; the first
@@ -111,6 +112,19 @@ struct Batch<T: StorageFloat> {
                 }
                 let coefficient = reduction == .mean ? w / counted : w
                 let value = evaluate(i, coefficient, worker, chunk)
+                // An example's own loss beyond the double range, which a coefficient below 1
+                // (its weight, over the summed weight under MEAN) brings back into it: the
+                // coefficient times the loss as the structure forms it apart (`weighted`), if it
+                // can; w times the loss is that times `counted` (1 but under MEAN).
+                if value.isInfinite, coefficient < 1, let product = weighted(i, coefficient, chunk),
+                   product.isFinite {
+                    let factor = reduction == .mean ? counted : 1
+                    total += product * factor
+                    scaled += product
+                    small += (product * Self.halfUnit) * (factor * Self.halfUnit)
+                    if reduction == .none { loss?[i] = T(rounding: product) }
+                    continue
+                }
                 total += w * value
                 scaled += coefficient * value
                 small += (w * Self.halfUnit) * (value * Self.halfUnit)

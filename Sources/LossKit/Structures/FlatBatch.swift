@@ -142,6 +142,16 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                     recipe.hessian(on: example.writing(into: hess + first, scratch: row), times: coefficient)
                 }
                 return value
+            },
+            weighted: { i, factor, chunk in
+                // Not with softcap or z-loss: their losses are left as computed.
+                guard !shaping.isActive else { return nil }
+                let first = layout.start(i)
+                let example = FlatCandidates(
+                    scores: scores + first, count: layout.count(i), goldIndex: gold(i),
+                    costs: costs(i), costScale: options.costScale, gradient: nil, scratch: nil,
+                    validated: checked.screened[chunk] ? nil : checked.surveys[i])
+                return recipe.weightedLoss(onFlat: example, weight: factor)
             })
     }
 }

@@ -358,6 +358,17 @@ extension FlatCandidates: LossStructure {
         return 2 * half
     }
 
+    /// w (F - H) for a weight w < 1 where F - H itself is beyond the double range (scores and
+    /// costs near +-DBL_MAX of opposite signs) but w (F - H) need not be: the halved parts of
+    /// `fearMinusHope`'s fallback, times w, doubled. The gradient is not written.
+    func weightedFearMinusHope(fear: Term, hope: Term, weight: Double) -> Double {
+        var plainArgmax = -1
+        let f = term(fear, store: nil, plainArgmax: &plainArgmax)
+        let h = term(hope, store: nil, plainArgmax: &plainArgmax)
+        let half = ((f.score / 2 - h.score / 2) + (f.cost / 2 - h.cost / 2)) + (f.logarithm - h.logarithm) / 2
+        return 2 * (weight * half)
+    }
+
     /// A term's value, split as `score + cost + logarithm` so that the difference of two terms
     /// near zero is formed from the large parts first (a candidate's score, then its scaled cost;
     /// the log1p of a log-sum-exp last), and what its gradient needs: a one-hot at a candidate,

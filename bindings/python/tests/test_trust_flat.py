@@ -616,6 +616,44 @@ def test_costs_difference_overflows(structure, dtype, s, c, gold, alpha, opts):
         assert abs(_mp(grad[j]) - g[j]) <= 4 * U[dtype], (j, grad[j], g[j])
 
 
+@pytest.mark.parametrize("weight", [0.625, 0.4, 1.0, 2.0])
+@pytest.mark.parametrize("loss", ["soft_ramp", "ramp"])
+@pytest.mark.parametrize("structure", ["dense", "lists"])
+def test_weighted_loss_of_an_example_beyond_double(structure, loss, weight):
+    # The fuzzer's case (lists, soft ramp, weight 0.625): costs of -1e308 against scores near 0 and
+    # -1e308 make F - H = -2e308 + ..., beyond double, while weight (F - H) = -1.25e308 is not;
+    # it was stored as -inf. Expected: weight (F - H) at 50 digits; +-inf only where that is
+    # beyond DBL_MAX (weights 1 and 2), else within 4u of it.
+    s = np.array([8, 10.5, -1e308])
+    c = np.array([-1e308, -1e308, -25.0])
+    w = np.array([weight])
+    if structure == "dense":
+        got = losskit.dense(s[None], [1], cost=c[None], cost_layout="per_example", loss=loss, weight=w,
+                            reduction="none").loss[0]
+    else:
+        got = losskit.lists(s, [0, 3], [1], cost=c, loss=loss, weight=w, reduction="none").loss[0]
+    L, _, _ = mp_example(s, 1, c, loss=loss)
+    big = mpmath.mpf(np.finfo(np.float64).max)
+
+    def check(got, want):
+        if abs(want) > big:
+            assert got == (np.inf if want > 0 else -np.inf), (got, mpmath.nstr(want, 17))
+        else:
+            assert abs(_mp(got) - want) <= 4 * U[np.float64] * abs(want), (got, mpmath.nstr(want, 17))
+
+    check(got, mpmath.mpf(weight) * L)
+    # MEAN over this example and a second of loss 0: the mean is weight L / (weight + 1), finite
+    # for every weight here although weight L is not for 1 and 2.
+    s2, c2 = np.concatenate([s, [0.0, 0.0]]), np.concatenate([c, [0.0, 0.0]])
+    w2 = np.array([weight, 1.0])
+    if structure == "dense":
+        mean = losskit.dense(np.array([s, [0.0, 0.0, 0.0]]), [1, 0], cost=np.array([c, [0.0, 0.0, 0.0]]),
+                             cost_layout="per_example", loss=loss, weight=w2, reduction="mean").loss
+    else:
+        mean = losskit.lists(s2, [0, 3, 5], [1, 0], cost=c2, loss=loss, weight=w2, reduction="mean").loss
+    check(mean, mpmath.mpf(weight) * L / (weight + 1))
+
+
 @pytest.mark.parametrize("structure", ["dense", "lists"])
 @pytest.mark.parametrize("dtype,s,c,gold,alpha,opts", CENTRED_PARTS_OVERFLOW)
 def test_centred_exponents_whose_parts_overflow(structure, dtype, s, c, gold, alpha, opts):
