@@ -142,8 +142,10 @@ struct Options {
             throw .option("opt->margin = \(o.margin) is outside [1, \(largestMargin)]")
         }
         let lambda = try nonNegative(o.lambda, "lambda")
-        for (name, value) in [("z_loss", o.z_loss), ("softcap", o.softcap)] where value != 0 {
-            throw .unsupported("opt->\(name) = \(value) applies to dense rows only, not to lk_lsoftmax")
+        for (name, value) in [("z_loss", o.z_loss), ("softcap", o.softcap)] {
+            guard try nonNegative(value, name) == 0 else {
+                throw .unsupported("opt->\(name) = \(value) applies to dense rows only, not to lk_lsoftmax")
+            }
         }
         return LSoftmax(reduction: reduction, ignoreLabel: o.ignore_label, threads: Int(o.threads),
                         margin: Int(o.margin), lambda: lambda)

@@ -18,7 +18,6 @@ import pytest
 
 import losskit
 
-mp.mp.dps = 40
 
 
 def _lse(v):
@@ -63,7 +62,13 @@ def exact_loss(loss, s, gold, *, softcap, z_loss, alpha=1.0):
 
 
 def exact_row(loss, row, gold, **kw):
-    """(loss, gradient) of one row at 40 digits; a masked entry's gradient is 0."""
+    """(loss, gradient) of one row at 40 digits; a masked entry's gradient is 0. (Within
+    mp.workdps: mpmath's precision is global, and other test modules set their own.)"""
+    with mp.workdps(40):
+        return _exact_row(loss, row, gold, **kw)
+
+
+def _exact_row(loss, row, gold, **kw):
     s = [mp.mpf(float(x)) if math.isfinite(x) else -mp.inf for x in row]
     value = exact_loss(loss, s, gold, **kw)
     grad = []
@@ -224,6 +229,12 @@ def test_elsewhere_unsupported():
     offsets = np.array([0, 3], dtype=np.int64)
     gold = np.array([0], dtype=np.int32)
     out = np.zeros(1)
+    opt = init_options(1)
+    opt.z_loss = math.nan
+    with pytest.raises(losskit.LossKitError, match="z_loss") as info:
+        lib.lk_lsoftmax_f64(ctypes.byref(opt), 1, 2, 3, np.ones(2).ctypes.data, np.ones(6).ctypes.data,
+                            gold.ctypes.data, None, out.ctypes.data, None, None)
+    assert info.value.name == "LK_ERR_OPTION"  # outside its domain before being unsupported
     for field, value in (("z_loss", 0.5), ("softcap", 2.0)):
         opt = init_options(1)
         setattr(opt, field, value)
