@@ -211,7 +211,7 @@ test-c: build/example build/c-tests build/thread-load
 PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_hessian.py \
                   test_lists.py test_lsoftmax.py test_reference.py test_trust_angular.py \
                   test_shaping.py test_trust_chains.py test_trust_extreme.py test_trust_flat.py \
-                  test_trust_lsoftmax_weights.py
+                  test_trust_lsoftmax_weights.py test_linear.py
 test-python: lib setup-test
 	levels=$$(scripts/cpu-levels.sh $(LIB) $(LEVELS)) && \
 	    PYTHON=$(PYTHON) scripts/test-python.sh $(LIB) "$(PY_KERNEL_TESTS)" $$levels

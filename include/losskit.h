@@ -769,6 +769,87 @@ lk_status lk_lsoftmax_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k
                           const double *x, const double *w, const int32_t *gold,
                           const double *weight, double *loss, double *d_x, double *d_w);
 
+/* ============================================================================================
+ * Fused linear layer + loss — large vocabularies and label sets.
+ * ========================================================================================== */
+
+/* The dense loss of the logits z = x w^T + b (z_ij = x_i . w_j + b_j), and its gradients with
+ * respect to x, w and b, without storing the n*k logits: lk_dense_f32 on z, computed tile by tile.
+ *
+ * Losses: those of lk_dense_f32 whose hope is the gold score: LK_LOSS_LOG (with
+ * label_smoothing), LK_LOSS_SOFTMAX_MARGIN, LK_LOSS_HINGE, LK_LOSS_PERCEPTRON and
+ * LK_LOSS_HOPE_FEAR with hope = LK_TERM_GOLD; costs per opt->cost_layout as for dense rows;
+ * opt->softcap and opt->z_loss apply to z as on dense rows (s' = c tanh(z / c), + lambda
+ * lse(s')^2); weights, ignore_label, reductions and threads as for dense rows. Every other loss
+ * is LK_ERR_UNSUPPORTED.
+ *
+ * How: classes in tiles of 256, every row against one tile at a time, tiles in order. A first
+ * pass keeps each row's running max, sum of exps (the fear's and, apart when the fear has costs
+ * or is a max, the z-loss's), gold logit and sum of logits; a second computes each tile again
+ * and turns it into G = dloss/dz, then d_x += G w_tile, d_w[tile] = G^T x, d_b[tile] = the
+ * column sums of G. Four products of n*k*d multiply-adds (the logits twice), 2 n*k exps (plus
+ * n*k per pass for a softcap, and n*k more when the z-loss is apart), and no n*k scratch:
+ * extra memory (n + d) * 256 values of the input type for a tile's logits and a tile of w
+ * transposed, the products' packs (128 KiB per thread), O(n) doubles, and n*d values when some
+ * rows are ignored or of weight 0 (the rows read are copied together). Same bits at any thread
+ * count: threads own runs of rows (at least 64) in the first pass and for d_x, and runs of a
+ * tile's classes for d_w and d_b, each output summed in an order that depends on the shapes only
+ * (d_w and d_b over the rows in order).
+ *
+ * Accuracy: the logits are products accumulated in the input type (float32: the usual error of
+ * a length-d dot product); from them on, the loss and G are formed in double as for dense rows
+ * (a log-sum-exp as max + log1p(sum of the others' exps), the gold's entry p - 1 as
+ * -rest / (1 + rest) where the gold is the argmax), but the exps are not centred per candidate
+ * as lk_dense's are: bindings/python/tests/test_linear.py measures the results against exact
+ * arithmetic on the same float inputs.
+ *
+ * Large weights: G is formed in units of a power of two 2^-s when a bound of the products'
+ * partial sums, (largest coefficient) (2 + 2 eps + 2 lambda max |lse|) max(|x|, |w|, |b|, 1)
+ * max(d, k) n (taken in exponents, so that the bound itself cannot overflow), comes within 2^-3
+ * of the input type's range; the gradients are scaled back exactly when stored (+-INFINITY where
+ * they overflow; s = 0 and the same bits otherwise). Where s > 0, the rows of coefficients far
+ * below the largest may lose digits to underflow (absolute error about u times the largest).
+ *
+ * @param opt     options (required).
+ * @param n       examples, >= 0.   @param d  features, >= 1 when n > 0.   @param k  classes, >= 1
+ *                when n > 0.
+ * @param x       n*d features, row-major; required when n > 0. Rows of ignored or zero-weight
+ *                examples are not read.
+ * @param w       k*d class weights, row-major; required when n > 0.
+ * @param bias    k biases, or NULL (none).
+ * @param gold    n labels in [0, k) or equal to opt->ignore_label; required when n > 0.
+ * @param cost    per opt->cost_layout, as for lk_dense_f32 (n*k or k*k), when the loss reads costs.
+ * @param weight  n per-example weights, finite and >= 0, or NULL (all 1).
+ * @param loss    n values under LK_REDUCE_NONE, else 1; or NULL.
+ * @param d_x     n*d gradient w.r.t. x (0 for rows not read); or NULL.
+ * @param d_w     k*d gradient w.r.t. w; or NULL.   @param d_b  k gradient w.r.t. bias; or NULL.
+ *                With n = 0, d_w and d_b are set to 0.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; x, w or gold NULL with n > 0; cost NULL when read;
+ *   LK_ERR_OPTION      as lk_dense_f32;
+ *   LK_ERR_UNSUPPORTED a loss whose hope is not the gold score (see above);
+ *   LK_ERR_SIZE        n, d or k negative; d or k of 0 with n > 0; n*d, k*d, k (bias, d_b), n
+ *                      (or the cost's n*k or k*k) elements overflowing the address space in
+ *                      bytes, found before anything is read or written (d_w and d_b of an empty
+ *                      batch too);
+ *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
+ *   LK_ERR_DOMAIN      a NaN or infinite value in a row of x read, in w or in bias; a logit
+ *                      x_i . w_j + b_j that overflows the input type, or whose float partial
+ *                      sums do (the message names the example and the class);
+ *                      a cost read that is not finite or overflows once scaled; a weight NaN,
+ *                      infinite or negative; under MEAN, a summed weight that overflows;
+ *   LK_ERR_ALLOC       the scratch could not be allocated.
+ * Since 0.3.0. */
+lk_status lk_linear_f32(const lk_options *opt, int64_t n, int64_t d, int64_t k,
+                        const float *x, const float *w, const float *bias, const int32_t *gold,
+                        const float *cost, const float *weight, float *loss,
+                        float *d_x, float *d_w, float *d_b);
+/* As lk_linear_f32, in double. Since 0.3.0. */
+lk_status lk_linear_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
+                        const double *x, const double *w, const double *bias, const int32_t *gold,
+                        const double *cost, const double *weight, double *loss,
+                        double *d_x, double *d_w, double *d_b);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

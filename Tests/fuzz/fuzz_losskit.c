@@ -281,14 +281,14 @@ enum {
     E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
     E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
     E_LSOFTMAX32, E_LSOFTMAX64, E_DENSE_HESSIAN32, E_DENSE_HESSIAN64, E_LISTS_HESSIAN32,
-    E_LISTS_HESSIAN64, E_COUNT
+    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_COUNT
 };
 static const char *entry_names[E_COUNT] = {
     "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
     "lk_dense_f32", "lk_dense_f64", "lk_lists_f32", "lk_lists_f64", "lk_chain_f32",
     "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
     "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64", "lk_dense_hessian_f32",
-    "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64",
+    "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64", "lk_linear_f32", "lk_linear_f64",
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
@@ -1133,6 +1133,54 @@ static void run_small(Reader *r, int entry) {
     }
 }
 
+/* lk_linear_*: the shapes of L-Softmax, the options of dense rows (the loss read), a bias and
+ * costs per the layout. */
+static void run_linear(Reader *r, int type) {
+    int entry = type == F32 ? E_LINEAR32 : E_LINEAR64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 5), d = size_arg(r, 5), k = size_arg(r, 5);
+    int64_t rows = n > 0 ? n : 0;
+    int read = n > 0;
+    int32_t layout = opt.o.cost_layout;
+    void *x = buf(&call, read ? cnt2(type, n, d) : (Count){0, 0}, type, 0, "x");
+    void *w = buf(&call, read ? cnt2(type, k, d) : (Count){0, 0}, type, 0, "w");
+    void *bias = buf(&call, cnt1(type, k > 0 ? k : 0), type, 0, "bias");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(type, rows, k)
+             : layout == LK_COST_CLASS_MATRIX && read ? cnt2(type, k, k) : (Count){0, 0};
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
+    void *cost = buf(&call, cc, type, 0, "cost");
+    void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, 1, "loss");
+    void *d_x = buf(&call, read ? cnt2(type, n, d) : (Count){0, 0}, type, 1, "d_x");
+    void *d_w = buf(&call, cnt2(type, k, d), type, 1, "d_w");
+    void *d_b = buf(&call, cnt1(type, k > 0 ? k : 0), type, 1, "d_b");
+    if (n < 0 || d < 0 || k < 0 || (n > 0 && (d == 0 || k == 0))) call.impossible = 1;
+    /* four products of n * d * k: capped as for L-Softmax */
+    if (!call.impossible && n > 0 && (double)n * (double)d * (double)k > LSOFTMAX_WORK_CAP) call.skip = 1;
+    if (call.skip && !call.impossible) {
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, x, type, 0);
+    fill_values(&call, r, w, type, 0);
+    fill_values(&call, r, bias, type, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, cost, type, 0);
+    fill_values(&call, r, weight, type, 1);
+    size_args(&call, 3, (const char *[]){"n", "d", "k"}, (int64_t[]){n, d, k});
+    before_call(entry, &call, &opt);
+    lk_status st = type == F32 ? lk_linear_f32(opt.p, n, d, k, x, w, bias, gold, cost, weight, loss, d_x, d_w, d_b)
+                               : lk_linear_f64(opt.p, n, d, k, x, w, bias, gold, cost, weight, loss, d_x, d_w, d_b);
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     current_input = data;
     current_size = size;
@@ -1141,7 +1189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t b = first % 64;
     int entry = b < 4 ? b : 4 + (b - 4) % 12;
     /* The first byte's top bit turns dense and lists into their Hessian entry points (the
-     * same inputs and one more output); the seeds of the other entry points keep their call. */
+     * same inputs and one more output), and L-Softmax into the fused linear layer + loss (its
+     * shapes, then a bias and costs); the seeds of the other entry points keep their call. */
     int hessian = first >= 128;
     switch (entry) {
     case E_DENSE32: run_dense(&r, F32, hessian); break;
@@ -1154,8 +1203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case E_VITERBI64: run_decode(&r, F64, 0); break;
     case E_MARGINALS32: run_decode(&r, F32, 1); break;
     case E_MARGINALS64: run_decode(&r, F64, 1); break;
-    case E_LSOFTMAX32: run_lsoftmax(&r, F32); break;
-    case E_LSOFTMAX64: run_lsoftmax(&r, F64); break;
+    case E_LSOFTMAX32: if (hessian) run_linear(&r, F32); else run_lsoftmax(&r, F32); break;
+    case E_LSOFTMAX64: if (hessian) run_linear(&r, F64); else run_lsoftmax(&r, F64); break;
     default: run_small(&r, entry); break;
     }
     return 0;

@@ -48,6 +48,10 @@ def hand_made():
         # z_loss 0.5 and softcap 2 (flags 0xce, then the byte saying both follow), on 2 x 3 rows.
         ("dense_f64_z_loss_softcap", [E["dense_f64"], 0xce, 0, 0, 3, 8, 32] + no_nulls + [2, 3]),
         ("dense_f32_z_loss_softcap", [E["dense_f32"], 0xce, 3, 0, 3, 8, 32] + no_nulls + [2, 3]),
+        # The fused linear layer: n = 3, d = 2, k = 4 (softmax-margin), and d = 2^62 (an
+        # impossible size, found before anything is read).
+        ("linear_f64_small", [0x80 | E["lsoftmax_f64"], 0, 3, 0] + no_nulls + [3, 2, 4]),
+        ("linear_f32_d_2_62", [0x80 | E["lsoftmax_f32"]] + plain_opts + no_nulls + [1, SIZE["2^62"], 4]),
     ]
 
 
@@ -64,6 +68,8 @@ FOUND = [
     ("lists_hessian_f64_soft_ramp_opposite_infinities", "f752616e676514848ed0d0d0d00000a5d78fdfcacacaca25da24cacacaca8acacacacacaca436c6f7300f90000000000000000000000000000d0d0d0d0d0d0d000cf16ad0067caf4"),
     ("chain_f32_soft_ramp_zero_cost_under_dbl_max_cost_scale", "949595959518ffffff07f6ffff04272d0dba0030645f656e64002d6d01002d"),
     ("lsoftmax_f64_weight_1e308_over_subnormal_class_rows", "0f82d73f1500003400000009bce2e5e3e3a3e3e3e3e31002050800fe"),
+    ("linear_f32_empty_batch_k_2_62", "8e00436c6f73656452610000f304"),
+    ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),
 ]
 
 
@@ -82,6 +88,14 @@ def main():
         hessian = name.replace("_f", "_hessian_f")
         for length in (12, 48, 160):
             inputs.append((f"{hessian}_random_{length}",
+                           bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
+    # The fused linear layer + loss: L-Softmax's entries with the top bit set.
+    for name in ("lsoftmax_f32", "lsoftmax_f64"):
+        entry = E[name]
+        rng = random.Random(200 + entry)
+        linear = name.replace("lsoftmax", "linear")
+        for length in (12, 48, 160):
+            inputs.append((f"{linear}_random_{length}",
                            bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
     inputs += [(f"found_{name}", bytes.fromhex(data)) for name, data in FOUND]

@@ -46,7 +46,9 @@
     X(lk_chain_marginals_f32) \
     X(lk_chain_marginals_f64) \
     X(lk_lsoftmax_f32) \
-    X(lk_lsoftmax_f64)
+    X(lk_lsoftmax_f64) \
+    X(lk_linear_f32) \
+    X(lk_linear_f64)
 
 /* Answered by liblosskit.so itself, the same in every build (a build of another version is never
  * loaded). */

@@ -56,9 +56,10 @@ from ._dense import DenseResult, dense
 from ._lists import ListsResult, lists
 from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, marginals, viterbi
 from ._lsoftmax import LSoftmaxResult, lsoftmax
+from ._linear import LinearResult, linear
 
 __all__ = ["dense", "DenseResult", "lists", "ListsResult", "chain", "ChainResult", "viterbi",
-           "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult",
+           "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult", "linear", "LinearResult",
            "LossKitError", "version", "version_number", "cpu_level", "library_path"]
 
 

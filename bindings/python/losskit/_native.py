@@ -313,6 +313,8 @@ _PROTOTYPES = [
     ("lk_chain_marginals_f64", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
     ("lk_lsoftmax_f32", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
     ("lk_lsoftmax_f64", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
+    ("lk_linear_f32", [_opt, _i64, _i64, _i64] + [_p] * 10, _i32),
+    ("lk_linear_f64", [_opt, _i64, _i64, _i64] + [_p] * 10, _i32),
 ]
 
 

@@ -2,7 +2,8 @@
 
 - LOG vs torch.nn.functional.cross_entropy (PyTorch): plain, label_smoothing, class weights
   and ignore_index, each on its own, and after a tanh soft-cap with a z-loss (composed from
-  torch ops); values and autograd gradients.
+  torch ops); the fused linear layer (losskit.linear) against x @ w.T + b; values and autograd
+  gradients.
 - HINGE (0/1 cost, cost_scale 1) and PERCEPTRON vs optax.losses.multiclass_hinge_loss and
   optax.losses.multiclass_perceptron_loss (Optax, JAX); values per example and jax.grad.
 
@@ -77,6 +78,25 @@ def test_softcap_and_z_loss_vs_torch(torch, rng, reduction, softcap, z_loss):
     (value.sum() if reduction == "none" else value).backward()
     assert_same(losskit.dense(s, g, loss="log", softcap=softcap, z_loss=z_loss, reduction=reduction),
                 (value.detach().numpy(), t.grad.numpy()))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_linear_vs_torch(torch, rng, reduction, eps):
+    # The fused linear layer + loss against x @ w.T + b and F.cross_entropy by autograd (d_x, d_w,
+    # d_b); k = 600 spans three of losskit.linear's class tiles, n = 70 two row blocks.
+    x = rng.normal(size=(70, 9))
+    w = rng.normal(size=(600, 9)) * 0.5
+    b = rng.normal(size=600)
+    g = rng.integers(0, 600, 70)
+    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
+    value = torch.nn.functional.cross_entropy(tx @ tw.T + tb, torch.tensor(g), reduction=reduction,
+                                              label_smoothing=eps)
+    (value.sum() if reduction == "none" else value).backward()
+    got = losskit.linear(x, w, g, bias=b, reduction=reduction, label_smoothing=eps)
+    np.testing.assert_allclose(got.loss, value.detach().numpy(), **TOL)
+    for mine, theirs in ((got.d_x, tx), (got.d_w, tw), (got.d_b, tb)):
+        np.testing.assert_allclose(mine, theirs.grad.numpy(), **TOL)
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.45])

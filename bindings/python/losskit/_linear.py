@@ -1,0 +1,105 @@
+"""losskit.linear: a linear layer and a dense loss fused, without the n x k logits (lk_linear_f32/_f64)."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _common as c
+from ._native import lib
+
+__all__ = ["linear", "LinearResult"]
+
+LINEAR_LOSSES = ("log", "softmax_margin", "hinge", "perceptron", "hope_fear")
+
+
+class LinearResult(NamedTuple):
+    """loss: a scalar ("sum"/"mean") or (n,) ("none"); d_x (n, d), d_w (k, d) and d_b (k,): the
+    gradients of exactly that loss (d_b None without a bias), or None when with_grad=False."""
+
+    loss: object
+    d_x: Optional[np.ndarray]
+    d_w: Optional[np.ndarray]
+    d_b: Optional[np.ndarray]
+
+
+def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, weight=None,
+           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
+           hope=None, fear=None, hope_scale=None, fear_scale=None, z_loss=0.0, softcap=None,
+           threads=0, with_grad=True) -> LinearResult:
+    """The dense loss of the logits x @ w.T + bias, and its gradients w.r.t. x, w and bias,
+    computed tile by tile without the (n, k) logits (the fused "linear + cross-entropy" of large
+    vocabularies): ``losskit.dense(x @ w.T + bias, gold, ...)`` for these losses:
+
+      log             lse(z) - z[g] (cross-entropy), with label_smoothing
+      softmax_margin  lse(z + c) - z[g]
+      hinge           max(z + c) - z[g]
+      perceptron      max(z) - z[g]
+      hope_fear       with hope="gold" (the default): F(z + f c) - z[g]
+
+    with softcap (c tanh(z / c) first) and z_loss (+ lambda lse(z)^2), costs, weights,
+    ignore_label and reductions as in ``losskit.dense``.
+
+    Args:
+      x: (n, d) features; float64 is computed in double, anything else in float32.
+      w: (k, d) class weights (PyTorch's nn.Linear(d, k).weight).
+      gold: (n,) labels in [0, k), or ignore_label.
+      bias: (k,) or None.
+      loss, cost, cost_layout, weight, reduction, cost_scale, ignore_label, label_smoothing,
+      hope, fear, hope_scale, fear_scale, z_loss, softcap, threads: as for ``losskit.dense``.
+      with_grad: False skips the gradients.
+
+    Returns:
+      LinearResult(loss, d_x, d_w, d_b).
+
+    Raises:
+      ValueError / LossKitError as ``losskit.dense`` (a loss outside the list above is
+      LK_ERR_UNSUPPORTED; a non-finite x, w or bias, or a logit that overflows, LK_ERR_DOMAIN).
+    """
+    xa = c.as_array(x)
+    dtype = c.float_dtype(xa)
+    if xa.ndim != 2:
+        raise ValueError(f"x must be 2-D (n, d), got shape {xa.shape}")
+    n, d = xa.shape
+    wa = c.as_array(w)
+    if wa.ndim != 2 or wa.shape[1] != d:
+        raise ValueError(f"w must be 2-D (k, d = {d}), got shape {wa.shape}")
+    k = wa.shape[0]
+    xa = c.as_float(xa, dtype, "x", (n, d))
+    wa = c.as_float(wa, dtype, "w", (k, d))
+    ba = None if bias is None else c.as_float(bias, dtype, "bias", (k,))
+    g = c.as_labels(gold, "gold", (n,))
+    layout = cost_layout
+    cost_array = None
+    if cost is not None:
+        shape = np.shape(cost)
+        if layout is None:
+            if shape == (n, k) and shape == (k, k):
+                raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
+                                 "pass cost_layout='per_example' or 'class_matrix'")
+            if shape not in ((n, k), (k, k)):
+                raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
+                                 f"(k, k) = {(k, k)} (class matrix), got {shape}")
+            layout = "per_example" if shape == (n, k) else "class_matrix"
+        cost_array = c.as_float(cost, dtype, "cost", (n, k) if layout == "per_example" else (k, k))
+    elif layout not in (None, "zero_one"):
+        raise ValueError(f"cost_layout={layout!r} needs a cost array")
+    wt = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
+    key = ("linear", loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
+           layout, label_smoothing, hope, fear, hope_scale, fear_scale, z_loss, softcap)
+    opt = c.options(key, lambda: c.make_options(
+        loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
+        ignore_label=ignore_label, cost_layout=layout, label_smoothing=label_smoothing,
+        hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale, z_loss=z_loss,
+        softcap=softcap))
+    out = np.empty(n if reduction == "none" else 1, dtype=dtype)
+    d_x = np.empty((n, d), dtype=dtype) if with_grad else None
+    d_w = np.empty((k, d), dtype=dtype) if with_grad else None
+    d_b = np.empty(k, dtype=dtype) if with_grad and ba is not None else None
+    fn = lib.lk_linear_f64 if dtype == np.float64 else lib.lk_linear_f32
+    address = c.address
+    fn(ctypes.byref(opt), n, d, k, address(xa), address(wa), address(ba), address(g),
+       address(cost_array), address(wt), address(out), address(d_x), address(d_w), address(d_b))
+    return LinearResult(out if reduction == "none" else out[0], d_x, d_w, d_b)
