@@ -94,13 +94,14 @@ exact = RESULTS.memoised_by_digest(_exact)
 
 
 def close(got, want, u, what, scale=None):
-    """Norm-wise: every entry within 64 u of the largest exact entry of its output (the logits are
-    length-d dot products rounded in the input type; G w sums k terms)."""
+    """Norm-wise: every entry within 16 u of the largest exact entry of its output (the logits are
+    length-d dot products rounded in the input type; G w sums k terms). Measured here: at most
+    5.4 u (float64 loss) and 4.6 u (float32 d_x) over test_matches_exact's cases."""
     got = np.asarray(got, dtype=np.float64).ravel()
     flat = [v for row in want for v in (row if isinstance(row, list) else [row])]
     top = scale if scale is not None else max(abs(v) for v in flat)
     for t, (g, v) in enumerate(zip(got, flat)):
-        assert abs(mp.mpf(g) - v) <= 64 * u * top + mp.mpf(10) ** -30, \
+        assert abs(mp.mpf(g) - v) <= 16 * u * top + mp.mpf(10) ** -30, \
             f"{what}[{t}] = {g!r}, exact {mp.nstr(v, 17)} (largest {mp.nstr(top, 5)})"
 
 
@@ -122,7 +123,7 @@ CASES = [dict(loss="log"), dict(loss="log", label_smoothing=0.2), dict(loss="sof
                          + [(c, np.float32) for c in (0, 2, 6)])
 def test_matches_exact(case, dtype):
     """n = 66 rows (two row blocks), k = 300 classes (two tiles, the last ragged), with a bias
-    and weights, under SUM; each output norm-wise within 64 u of its exact value."""
+    and weights, under SUM; each output norm-wise within 16 u of its exact value."""
     kw = CASES[case]
     x, w, b, g = problem(dtype)
     weight = np.linspace(0.5, 2.0, len(g)).astype(dtype)
