@@ -835,7 +835,8 @@ lk_status lk_lsoftmax_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
  *   LK_ERR_DOMAIN      a NaN or infinite value in a row of x read, in w or in bias; a logit
  *                      x_i . w_j + b_j that overflows the input type, or whose float partial
- *                      sums do (the message names the example and the class);
+ *                      sums do, or whose cost-augmented value (plus the fear's scale times the
+ *                      scaled cost) does (the message names the example and the class);
  *                      a cost read that is not finite or overflows once scaled; a weight NaN,
  *                      infinite or negative; under MEAN, a summed weight that overflows;
  *   LK_ERR_ALLOC       the scratch could not be allocated.

@@ -372,10 +372,10 @@ static void dump(FILE *f) {
         fprintf(f, "  opt = {size %u, loss %d, reduction %d, ignore_label %d, cost_layout %d, threads %d, "
                    "cost_scale %.17g, label_smoothing %.17g, square_k %.17g, square_m %.17g, hope %d, fear %d, "
                    "hope_scale %.17g, fear_scale %.17g, margin %d, lambda %.17g, angular_scale %.17g, "
-                   "angular_margin %.17g}\n",
+                   "angular_margin %.17g, z_loss %.17g, softcap %.17g}\n",
                 o.size, o.loss, o.reduction, o.ignore_label, o.cost_layout, o.threads, o.cost_scale,
                 o.label_smoothing, o.square_k, o.square_m, o.hope, o.fear, o.hope_scale, o.fear_scale, o.margin,
-                o.lambda, o.angular_scale, o.angular_margin);
+                o.lambda, o.angular_scale, o.angular_margin, o.z_loss, o.softcap);
     } else {
         fprintf(f, "  opt = NULL\n");
     }
@@ -748,9 +748,10 @@ static void check_finite_example(int entry, const lk_options *o, int type, int64
     if (!isinf(got) || weight == 0 || m <= 0 || m > CAP_ELEMS || !terms_of(o, &fear, &hope)) return;
     long double *s = malloc((size_t)m * sizeof *s), *c = malloc((size_t)m * sizeof *c);
     if (!s || !c) goto done;
-    /* The costs are read only where the loss reads them (a term with a cost weight, or the
-     * oracle), as the library does: otherwise the buffer may be shorter than the scores. */
-    int reads_costs = fear.scale != 0 || hope.scale != 0 || hope.kind == 1;
+    /* The costs are read only where the loss reads them (a term with a cost weight, the oracle,
+     * or a list whose gold is -1: the oracle stands in for it), as the library does: otherwise
+     * the buffer may be shorter than the scores. */
+    int reads_costs = fear.scale != 0 || hope.scale != 0 || hope.kind == 1 || gold < 0;
     int64_t oracle = -1;
     for (int64_t j = 0; j < m; j++) {
         s[j] = ld_at(scores, type, first + j);

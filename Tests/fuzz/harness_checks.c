@@ -45,6 +45,10 @@ int main(void) {
          * read (ASan would report it); max(s) - s_0 = 1, stored as +inf: a finding */
         {"perceptron, a short cost buffer it does not read", LK_LOSS_PERCEPTRON, LK_COST_PER_EXAMPLE, E_DENSE64, 0,
          {1, 2}, {0, 0}, 0, 1.0L, INFINITY, 1, 0, 1},
+        /* perceptron on a list whose gold is -1: the oracle (lowest cost: candidate 1) stands in,
+         * so the costs are read; max(s) - s_1 = 33, times 1e307 beyond double: +inf is right */
+        {"perceptron on a list, gold -1, the oracle by cost, INFINITY", LK_LOSS_PERCEPTRON, 0, E_LISTS64, 1,
+         {24.25, -8.75}, {0.99999988, -25}, -1, 1e307L, INFINITY, 0, 0, 0},
     };
     int failures = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -69,6 +69,11 @@ FOUND = [
     ("chain_f32_soft_ramp_zero_cost_under_dbl_max_cost_scale", "949595959518ffffff07f6ffff04272d0dba0030645f656e64002d6d01002d"),
     ("lsoftmax_f64_weight_1e308_over_subnormal_class_rows", "0f82d73f1500003400000009bce2e5e3e3a3e3e3e3e31002050800fe"),
     ("linear_f32_empty_batch_k_2_62", "8e00436c6f73656452610000f304"),
+    ("dense_f64_ramp_softcap_z_loss_1e308_saturated", "51dec8925353ffffffffffffffff5353535353535353d35353020000005353535353535353d7105810d000d2d2d20100000000000013747200010000"),
+    ("dense_f64_ramp_z_loss_two_lse_overflows", "51dec8925353ffffffffffffff53ff5b04ce2dd9ab2fb9d180e3306495311766b8f1630eb97ddc9bb63d2d653b899f64c2f772466b03000308200000b75f02c805030013747200010000"),
+    ("dense_f64_ramp_minus_inf_loss_plus_inf_z_loss", "51dec8925353ffffffffffffffff535b5353020000005353535353535353d7105810d000d2d2cb747200010000"),
+    ("linear_f64_perceptron_z_loss_weight_1e300_bias_dbl_max", "ffdede00ac282b48283d6d487148486f75626c654fecd19595cbcb617267c1cb"),
+    ("lists_f32_perceptron_oracle_by_cost_weight_flt_max", "0608aa2da57f04840003c52cc5c5c5c5c5c5413ac5c5c5fe08fefefefe0000000fc5c52c85c5c5e55d"),
     ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),
 ]
 

@@ -5,8 +5,8 @@ import Glibc
 /// What dense rows may do around any loss of the catalogue (lk_options `softcap`, `z_loss`):
 /// soft-capping replaces each score s by s' = c tanh(s / c) before the loss (Gemma 2), z-loss
 /// adds lambda lse(s')^2 to it (PaLM). Neither changes how the loss itself is computed: the
-/// loss runs on the capped row as on any row, the z-loss adds its term and its gradient after
-/// it, and the cap's derivative multiplies the whole gradient last.
+/// loss runs on the capped row as on any row, the cap's derivative multiplies its gradient, and
+/// the z-loss adds its term and its gradient (times that derivative) after it.
 struct Shaping {
     var zLoss: Double = 0
     /// c > 0, or 0 when scores are not capped.
@@ -55,11 +55,13 @@ struct Shaping {
     }
 
     /// lambda lse(s')^2, returned to be added to the example's loss; the gradient (when wanted)
-    /// gets coefficient 2 lambda lse(s') softmax(s') added, each entry formed as
-    /// ((lambda p_j) 2 lse) coefficient: a masked class (p_j = 0) adds exactly 0 however large
-    /// the weight, and an entry overflows only where its true value does.
+    /// gets coefficient 2 lambda lse(s') softmax(s') added, times the cap's slope when there is
+    /// one, each entry the product of lambda p_j slope_j, lse and 2 coefficient with one scaling
+    /// at the end (`product`): a masked class (p_j = 0) or a saturated score (slope 0) adds
+    /// exactly 0 however large lambda, lse and the weight, and an entry overflows only where its
+    /// true value does (2 lse alone may exceed DBL_MAX, and inf * 0 was NaN).
     func addZLoss<T: StorageFloat>(to x: FlatCandidates<T>, exps: UnsafeMutablePointer<T>?,
-                                   coefficient: Double) -> Double {
+                                   slopes: UnsafePointer<T>?, coefficient: Double) -> (value: Double, lse: Double) {
         var argmax = -1
         let (score, _, logarithm, marginals) = x.logSumExp(0, store: x.gradient != nil ? exps : nil,
                                                            plainArgmax: &argmax)
@@ -67,14 +69,24 @@ struct Shaping {
         if let gradient = x.gradient, let exps {
             let denominator = marginals.denominator
             for j in 0..<x.count {
-                let p = exps[j].asDouble / denominator
-                gradient[j] = T(rounding: gradient[j].asDouble + ((zLoss * p) * (2 * lse)) * coefficient)
+                let p = exps[j].asDouble / denominator * (slopes?[j].asDouble ?? 1)
+                gradient[j] = T(rounding: gradient[j].asDouble + Self.product(zLoss * p, lse, coefficient, times2: true))
             }
         }
-        return (zLoss * lse) * lse
+        return ((zLoss * lse) * lse, lse)
     }
 
-    /// gradient[j] *= slopes[j]: the cap's derivative chained into the whole gradient.
+    /// a b c (times 2 if asked) with the factors' exponents applied once at the end: no
+    /// intermediate overflow or underflow where the product itself has none; 0 if a factor is 0.
+    @inline(__always) static func product(_ a: Double, _ b: Double, _ c: Double, times2: Bool) -> Double {
+        guard a != 0, b != 0, c != 0 else { return 0 }
+        guard a.isFinite, b.isFinite, c.isFinite else { return a * b * c * (times2 ? 2 : 1) }
+        let ea = Int(a.exponent), eb = Int(b.exponent), ec = Int(c.exponent)
+        let m = scalbn(a, -ea) * scalbn(b, -eb) * scalbn(c, -ec)
+        return scalbn(m, ea + eb + ec + (times2 ? 1 : 0))
+    }
+
+    /// gradient[j] *= slopes[j]: the cap's derivative chained into the loss's gradient.
     func chain<T: StorageFloat>(_ gradient: UnsafeMutablePointer<T>, slopes: UnsafePointer<T>, count: Int) {
         for j in 0..<count { gradient[j] = T(rounding: gradient[j].asDouble * slopes[j].asDouble) }
     }

@@ -131,12 +131,24 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                     scratch: row,
                     validated: validated)
                 var value = recipe.loss(onFlat: example, gradientTimes: coefficient)
-                if shaping.zLoss != 0, !value.isNaN {
-                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 2 * count)
-                    value += shaping.addZLoss(to: example, exps: exps, coefficient: coefficient)
-                }
+                // The cap's slope multiplies the loss's gradient, then each z-loss entry before
+                // its large factors (a saturated score's slope is 0: no inf * 0).
                 if let slopes, let gradient = example.gradient {
                     shaping.chain(gradient, slopes: UnsafePointer(slopes), count: count)
+                }
+                if shaping.zLoss != 0, !value.isNaN {
+                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 2 * count)
+                    let z = shaping.addZLoss(to: example, exps: exps, slopes: slopes.map { UnsafePointer($0) },
+                                             coefficient: coefficient)
+                    let sum = value + z.value
+                    // F - H beyond -DBL_MAX and a z-loss beyond DBL_MAX (or the other way round):
+                    // -inf + inf, where eighths give the sum ((F - H) / 8 is finite: |F - H| is at
+                    // most about 4 DBL_MAX; a z-loss whose eighth overflows outweighs it).
+                    if sum.isNaN, !z.value.isNaN, let eighth = recipe.weightedLoss(onFlat: example, weight: 0.125) {
+                        value = 8 * (eighth + ((shaping.zLoss * z.lse) * 0.125) * z.lse)
+                    } else {
+                        value = sum
+                    }
                 }
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + first, scratch: row), times: coefficient)

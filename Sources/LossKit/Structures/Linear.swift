@@ -56,9 +56,11 @@ enum Linear {
         /// lse(s') for the z-loss, when the fear is not it.
         var plainMax = -Double.infinity, plainRest = 0.0
         var gold = 0.0
-        var sum = 0.0
-        /// A class whose logit is not finite (overflow), or -1.
+        var mean = 0.0
+        /// A class whose logit (or, with `augmented`, its cost-augmented logit) overflows the
+        /// type, or -1.
         var overflow = -1
+        var augmented = false
 
         @inline(__always) static func add(_ v: Double, _ j: Int, gold: Int, max: inout Double, arg: inout Int,
                                           rest: inout Double, sums: Bool) {
@@ -157,6 +159,7 @@ enum Linear {
             }
         }
         let zLossApart = shaping.zLoss != 0 && (lossKind.fearIsMax || costWeight != 0)
+        let kk = Double(k)
 
         // The first pass: each row's terms, tile by tile.
         var c0 = 0
@@ -179,6 +182,11 @@ enum Linear {
                         }
                         let s = shaped(z[c], j).value
                         let v = costWeight == 0 ? s : s + costWeight * costOf(i, g, j)
+                        // The cost-augmented logit must fit the type too (as on dense rows).
+                        guard v.magnitude <= T.greatestFiniteMagnitude.asDouble else {
+                            if t.overflow < 0 { t.overflow = j; t.augmented = true }
+                            continue
+                        }
                         RowTerms.add(v, j, gold: g, max: &t.fearMax, arg: &t.fearArg, rest: &t.fearRest,
                                      sums: !lossKind.fearIsMax)
                         if zLossApart {
@@ -186,7 +194,7 @@ enum Linear {
                             RowTerms.add(s, j, gold: g, max: &t.plainMax, arg: &arg, rest: &t.plainRest, sums: true)
                         }
                         if j == g { t.gold = s }
-                        t.sum += s
+                        t.mean += s / kk  // the mean of the logits, summed in parts: no overflow
                     }
                     terms[r] = t
                 }
@@ -194,8 +202,9 @@ enum Linear {
             c0 += width
         }
         for r in 0..<m where terms[r].overflow >= 0 {
-            throw .domain("the logit x[\(rowsOf[r])] . w[\(terms[r].overflow)] + b overflows "
-                          + "\(T.self == Float.self ? "float" : "double")")
+            let logit = "x[\(rowsOf[r])] . w[\(terms[r].overflow)] + b"
+            throw .domain("the \(terms[r].augmented ? "cost-augmented logit \(logit) + cost" : "logit \(logit)") "
+                          + "overflows \(T.self == Float.self ? "float" : "double")")
         }
 
         // Each row's loss and the normalisers its gradient needs.
@@ -203,18 +212,23 @@ enum Linear {
         defer { values.free() }
         let lses = try Scratch<Double>(Swift.max(m, 1), "each row's lse(s') for the z-loss")
         defer { lses.free() }
-        let kk = Double(k)
         for r in 0..<m {
             let t = terms[r]
             let fearLog = lossKind.fearIsMax ? 0 : log1p(t.fearRest)
-            var value = (t.fearMax - t.gold) + fearLog
-            if lossKind.smoothing != 0 { value += lossKind.smoothing * (t.gold - t.sum / kk) }
-            if shaping.zLoss != 0 {
-                let lse = zLossApart ? t.plainMax + log1p(t.plainRest) : t.fearMax + fearLog
-                lses[r] = lse
-                value += (shaping.zLoss * lse) * lse
+            let lse = shaping.zLoss == 0 ? 0 : zLossApart ? t.plainMax + log1p(t.plainRest) : t.fearMax + fearLog
+            lses[r] = lse
+            // The parts times `scale`: 1, or 1/8 where a part or their sum is not finite (F - H
+            // up to 2 DBL_MAX, the smoothing term, the z-loss: inf - inf, or a sum that overflows
+            // on the way although the result need not); each part's eighth is finite, or
+            // outweighs the others.
+            func parts(_ scale: Double) -> Double {
+                var value = (t.fearMax * scale - t.gold * scale) + fearLog * scale
+                if lossKind.smoothing != 0 { value += lossKind.smoothing * (t.gold * scale - t.mean * scale) }
+                if shaping.zLoss != 0 { value += ((shaping.zLoss * lse) * scale) * lse }
+                return value
             }
-            values[r] = value
+            let value = parts(1)
+            values[r] = value.isFinite ? value : 8 * parts(0.125)
         }
         let compactRow = try Scratch<Int>(n, "the compact row of each example")
         defer { compactRow.free() }
@@ -266,8 +280,8 @@ enum Linear {
                     let z = logits.base + r * width
                     let denominator = 1 + t.fearRest
                     let plainDenominator = 1 + t.plainRest
-                    // coefficient lambda (in the units) first: its product with 2 lse is finite.
-                    let zFactor = shaping.zLoss == 0 ? 0 : (coefficient * shaping.zLoss) * (2 * lses[r])
+                    // 2 coefficient lambda lse (in the units: finite by the shift's bound).
+                    let zFactor = shaping.zLoss == 0 ? 0 : Shaping.product(coefficient, shaping.zLoss, lses[r], times2: true)
                     for c in 0..<width {
                         let j = c0 + c
                         let (s, slope) = shaped(z[c], j)

@@ -231,6 +231,23 @@ def test_large_coefficients():
     assert r.d_w[0, 0] == -np.inf and r.d_w[1, 0] == np.inf  # 1e10 (p - 1) 1e300 overflows
 
 
+def test_parts_near_the_largest_double():
+    """Logits -0.9 DBL_MAX and 0.9 DBL_MAX with label smoothing 0.9: F - H = 1.8 DBL_MAX overflows
+    on the way, the loss 0.99 DBL_MAX does not (it was +inf). With a cost-augmented logit beyond
+    the type (softmax-margin, a cost of DBL_MAX): LK_ERR_DOMAIN, as on dense rows."""
+    big = np.finfo(np.float64).max
+    r = losskit.linear(np.ones((1, 1)), np.array([[-0.9 * big], [0.9 * big]]), [0], label_smoothing=0.9,
+                       reduction="sum")
+    with mp.workdps(40):
+        z = [mp.mpf(-0.9 * big), mp.mpf(0.9 * big)]
+        want = max(z) + mp.log(1 + mp.e ** (min(z) - max(z))) - mp.mpf(0.1) * z[0] - mp.mpf(0.45) * (z[0] + z[1])
+    assert abs(mp.mpf(float(r.loss)) - want) <= 8 * 2.0 ** -52 * want, (r.loss, mp.nstr(want, 17))
+    with pytest.raises(losskit.LossKitError, match="cost-augmented") as info:
+        losskit.linear(np.ones((1, 1)), np.array([[0.9 * big], [0.5 * big]]), [0], loss="softmax_margin",
+                       cost=np.array([[0.0, big]]), cost_layout="per_example")
+    assert info.value.name == "LK_ERR_DOMAIN"
+
+
 def test_huge_weights_stay_finite():
     """A weight near DBL_MAX: G is formed in units of a power of two, so the products' partial
     sums do not overflow to inf - inf = NaN; the outputs are the exact values scaled back."""

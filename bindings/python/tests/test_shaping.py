@@ -280,3 +280,81 @@ def test_old_struct_size_keeps_the_defaults():
     out = np.zeros(1)
     lib.lk_dense_f64(ctypes.byref(opt), 1, 3, s.ctypes.data, gold.ctypes.data, None, None, out.ctypes.data, None)
     assert out[0] == losskit.dense(s, gold, reduction="mean").loss
+
+
+@pytest.mark.parametrize("loss", ["log", "ramp"])
+def test_saturated_scores_under_a_huge_z_loss(loss):
+    """A score of 1e300 under softcap 1 (slope 0 in double) with z_loss 1e308: the z-loss's entry
+    coefficient 2 lambda lse p overflows alone, and times the slope made inf * 0 = NaN on success
+    (the fuzzer's case: dense, RAMP, MEAN). Each entry is now lambda (p slope) 2 lse coefficient:
+    0 at the saturated score, and elsewhere the closed form coefficient slope (dL/ds' + 2 lambda
+    lse(s') softmax(s')) at 40 digits within 8u (+-inf where it overflows)."""
+    s = np.array([[1e300, 0.25, -1.0]])
+    r = losskit.dense(s, [1], loss=loss, softcap=1.0, z_loss=1e308, reduction="sum")
+    assert not np.isnan(r.grad).any(), r.grad
+    assert r.grad[0, 0] == 0
+    with mp.workdps(40):
+        v = [mp.tanh(mp.mpf(float(x))) for x in s[0]]
+        slope = [1 - mp.tanh(mp.mpf(float(x))) ** 2 for x in s[0]]
+        m = max(v)
+        total = mp.fsum(mp.e ** (x - m) for x in v)
+        lse = m + mp.log(total)
+        p = [mp.e ** (x - m) / total for x in v]
+        if loss == "log":
+            dl = [p[j] - (1 if j == 1 else 0) for j in range(3)]
+        else:  # ramp, 0/1 costs: argmax of s' + c is class 0, of s' - c class 0 too: 0
+            dl = [mp.mpf(0)] * 3
+        big = mp.mpf(np.finfo(np.float64).max)
+        for j in (1, 2):
+            want = slope[j] * (dl[j] + 2 * mp.mpf(1e308) * lse * p[j])
+            if abs(want) > big:
+                assert r.grad[0, j] == (np.inf if want > 0 else -np.inf), (j, r.grad[0, j], mp.nstr(want, 8))
+            else:
+                assert abs(mp.mpf(float(r.grad[0, j])) - want) <= 8 * 2.0 ** -52 * abs(want), \
+                    (j, r.grad[0, j], mp.nstr(want, 17))
+
+
+def test_z_loss_entries_whose_two_lse_overflows():
+    """lse(s') = 1.37e308 under softcap = DBL_MAX: 2 lse alone overflows, and (lambda p) (2 lse)
+    was 0 * inf = NaN for the classes of p = 0 (make test's fuzz-mutate case: RAMP, MEAN). The
+    entries are now one product scaled once: 0 where p = 0, and the finite true value where the
+    weight brings it back (0.25 lambda 2 lse p slope = 1.5e308 at the capped maximum)."""
+    big = np.finfo(np.float64).max
+    s = np.array([[21.25, big, 7.0]])
+    r = losskit.dense(s, [0], loss="ramp", softcap=big, z_loss=5.1875, weight=np.array([0.25]),
+                      reduction="sum")
+    assert not np.isnan(r.grad).any(), r.grad
+    assert r.grad[0, 0] == 0 and r.grad[0, 2] == 0
+    with mp.workdps(40):
+        c = mp.mpf(big)
+        v = [c * mp.tanh(mp.mpf(x) / c) for x in s[0]]
+        slope = 1 - mp.tanh(mp.mpf(big) / c) ** 2
+        m = max(v)
+        total = mp.fsum(mp.e ** (x - m) for x in v)
+        lse = m + mp.log(total)
+        want = mp.mpf(0.25) * slope * 2 * mp.mpf(5.1875) * lse * mp.e ** (v[1] - m) / total
+    assert abs(mp.mpf(float(r.grad[0, 1])) - want) <= 8 * 2.0 ** -52 * want, (r.grad[0, 1], mp.nstr(want, 17))
+
+
+@pytest.mark.parametrize("z_loss, finite", [(np.finfo(np.float64).max, False), (np.finfo(np.float64).max / 10, True)])
+def test_z_loss_beyond_double_against_a_loss_beyond_minus_double(z_loss, finite):
+    """RAMP with costs of -DBL_MAX (F - H = -2 DBL_MAX) and a z-loss near or beyond DBL_MAX: the
+    sum was -inf + inf = NaN on success (the fuzzer's case). The halves give it: +inf where the
+    true sum overflows, else the true sum (here 1.6e307, from two terms of 3.6e308) within 8u of
+    the terms."""
+    big = np.finfo(np.float64).max
+    s = np.array([[-25.0, -25.0]])
+    cost = np.array([[-1e308, -25.0], [-big, -big]])
+    r = losskit.dense(s, [1], loss="ramp", cost=cost, cost_layout="class_matrix", softcap=5.1875,
+                      z_loss=z_loss, reduction="sum", with_grad=False)
+    with mp.workdps(40):
+        v = 5.1875 * mp.tanh(mp.mpf(-25) / mp.mpf(5.1875))
+        lse = v + mp.log(2)
+        fh = -2 * mp.mpf(big)
+        want = fh + mp.mpf(z_loss) * lse ** 2
+    assert not np.isnan(r.loss)
+    if not finite:
+        assert want > mp.mpf(big) and r.loss == np.inf
+    else:
+        assert abs(want) < mp.mpf(big)
+        assert abs(mp.mpf(float(r.loss)) - want) <= 8 * 2.0 ** -52 * abs(fh), (r.loss, mp.nstr(want, 17))
