@@ -145,7 +145,7 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                     // -inf + inf, where eighths give the sum ((F - H) / 8 is finite: |F - H| is at
                     // most about 4 DBL_MAX; a z-loss whose eighth overflows outweighs it).
                     if sum.isNaN, !z.value.isNaN, let eighth = recipe.weightedLoss(onFlat: example, weight: 0.125) {
-                        value = 8 * (eighth + ((shaping.zLoss * z.lse) * 0.125) * z.lse)
+                        value = 8 * (eighth + ((shaping.zLoss * 0.125) * z.lse) * z.lse)
                     } else {
                         value = sum
                     }

@@ -224,7 +224,8 @@ enum Linear {
             func parts(_ scale: Double) -> Double {
                 var value = (t.fearMax * scale - t.gold * scale) + fearLog * scale
                 if lossKind.smoothing != 0 { value += lossKind.smoothing * (t.gold * scale - t.mean * scale) }
-                if shaping.zLoss != 0 { value += ((shaping.zLoss * lse) * scale) * lse }
+                // lambda scaled first: (lambda / 8) lse overflows only where lambda lse^2 / 8 does
+                if shaping.zLoss != 0 { value += ((shaping.zLoss * scale) * lse) * lse }
                 return value
             }
             let value = parts(1)

@@ -248,6 +248,21 @@ def test_parts_near_the_largest_double():
     assert info.value.name == "LK_ERR_DOMAIN"
 
 
+def test_z_loss_parts_formed_from_lambda_first():
+    """softmax-margin with costs of -DBL_MAX and z_loss = 1.2e308 (review): the parts' eighths
+    formed lambda lse first, which overflowed where lambda lse^2 / 8 does not: +inf where the
+    loss is 1.64e308."""
+    big = np.finfo(np.float64).max
+    r = losskit.linear(np.ones((1, 1)), np.array([[1.0], [1.0]]), [0], loss="softmax_margin",
+                       cost=np.array([[-big, -big]]), cost_layout="per_example", z_loss=1.2e308, reduction="sum",
+                       with_grad=False)
+    with mp.workdps(40):
+        lse = 1 + mp.log(2)
+        fear = 1 - mp.mpf(big) + mp.log(2)  # lse(z + c) with both classes at 1 - DBL_MAX
+        want = fear - 1 + mp.mpf(1.2e308) * lse ** 2
+    assert abs(mp.mpf(float(r.loss)) - want) <= 8 * 2.0 ** -52 * 2 * mp.mpf(big), (r.loss, mp.nstr(want, 17))
+
+
 def test_huge_weights_stay_finite():
     """A weight near DBL_MAX: G is formed in units of a power of two, so the products' partial
     sums do not overflow to inf - inf = NaN; the outputs are the exact values scaled back."""

@@ -358,3 +358,15 @@ def test_z_loss_beyond_double_against_a_loss_beyond_minus_double(z_loss, finite)
     else:
         assert abs(want) < mp.mpf(big)
         assert abs(mp.mpf(float(r.loss)) - want) <= 8 * 2.0 ** -52 * abs(fh), (r.loss, mp.nstr(want, 17))
+
+
+def test_z_loss_eighth_formed_from_lambda_first():
+    """lambda = 1.2e308 and lse = 1 + ln 2: lambda lse overflows although lambda lse^2 / 8 does
+    not; the eighths of F - H = -2 DBL_MAX and of the z-loss gave +inf where the true sum is
+    -1.55e307 (review). lambda / 8 is formed first."""
+    big = np.finfo(np.float64).max
+    r = losskit.dense(np.array([[1.0, 1.0]]), [1], loss="ramp", cost=np.array([[-1e308, -25.0], [-big, -big]]),
+                      cost_layout="class_matrix", z_loss=1.2e308, reduction="sum", with_grad=False)
+    with mp.workdps(40):
+        want = -2 * mp.mpf(big) + mp.mpf(1.2e308) * (1 + mp.log(2)) ** 2
+    assert abs(mp.mpf(float(r.loss)) - want) <= 8 * 2.0 ** -52 * 2 * mp.mpf(big), (r.loss, mp.nstr(want, 17))
