@@ -30,18 +30,11 @@ import sys
 import time
 
 
-def rss_kib() -> int:
+def status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB: VmRSS (resident now), VmHWM (the peak since reset)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def hwm_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -92,7 +85,7 @@ def worker(lib: str, n: int, d: int, k: int, threads: int, repeats: int) -> dict
             _ = z @ w, z.T @ x
             return value
 
-    before = rss_kib()
+    before = status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident set
     value = call()
@@ -102,7 +95,7 @@ def worker(lib: str, n: int, d: int, k: int, threads: int, repeats: int) -> dict
         call()
         times.append(time.perf_counter() - t)
     outputs = (n * d + k * d) * 4 / 2 ** 20  # d_x and d_w, which every library returns
-    return {"lib": lib, "times": times, "peak_extra_mib": (hwm_kib() - before) / 1024 - outputs, "loss": value}
+    return {"lib": lib, "times": times, "peak_extra_mib": (status_kib("VmHWM") - before) / 1024 - outputs, "loss": value}
 
 
 def main() -> None:

@@ -86,22 +86,16 @@ def main():
         rng = random.Random(entry)
         for length in (12, 48, 160):
             inputs.append((f"{name}_random_{length}", bytes([entry] + [rng.randrange(256) for _ in range(length)])))
-    # The Hessian entry points: dense and lists with the first byte's top bit set.
-    for name in ("dense_f32", "dense_f64", "lists_f32", "lists_f64"):
-        entry = E[name]
-        rng = random.Random(100 + entry)
-        hessian = name.replace("_f", "_hessian_f")
-        for length in (12, 48, 160):
-            inputs.append((f"{hessian}_random_{length}",
-                           bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
-    # The fused linear layer + loss: L-Softmax's entries with the top bit set.
-    for name in ("lsoftmax_f32", "lsoftmax_f64"):
-        entry = E[name]
-        rng = random.Random(200 + entry)
-        linear = name.replace("lsoftmax", "linear")
-        for length in (12, 48, 160):
-            inputs.append((f"{linear}_random_{length}",
-                           bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
+    # The first byte's top bit: the Hessian entry points (dense, lists) and the fused linear layer
+    # (L-Softmax's entries).
+    for names, seed, rename in ((("dense_f32", "dense_f64", "lists_f32", "lists_f64"), 100, ("_f", "_hessian_f")),
+                                (("lsoftmax_f32", "lsoftmax_f64"), 200, ("lsoftmax", "linear"))):
+        for name in names:
+            entry = E[name]
+            rng = random.Random(seed + entry)
+            for length in (12, 48, 160):
+                inputs.append((f"{name.replace(*rename)}_random_{length}",
+                               bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
     inputs += [(f"found_{name}", bytes.fromhex(data)) for name, data in FOUND]
     for name, data in inputs:

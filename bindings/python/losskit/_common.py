@@ -113,6 +113,46 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
     return opt
 
 
+def dense_costs(cost, cost_layout, n: int, k: int, dtype):
+    """(layout, cost array) of a dense-row call (losskit.dense, losskit.linear): the layout as
+    given, or inferred from cost's shape ((n, k) per example, (k, k) a class matrix; ambiguous
+    when n == k); the array converted to the computing dtype, or None."""
+    layout = cost_layout
+    if layout is not None:
+        _pick(COST_LAYOUTS, layout, "cost_layout")
+    if cost is None:
+        if layout not in (None, "zero_one"):
+            raise ValueError(f"cost_layout={layout!r} needs a cost array")
+        return layout, None
+    shape = np.shape(cost)
+    if layout is None:
+        if shape == (n, k) and shape == (k, k):
+            raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
+                             "pass cost_layout='per_example' or 'class_matrix'")
+        if shape not in ((n, k), (k, k)):
+            raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
+                             f"(k, k) = {(k, k)} (class matrix), got {shape}")
+        layout = "per_example" if shape == (n, k) else "class_matrix"
+    if layout == "zero_one":
+        raise ValueError("cost is given, but cost_layout='zero_one' ignores it")
+    return layout, as_float(cost, dtype, "cost", (n, k) if layout == "per_example" else (k, k))
+
+
+def features_and_weights(x, w):
+    """(x, w, dtype, n, d, k) of a call over features x (n, d) and class rows w (k, d)
+    (losskit.lsoftmax, losskit.linear): shapes checked, both converted to the computing dtype."""
+    xa = as_array(x)
+    dtype = float_dtype(xa)
+    if xa.ndim != 2:
+        raise ValueError(f"x must be 2-D (n, d), got shape {xa.shape}")
+    n, d = xa.shape
+    wa = as_array(w)
+    if wa.ndim != 2 or wa.shape[1] != d:
+        raise ValueError(f"w must be 2-D (k, d = {d}), got shape {wa.shape}")
+    k = wa.shape[0]
+    return as_float(xa, dtype, "x", (n, d)), as_float(wa, dtype, "w", (k, d)), dtype, n, d, k
+
+
 def lists_options(loss, **options) -> Options:
     """make_options for candidate lists: the loss must be defined on them."""
     check_structure(loss, "candidate lists")

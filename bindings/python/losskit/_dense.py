@@ -125,26 +125,7 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
     s = c.as_float(s, dtype, "scores", (n, k))
     g = c.as_labels(gold, "gold", (n,))
 
-    layout = cost_layout
-    if layout is not None:
-        c._pick(c.COST_LAYOUTS, layout, "cost_layout")
-    cost_array = None
-    if cost is not None:
-        shape = np.shape(cost)
-        if layout is None:
-            if shape == (n, k) and shape == (k, k):
-                raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
-                                 "pass cost_layout='per_example' or 'class_matrix'")
-            if shape not in ((n, k), (k, k)):
-                raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
-                                 f"(k, k) = {(k, k)} (class matrix), got {shape}")
-            layout = "per_example" if shape == (n, k) else "class_matrix"
-        if layout == "zero_one":
-            raise ValueError("cost is given, but cost_layout='zero_one' ignores it")
-        expected = (n, k) if layout == "per_example" else (k, k)
-        cost_array = c.as_float(cost, dtype, "cost", expected)
-    elif layout not in (None, "zero_one"):
-        raise ValueError(f"cost_layout={layout!r} needs a cost array")
+    layout, cost_array = c.dense_costs(cost, cost_layout, n, k, dtype)
     w = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
 
     key = (loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),

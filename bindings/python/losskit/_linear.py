@@ -58,34 +58,10 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
       ValueError / LossKitError as ``losskit.dense`` (a loss outside the list above is
       LK_ERR_UNSUPPORTED; a non-finite x, w or bias, or a logit that overflows, LK_ERR_DOMAIN).
     """
-    xa = c.as_array(x)
-    dtype = c.float_dtype(xa)
-    if xa.ndim != 2:
-        raise ValueError(f"x must be 2-D (n, d), got shape {xa.shape}")
-    n, d = xa.shape
-    wa = c.as_array(w)
-    if wa.ndim != 2 or wa.shape[1] != d:
-        raise ValueError(f"w must be 2-D (k, d = {d}), got shape {wa.shape}")
-    k = wa.shape[0]
-    xa = c.as_float(xa, dtype, "x", (n, d))
-    wa = c.as_float(wa, dtype, "w", (k, d))
+    xa, wa, dtype, n, d, k = c.features_and_weights(x, w)
     ba = None if bias is None else c.as_float(bias, dtype, "bias", (k,))
     g = c.as_labels(gold, "gold", (n,))
-    layout = cost_layout
-    cost_array = None
-    if cost is not None:
-        shape = np.shape(cost)
-        if layout is None:
-            if shape == (n, k) and shape == (k, k):
-                raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
-                                 "pass cost_layout='per_example' or 'class_matrix'")
-            if shape not in ((n, k), (k, k)):
-                raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
-                                 f"(k, k) = {(k, k)} (class matrix), got {shape}")
-            layout = "per_example" if shape == (n, k) else "class_matrix"
-        cost_array = c.as_float(cost, dtype, "cost", (n, k) if layout == "per_example" else (k, k))
-    elif layout not in (None, "zero_one"):
-        raise ValueError(f"cost_layout={layout!r} needs a cost array")
+    layout, cost_array = c.dense_costs(cost, cost_layout, n, k, dtype)
     wt = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
     key = ("linear", loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
            layout, label_smoothing, hope, fear, hope_scale, fear_scale, z_loss, softcap)

@@ -59,17 +59,7 @@ def lsoftmax(x, w, gold, *, margin=2, lam=0.0, weight=None, reduction="mean", ig
         outside [0, k), +-inf in x or w, a logit that overflows); the message names the argument
         and the index, and status / name give the lk_status.
     """
-    xa = c.as_array(x)
-    dtype = c.float_dtype(xa)
-    if xa.ndim != 2:
-        raise ValueError(f"x must be 2-D (n, d), got shape {xa.shape}")
-    n, d = xa.shape
-    wa = c.as_array(w)
-    if wa.ndim != 2 or wa.shape[1] != d:
-        raise ValueError(f"w must be 2-D (k, d = {d}), got shape {wa.shape}")
-    k = wa.shape[0]
-    xa = c.as_float(xa, dtype, "x", (n, d))
-    wa = c.as_float(wa, dtype, "w", (k, d))
+    xa, wa, dtype, n, d, k = c.features_and_weights(x, w)
     g = c.as_labels(gold, "gold", (n,))
     wt = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
     key = ("lsoftmax", margin, type(margin), lam, reduction, ignore_label, type(ignore_label),
