@@ -785,16 +785,17 @@ lk_status lk_lsoftmax_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k
  *
  * How: classes in tiles of 256, every row against one tile at a time, tiles in order. A first
  * pass keeps each row's running max, sum of exps (the fear's and, apart when the fear has costs
- * or is a max, the z-loss's), gold logit and sum of logits; a second computes each tile again
+ * or is a max, the z-loss's), gold logit and mean logit; a second computes each tile again
  * and turns it into G = dloss/dz, then d_x += G w_tile, d_w[tile] = G^T x, d_b[tile] = the
  * column sums of G. Four products of n*k*d multiply-adds (the logits twice), 2 n*k exps (plus
  * n*k per pass for a softcap, and n*k more when the z-loss is apart), and no n*k scratch:
  * extra memory (n + d) * 256 values of the input type for a tile's logits and a tile of w
- * transposed, the products' packs (128 KiB per thread), O(n) doubles, and n*d values when some
- * rows are ignored or of weight 0 (the rows read are copied together). Same bits at any thread
- * count: threads own runs of rows (at least 64) in the first pass and for d_x, and runs of a
- * tile's classes for d_w and d_b, each output summed in an order that depends on the shapes only
- * (d_w and d_b over the rows in order).
+ * transposed, the products' packs (128 KiB per thread), O(n) doubles, and when some rows are
+ * ignored or of weight 0, n*d values more (the rows read, copied together) and n*d more for
+ * their d_x when d_x is wanted. Same bits at any thread count: threads own runs of rows (at
+ * least 64) in the first pass and for d_x, and runs of a tile's classes for d_w and d_b, each
+ * output summed in an order that depends on the shapes only (d_w and d_b over the rows in
+ * order).
  *
  * Accuracy: the logits are products accumulated in the input type (float32: the usual error of
  * a length-d dot product); from them on, the loss and G are formed in double as for dense rows
