@@ -70,16 +70,17 @@ $(LIBDIR)/liblosskit-%.so: $(LIB) FORCE
 # make install [PREFIX=/usr/local] [DESTDIR=] and make uninstall (scripts/install.sh): the header,
 # the stripped library liblosskit.so.VERSION with its links liblosskit.so.MAJOR and liblosskit.so,
 # its CPU-level builds beside it, losskit.pc and the CMake package LossKit (LossKit::losskit).
-# install builds the libraries first only when one is missing or older than a file it is built
-# from, so that `make lib` then `sudo make install` runs no Swift as root (root's PATH may lack
-# swift, and a build as root would leave root-owned files in .build).
+# install builds the libraries first only when one is missing or a file it is built from is newer
+# than its last build (.build/release/.built-FILE, scripts/build-variant.sh), so that `make lib`
+# then `sudo make install` runs no Swift as root (root's PATH may lack swift, and a build as root
+# would leave root-owned files in .build).
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 libdir     ?= $(PREFIX)/lib
 includedir ?= $(PREFIX)/include
 LIB_INPUTS  = Package.swift include/losskit.h scripts/build-variant.sh scripts/exports.map Sources
-LIB_CURRENT = $(shell for so in $(LIB) $(VARIANTS); do \
-                  [ -f "$$so" ] && [ -z "$$(find $(LIB_INPUTS) -newer "$$so" -print -quit)" ] || exit 0; \
+LIB_CURRENT = $(shell for so in $(LIB) $(VARIANTS); do built="$$(dirname $$so)/.built-$$(basename $$so)"; \
+                  [ -f "$$so" ] && [ -f "$$built" ] && [ -z "$$(find $(LIB_INPUTS) -newer "$$built" -print -quit)" ] || exit 0; \
               done; echo yes)
 INSTALL_ENV = VERSION='$(VERSION)' PREFIX='$(PREFIX)' libdir='$(libdir)' includedir='$(includedir)' \
               DESTDIR='$(DESTDIR)'

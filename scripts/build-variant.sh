@@ -5,7 +5,9 @@
 # folder per level, since SwiftPM compiles a module for one CPU) and copies the result to
 # .build/release/FILE. Every build links the Swift runtime statically (-static-stdlib), sets the
 # soname SONAME (the Makefile's, from the header's version) and exports only lk_*
-# (scripts/exports.map).
+# (scripts/exports.map). After each successful build it touches .build/release/.built-FILE, the time
+# of the last build that found FILE current (make install compares the sources against it: a
+# change that leaves the library's bytes alone, a comment, does not relink it).
 set -euo pipefail
 name=$1 file=$2 soname=$3
 shift 3
@@ -18,3 +20,4 @@ if [ -n "$name" ]; then
     # cp -p keeps the mtime, so make relinks what depends on it only when it changed.
     cp -p "$scratch/release/liblosskit.so" "$root/.build/release/$file"
 fi
+touch "$root/.build/release/.built-$file"

@@ -17,7 +17,8 @@
 //   Losses/         the terms of fear - hope (Terms), the catalogue: each preset loss (LK_LOSS_*)
 //                   mapped to its recipe, and each recipe's loss (Catalogue); the diagonal of each
 //                   recipe's Hessian (Hessian); CosFace / ArcFace, the log loss over logits made
-//                   from cosines on dense rows (Angular)
+//                   from cosines on dense rows (Angular); z-loss and logit soft-capping, the
+//                   shaping of dense scores around a loss (Shaping)
 //   Structures/     the protocol (Structure); one example whose candidates sit in flat buffers
 //                   (FlatCandidates: its fear - hope keeps a log-sum-exp's exps in the gradient
 //                   row and turns them into the gradient in one pass), a batch of them — values
@@ -26,7 +27,9 @@
 //                   call's set-up, forward-backward in scaled or log space, paths and Viterbi,
 //                   loss, decoding, gradient, risk); L-Softmax over features
 //                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
-//                   loss of each row)
+//                   loss of each row); the fused linear + loss (Linear: logits x w^T + b made
+//                   tile by tile with an online max / log-sum-exp, recomputed for the gradient,
+//                   never n x k of them at once)
 //   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
 //                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
 //                   (TagVectors), matrix products (MatrixKernels)
@@ -48,7 +51,9 @@
 // Validation.swift, nothing written before every check passed — then
 // Batch.run: examples in chunks whose boundaries depend on the input only, so any thread count
 // gives the same bits; per example, recipe.loss(on: structure) sets the example's gradient and
-// returns its loss; the weighted sums are added in chunk order.
+// returns its loss; the weighted sums are added in chunk order. Where an example's loss is
+// beyond double but its weighted loss is not, Batch.run asks the structure's `weighted` closure
+// for coefficient x (F - H), formed from halved parts.
 //
 // NUMERICS. Values are read in the input type and vector kernels compute in it; sums over
 // candidates accumulate in the input type within blocks of 32 vectors and in double across
