@@ -2,8 +2,9 @@
 #   make demo   set up (Python packages, release library) and run the main job
 #   make test   set up and run every test: Swift, the shipped library's checks, C, the README's C,
 #               make install (with CMake and pkg-config), Python, the Python wheel installed in a
-#               fresh virtual environment (make test-wheel), and a short bounded fuzzing pass over
-#               the C ABI (make test-fuzz)
+#               fresh virtual environment (make test-wheel), a short bounded fuzzing pass over
+#               the C ABI (make test-fuzz), and the vocabulary-parallel loss over Open MPI on 2
+#               and 4 processes (make test-mpi)
 #
 # Other targets: make lib (the standalone release library and its CPU-level builds), make install
 # and make uninstall (PREFIX=/usr/local, DESTDIR=), make wheel (the Python wheel that carries the
@@ -48,7 +49,7 @@ VARIANTS    = $(WIDE_LEVELS:%=$(LIBDIR)/liblosskit-%.so)
 
 .PHONY: all lib setup setup-python setup-test demo test test-swift test-library test-c test-python example bench clean \
         FORCE fuzz fuzz-mutate test-fuzz test-sanitize install uninstall setup-system test-install test-readme-c \
-        wheel setup-wheel test-wheel setup-peers
+        wheel setup-wheel test-wheel setup-peers test-mpi
 
 all: lib
 
@@ -127,12 +128,12 @@ demo: setup
 # -O prints each one's output whole when it ends. test-python's parts fill the cores for most of
 # the run, and the others, mostly one process each, fill what they leave.
 TEST_JOBS ?= $(shell nproc)
-CHECKS     = test-python test-fuzz test-wheel test-swift test-install test-c test-library test-readme-c
+CHECKS     = test-python test-fuzz test-wheel test-swift test-install test-c test-library test-readme-c test-mpi
 test: setup setup-test setup-system setup-peers setup-wheel
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) -O $(CHECKS)
 
-# System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils), from
-# apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
+# System tools the tests use beyond Swift (cmake, pkg-config, a C++ compiler, binutils, Open
+# MPI), from apt-get, only those missing (scripts/setup-system.sh); not needed by make demo.
 setup-system:
 	scripts/setup-system.sh
 
@@ -198,6 +199,20 @@ test-c: build/example build/c-tests build/thread-load
 	build/c-tests
 	build/thread-load
 
+# The vocabulary-parallel example over MPI (bindings/c/vocab_parallel_mpi.c): Open MPI from
+# Debian's packages (make setup-system), real processes on this machine, 2 and 4 ranks (4 on two
+# cores: --oversubscribe); each rank checks its loss and gradient columns against lk_dense on the
+# whole rows. Open MPI refuses to run as root unless told it may (a container's CI runs as root).
+MPIRUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun
+build/vocab-parallel-mpi: bindings/c/vocab_parallel_mpi.c include/losskit.h $(LIB)
+	@mkdir -p build
+	mpicc -std=c11 -Wall -Wextra -Werror -Iinclude bindings/c/vocab_parallel_mpi.c \
+	    -L$(LIBDIR) -llosskit -Wl,-rpath,$(LIBDIR) -lm -o $@
+
+test-mpi: setup-system build/vocab-parallel-mpi
+	$(MPIRUN) -np 2 build/vocab-parallel-mpi
+	$(MPIRUN) -np 4 build/vocab-parallel-mpi
+
 # The Python suite (bindings/python/tests) against the library just built (LOSSKIT_LIBRARY: not one
 # the system loader would find first), at every CPU level this machine has (scripts/test-python.sh:
 # one serial pytest process per part, the parts side by side). LOSSKIT_STRICT=1: a skipped test
@@ -212,7 +227,7 @@ test-c: build/example build/c-tests build/thread-load
 PY_KERNEL_TESTS = test_accuracy.py test_angular.py test_chains.py test_hessian.py \
                   test_lists.py test_lsoftmax.py test_reference.py test_trust_angular.py \
                   test_shaping.py test_trust_chains.py test_trust_extreme.py test_trust_flat.py \
-                  test_trust_lsoftmax_weights.py test_linear.py
+                  test_trust_lsoftmax_weights.py test_linear.py test_vocab_parallel.py
 test-python: lib setup-test
 	levels=$$(scripts/cpu-levels.sh $(LIB) $(LEVELS)) && \
 	    PYTHON=$(PYTHON) scripts/test-python.sh $(LIB) "$(PY_KERNEL_TESTS)" $$levels

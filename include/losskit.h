@@ -852,6 +852,119 @@ lk_status lk_linear_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
                         const double *cost, const double *weight, double *loss,
                         double *d_x, double *d_w, double *d_b);
 
+/* ============================================================================================
+ * Vocabulary-parallel dense rows — classes split across processes.
+ * ========================================================================================== */
+
+/* Per row, the values phase 1 writes to maxima (reduced with MAX) and phase 2 to sums (reduced
+ * with SUM). Since 0.3.0. */
+#define LK_VOCAB_MAXIMA 3
+#define LK_VOCAB_SUMS   7
+
+/* The dense loss of n rows of k classes whose classes are split across P processes (tensor /
+ * vocabulary parallelism, as Megatron-LM's vocab_parallel_cross_entropy): each process holds
+ * the columns [k_offset, k_offset + k_local) of the n*k scores (and of the costs), and every
+ * process gets the loss of lk_dense_f32 on the whole rows and the gradient of its own columns.
+ * The library does no communication: the caller runs three phases on every process, with its
+ * own all-reduces (MPI_Allreduce, torch.distributed.all_reduce, NCCL, ...) between them:
+ *
+ *   phase 1  writes maxima (n*LK_VOCAB_MAXIMA doubles)   ->  all-reduce maxima with MAX
+ *   phase 2  reads the reduced maxima, writes sums (n*LK_VOCAB_SUMS doubles), and for a max fear
+ *            (HINGE, PERCEPTRON, HOPE_FEAR with fear = LK_TERM_MAX) argmax (n doubles)
+ *                                                     ->  all-reduce sums with SUM, argmax with MAX
+ *   phase 3  reads the reduced maxima, sums and argmax; writes loss (the same on every process)
+ *            and grad (n*k_local: the gradient of this process's columns). No communication in
+ *            the backward pass.
+ *
+ * Per row: maxima = {max of v = s' + f c over the columns (the fear's argument), max of s' (the
+ * z-loss's log-sum-exp, when it is apart from the fear), a flag (below)}; sums = {sum of the exps
+ * exp(v - M) that are not exactly 1, the count of those that are (M and its exact ties), s'[g]
+ * on the process that owns g (0 elsewhere), sum of s' / k over the unmasked classes, the count of
+ * unmasked classes, and the same two exp sums for s' - max s'}; argmax = 1 where the gold reaches
+ * the max, else -j for the lowest class j that does, else -INFINITY. Counting the exact 1s apart
+ * keeps the digits of a loss near zero (the log-sum-exp is M + log1p(the others + (ties - 1))),
+ * and the argmax key reproduces the ties rule (the gold, else the lowest index). Exchanged per
+ * row and step: 3 doubles (MAX), 7 (SUM), and 1 more (MAX) for a max fear.
+ *
+ * Losses: those of lk_linear_f32 (LK_LOSS_LOG with label_smoothing, SOFTMAX_MARGIN, HINGE,
+ * PERCEPTRON, HOPE_FEAR with hope = LK_TERM_GOLD), with masks (-INFINITY), costs, softcap,
+ * z_loss, weights, ignore_label, reductions and threads as for lk_dense_f32; anything else is
+ * LK_ERR_UNSUPPORTED. Costs: cost holds this process's columns of the dense layout:
+ * n*k_local for LK_COST_PER_EXAMPLE, k*k_local (every gold row) for LK_COST_CLASS_MATRIX.
+ *
+ * Errors without deadlock: every process must take part in every reduction, so a process
+ * returns an error in phase 1 or 2 only for what every process sees alike (options, phase,
+ * pointers, sizes, labels, weights). A bad value in its own columns (+INFINITY, a masked gold
+ * under these gold-hope losses, a non-finite cost or one that overflows once scaled and added to
+ * its score) is written into the flag (maxima[i, 2] = 2 + 3 j + kind for global class j), and
+ * phase 3 returns LK_ERR_DOMAIN on every process, naming the row and the class (the highest such
+ * class of the lowest such row). A NaN score sets the flag to 1: that row's loss and gradient
+ * are NaN on every process. A row with every class masked (in every process) is LK_ERR_DOMAIN in
+ * phase 3.
+ *
+ * How, and at what cost: rows without costs or softcap (LOG, its label smoothing and z-loss,
+ * PERCEPTRON) run on the vector kernels of lk_dense, their exps in the input type: phase 1 one
+ * read of the columns, phases 2 and 3 one exp each per score (lk_dense makes one pass in all;
+ * measured 2.0x its time at P = 1, n = 1024, k = 32000, bench/vocab_parallel.py). The others
+ * (costs, softcap, HINGE) run a scalar loop in double, about 10x slower. No scratch beyond O(n)
+ * doubles.
+ *
+ * Accuracy: the results match lk_dense_f32/_f64 on the whole rows: LOG, PERCEPTRON and HINGE
+ * within 1e-6 (float32) and 4 ulps (float64) of the row's scale; with costs (SOFTMAX_MARGIN),
+ * where one process centres each exp on the argmax's own score and cost and a split centres it
+ * on the row's max of s + c in double, within the dense rows' bound, 4u of the conditioning.
+ * Measured against lk_dense and exact arithmetic by bindings/python/tests/test_vocab_parallel.py
+ * for P = 1, 2, 3, 4 and 7 (threads standing in for processes), by
+ * test_vocab_parallel_torch.py over gloo on 2 and 4 processes, and by
+ * bindings/c/vocab_parallel_mpi.c over Open MPI on 2 and 4 ranks. The same bits from run to run
+ * at a fixed P when the caller's reductions are deterministic (a MAX always is; a SUM over P
+ * processes is whatever the engine's is).
+ *
+ * @param opt      options (required).
+ * @param phase    1, 2 or 3 (else LK_ERR_OPTION).
+ * @param n        rows, >= 0.   @param k  classes of a whole row, >= 1 when n > 0.
+ * @param k_offset the first class of this process's columns, >= 0.
+ * @param k_local  this process's classes, >= 0, with k_offset + k_local <= k (a process may hold
+ *                 none; the shards of the P processes must cover [0, k) exactly once).
+ * @param scores   n*k_local, row-major; required when n > 0 and k_local > 0.
+ * @param gold     n global labels in [0, k) or equal to opt->ignore_label; required when n > 0.
+ * @param cost     this process's columns of the costs (above), when the loss reads costs (phases
+ *                 1 and 2, and 3 with grad).
+ * @param weight   n per-example weights, finite and >= 0, or NULL (all 1); the same on every
+ *                 process.
+ * @param maxima   n*LK_VOCAB_MAXIMA; written in phase 1, read (reduced) in 2 and 3; required.
+ * @param sums     n*LK_VOCAB_SUMS; written in phase 2, read (reduced) in 3; required in 2 and 3.
+ * @param argmax   n; written in phase 2, read (reduced) in 3; required in 2 and 3 by a max fear,
+ *                 else not used.
+ * @param loss     phase 3: n values under LK_REDUCE_NONE, else 1; or NULL.
+ * @param grad     phase 3: n*k_local, the gradient w.r.t. this process's scores (0 for rows not
+ *                 read and masked classes); or NULL.
+ * @return LK_OK;
+ *   LK_ERR_NULL        opt NULL; a required pointer NULL (above);
+ *   LK_ERR_OPTION      as lk_dense_f32; phase not 1, 2 or 3;
+ *   LK_ERR_UNSUPPORTED a loss whose hope is not the gold score;
+ *   LK_ERR_SIZE        n, k, k_offset or k_local negative; k_offset + k_local > k; k = 0 with
+ *                      n > 0; n*k_local, n*LK_VOCAB_MAXIMA, n*LK_VOCAB_SUMS (or the cost's
+ *                      n*k_local, k*k_local) elements overflowing the address space in bytes;
+ *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
+ *   LK_ERR_DOMAIN      a weight NaN, infinite or negative; under MEAN, a summed weight that
+ *                      overflows; in phases 2 and 3, a flag that is not one phase 1 writes; in
+ *                      phase 3, a bad value in any process's columns (the flag above), a row
+ *                      with every class masked, an argmax key that is not one phase 2 writes;
+ *   LK_ERR_ALLOC       the scratch could not be allocated.
+ * Since 0.3.0. */
+lk_status lk_vocab_dense_f32(const lk_options *opt, int32_t phase, int64_t n, int64_t k,
+                             int64_t k_offset, int64_t k_local, const float *scores,
+                             const int32_t *gold, const float *cost, const float *weight,
+                             double *maxima, double *sums, double *argmax, float *loss,
+                             float *grad);
+/* As lk_vocab_dense_f32, in double. Since 0.3.0. */
+lk_status lk_vocab_dense_f64(const lk_options *opt, int32_t phase, int64_t n, int64_t k,
+                             int64_t k_offset, int64_t k_local, const double *scores,
+                             const int32_t *gold, const double *cost, const double *weight,
+                             double *maxima, double *sums, double *argmax, double *loss,
+                             double *grad);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -2,12 +2,14 @@
 # Installs, with apt-get (Debian), the system tools the tests use beyond the Swift toolchain and
 # only those missing: cmake and pkg-config (make test-install builds programs against an
 # installed LossKit with both), a C and a C++ compiler, and binutils (readelf, nm, strip, objcopy:
-# the shipped-library checks and scripts/stage-libs.sh). Nothing is installed, and apt-get is not
-# run, when every tool is already there. Non-interactive; as root, or through sudo without a
+# the shipped-library checks and scripts/stage-libs.sh), and Open MPI's compiler wrapper and
+# launcher (make test-mpi: the vocabulary-parallel example on real processes). Nothing is
+# installed, and apt-get is not run, when every tool is already there. Non-interactive; as root, or through sudo without a
 # password. `make setup-system` runs it; `make test` does too.
 set -euo pipefail
 # command:package
-wanted="cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils nm:binutils strip:binutils objcopy:binutils"
+wanted="cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils nm:binutils strip:binutils objcopy:binutils
+        mpicc:libopenmpi-dev mpirun:openmpi-bin"
 missing=()
 for pair in $wanted; do
     command -v "${pair%%:*}" >/dev/null 2>&1 && continue
@@ -15,7 +17,7 @@ for pair in $wanted; do
     [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup-system: cmake, pkg-config, cc, c++ and binutils are installed"
+    echo "setup-system: cmake, pkg-config, cc, c++, binutils and Open MPI are installed"
     exit 0
 fi
 command -v apt-get >/dev/null 2>&1 || {

@@ -29,7 +29,9 @@
 //                   and class weights (LSoftmax: products by Kernels/MatrixKernels, then the log
 //                   loss of each row); the fused linear + loss (Linear: logits x w^T + b made
 //                   tile by tile with an online max / log-sum-exp, recomputed for the gradient,
-//                   never n x k of them at once)
+//                   never n x k of them at once); dense rows whose classes are split across
+//                   processes (VocabParallel: Linear's per-row terms as local maxima and sums
+//                   that the caller's MAX and SUM all-reduces combine, three phases)
 //   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
 //                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
 //                   (TagVectors), matrix products (MatrixKernels)

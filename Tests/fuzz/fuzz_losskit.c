@@ -281,7 +281,7 @@ enum {
     E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
     E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
     E_LSOFTMAX32, E_LSOFTMAX64, E_DENSE_HESSIAN32, E_DENSE_HESSIAN64, E_LISTS_HESSIAN32,
-    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_COUNT
+    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_VOCAB32, E_VOCAB64, E_COUNT
 };
 static const char *entry_names[E_COUNT] = {
     "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
@@ -289,6 +289,7 @@ static const char *entry_names[E_COUNT] = {
     "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
     "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64", "lk_dense_hessian_f32",
     "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64", "lk_linear_f32", "lk_linear_f64",
+    "lk_vocab_dense_f32", "lk_vocab_dense_f64",
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
@@ -1182,6 +1183,76 @@ done:
     free(opt.p);
 }
 
+/* lk_vocab_dense_*: the options of dense rows, a phase (0 and 4 are invalid), n, k and a shard
+ * [k_offset, k_offset + k_local) of any size. The reduced statistics a phase reads are either
+ * bytes of the input (any values: the phase must refuse what phases 1 and 2 cannot produce, and
+ * never crash or give NaN from them) or, with the mode's bit 3, the library's own phases 1 and 2
+ * on the same arguments (as if this process were the only one), to reach the computing pass. */
+static void run_vocab(Reader *r, int type) {
+    int entry = type == F32 ? E_VOCAB32 : E_VOCAB64;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    uint8_t mode = u8(r);
+    int32_t phase = mode % 5;
+    int genuine = (mode >> 3) & 1;
+    int64_t n = size_arg(r, 5), k = size_arg(r, 7), k_offset = size_arg(r, 4), k_local = size_arg(r, 7);
+    int64_t rows = n > 0 ? n : 0;
+    int nonzero = n != 0;
+    int32_t layout = opt.o.cost_layout;
+    if (n < 0 || k < 0 || k_offset < 0 || k_local < 0 || k_offset > k || k_local > k - k_offset || (n > 0 && k < 1))
+        call.impossible = 1;
+    int64_t columns = k_local > 0 ? k_local : 0;
+    void *scores = buf(&call, nonzero ? cnt2(type, n, columns) : (Count){0, 0}, type, 0, "scores");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(type, rows, columns)
+             : layout == LK_COST_CLASS_MATRIX && nonzero ? cnt2(type, k > 0 ? k : 0, columns) : (Count){0, 0};
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
+    void *cost = buf(&call, cc, type, 0, "cost");
+    void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
+    double *maxima = buf(&call, cnt2(F64, rows, LK_VOCAB_MAXIMA), F64, phase == 1, "maxima");
+    double *sums = buf(&call, cnt2(F64, rows, LK_VOCAB_SUMS), F64, phase == 2, "sums");
+    double *argmax = buf(&call, cnt1(F64, rows), F64, phase == 2, "argmax");
+    void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, phase == 3, "loss");
+    void *grad = buf(&call, nonzero ? cnt2(type, n, columns) : (Count){0, 0}, type, phase == 3, "grad");
+    if (call.skip && !call.impossible) {
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, scores, type, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, cost, type, 0);
+    fill_values(&call, r, weight, type, 1);
+#define VOCAB_CALL(ph, mx, sm, am, lo, gr)                                                                   \
+    (type == F32 ? lk_vocab_dense_f32(opt.p, ph, n, k, k_offset, k_local, scores, gold, cost, weight, mx, sm, am, \
+                                      lo, gr)                                                               \
+                 : lk_vocab_dense_f64(opt.p, ph, n, k, k_offset, k_local, scores, gold, cost, weight, mx, sm, am, \
+                                      lo, gr))
+    if (genuine && phase >= 2 && !call.impossible) {
+        if (VOCAB_CALL(1, maxima, NULL, NULL, NULL, NULL) == LK_OK && phase == 3)
+            (void)VOCAB_CALL(2, maxima, sums, argmax, NULL, NULL);
+    } else {
+        if (phase >= 2) fill_values(&call, r, maxima, F64, 0);
+        if (phase >= 3) {
+            fill_values(&call, r, sums, F64, 0);
+            fill_values(&call, r, argmax, F64, 0);
+        }
+    }
+    /* A flag of 1 (reduced with MAX) says a NaN score is in some process's columns. */
+    if (phase >= 2 && maxima)
+        for (int64_t i = 0; i < elems_of(&call, maxima) / LK_VOCAB_MAXIMA; i++)
+            if (maxima[i * LK_VOCAB_MAXIMA + 2] == 1) call.nan_in = 1;
+    size_args(&call, 4, (const char *[]){"n", "k", "k_offset", "k_local"}, (int64_t[]){n, k, k_offset, k_local});
+    before_call(entry, &call, &opt);
+    lk_status st = VOCAB_CALL(phase, maxima, sums, argmax, loss, grad);
+#undef VOCAB_CALL
+    check(entry, &call, &opt, 1, st, 0);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     current_input = data;
     current_size = size;
@@ -1190,8 +1261,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t b = first % 64;
     int entry = b < 4 ? b : 4 + (b - 4) % 12;
     /* The first byte's top bit turns dense and lists into their Hessian entry points (the
-     * same inputs and one more output), and L-Softmax into the fused linear layer + loss (its
-     * shapes, then a bias and costs); the seeds of the other entry points keep their call. */
+     * same inputs and one more output), L-Softmax into the fused linear layer + loss (its
+     * shapes, then a bias and costs), and chain marginals into vocabulary-parallel dense rows;
+     * the seeds of the other entry points keep their call. */
     int hessian = first >= 128;
     switch (entry) {
     case E_DENSE32: run_dense(&r, F32, hessian); break;
@@ -1202,8 +1274,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case E_CHAIN64: run_chain(&r, F64); break;
     case E_VITERBI32: run_decode(&r, F32, 0); break;
     case E_VITERBI64: run_decode(&r, F64, 0); break;
-    case E_MARGINALS32: run_decode(&r, F32, 1); break;
-    case E_MARGINALS64: run_decode(&r, F64, 1); break;
+    case E_MARGINALS32: if (hessian) run_vocab(&r, F32); else run_decode(&r, F32, 1); break;
+    case E_MARGINALS64: if (hessian) run_vocab(&r, F64); else run_decode(&r, F64, 1); break;
     case E_LSOFTMAX32: if (hessian) run_linear(&r, F32); else run_lsoftmax(&r, F32); break;
     case E_LSOFTMAX64: if (hessian) run_linear(&r, F64); else run_lsoftmax(&r, F64); break;
     default: run_small(&r, entry); break;

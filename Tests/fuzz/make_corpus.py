@@ -52,6 +52,13 @@ def hand_made():
         # impossible size, found before anything is read).
         ("linear_f64_small", [0x80 | E["lsoftmax_f64"], 0, 3, 0] + no_nulls + [3, 2, 4]),
         ("linear_f32_d_2_62", [0x80 | E["lsoftmax_f32"]] + plain_opts + no_nulls + [1, SIZE["2^62"], 4]),
+        # Vocabulary-parallel dense rows: each phase on n = 3, k = 6, the columns [2, 5), with
+        # genuine statistics (mode bit 3) for phases 2 and 3; hinge (loss byte 2) for the argmax;
+        # and k_offset = 2^62 (an impossible shard).
+        *[(f"vocab_f64_phase_{p}_{name}", [0x80 | E["marginals_f64"], 0, loss, 0] + no_nulls + [8 | p, 3, 6, 2, 3])
+          for p in (1, 2, 3) for name, loss in (("log", 0), ("hinge", 2))],
+        ("vocab_f32_phase_3_log", [0x80 | E["marginals_f32"]] + plain_opts + no_nulls + [8 | 3, 3, 6, 0, 6]),
+        ("vocab_f64_offset_2_62", [0x80 | E["marginals_f64"]] + plain_opts + no_nulls + [1, 2, 6, SIZE["2^62"], 3]),
     ]
 
 
@@ -74,6 +81,8 @@ FOUND = [
     ("dense_f64_ramp_minus_inf_loss_plus_inf_z_loss", "51dec8925353ffffffffffffffff535b5353020000005353535353535353d7105810d000d2d2cb747200010000"),
     ("linear_f64_perceptron_z_loss_weight_1e300_bias_dbl_max", "ffdede00ac282b48283d6d487148486f75626c654fecd19595cbcb617267c1cb"),
     ("lists_f32_perceptron_oracle_by_cost_weight_flt_max", "0608aa2da57f04840003c52cc5c5c5c5c5c5413ac5c5c5fe08fefefefe0000000fc5c52c85c5c5e55d"),
+    ("vocab_f64_nan_row_argmax_minus_inf_trap", "8d00020100002b2b2b06400640020362912b2b2b06ffffffffff1b582be9"),
+    ("vocab_f32_subnormal_flag_nan_loss", "8c4ac3104b4a2c624a7662e3e3e3e3e3e3e3e3e33be3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3000000000000000000000000e3e9aa"),
     ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),
 ]
 
@@ -86,10 +95,11 @@ def main():
         rng = random.Random(entry)
         for length in (12, 48, 160):
             inputs.append((f"{name}_random_{length}", bytes([entry] + [rng.randrange(256) for _ in range(length)])))
-    # The first byte's top bit: the Hessian entry points (dense, lists) and the fused linear layer
-    # (L-Softmax's entries).
+    # The first byte's top bit: the Hessian entry points (dense, lists), the fused linear layer
+    # (L-Softmax's entries) and vocabulary-parallel dense rows (chain marginals' entries).
     for names, seed, rename in ((("dense_f32", "dense_f64", "lists_f32", "lists_f64"), 100, ("_f", "_hessian_f")),
-                                (("lsoftmax_f32", "lsoftmax_f64"), 200, ("lsoftmax", "linear"))):
+                                (("lsoftmax_f32", "lsoftmax_f64"), 200, ("lsoftmax", "linear")),
+                                (("marginals_f32", "marginals_f64"), 300, ("marginals", "vocab"))):
         for name in names:
             entry = E[name]
             rng = random.Random(seed + entry)

@@ -48,7 +48,9 @@
     X(lk_lsoftmax_f32) \
     X(lk_lsoftmax_f64) \
     X(lk_linear_f32) \
-    X(lk_linear_f64)
+    X(lk_linear_f64) \
+    X(lk_vocab_dense_f32) \
+    X(lk_vocab_dense_f64)
 
 /* Answered by liblosskit.so itself, the same in every build (a build of another version is never
  * loaded). */

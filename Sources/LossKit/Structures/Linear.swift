@@ -32,7 +32,7 @@ enum Linear {
         var costFactor: Double
         var smoothing: Double
 
-        init(_ recipe: Recipe) throws(Failure) {
+        init(_ recipe: Recipe, entry: String = "lk_linear") throws(Failure) {
             switch recipe {
             case .fearMinusHope(.logSumExp(let a), .gold):
                 (fearIsMax, costFactor, smoothing) = (false, a, 0)
@@ -41,7 +41,7 @@ enum Linear {
             case .smoothedLog(let epsilon):
                 (fearIsMax, costFactor, smoothing) = (false, 0, epsilon)
             default:
-                throw .unsupported("lk_linear computes the losses whose hope is the gold score: LOG (with label "
+                throw .unsupported("\(entry) computes the losses whose hope is the gold score: LOG (with label "
                                    + "smoothing), SOFTMAX_MARGIN, HINGE, PERCEPTRON and HOPE_FEAR with hope = "
                                    + "LK_TERM_GOLD; not this opt->loss")
             }

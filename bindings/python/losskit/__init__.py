@@ -57,10 +57,11 @@ from ._lists import ListsResult, lists
 from ._chains import ChainResult, MarginalsResult, ViterbiResult, chain, marginals, viterbi
 from ._lsoftmax import LSoftmaxResult, lsoftmax
 from ._linear import LinearResult, linear
+from ._vocab import VocabParallelResult, vocab_parallel
 
 __all__ = ["dense", "DenseResult", "lists", "ListsResult", "chain", "ChainResult", "viterbi",
            "ViterbiResult", "marginals", "MarginalsResult", "lsoftmax", "LSoftmaxResult", "linear", "LinearResult",
-           "LossKitError", "version", "version_number", "cpu_level", "library_path"]
+           "vocab_parallel", "VocabParallelResult", "LossKitError", "version", "version_number", "cpu_level", "library_path"]
 
 
 def version() -> str:

@@ -113,10 +113,12 @@ def make_options(*, loss, reduction, cost_scale, threads, ignore_label=-100, cos
     return opt
 
 
-def dense_costs(cost, cost_layout, n: int, k: int, dtype):
-    """(layout, cost array) of a dense-row call (losskit.dense, losskit.linear): the layout as
-    given, or inferred from cost's shape ((n, k) per example, (k, k) a class matrix; ambiguous
-    when n == k); the array converted to the computing dtype, or None."""
+def dense_costs(cost, cost_layout, n: int, k: int, dtype, columns: int | None = None):
+    """(layout, cost array) of a dense-row call (losskit.dense, losskit.linear,
+    losskit.vocab_parallel): the layout as given, or inferred from cost's shape ((n, columns) per
+    example, (k, columns) a class matrix; ambiguous when n == k); the array converted to the
+    computing dtype, or None. columns is k but for a process's shard of the classes."""
+    columns = k if columns is None else columns
     layout = cost_layout
     if layout is not None:
         _pick(COST_LAYOUTS, layout, "cost_layout")
@@ -125,17 +127,19 @@ def dense_costs(cost, cost_layout, n: int, k: int, dtype):
             raise ValueError(f"cost_layout={layout!r} needs a cost array")
         return layout, None
     shape = np.shape(cost)
+    per_example, class_matrix = (n, columns), (k, columns)
     if layout is None:
-        if shape == (n, k) and shape == (k, k):
+        if shape == per_example and shape == class_matrix:
             raise ValueError(f"cost of shape {shape} is ambiguous when n == k: "
                              "pass cost_layout='per_example' or 'class_matrix'")
-        if shape not in ((n, k), (k, k)):
-            raise ValueError(f"cost must have shape (n, k) = {(n, k)} (per example) or "
-                             f"(k, k) = {(k, k)} (class matrix), got {shape}")
-        layout = "per_example" if shape == (n, k) else "class_matrix"
+        if shape not in (per_example, class_matrix):
+            name = "k" if columns == k else "k_local"
+            raise ValueError(f"cost must have shape (n, {name}) = {per_example} (per example) or "
+                             f"(k, {name}) = {class_matrix} (class matrix), got {shape}")
+        layout = "per_example" if shape == per_example else "class_matrix"
     if layout == "zero_one":
         raise ValueError("cost is given, but cost_layout='zero_one' ignores it")
-    return layout, as_float(cost, dtype, "cost", (n, k) if layout == "per_example" else (k, k))
+    return layout, as_float(cost, dtype, "cost", per_example if layout == "per_example" else class_matrix)
 
 
 def features_and_weights(x, w):
@@ -151,6 +155,19 @@ def features_and_weights(x, w):
         raise ValueError(f"w must be 2-D (k, d = {d}), got shape {wa.shape}")
     k = wa.shape[0]
     return as_float(xa, dtype, "x", (n, d)), as_float(wa, dtype, "w", (k, d)), dtype, n, d, k
+
+
+def gold_hope_options(*, loss, reduction, cost_scale, threads, ignore_label, layout, label_smoothing, hope, fear,
+                      hope_scale, fear_scale, z_loss, softcap) -> Options:
+    """The (cached) lk_options of the calls whose losses have the gold as their hope
+    (losskit.linear, losskit.vocab_parallel): the same keyword options, the same struct."""
+    key = ("gold hope", loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
+           layout, label_smoothing, hope, fear, hope_scale, fear_scale, z_loss, softcap)
+    return options(key, lambda: make_options(
+        loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
+        ignore_label=ignore_label, cost_layout=layout, label_smoothing=label_smoothing,
+        hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale, z_loss=z_loss,
+        softcap=softcap))
 
 
 def lists_options(loss, **options) -> Options:

@@ -63,13 +63,9 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
     g = c.as_labels(gold, "gold", (n,))
     layout, cost_array = c.dense_costs(cost, cost_layout, n, k, dtype)
     wt = None if weight is None else c.as_float(weight, dtype, "weight", (n,))
-    key = ("linear", loss, reduction, cost_scale, threads, type(threads), ignore_label, type(ignore_label),
-           layout, label_smoothing, hope, fear, hope_scale, fear_scale, z_loss, softcap)
-    opt = c.options(key, lambda: c.make_options(
-        loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
-        ignore_label=ignore_label, cost_layout=layout, label_smoothing=label_smoothing,
-        hope=hope, fear=fear, hope_scale=hope_scale, fear_scale=fear_scale, z_loss=z_loss,
-        softcap=softcap))
+    opt = c.gold_hope_options(loss=loss, reduction=reduction, cost_scale=cost_scale, threads=threads,
+                              ignore_label=ignore_label, layout=layout, label_smoothing=label_smoothing, hope=hope,
+                              fear=fear, hope_scale=hope_scale, fear_scale=fear_scale, z_loss=z_loss, softcap=softcap)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     d_x = np.empty((n, d), dtype=dtype) if with_grad else None
     d_w = np.empty((k, d), dtype=dtype) if with_grad else None

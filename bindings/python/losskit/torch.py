@@ -39,10 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _chains, _dense, _lists, _lsoftmax
+from . import _chains, _dense, _lists, _lsoftmax, _vocab
 
 __all__ = ["dense", "lists", "chain", "lsoftmax", "DenseLoss", "ListsLoss", "ChainLoss", "LSoftmax",
-           "CRF", "Constraints", "allowed_transitions", "transition_constraints"]
+           "CRF", "Constraints", "allowed_transitions", "transition_constraints",
+           "vocab_parallel_cross_entropy"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _REDUCTIONS = ("mean", "sum", "none")
@@ -189,6 +190,70 @@ def lists(scores, offsets, gold, *, loss="log", reduction="mean", cost=None, wei
     _not_differentiated(cost=cost, weight=weight)
     return _ListsFunction.apply(scores, offsets, gold, cost, weight, _reduction(reduction), options,
                                 _track(scores))
+
+
+class _VocabParallelFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits, target, weight, reduction, k, k_offset, group, options, track):
+        import torch.distributed as dist
+
+        def reducer(op):
+            def reduce(a):
+                dist.all_reduce(torch.from_numpy(a), op=op, group=group)  # in place, on a's memory
+            return reduce
+
+        need = track and ctx.needs_input_grad[0]
+        r = _vocab.vocab_parallel(_array(logits, "logits"), _data(target, "target"), k=k, k_offset=k_offset,
+                                  all_reduce_max=reducer(dist.ReduceOp.MAX),
+                                  all_reduce_sum=reducer(dist.ReduceOp.SUM), weight=_data(weight, "weight"),
+                                  reduction=reduction, with_grad=need, **options)
+        ctx.reduction, ctx.dtype = reduction, logits.dtype
+        ctx.grad = torch.from_numpy(r.grad) if need else None
+        return _loss_tensor(r.loss, logits.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        # Each process's columns only: no communication.
+        return (_scaled(ctx.grad, g, ctx.reduction, ctx.dtype),) + (None,) * 8
+
+
+def vocab_parallel_cross_entropy(logits, target, *, group=None, k=None, k_offset=None, loss="log",
+                                 reduction="mean", ignore_index=-100, label_smoothing=0.0, weight=None,
+                                 z_loss=0.0, softcap=None, **options):
+    """Cross-entropy (or another gold-hope dense loss) over logits whose classes are split across
+    the processes of a torch.distributed group (Megatron-LM's vocab_parallel_cross_entropy, on the
+    CPU): ``logits`` (n, k_local) are this process's columns [k_offset, k_offset + k_local) of
+    the (n, k) logits; ``target`` (n,) holds global classes. Returns the loss of the whole rows (the
+    same on every process); backward writes the gradient of this process's columns, with no
+    communication. The forward makes two all-reduces of a few float64 values per row (MAX, then
+    SUM; one more MAX for "hinge" / "perceptron"), see losskit.vocab_parallel.
+
+    k and k_offset default to the processes' shards in rank order (an all-gather of each
+    process's k_local, once per call, when either is not given). ``loss`` is "log" (default),
+    "softmax_margin", "hinge", "perceptron" or "hope_fear" (hope "gold"); ignore_index,
+    label_smoothing, weight (per example, the same on every process), z_loss and softcap as in
+    losskit.torch.dense; other options (cost, cost_layout, cost_scale, threads, ...) as in
+    losskit.vocab_parallel. Every process of the group must call it with the same target and
+    options."""
+    import torch.distributed as dist
+
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be 2-D (n, k_local), got shape {tuple(logits.shape)}")
+    if k is None or k_offset is None:
+        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(sizes, torch.tensor([logits.shape[1]], dtype=torch.int64), group=group)
+        sizes = [int(t) for t in sizes]
+        rank = dist.get_rank(group)
+        k = sum(sizes) if k is None else k
+        k_offset = sum(sizes[:rank]) if k_offset is None else k_offset
+    options.update(loss=loss, ignore_label=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+                   softcap=softcap)
+    _not_differentiated(weight=weight, cost=options.get("cost"))
+    if isinstance(options.get("cost"), torch.Tensor):
+        options["cost"] = _data(options["cost"], "cost")
+    return _VocabParallelFunction.apply(logits, target, weight, _reduction(reduction), int(k), int(k_offset), group,
+                                        options, _track(logits))
 
 
 class DenseLoss(nn.Module):
