@@ -892,15 +892,21 @@ lk_status lk_linear_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
  * LK_ERR_UNSUPPORTED. Costs: cost holds this process's columns of the dense layout:
  * n*k_local for LK_COST_PER_EXAMPLE, k*k_local (every gold row) for LK_COST_CLASS_MATRIX.
  *
- * Errors without deadlock: every process must take part in every reduction, so a process
- * returns an error in phase 1 or 2 only for what every process sees alike (options, phase,
- * pointers, sizes, labels, weights). A bad value in its own columns (+INFINITY, a masked gold
- * under these gold-hope losses, a non-finite cost or one that overflows once scaled and added to
- * its score) is written into the flag (maxima[i, 2] = 2 + 3 j + kind for global class j), and
- * phase 3 returns LK_ERR_DOMAIN on every process, naming the row and the class (the highest such
- * class of the lowest such row). A NaN score sets the flag to 1: that row's loss and gradient
- * are NaN on every process. A row with every class masked (in every process) is LK_ERR_DOMAIN in
- * phase 3.
+ * Errors without deadlock: every process must take part in every reduction, so phases 1 and 2
+ * return an error only for what every process sees alike (options, phase, n, k, labels, weights,
+ * the maxima and sums they read) or for a mistake in the process's own arguments (a NULL
+ * pointer, k_offset and k_local, the byte sizes of its own buffers: check these before the first
+ * phase, since the other processes would then wait in a reduction); they allocate nothing. A bad
+ * value in its own columns (+INFINITY, a masked gold under these gold-hope losses, a cost that is
+ * not finite or overflows once scaled and added to its score; costs are read as by lk_dense,
+ * for every candidate that is not masked, whatever cost_scale) is written into the flag
+ * (maxima[i, 2] = 2 + 3 j + kind for global class j), and phase 3 returns LK_ERR_DOMAIN on every
+ * process, naming the row and the class (the highest such class of the lowest such row). A NaN
+ * score sets the flag to 1: that row's loss and gradient are NaN on every process. A row with
+ * every class masked (in every process) is LK_ERR_DOMAIN in phase 3. Phase 3 also refuses
+ * statistics phases 1 and 2 cannot produce (a maximum, gold score or mean beyond the type's
+ * range, negative or infinite exp sums, counts that are not whole numbers in [1, k]), so that
+ * no garbage becomes a NaN.
  *
  * How, and at what cost: rows without costs or softcap (LOG, its label smoothing and z-loss,
  * PERCEPTRON) run on the vector kernels of lk_dense, their exps in the input type: phase 1 one
@@ -935,23 +941,24 @@ lk_status lk_linear_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
  * @param maxima   n*LK_VOCAB_MAXIMA; written in phase 1, read (reduced) in 2 and 3; required.
  * @param sums     n*LK_VOCAB_SUMS; written in phase 2, read (reduced) in 3; required in 2 and 3.
  * @param argmax   n; written in phase 2, read (reduced) in 3; required in 2 and 3 by a max fear,
- *                 else not used.
+ *                 else neither read nor written.
  * @param loss     phase 3: n values under LK_REDUCE_NONE, else 1; or NULL.
  * @param grad     phase 3: n*k_local, the gradient w.r.t. this process's scores (0 for rows not
  *                 read and masked classes); or NULL.
  * @return LK_OK;
  *   LK_ERR_NULL        opt NULL; a required pointer NULL (above);
- *   LK_ERR_OPTION      as lk_dense_f32; phase not 1, 2 or 3;
+ *   LK_ERR_OPTION      as lk_dense_f32; phase not 1, 2 or 3 (before LK_ERR_UNSUPPORTED);
  *   LK_ERR_UNSUPPORTED a loss whose hope is not the gold score;
- *   LK_ERR_SIZE        n, k, k_offset or k_local negative; k_offset + k_local > k; k = 0 with
- *                      n > 0; n*k_local, n*LK_VOCAB_MAXIMA, n*LK_VOCAB_SUMS (or the cost's
+ *   LK_ERR_SIZE        n, k, k_offset or k_local negative; k above 2^50 (class indices travel in
+ *                      doubles); k_offset + k_local > k; k = 0 with n > 0; n*k_local, n*LK_VOCAB_MAXIMA, n*LK_VOCAB_SUMS (or the cost's
  *                      n*k_local, k*k_local) elements overflowing the address space in bytes;
  *   LK_ERR_LABEL       a gold outside [0, k) that is not ignore_label (weight != 0);
  *   LK_ERR_DOMAIN      a weight NaN, infinite or negative; under MEAN, a summed weight that
  *                      overflows; in phases 2 and 3, a flag that is not one phase 1 writes; in
  *                      phase 3, a bad value in any process's columns (the flag above), a row
- *                      with every class masked, an argmax key that is not one phase 2 writes;
- *   LK_ERR_ALLOC       the scratch could not be allocated.
+ *                      with every class masked, maxima, sums or an argmax key that phases 1
+ *                      and 2 cannot write (above);
+ *   LK_ERR_ALLOC       phase 3's O(n) scratch could not be allocated.
  * Since 0.3.0. */
 lk_status lk_vocab_dense_f32(const lk_options *opt, int32_t phase, int64_t n, int64_t k,
                              int64_t k_offset, int64_t k_local, const float *scores,

@@ -1188,6 +1188,23 @@ done:
  * bytes of the input (any values: the phase must refuse what phases 1 and 2 cannot produce, and
  * never crash or give NaN from them) or, with the mode's bit 3, the library's own phases 1 and 2
  * on the same arguments (as if this process were the only one), to reach the computing pass. */
+typedef struct {
+    int type;
+    int64_t n, k, k_offset, k_local;
+    const void *scores, *cost, *weight;
+    const int32_t *gold;
+    double *maxima, *sums, *argmax;
+} VocabArgs;
+
+/* Phase 3 again under the options given (LK_REDUCE_NONE): note_inf_pair's second look. */
+static lk_status vocab_again(const lk_options *o, void *ctx, void *out) {
+    const VocabArgs *a = ctx;
+    return a->type == F32 ? lk_vocab_dense_f32(o, 3, a->n, a->k, a->k_offset, a->k_local, a->scores, a->gold,
+                                               a->cost, a->weight, a->maxima, a->sums, a->argmax, out, NULL)
+                          : lk_vocab_dense_f64(o, 3, a->n, a->k, a->k_offset, a->k_local, a->scores, a->gold,
+                                               a->cost, a->weight, a->maxima, a->sums, a->argmax, out, NULL);
+}
+
 static void run_vocab(Reader *r, int type) {
     int entry = type == F32 ? E_VOCAB32 : E_VOCAB64;
     Opt opt;
@@ -1213,7 +1230,10 @@ static void run_vocab(Reader *r, int type) {
     void *weight = buf(&call, cnt1(type, rows), type, 0, "weight");
     double *maxima = buf(&call, cnt2(F64, rows, LK_VOCAB_MAXIMA), F64, phase == 1, "maxima");
     double *sums = buf(&call, cnt2(F64, rows, LK_VOCAB_SUMS), F64, phase == 2, "sums");
-    double *argmax = buf(&call, cnt1(F64, rows), F64, phase == 2, "argmax");
+    /* argmax: written (phase 2) and read (phase 3) by a max fear only, else left alone */
+    int max_fear = opt.p && (opt.o.loss == LK_LOSS_PERCEPTRON || opt.o.loss == LK_LOSS_HINGE ||
+                             (opt.o.loss == LK_LOSS_HOPE_FEAR && opt.o.fear == LK_TERM_MAX));
+    double *argmax = buf(&call, cnt1(F64, rows), F64, phase == 2 && max_fear, "argmax");
     void *loss = buf(&call, cnt1(type, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), type, phase == 3, "loss");
     void *grad = buf(&call, nonzero ? cnt2(type, n, columns) : (Count){0, 0}, type, phase == 3, "grad");
     if (call.skip && !call.impossible) {
@@ -1247,6 +1267,11 @@ static void run_vocab(Reader *r, int type) {
     before_call(entry, &call, &opt);
     lk_status st = VOCAB_CALL(phase, maxima, sums, argmax, loss, grad);
 #undef VOCAB_CALL
+    if (phase == 3) {
+        /* A NaN total is right where the rows' losses are +inf and -inf (beyond the range). */
+        VocabArgs args = {type, n, k, k_offset, k_local, scores, cost, weight, gold, maxima, sums, argmax};
+        note_inf_pair(&call, &opt, st, loss, type, n, vocab_again, &args);
+    }
     check(entry, &call, &opt, 1, st, 0);
 done:
     free_call(&call);

@@ -151,7 +151,13 @@ enum Recipe: Equatable {
             // The gold's entry in one rounding, (p[g] - 1) + eps (1 - 1/K): exactly 0 when K = 1,
             // where adding eps to a rounded -eps/K would leave round(eps) - eps.
             x.setGoldGradient(atGold + coefficient * epsilon * ((k - 1) / k))
-            return log + epsilon * (goldScore - sum / k)
+            let value = log + epsilon * (goldScore - sum / k)
+            guard !value.isFinite else { return value }
+            // The sum of the scores (or what is formed from it) beyond the double range, where
+            // the mean and the loss need not be: the mean summed in parts s[y] / K, the loss in eighths.
+            let mean = x.meanOfUnmaskedScores(k)
+            let eighths = log / 8 + epsilon * (goldScore / 8 - mean / 8)
+            return eighths.isFinite ? 8 * eighths : value
         case .squared(let kappa, let target):
             let k = Double(x.unmaskedCount)
             // 2 c s / K and 2 c kappa miss / K with the exact doubling last: the same bits as

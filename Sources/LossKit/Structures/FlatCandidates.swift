@@ -509,6 +509,14 @@ extension FlatCandidates {
         return sums
     }
 
+    /// The mean of the unmasked scores summed as parts s[y] / K (finite: each part is), for a
+    /// sum of the scores that overflows; a scalar pass, taken only then.
+    func meanOfUnmaskedScores(_ k: Double) -> Double {
+        var mean = 0.0
+        for y in 0..<count where scores[y] != -.infinity { mean += scores[y].asDouble / k }
+        return mean
+    }
+
     /// SETS the gold's gradient to `value`.
     func setGoldGradient(_ value: Double) {
         gradient?[goldIndex] = T(rounding: value)

@@ -28,12 +28,15 @@ import Glibc
 enum VocabParallel {
     static let maxima = Int(LK_VOCAB_MAXIMA)
     static let sums = Int(LK_VOCAB_SUMS)
+    /// The largest k: class indices travel in doubles (the flag 2 + 3 j + kind, the argmax key
+    /// -j), exact below 2^53.
+    static let largestK = 1 << 50
 
     /// The flag of maxima[2]: 0 clean, 1 a NaN score, else 2 + 3 j + kind for a bad value at
     /// global class j (so that MAX keeps a real one, of the highest class).
     enum Flag: Int {
         case infiniteScore = 0, badCost = 1, maskedGold = 2
-        static func code(_ kind: Flag, _ j: Int) -> Double { Double(2 + 3 * j + kind.rawValue) }
+        static func code(_ kind: Flag, _ j: Int) -> Double { Double(2 + 3 * j + kind.rawValue) }  // j < 2^50
     }
 
     static func compute<T: StorageFloat>(
@@ -43,8 +46,8 @@ enum VocabParallel {
         argmax: UnsafeMutablePointer<Double>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .dense, computingIn: T.self)
-        let lossKind = try Linear.Loss(options.recipe, entry: "lk_vocab_dense")
         guard (1...3).contains(phase) else { throw .option("phase = \(phase) is not 1, 2 or 3") }
+        let lossKind = try Linear.Loss(options.recipe, entry: "lk_vocab_dense")
         let call = Call(options: options, phase: Int(phase), fearIsMax: lossKind.fearIsMax, n: n, k: k,
                         kOffset: kOffset, kLocal: kLocal, scores: scores, gold: gold, cost: cost, weight: weight,
                         maxima: maxima, sums: sums, argmax: argmax, loss: loss, grad: grad)
@@ -65,7 +68,9 @@ extension VocabParallel {
 
         /// v = s, uncapped and without costs: the rows run on the vector kernels (RowKernel), the
         /// exps in the input type as lk_dense's; the other recipes run the scalar loops in double.
-        var plain: Bool { checked.costWeight == 0 && options.shaping.softcap == 0 && !checked.zLossApart }
+        var plain: Bool {
+            checked.costWeight == 0 && checked.layout == .zeroOne && options.shaping.softcap == 0 && !checked.zLossApart
+        }
 
         @inline(__always) func rowOf(_ i: Int) -> PlainRow<T> {
             PlainRow(scores: shape.scores + i * shape.kLocal, count: shape.kLocal)
@@ -140,18 +145,25 @@ extension VocabParallel {
                     for c in 0..<shape.kLocal {
                         let j = shape.kOffset + c
                         let raw = shape.scores[i * shape.kLocal + c].asDouble
-                        if raw.isNaN { flag = Swift.max(flag, 1); continue }
                         if raw == .infinity { flag = Swift.max(flag, Flag.code(.infiniteScore, j)); continue }
-                        guard let (s, _, v) = column(i, g, c) else {
+                        if raw == -.infinity {
                             if j == g { flag = Swift.max(flag, Flag.code(.maskedGold, j)) }
                             continue
                         }
-                        if a != 0 {
+                        // The cost of every candidate that is not masked is read (as lk_dense
+                        // does, whatever cost_scale), a NaN score's too.
+                        if checked.layout != .zeroOne {
                             let cost = costOf(i, g, j, c)
-                            guard cost.isFinite, (a * cost).isFinite, v.magnitude <= limit else {
+                            guard cost.isFinite, (a * cost).isFinite else {
                                 flag = Swift.max(flag, Flag.code(.badCost, j))
                                 continue
                             }
+                        }
+                        if raw.isNaN { flag = Swift.max(flag, 1); continue }
+                        guard let (s, _, v) = column(i, g, c) else { continue }
+                        guard v.magnitude <= limit else {
+                            flag = Swift.max(flag, Flag.code(.badCost, j))
+                            continue
                         }
                         fearMax = Swift.max(fearMax, v)
                         plainMax = Swift.max(plainMax, s)
@@ -227,7 +239,7 @@ extension VocabParallel {
                 let row = out + i * sums
                 (row[0], row[1], row[2], row[3]) = (fearOthers, fearOnes, goldValue, mean)
                 (row[4], row[5], row[6]) = (unmasked, plainOthers, plainOnes)
-                if let argmax = call.argmax { argmax[i] = key }
+                if loss.fearIsMax, let argmax = call.argmax { argmax[i] = key }
             }
         }
 
@@ -415,6 +427,9 @@ extension VocabParallel {
             let n = try Validation.dimension(self.n, "n"), k = try Validation.dimension(self.k, "k")
             let kOffset = try Validation.dimension(self.kOffset, "k_offset")
             let kLocal = try Validation.dimension(self.kLocal, "k_local")
+            guard k <= VocabParallel.largestK else {
+                throw .size("k = \(k) exceeds 2^50: class indices travel in the statistics as doubles, exact to 2^53")
+            }
             guard kOffset <= k, kLocal <= k - kOffset else {
                 throw .size("k_offset + k_local = \(kOffset) + \(kLocal) exceeds k = \(k): a shard's columns must be "
                             + "classes [k_offset, k_offset + k_local) of [0, k)")
@@ -446,36 +461,45 @@ extension VocabParallel {
             let costWeight: Double
             let layout: CostLayout
             let zLossApart: Bool
-            /// Phase 3: each row's loss and lse(s') (z-loss), and the reduction's per-chunk sums.
-            let values: Scratch<Double>, lses: Scratch<Double>, partials: Scratch<Double>
+            /// Phase 3: each row's loss and lse(s') (z-loss), and the reduction's per-chunk sums
+            /// (phases 1 and 2 allocate nothing: no LK_ERR_ALLOC there, where a process alone
+            /// failing would leave the others waiting in a reduction).
+            let scratch: (values: Scratch<Double>, lses: Scratch<Double>, partials: Scratch<Double>)?
+            var values: Scratch<Double> { scratch!.values }
+            var lses: Scratch<Double> { scratch!.lses }
+            var partials: Scratch<Double> { scratch!.partials }
 
             init(shape: Shape, counted: Double, costWeight: Double, layout: CostLayout, zLossApart: Bool,
                  phase: Int) throws(Failure) {
                 (self.shape, self.counted, self.costWeight, self.layout, self.zLossApart) =
                     (shape, counted, costWeight, layout, zLossApart)
-                let rows = phase == 3 ? shape.n : 0
+                guard phase == 3 else {
+                    scratch = nil
+                    return
+                }
                 let chunks = Chunks(examples: shape.n, valuesPerExample: Swift.max(shape.kLocal, 1))
-                values = try Scratch<Double>(rows, "each row's loss")
+                let values = try Scratch<Double>(shape.n, "each row's loss")
+                let lses: Scratch<Double>, partials: Scratch<Double>
                 do {
-                    lses = try Scratch<Double>(rows, "each row's lse(s') for the z-loss")
+                    lses = try Scratch<Double>(shape.n, "each row's lse(s') for the z-loss")
                 } catch {
                     values.free()
                     throw error
                 }
                 do {
-                    partials = try Scratch<Double>(phase == 3 ? Batch<T>.partialCount(chunks.count) : 0,
-                                                   "the per-chunk sums")
+                    partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
                 } catch {
                     values.free()
                     lses.free()
                     throw error
                 }
+                scratch = (values, lses, partials)
             }
 
             deinit {
-                values.free()
-                lses.free()
-                partials.free()
+                scratch?.values.free()
+                scratch?.lses.free()
+                scratch?.partials.free()
             }
         }
 
@@ -525,14 +549,18 @@ extension VocabParallel {
         /// [1, k], 0 where unused; a finite gold and mean), so that no garbage becomes a NaN.
         func checkReduced(_ i: Int, k: Int, zLossApart: Bool) throws(Failure) {
             let mx = maxima! + i * VocabParallel.maxima, sm = sums! + i * VocabParallel.sums
-            for c in 0..<2 where !mx[c].isFinite {
+            // Every v, s' and gold score phase 1 and 2 keep is within the type's range, and so
+            // is a mean of s' (sums[3] is sum s' / k over the unmasked classes).
+            let limit = T.greatestFiniteMagnitude.asDouble
+            for c in 0..<2 where !(mx[c].magnitude <= limit) {
                 throw .domain("maxima[\(i), \(c)] = \(mx[c]) is not a maximum phase 1 writes (reduced with MAX)")
             }
+            let unmaskedShare = sm[4] / Double(k)
             let count = { (v: Double, used: Bool) -> Bool in
                 used ? v >= 1 && v <= Double(k) && v == v.rounded() : v == 0
             }
             let valid = [sm[0].isFinite && sm[0] >= 0 && (!fearIsMax || sm[0] == 0), count(sm[1], !fearIsMax),
-                         sm[2].isFinite, sm[3].isFinite, count(sm[4], true),
+                         sm[2].magnitude <= limit, sm[3].magnitude <= limit * unmaskedShare, count(sm[4], true),
                          sm[5].isFinite && sm[5] >= 0 && (zLossApart || sm[5] == 0), count(sm[6], zLossApart)]
             if let c = valid.firstIndex(of: false) {
                 throw .domain("sums[\(i), \(c)] = \(sm[c]) is not a sum phase 2 writes (reduced with SUM)")

@@ -762,3 +762,22 @@ def test_risk_zero_one_when_weight_times_scale_overflows(structure, dtype, s, go
             # Entry by entry against its own size too: p_j alpha p_g is one product of exps.
             assert abs(_mp(gj) - want) <= min(tol, 16 * U[dtype] * abs(want)) + _mp(np.finfo(dtype).tiny), \
                 (j, gj, want)
+
+
+@pytest.mark.parametrize("scores", [[1e308, 1e308, 0.0], [1.7e308, -1.7e308, 1.7e308, 5.0], [-1e308, -1e308, 3.0]])
+def test_label_smoothing_whose_sum_of_scores_overflows(scores):
+    """Found in review: the smoothing term eps (s[g] - mean) used the sum of the scores, which
+    overflows double where the mean and the loss do not ([1e308, 1e308, 0] with eps = 0.2 gave
+    -inf; the loss is 6.67e306). Exact: mpmath on the same doubles."""
+    s = np.array([scores])
+    g = np.array([0], dtype=np.int32)
+    eps = 0.2
+    got = losskit.dense(s, g, label_smoothing=eps, reduction="sum")  # (lists have no smoothing)
+    with mpmath.workdps(60):
+        v = [mpmath.mpf(float(x)) for x in scores]
+        top = max(v)
+        lse = top + mpmath.log(mpmath.fsum(mpmath.exp(x - top) for x in v))
+        exact_loss = lse - v[0] + eps * (v[0] - mpmath.fsum(v) / len(v))
+    assert np.isfinite(got.loss)
+    conditioning = sum(abs(float(x)) for x in scores)  # sum |dL/ds| |s| <= sum |s| (|dL/ds| <= 1)
+    assert abs(got.loss - float(exact_loss)) <= 8 * U[np.float64] * (abs(float(exact_loss)) + conditioning)

@@ -300,7 +300,7 @@ def call(phase=1, n=2, k=4, k_offset=0, k_local=4, loss="log", scores=True, maxi
     (dict(k_offset=2, k_local=3), "LK_ERR_SIZE", "k_offset + k_local"),
     (dict(k_offset=-1), "LK_ERR_SIZE", "k_offset"),
     (dict(k_local=-1), "LK_ERR_SIZE", "k_local"),
-    (dict(n=2 ** 62, k=2 ** 62, k_local=0), "LK_ERR_SIZE", "LK_VOCAB_MAXIMA"),
+    (dict(n=2 ** 62, k=4, k_local=0), "LK_ERR_SIZE", "LK_VOCAB_MAXIMA"),
     (dict(scores=False), "LK_ERR_NULL", "scores"),
     (dict(maxima=False), "LK_ERR_NULL", "maxima"),
     (dict(phase=2, sums=False), "LK_ERR_NULL", "sums"),
@@ -360,3 +360,78 @@ def test_empty_shards_and_empty_batch():
     assert close(value, ref.loss, np.float64) and grad_close(grad, ref.grad, np.float64)
     value, _, grad = split(np.zeros((0, 5)), np.zeros(0, np.int32), 2)
     assert value == 0 and grad.shape == (0, 5)
+
+
+# Found in review ------------------------------------------------------------------------------
+
+def test_argmax_is_not_written_by_a_log_sum_exp_fear():
+    """The header says argmax is not used by these losses: a buffer passed anyway is left alone."""
+    opt = c.make_options(loss="log", reduction="sum", cost_scale=1.0, threads=0)
+    s, g, a = np.zeros((2, 4)), np.zeros(2, dtype=np.int32), c.address
+    maxima, sums, argmax = np.zeros((2, 3)), np.zeros((2, 7)), np.array([42.0, 42.0])
+    lib.lk_vocab_dense_f64(ctypes.byref(opt), 1, 2, 4, 0, 4, a(s), a(g), None, None, a(maxima), None, None, None, None)
+    lib.lk_vocab_dense_f64(ctypes.byref(opt), 2, 2, 4, 0, 4, a(s), a(g), None, None, a(maxima), a(sums), a(argmax),
+                           None, None)
+    assert np.array_equal(argmax, [42.0, 42.0])
+
+
+@pytest.mark.parametrize("k", [2 ** 50 + 1, 3074457345618258603, 2 ** 62])
+def test_a_k_whose_class_indices_doubles_cannot_carry_is_refused(k):
+    """k above 2^50: the flag 2 + 3 j + kind overflowed Int (a trap) near 3.07e18, and class
+    indices lose exactness in doubles above 2^53."""
+    opt = c.make_options(loss="log", reduction="sum", cost_scale=1.0, threads=0)
+    s, g, a = np.array([[np.inf]]), np.zeros(1, dtype=np.int32), c.address
+    maxima = np.zeros((1, 3))
+    with pytest.raises(losskit.LossKitError) as e:
+        lib.lk_vocab_dense_f64(ctypes.byref(opt), 1, 1, k, k - 1, 1, a(s), a(g), None, None, a(maxima),
+                               None, None, None, None)
+    assert e.value.name == "LK_ERR_SIZE" and "2^50" in str(e.value)
+
+
+@pytest.mark.parametrize("case", ["cost_scale 0", "NaN score and cost"])
+def test_costs_are_read_as_lk_dense_reads_them(case):
+    """A bad cost is LK_ERR_DOMAIN as on one process: also under cost_scale = 0 (the split read
+    no cost then), and on a column whose score is NaN (the split reported the NaN row instead)."""
+    s, g = batch(np.float64, n=3, k=8, masked=False)
+    cost = np.ones((3, 8))
+    options = {"loss": "hinge", "cost": cost, "cost_layout": "per_example"}
+    if case == "cost_scale 0":
+        cost[1, 6] = np.nan
+        options["cost_scale"] = 0.0
+    else:
+        cost[1, 6] = np.nan
+        s[1, 6] = np.nan
+    with pytest.raises(losskit.LossKitError) as one:
+        losskit.dense(s, g, **options)
+    for P in (1, 3):
+        with pytest.raises(losskit.LossKitError) as e:
+            split(s, g, P, **options)
+        assert e.value.name == one.value.name == "LK_ERR_DOMAIN"
+        assert "scores[1, 6]" in str(e.value)
+
+
+def test_statistics_that_no_phase_writes_give_no_nan():
+    """Review: a mean of 1e308 (times k / K: beyond double) passed the checks, and the smoothing's
+    -inf met the z-loss's +inf: a NaN loss with LK_OK. The mean, the gold and the maxima are now
+    bounded by the type's largest value."""
+    opt = c.make_options(loss="log", reduction="none", cost_scale=1.0, threads=0, label_smoothing=0.1, z_loss=1.0)
+    s, g, a = np.zeros((1, 2)), np.zeros(1, dtype=np.int32), c.address
+    out, grad = np.full(1, 7.0), np.full((1, 2), 7.0)
+    with pytest.raises(losskit.LossKitError, match=r"sums\[0, 3\]"):
+        lib.lk_vocab_dense_f64(ctypes.byref(opt), 3, 1, 2, 0, 2, a(s), a(g), None, None,
+                               a(np.array([[1e308, 1e308, 0.0]])), a(np.array([[0.0, 1, 0, 1e308, 1, 0, 0]])), None,
+                               a(out), a(grad))
+    assert out[0] == 7.0
+    # Within the bounds, the row's loss is a number (or +-inf), never NaN.
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        big = rng.choice([0.0, 1.0, -1.0, 1e308, -1e308, 1.7e308, -1.7e308, 3.0])
+        mx = np.array([[abs(big), abs(big), 0.0]])
+        sm = np.array([[rng.choice([0.0, 0.5, 1e300]), rng.choice([1.0, 2.0]), rng.choice([big, -big, 0.0]),
+                        rng.choice([big, -big, 0.0]) / 2, 2.0, 0.0, 0.0]])
+        try:
+            lib.lk_vocab_dense_f64(ctypes.byref(opt), 3, 1, 2, 0, 2, a(s), a(g), None, None, a(mx), a(sm), None,
+                                   a(out), a(grad))
+        except losskit.LossKitError:
+            continue
+        assert not np.isnan(out[0]) and not np.isnan(grad).any(), (mx, sm, out, grad)
