@@ -745,14 +745,16 @@ static long double term_value(TermSpec t, int sign, long double alpha, const lon
 static void check_finite_example(int entry, const lk_options *o, int type, int64_t i, const void *scores,
                                  int64_t first, int64_t m, const void *cost, int64_t cost_first, int32_t gold,
                                  long double weight, long double got) {
-    TermSpec fear, hope;
-    if (!isinf(got) || weight == 0 || m <= 0 || m > CAP_ELEMS || !terms_of(o, &fear, &hope)) return;
+    TermSpec fear = {0, 0}, hope = {0, 0};
+    /* The log loss with label smoothing: lse(s) - s[g] + eps (s[g] - mean of the unmasked s). */
+    int smoothed = o->loss == LK_LOSS_LOG && o->label_smoothing != 0;
+    if (!isinf(got) || weight == 0 || m <= 0 || m > CAP_ELEMS || (!smoothed && !terms_of(o, &fear, &hope))) return;
     long double *s = malloc((size_t)m * sizeof *s), *c = malloc((size_t)m * sizeof *c);
     if (!s || !c) goto done;
     /* The costs are read only where the loss reads them (a term with a cost weight, the oracle,
      * or a list whose gold is -1: the oracle stands in for it), as the library does: otherwise
      * the buffer may be shorter than the scores. */
-    int reads_costs = fear.scale != 0 || hope.scale != 0 || hope.kind == 1 || gold < 0;
+    int reads_costs = !smoothed && (fear.scale != 0 || hope.scale != 0 || hope.kind == 1 || gold < 0);
     int64_t oracle = -1;
     for (int64_t j = 0; j < m; j++) {
         s[j] = ld_at(scores, type, first + j);
@@ -770,8 +772,17 @@ static void check_finite_example(int entry, const lk_options *o, int type, int64
     for (int64_t j = 0; j < m; j++)
         if (s[j] != -INFINITY) s[j] -= center;
     long double alpha = o->cost_scale;
-    long double value = weight * (term_value(fear, 1, alpha, s, c, m, g, oracle) -
-                                  term_value(hope, -1, alpha, s, c, m, g, oracle));
+    long double value;
+    if (smoothed) {
+        long double total = 0, mean = 0, unmasked = 0;
+        for (int64_t j = 0; j < m; j++)
+            if (s[j] != -INFINITY) { total += expl(s[j]); unmasked += 1; }
+        for (int64_t j = 0; j < m; j++)
+            if (s[j] != -INFINITY) mean += s[j] / unmasked;
+        value = weight * (logl(total) - s[g] + (long double)o->label_smoothing * (s[g] - mean));
+    } else {
+        value = weight * (term_value(fear, 1, alpha, s, c, m, g, oracle) - term_value(hope, -1, alpha, s, c, m, g, oracle));
+    }
     long double largest = type == F32 ? FLT_MAX : DBL_MAX;
     if (isfinite(value) && fabsl(value) < largest * (1 - 0x1p-20L)) {
         char msg[256];
