@@ -81,6 +81,7 @@ FOUND = [
     ("dense_f64_ramp_minus_inf_loss_plus_inf_z_loss", "51dec8925353ffffffffffffffff535b5353020000005353535353535353d7105810d000d2d2cb747200010000"),
     ("linear_f64_perceptron_z_loss_weight_1e300_bias_dbl_max", "ffdede00ac282b48283d6d487148486f75626c654fecd19595cbcb617267c1cb"),
     ("lists_f32_perceptron_oracle_by_cost_weight_flt_max", "0608aa2da57f04840003c52cc5c5c5c5c5c5413ac5c5c5fe08fefefefe0000000fc5c52c85c5c5e55d"),
+    ("dense_f64_squared_kappa_dbl_max_zero_miss", "1dbbbebb2cbbd3bbfebbbbffbbbbff9cbbbbbbd3f4bbbb29d3bbbbbbbbbbbbd3bbbbd3f4"),
     ("vocab_f64_nan_row_argmax_minus_inf_trap", "8d00020100002b2b2b06400640020362912b2b2b06ffffffffff1b582be9"),
     ("vocab_f32_subnormal_flag_nan_loss", "8c4ac3104b4a2c624a7662e3e3e3e3e3e3e3e3e33be3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3000000000000000000000000e3e9aa"),
     ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),

@@ -164,9 +164,11 @@ enum Recipe: Equatable {
             // the plain order, and no intermediate 2 c or 2 c kappa miss overflows alone.
             let (_, others) = x.scores(twice: coefficient / k, plus: 0, exceptGold: true, adding: false)
             let miss = x.goldScore - target
-            let product = coefficient * kappa * miss
-            // Past DBL_MAX, c kappa miss can still give a finite 2 c kappa miss / K when K > 2.
-            x.setGoldGradient((product.isFinite ? product / k : coefficient * kappa * (miss / k)) * 2)
+            // c kappa miss in one scaling (Shaping.product: the plain order's bits where nothing
+            // overflows, and 0 for a zero miss, where c kappa alone can overflow: inf * 0 gave
+            // NaN). Past DBL_MAX, c kappa miss can still give a finite 2 c kappa miss / K when K > 2.
+            let product = Shaping.product(coefficient, kappa, miss, times2: false)
+            x.setGoldGradient((product.isFinite ? product / k : Shaping.product(coefficient, kappa, miss / k, times2: false)) * 2)
             return (kappa * miss * miss + others) / k
         case .squentropy:
             let log = x.fearMinusHope(fear: .logSumExp(0), hope: .gold, coefficient: coefficient)

@@ -781,3 +781,20 @@ def test_label_smoothing_whose_sum_of_scores_overflows(scores):
     assert np.isfinite(got.loss)
     conditioning = sum(abs(float(x)) for x in scores)  # sum |dL/ds| |s| <= sum |s| (|dL/ds| <= 1)
     assert abs(got.loss - float(exact_loss)) <= 8 * U[np.float64] * (abs(float(exact_loss)) + conditioning)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight", [2.0, 3.375])
+def test_squared_loss_zero_miss_under_the_largest_kappa(dtype, weight):
+    """Found by fuzzing (fuzzrun15): square_k = the type's largest value and a gold score equal
+    to square_m. The gold's gradient 2 w kappa (s_g - M) / K is exactly 0, but w kappa overflowed
+    first and inf * 0 gave NaN (float64; in float32, w kappa stays finite in double: the control).
+    Closed form: 0 at the gold, 2 w s_j / K elsewhere."""
+    big = float(np.finfo(dtype).max)
+    s = np.array([[89.0, 1.0, -3.5]], dtype=dtype)
+    g = np.array([0], dtype=np.int32)
+    r = losskit.dense(s, g, loss="squared", square_k=big, square_m=89.0, weight=np.array([weight], dtype=dtype),
+                      reduction="sum")
+    assert r.grad[0, 0] == 0
+    np.testing.assert_allclose(r.grad[0, 1:], 2 * weight * s[0, 1:].astype(np.float64) / 3, rtol=4 * U[dtype])
+    np.testing.assert_allclose(r.loss, weight * (1.0 + 3.5 ** 2) / 3, rtol=4 * U[dtype])
