@@ -85,6 +85,7 @@ FOUND = [
     ("vocab_f64_nan_row_argmax_minus_inf_trap", "8d00020100002b2b2b06400640020362912b2b2b06ffffffffff1b582be9"),
     ("vocab_f32_subnormal_flag_nan_loss", "8c4ac3104b4a2c624a7662e3e3e3e3e3e3e3e3e33be3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3000000000000000000000000e3e9aa"),
     ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),
+    ("dense_f64_squared_softcap_slope_underflow_gradient_overflow", "51de22c87f0001000000ffffffffffff00d0a560bb1d6d132c03"),
 ]
 
 

@@ -134,10 +134,13 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                 // The cap's slope multiplies the loss's gradient, then each z-loss entry before
                 // its large factors (a saturated score's slope is 0: no inf * 0).
                 if let slopes, let gradient = example.gradient {
-                    shaping.chain(gradient, slopes: UnsafePointer(slopes), count: count)
+                    shaping.chain(gradient, slopes: UnsafePointer(slopes), scores: scores + first, count: count,
+                                  coefficient: coefficient, rescaled: shapingRow + 2 * count) { scaled, into in
+                        _ = recipe.loss(onFlat: example.writing(into: into, scratch: row), gradientTimes: scaled)
+                    }
                 }
                 if shaping.zLoss != 0, !value.isNaN {
-                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 2 * count)
+                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 3 * count)
                     let z = shaping.addZLoss(to: example, exps: exps, slopes: slopes.map { UnsafePointer($0) },
                                              coefficient: coefficient)
                     let sum = value + z.value

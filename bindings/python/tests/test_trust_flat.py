@@ -798,3 +798,45 @@ def test_squared_loss_zero_miss_under_the_largest_kappa(dtype, weight):
     assert r.grad[0, 0] == 0
     np.testing.assert_allclose(r.grad[0, 1:], 2 * weight * s[0, 1:].astype(np.float64) / 3, rtol=4 * U[dtype])
     np.testing.assert_allclose(r.loss, weight * (1.0 + 3.5 ** 2) / 3, rtol=4 * U[dtype])
+
+
+# (dtype, score, square_k, square_m, softcap, weight): the cap's slope sech^2(s / c) far below
+# the type's normal range, times a square-loss gradient 2 w kappa (s' - M) / K that overflows it.
+SOFTCAP_FAR_PAST_THE_CAP = [
+    # Found by fuzzing (fuzzrun15): slope e^(-9e8) (0 in double), gradient -2 DBL_MAX: NaN with
+    # LK_OK (inf * 0); the product is 0.
+    (np.float64, 2.25, float(np.finfo(np.float64).max), float(np.finfo(np.float64).max), 1e-8, 1.0),
+    # slope 3e-330 (0 in double), gradient 2e616: product 6.9e286.
+    (np.float64, 380.0, 1e308, -1e308, 1.0, 1.0),
+    (np.float64, -365.5, 3e307, 1e308, 1.0, 0.75),
+    # float32: slope 3e-52 (0 in float), gradient 2e60 (inf in float): product 6.1e8.
+    (np.float32, 60.0, 1e30, -1e30, 1.0, 1.0),
+    # float32, nothing overflows: slope 6.8e-48 (0 in float) times 2e38: 1.35e-9, not 0.
+    (np.float32, 55.0, 1e20, -1e18, 1.0, 1.0),
+    # float32: slope 1.5e-43, subnormal in float (3 % off), times -1.5e31.
+    (np.float32, -25.0, 1e30, 2.0, 0.5, 3.0),
+]
+
+
+@pytest.mark.parametrize("dtype, score, kappa, m, cap, weight", SOFTCAP_FAR_PAST_THE_CAP)
+def test_softcap_slope_below_the_normal_range_times_a_large_gradient(dtype, score, kappa, m, cap, weight):
+    """dL/ds = w (2/K) kappa (c tanh(s/c) - M) sech^2(s/c), K = 1, in mpmath (exponents without
+    bound) on the same float inputs: a slope that underflowed in the type was multiplied as 0
+    (0 where the product is 1.35e-9) or as 0 times an overflowed gradient (NaN). The tolerance
+    is the slope's own conditioning in s/c, 2|s/c| ulps, plus a few roundings."""
+    s = np.array([[score]], dtype=dtype)
+    r = losskit.dense(s, [0], loss="squared", square_k=kappa, square_m=m, softcap=cap,
+                      weight=np.array([weight], dtype=dtype), reduction="sum")
+    x = mpmath.mpf(float(s[0, 0])) / mpmath.mpf(cap)
+    exact_grad = (mpmath.mpf(weight) * 2 * mpmath.mpf(kappa) * (mpmath.mpf(cap) * mpmath.tanh(x) - mpmath.mpf(m))
+                  * mpmath.sech(x) ** 2)
+    got = float(r.grad[0, 0])
+    assert np.isfinite(got)
+    expected = float(exact_grad) if abs(exact_grad) < np.finfo(dtype).max else None
+    assert expected is not None
+    if dtype == np.float32:
+        expected = float(np.float32(expected))  # rounded to the output type
+    tolerance = (4 + 2 * float(abs(x))) * U[dtype] * abs(expected) + float(np.finfo(dtype).smallest_subnormal)
+    assert abs(got - expected) <= tolerance, (got, expected, float(exact_grad))
+    if expected != 0:
+        assert np.sign(got) == np.sign(expected)
