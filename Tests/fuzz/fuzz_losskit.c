@@ -131,8 +131,23 @@ static double scale(Reader *r) {
 /* ----------------------------------------------------------------------------------------- */
 /* Buffers                                                                                    */
 
-enum { F32, F64, I32, I64 };
-static size_t esize(int type) { return type == F32 || type == I32 ? 4 : 8; }
+enum { F32, F64, I32, I64, BF16 };
+static size_t esize(int type) { return type == BF16 ? 2 : type == F32 || type == I32 ? 4 : 8; }
+
+/* bfloat16: the upper half of a float (lk_dense_bf16). Rounded to nearest even from a float,
+ * written independently of the library's own rounding. */
+static float bf16_value(uint16_t bits) {
+    uint32_t u = (uint32_t)bits << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint16_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (f != f) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 /* The largest buffer allocated; a call whose representable sizes exceed it is skipped. */
 #define CAP_ELEMS ((int64_t)1 << 14)
@@ -207,15 +222,22 @@ static void size_args(Call *call, int m, const char *const *names, const int64_t
 static const uint32_t POISON32 = 0x7fa5a5a5u;                /* a float NaN payload */
 static const uint64_t POISON64 = 0x7ff5a5a5a5a5a5a5ull;      /* a double NaN payload */
 static const uint32_t POISONI32 = 0xa5a5a5a5u;
+static const uint16_t POISON16 = 0x7fa5u;                     /* a bfloat16 NaN payload */
 
 static void poison(Buf *b) {
     for (int64_t i = 0; i < b->elems; i++) {
-        if (esize(b->type) == 4) memcpy((char *)b->p + 4 * i, b->type == F32 ? &POISON32 : &POISONI32, 4);
+        if (b->type == BF16) memcpy((char *)b->p + 2 * i, &POISON16, 2);
+        else if (esize(b->type) == 4) memcpy((char *)b->p + 4 * i, b->type == F32 ? &POISON32 : &POISONI32, 4);
         else memcpy((char *)b->p + 8 * i, &POISON64, 8);
     }
 }
 
 static int is_poison(const Buf *b, int64_t i) {
+    if (b->type == BF16) {
+        uint16_t v;
+        memcpy(&v, (char *)b->p + 2 * i, 2);
+        return v == POISON16;
+    }
     if (esize(b->type) == 4) {
         uint32_t v;
         memcpy(&v, (char *)b->p + 4 * i, 4);
@@ -258,6 +280,7 @@ static void set_value(Call *call, void *p, int type, int64_t i, double v) {
     if (v != v) call->nan_in = 1;
     if (fabs(v) >= 1e300 && type == F64) call->huge_in = 1;
     if (type == F32) ((float *)p)[i] = (float)v;
+    else if (type == BF16) ((uint16_t *)p)[i] = bf16_bits((float)v);
     else ((double *)p)[i] = v;
 }
 
@@ -281,7 +304,7 @@ enum {
     E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
     E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
     E_LSOFTMAX32, E_LSOFTMAX64, E_DENSE_HESSIAN32, E_DENSE_HESSIAN64, E_LISTS_HESSIAN32,
-    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_VOCAB32, E_VOCAB64, E_COUNT
+    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_VOCAB32, E_VOCAB64, E_DENSE_BF16, E_COUNT
 };
 static const char *entry_names[E_COUNT] = {
     "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
@@ -289,7 +312,7 @@ static const char *entry_names[E_COUNT] = {
     "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
     "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64", "lk_dense_hessian_f32",
     "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64", "lk_linear_f32", "lk_linear_f64",
-    "lk_vocab_dense_f32", "lk_vocab_dense_f64",
+    "lk_vocab_dense_f32", "lk_vocab_dense_f64", "lk_dense_bf16",
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
@@ -390,6 +413,7 @@ static void dump(FILE *f) {
             if (j) fprintf(f, ", ");
             if (b->out) { fprintf(f, "poison"); break; }
             if (b->type == F32) print_value(f, ((float *)b->p)[j], F32);
+            else if (b->type == BF16) print_value(f, bf16_value(((uint16_t *)b->p)[j]), F32);
             else if (b->type == F64) print_value(f, ((double *)b->p)[j], F64);
             else if (b->type == I32) fprintf(f, "%d", ((int32_t *)b->p)[j]);
             else fprintf(f, "%lld", (long long)((int64_t *)b->p)[j]);
@@ -598,7 +622,8 @@ static void check(int entry, Call *call, Opt *opt, int opt_required, lk_status s
                 }
                 continue;
             }
-            v = b->type == F32 ? ((float *)b->p)[j] : ((double *)b->p)[j];
+            v = b->type == F32 ? ((float *)b->p)[j]
+                : b->type == BF16 ? bf16_value(((uint16_t *)b->p)[j]) : ((double *)b->p)[j];
             if (v != v) {
                 if (call->nan_in) continue;
                 if (call->inf_pair && !strcmp(b->name, "loss")) continue;
@@ -859,6 +884,66 @@ static void run_dense(Reader *r, int type, int hessian) {
     note_inf_pair(&call, &opt, st, loss, type, n, dense_again, &args);
     check(entry, &call, &opt, 1, st, 0);
     check_finite_losses(entry, &call, &opt, st, type, n, k, NULL, scores, gold, cost, weight, loss);
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
+/* lk_dense_bf16: lk_dense_f32's inputs with the scores in bfloat16, and a bfloat16 gradient beside
+ * the float one. The header makes it lk_dense_f32 on the widened scores: the infinite-loss and
+ * inf-pair checks run on those, and on success each bfloat16 gradient entry must be the float
+ * one rounded to nearest even (when both are asked for). */
+static void run_dense_bf16(Reader *r) {
+    int entry = E_DENSE_BF16;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 6), k = size_arg(r, 7);
+    int64_t rows = n > 0 ? n : 0;
+    int32_t layout = opt.o.cost_layout;
+    int nonzero = n != 0;
+    if (n < 0 || (n > 0 && k < 1)) call.impossible = 1;
+    /* The byte sizes are lk_dense_f32's (n*k*4 for the scores too). */
+    Count sc = nonzero ? cnt2(F32, n, k) : (Count){0, 0};
+    uint16_t *scores = buf(&call, sc, BF16, 0, "scores");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(F32, rows, k)
+             : layout == LK_COST_CLASS_MATRIX && nonzero ? cnt2(F32, k, k) : (Count){0, 0};
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
+    float *cost = buf(&call, cc, F32, 0, "cost");
+    float *weight = buf(&call, cnt1(F32, rows), F32, 0, "weight");
+    float *loss = buf(&call, cnt1(F32, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), F32, 1, "loss");
+    uint16_t *grad = buf(&call, sc, BF16, 1, "grad");
+    float *grad_f32 = buf(&call, sc, F32, 1, "grad_f32");
+    if (call.skip && !call.impossible) {
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, scores, BF16, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, cost, F32, 0);
+    fill_values(&call, r, weight, F32, 1);
+    size_args(&call, 2, (const char *[]){"n", "k"}, (int64_t[]){n, k});
+    before_call(entry, &call, &opt);
+    lk_status st = lk_dense_bf16(opt.p, n, k, scores, gold, cost, weight, loss, grad, grad_f32);
+    int64_t m = elems_of(&call, scores);
+    float *wide = malloc((size_t)(m > 0 ? m : 1) * sizeof(float));
+    if (!wide) abort();
+    for (int64_t i = 0; i < m; i++) wide[i] = bf16_value(scores[i]);
+    FlatArgs args = {F32, n, k, NULL, scores ? wide : NULL, gold, cost, weight};
+    note_inf_pair(&call, &opt, st, loss, F32, n, dense_again, &args);
+    check(entry, &call, &opt, 1, st, 0);
+    check_finite_losses(entry, &call, &opt, st, F32, n, k, NULL, scores ? wide : NULL, gold, cost, weight, loss);
+    if (st == LK_OK && grad && grad_f32)
+        for (int64_t i = 0; i < elems_of(&call, grad); i++)
+            if (grad[i] != bf16_bits(grad_f32[i]) && !(grad_f32[i] != grad_f32[i] && bf16_value(grad[i]) != bf16_value(grad[i]))) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "grad[%lld] = 0x%04x is not grad_f32's %.9g rounded to bfloat16 (0x%04x)",
+                         (long long)i, grad[i], grad_f32[i], bf16_bits(grad_f32[i]));
+                fail(entry, msg);
+            }
+    free(wide);
 done:
     free_call(&call);
     free(opt.p);
@@ -1299,10 +1384,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The first byte's top bit turns dense and lists into their Hessian entry points (the
      * same inputs and one more output), L-Softmax into the fused linear layer + loss (its
      * shapes, then a bias and costs), and chain marginals into vocabulary-parallel dense rows;
-     * the seeds of the other entry points keep their call. */
+     * the seeds of the other entry points keep their call. dense_f32's bytes 28, 40 and 52 (mod
+     * 64; no older seed has them) are bfloat16 dense rows. */
     int hessian = first >= 128;
     switch (entry) {
-    case E_DENSE32: run_dense(&r, F32, hessian); break;
+    case E_DENSE32: if (b >= 28) run_dense_bf16(&r); else run_dense(&r, F32, hessian); break;
     case E_DENSE64: run_dense(&r, F64, hessian); break;
     case E_LISTS32: run_lists(&r, F32, hessian); break;
     case E_LISTS64: run_lists(&r, F64, hessian); break;

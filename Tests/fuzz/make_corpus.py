@@ -48,6 +48,11 @@ def hand_made():
         # z_loss 0.5 and softcap 2 (flags 0xce, then the byte saying both follow), on 2 x 3 rows.
         ("dense_f64_z_loss_softcap", [E["dense_f64"], 0xce, 0, 0, 3, 8, 32] + no_nulls + [2, 3]),
         ("dense_f32_z_loss_softcap", [E["dense_f32"], 0xce, 3, 0, 3, 8, 32] + no_nulls + [2, 3]),
+        # bfloat16 dense rows (dense_f32's byte + 24, also 36 and 48): plain, z-loss and softcap,
+        # k = 2^62.
+        ("dense_bf16_small", [E["dense_f32"] + 24] + plain_opts + no_nulls + [2, 3]),
+        ("dense_bf16_z_loss_softcap", [E["dense_f32"] + 36, 0xce, 3, 0, 3, 8, 32] + no_nulls + [2, 3]),
+        ("dense_bf16_k_2_62", [E["dense_f32"] + 48] + plain_opts + no_nulls + [1, SIZE["2^62"]]),
         # The fused linear layer: n = 3, d = 2, k = 4 (softmax-margin), and d = 2^62 (an
         # impossible size, found before anything is read).
         ("linear_f64_small", [0x80 | E["lsoftmax_f64"], 0, 3, 0] + no_nulls + [3, 2, 4]),
@@ -86,6 +91,7 @@ FOUND = [
     ("vocab_f32_subnormal_flag_nan_loss", "8c4ac3104b4a2c624a7662e3e3e3e3e3e3e3e3e33be3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3000000000000000000000000e3e9aa"),
     ("lists_hessian_f64_soft_ramp_loss_beyond_double_weight_below_one", "f75261010000076e676514848ed0d0d0d000a52970203535355bd9da24cacaca9f73cfcf5aff90ff57"),
     ("dense_f64_squared_softcap_slope_underflow_gradient_overflow", "51de22c87f0001000000ffffffffffff00d0a560bb1d6d132c03"),
+    ("dense_f64_squared_z_loss_opposite_overflows", "51de22c87f8f84d2438affffffffffffffffa7f47f1e6e4f70a11a1876"),
 ]
 
 
@@ -108,6 +114,10 @@ def main():
             for length in (12, 48, 160):
                 inputs.append((f"{name.replace(*rename)}_random_{length}",
                                bytes([0x80 | entry] + [rng.randrange(256) for _ in range(length)])))
+    rng = random.Random(400)
+    for length in (12, 48, 160):
+        inputs.append((f"dense_bf16_random_{length}",
+                       bytes([E["dense_f32"] + 24] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
     inputs += [(f"found_{name}", bytes.fromhex(data)) for name, data in FOUND]
     for name, data in inputs:

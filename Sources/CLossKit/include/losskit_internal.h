@@ -33,6 +33,7 @@
     X(lk_options_init_size) \
     X(lk_dense_f32) \
     X(lk_dense_f64) \
+    X(lk_dense_bf16) \
     X(lk_dense_hessian_f32) \
     X(lk_dense_hessian_f64) \
     X(lk_lists_f32) \

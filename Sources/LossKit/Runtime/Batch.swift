@@ -93,7 +93,7 @@ struct Batch<T: StorageFloat> {
              isIgnored: (Int) -> Bool,
              skip: (Int) -> Void,
              evaluate: (_ i: Int, _ coefficient: Double, _ worker: Int, _ chunk: Int) -> Double,
-             weighted: (_ i: Int, _ factor: Double, _ chunk: Int) -> Double? = { _, _, _ in nil })
+             weighted: (_ i: Int, _ factor: Double, _ worker: Int, _ chunk: Int) -> Double? = { _, _, _, _ in nil })
     {
         Parallel.forEach(chunks: chunks.count, threads: threads) { chunk, worker in
             // Three sums of the weighted losses, one multiply-add each per example; the first
@@ -116,7 +116,7 @@ struct Batch<T: StorageFloat> {
                 // (its weight, over the summed weight under MEAN) brings back into it: the
                 // coefficient times the loss as the structure forms it apart (`weighted`), if it
                 // can; w times the loss is that times `counted` (1 but under MEAN).
-                if value.isInfinite, coefficient < 1, let product = weighted(i, coefficient, chunk),
+                if value.isInfinite, coefficient < 1, let product = weighted(i, coefficient, worker, chunk),
                    product.isFinite {
                     let factor = reduction == .mean ? counted : 1
                     total += product * factor

@@ -3,13 +3,34 @@ import CLossKit
 /// Dense rows (DESIGN.md §4.2): n examples of k classes, scores row-major, one gold class per
 /// row (or `ignore_label`), costs per `cost_layout`. Each row is a `FlatCandidates`.
 /// `hess` (lk_dense_hessian_*) receives the diagonal of the Hessian (Hessian.swift); the checks
-/// are those of lk_dense_*, whether or not it is given.
+/// are those of lk_dense_*, whether or not it is given. lk_dense_bf16 is lk_dense_f32 on its
+/// scores widened row by row, its gradient narrowed row by row (ScoreSource, GradientSink).
 enum Dense {
     static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n: Int64, k: Int64,
         scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
         hess: UnsafeMutablePointer<T>? = nil
+    ) throws(Failure) {
+        try compute(opt, n: n, k: k, scores: scores.map { ScoreSource($0) }, gold: gold, cost: cost, weight: weight,
+                    loss: loss, grad: GradientSink(grad), hess: hess)
+    }
+
+    static func compute(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, k: Int64,
+        bfloat16 scores: UnsafePointer<UInt16>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<Float>?,
+        weight: UnsafePointer<Float>?, loss: UnsafeMutablePointer<Float>?, grad: UnsafeMutablePointer<UInt16>?,
+        gradFloat: UnsafeMutablePointer<Float>?
+    ) throws(Failure) {
+        try compute(opt, n: n, k: k, scores: scores.map { ScoreSource(bfloat16: $0) }, gold: gold, cost: cost,
+                    weight: weight, loss: loss, grad: GradientSink(gradFloat, bfloat16: grad), hess: nil)
+    }
+
+    private static func compute<T: StorageFloat>(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, k: Int64,
+        scores: ScoreSource<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
+        weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: GradientSink<T>,
+        hess: UnsafeMutablePointer<T>?
     ) throws(Failure) {
         let options = try Options.parse(opt, for: .dense, computingIn: T.self)
         if hess != nil, options.shaping.isActive {
@@ -29,7 +50,7 @@ enum Dense {
     struct Call<T: StorageFloat>: CallChecks {
         let options: Options
         let n: Int64, k: Int64
-        let scores: UnsafePointer<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?
+        let scores: ScoreSource<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?
         let weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?
 
         var examples: Int64 { n }
@@ -37,7 +58,7 @@ enum Dense {
         var layout: CostLayout { options.costLayout }
 
         func checkPointers() throws(Failure) {
-            try Validation.require(scores, "scores")
+            try Validation.require(scores?.address, "scores")
             try Validation.require(gold, "gold")
             if layout != .zeroOne, cost == nil {
                 throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is "
@@ -79,12 +100,12 @@ enum Dense {
             let checks = FlatValidation.Checks<T>(options)
             let gold = rows.gold, k = rows.layout.k
             let checked = try rows.checkValues(
-                screenedCosts: layout == .perExample ? cost : nil, costBound: checks.costBound,
+                screenedCosts: layout == .perExample ? cost : nil, costBound: checks.costBound, longest: k,
                 mayScreen: { _ in layout != .classMatrix }
-            ) { (i: Int, screened: Bool) throws(Failure) in
+            ) { (i: Int, scores: UnsafePointer<T>, screened: Bool) throws(Failure) in
                 guard !screened else { return nil }
                 return try FlatValidation.check(
-                    rows.scores + i * k, count: k, gold: Int(gold[i]), costs: costs(of: i, gold, k: k), checks,
+                    scores, count: k, gold: Int(gold[i]), costs: costs(of: i, gold, k: k), checks,
                     names: RowNames(example: i, layout: .dense(scoreRow: i, costRow: costRow(of: i, gold))))
             }
             return (rows, checked)

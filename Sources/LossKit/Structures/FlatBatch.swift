@@ -27,7 +27,8 @@ struct ListLayout: FlatLayout {
 /// computing pass, each example a `FlatCandidates`.
 struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     let layout: Layout
-    let scores: UnsafePointer<T>
+    /// In place, or bfloat16 widened row by row (then never screened a chunk at once).
+    let scores: ScoreSource<T>
     let batch: Batch<T>
     let gold: UnsafePointer<Int32>
     /// The label that marks an example ignored (dense rows: ignore_label), or nil when none is
@@ -51,32 +52,38 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     /// The values phase: chunk by chunk on the call's threads, a screen of the chunk's runs of
     /// examples that are read (`FlatValidation.screen`, with `screenedCosts` aligned with the
     /// scores, when the chunk's examples are short and `mayScreen` allows it), then each example
-    /// that is not ignored: its weight, and if it is read `check(i, screened)`, which returns its
-    /// survey when the screen did not pass (nil when it did). Then the mean's denominator.
+    /// that is not ignored: its weight, and if it is read `check(i, row, screened)` with the
+    /// example's scores (widened into a scratch row of `longest` values if need be), which returns
+    /// its survey when the screen did not pass (nil when it did). Then the mean's denominator.
     @inline(__always)
-    func checkValues(screenedCosts: UnsafePointer<T>?, costBound: Double, mayScreen: (Range<Int>) -> Bool,
-                     check: (_ i: Int, _ screened: Bool) throws(Failure) -> RowSurvey<T>?)
+    func checkValues(screenedCosts: UnsafePointer<T>?, costBound: Double, longest: Int,
+                     mayScreen: (Range<Int>) -> Bool,
+                     check: (_ i: Int, _ scores: UnsafePointer<T>, _ screened: Bool) throws(Failure) -> RowSurvey<T>?)
         throws(Failure) -> Checked
     {
+        let widened = try Scratch<T>(scores.isWidened ? threads * longest : 0, "the widened scores")
+        defer { widened.free() }
         let surveys = try Scratch<RowSurvey<T>>(batch.count, "the surveys of the examples")
         var complete = false
         defer { if !complete { surveys.free() } }
         let screened = try Scratch<Bool>(chunks.count, "the screened chunks")
         defer { if !complete { screened.free() } }
-        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, _: Int) throws(Failure) in
+        try batch.validateChunks(chunks, threads: threads) { (chunk: Int, worker: Int) throws(Failure) in
             let examples = chunks.range(chunk)
             let candidates = layout.start(examples.upperBound) - layout.start(examples.lowerBound)
-            screened[chunk] = candidates < FlatValidation.screenedLength * examples.count && mayScreen(examples)
+            screened[chunk] = candidates < FlatValidation.screenedLength * examples.count && !scores.isWidened
+                && mayScreen(examples)
                 && FlatValidation.screenRuns(examples, isRead: { !isIgnored($0) && !batch.hasZeroWeight($0) }) {
                     run in
                     let first = layout.start(run.lowerBound)
-                    return FlatValidation.screen(scores + first, costs: screenedCosts.map { $0 + first },
+                    return FlatValidation.screen(scores.values! + first, costs: screenedCosts.map { $0 + first },
                                                  count: layout.start(run.upperBound) - first, costBound: costBound)
                 }
             for i in examples where !isIgnored(i) {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }
-                if let survey = try check(i, screened[chunk]) { surveys[i] = survey }
+                let row = scores.span(layout.start(i), layout.count(i), into: widened.base + worker * longest)
+                if let survey = try check(i, row, screened[chunk]) { surveys[i] = survey }
             }
         }
         let counted = try batch.denominator(isIgnored: isIgnored)
@@ -87,32 +94,44 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     /// The computing pass: example i is the candidates of its span, with gold `gold(i)` and costs
     /// `costs(i)`; a row of scratch per thread (`longest` values) when the recipe needs one (a
     /// second log-sum-exp term keeps its exps there; so does risk's Hessian, its softmax beside
-    /// p (c - R)). `hess` receives the diagonal of the Hessian (Hessian.swift).
+    /// p (c - R)). `hess` receives the diagonal of the Hessian (Hessian.swift). Widened scores
+    /// (bfloat16) take a scratch row per thread, and so does a bfloat16 gradient without a float
+    /// one (GradientSink).
     @inline(__always)
     func run(_ checked: Checked, options: Options, longest: Int, gold: (Int) -> Int,
-             costs: (Int) -> UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
+             costs: (Int) -> UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad sink: GradientSink<T>,
              hess: UnsafeMutablePointer<T>?) throws(Failure) {
         let recipe = options.recipe, shaping = options.shaping
-        let scratchRow = recipe.needsScratchRow(gradient: grad != nil, hessian: hess != nil) ? longest : 0
+        let writesGradient = sink.isWritten
+        let widenedRows = (scores.isWidened ? 1 : 0) + (sink.needsScratch ? 1 : 0)
+        let widened = try Scratch<T>(threads * widenedRows * longest, "the widened scores and their gradient")
+        defer { widened.free() }
+        let scratchRow = recipe.needsScratchRow(gradient: writesGradient, hessian: hess != nil) ? longest : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         // Softcap and z-loss (Shaping): the capped row, its slopes, the exps of lse(s').
-        let shapingRows = shaping.scratchRows(gradient: grad != nil) * longest
+        let shapingRows = shaping.scratchRows(gradient: writesGradient) * longest
         let shaped = try Scratch<T>(threads * shapingRows, "the capped scores, their slopes and the z-loss's exps")
         defer { shaped.free() }
+        let rerunRows = shaping.isActive && writesGradient ? Shaping.rerunRows * longest : 0
+        let reruns = try Scratch<Double>(threads * rerunRows, "the rows of a rerun in double (softcap, z-loss)")
+        defer { reruns.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
         defer { partials.free() }
         batch.run(
             loss: loss, counted: checked.counted, chunks: chunks, threads: threads, partials: partials,
             isIgnored: isIgnored,
             skip: { i in
-                grad?.advanced(by: layout.start(i)).update(repeating: 0, count: layout.count(i))
+                sink.zero(layout.start(i), layout.count(i))
                 hess?.advanced(by: layout.start(i)).update(repeating: 0, count: layout.count(i))
             },
             evaluate: { i, coefficient, worker, chunk in
                 let first = layout.start(i), count = layout.count(i)
                 let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
-                var rowScores = scores + first
+                let widenedRow = widened.base + worker * widenedRows * longest
+                let raw = scores.span(first, count, into: widenedRow)
+                let gradientRow = sink.row(first, scratch: widenedRow + (scores.isWidened ? longest : 0))
+                var rowScores = raw
                 var validated = checked.screened[chunk] ? nil : checked.surveys[i]
                 let shapingRow = shaped.base + worker * shapingRows
                 let slopes = shaping.softcap != 0 ? shapingRow + count : nil
@@ -127,22 +146,15 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                 let example = FlatCandidates(
                     scores: rowScores, count: count, goldIndex: gold(i),
                     costs: costs(i), costScale: options.costScale,
-                    gradient: grad.map { $0 + first },
+                    gradient: gradientRow,
                     scratch: row,
                     validated: validated)
                 var value = recipe.loss(onFlat: example, gradientTimes: coefficient)
-                // The cap's slope multiplies the loss's gradient, then each z-loss entry before
-                // its large factors (a saturated score's slope is 0: no inf * 0).
-                if let slopes, let gradient = example.gradient {
-                    shaping.chain(gradient, slopes: UnsafePointer(slopes), scores: scores + first, count: count,
-                                  coefficient: coefficient, rescaled: shapingRow + 2 * count) { scaled, into in
-                        _ = recipe.loss(onFlat: example.writing(into: into, scratch: row), gradientTimes: scaled)
-                    }
-                }
+                var zTerms: Shaping.ZTerms<T>? = nil
                 if shaping.zLoss != 0, !value.isNaN {
-                    let exps = grad == nil ? nil : shapingRow + (slopes == nil ? 0 : 3 * count)
-                    let z = shaping.addZLoss(to: example, exps: exps, slopes: slopes.map { UnsafePointer($0) },
-                                             coefficient: coefficient)
+                    let exps = !writesGradient ? nil : shapingRow + (slopes == nil ? 0 : 2 * count)
+                    let z = shaping.zLossTerm(of: example, exps: exps)
+                    if let exps { zTerms = Shaping.ZTerms(exps: exps, denominator: z.denominator, lse: z.lse) }
                     let sum = value + z.value
                     // F - H beyond -DBL_MAX and a z-loss beyond DBL_MAX (or the other way round):
                     // -inf + inf, where eighths give the sum ((F - H) / 8 is finite: |F - H| is at
@@ -153,17 +165,37 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                         value = sum
                     }
                 }
+                // The z-loss's gradient added and the cap's slope chained in (Shaping.finish), with
+                // a rerun of the loss in double where terms overflow.
+                if shaping.isActive, let gradient = example.gradient {
+                    let rerun = reruns.base + worker * rerunRows
+                    shaping.finish(gradient, count: count, coefficient: coefficient,
+                                   slopes: slopes.map { UnsafePointer($0) }, scores: raw, z: zTerms,
+                                   rescaled: rerun + 2 * count, pending: rerun + 4 * count) { unit, into in
+                        let wide = rerun, wideCosts = rerun + count
+                        for j in 0..<count { wide[j] = rowScores[j].asDouble }
+                        let rowCosts = costs(i)
+                        if let rowCosts { for j in 0..<count { wideCosts[j] = rowCosts[j].asDouble } }
+                        let again = FlatCandidates<Double>(
+                            scores: UnsafePointer(wide), count: count, goldIndex: gold(i),
+                            costs: rowCosts == nil ? nil : UnsafePointer(wideCosts), costScale: options.costScale,
+                            gradient: into, scratch: rerun + 3 * count, validated: nil)
+                        _ = recipe.loss(onFlat: again, gradientTimes: unit)
+                    }
+                }
                 if let hess {
                     recipe.hessian(on: example.writing(into: hess + first, scratch: row), times: coefficient)
                 }
+                sink.commit(first, count, gradientRow)
                 return value
             },
-            weighted: { i, factor, chunk in
+            weighted: { i, factor, worker, chunk in
                 // Not with softcap or z-loss: their losses are left as computed.
                 guard !shaping.isActive else { return nil }
-                let first = layout.start(i)
+                let first = layout.start(i), count = layout.count(i)
                 let example = FlatCandidates(
-                    scores: scores + first, count: layout.count(i), goldIndex: gold(i),
+                    scores: scores.span(first, count, into: widened.base + worker * widenedRows * longest),
+                    count: count, goldIndex: gold(i),
                     costs: costs(i), costScale: options.costScale, gradient: nil, scratch: nil,
                     validated: checked.screened[chunk] ? nil : checked.surveys[i])
                 return recipe.weightedLoss(onFlat: example, weight: factor)

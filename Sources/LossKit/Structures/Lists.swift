@@ -20,7 +20,7 @@ enum Lists {
         let lists = checked.lists
         try lists.run(checked.values, options: call.options, longest: checked.longest,
                       gold: { checked.golds[$0] }, costs: { i in cost.map { $0 + lists.layout.start(i) } },
-                      loss: loss, grad: grad, hess: hess)
+                      loss: loss, grad: GradientSink(grad), hess: hess)
     }
 
     /// The arguments of an lk_lists call and what each phase of the checks (CallChecks) checks of
@@ -126,7 +126,7 @@ enum Lists {
             var complete = false
             defer { if !complete { chunkStarts.free() } }
             let chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: batch.count)
-            let lists = FlatBatch(layout: layout, scores: scores, batch: batch, gold: gold, ignoreLabel: nil,
+            let lists = FlatBatch(layout: layout, scores: ScoreSource(scores), batch: batch, gold: gold, ignoreLabel: nil,
                                   chunks: chunks,
                                   threads: Parallel.threads(requested: options.threads,
                                                             elements: layout.start(batch.count),
@@ -135,11 +135,11 @@ enum Lists {
             defer { if !complete { golds.free() } }
             let checks = FlatValidation.Checks<T>(options)
             let values = try lists.checkValues(
-                screenedCosts: recipe.readsCosts ? cost : nil, costBound: checks.costBound,
+                screenedCosts: recipe.readsCosts ? cost : nil, costBound: checks.costBound, longest: shape.longest,
                 mayScreen: { examples in
                     recipe.readsCosts || !examples.contains { gold[$0] == -1 && !batch.hasZeroWeight($0) }
                 }
-            ) { (i: Int, screened: Bool) throws(Failure) in
+            ) { (i: Int, scores: UnsafePointer<T>, screened: Bool) throws(Failure) in
                 let (start, length) = (layout.start(i), layout.count(i))
                 guard length > 0 else {
                     throw .domain("example \(i) has an empty list (offsets[\(i)] = offsets[\(i + 1)] = \(start)) "
@@ -150,11 +150,11 @@ enum Lists {
                 var survey: RowSurvey<T>? = nil
                 if !screened {
                     survey = try FlatValidation.check(
-                        scores + start, count: length, gold: oracle ? nil : Int(gold[i]), costs: costs, checks,
+                        scores, count: length, gold: oracle ? nil : Int(gold[i]), costs: costs, checks,
                         names: RowNames(example: i, layout: .list(offset: start)))
                 }
                 if oracle, let costs {
-                    golds[i] = FlatCandidates<T>.lowestCost(scores + start, costs, count: length)
+                    golds[i] = FlatCandidates<T>.lowestCost(scores, costs, count: length)
                 } else {
                     golds[i] = Int(gold[i])
                 }

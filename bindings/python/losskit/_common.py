@@ -234,6 +234,25 @@ def float_dtype(scores) -> np.dtype:
     return F64 if double else F32
 
 
+def is_bfloat16(array, dtype) -> bool:
+    """Whether scores are bfloat16: an ml_dtypes.bfloat16 array (or any 2-byte dtype of that name,
+    without importing ml_dtypes), or raw uint16 bits with dtype="bfloat16". NumPy has no bfloat16."""
+    if dtype is not None:
+        if dtype != "bfloat16":
+            raise ValueError(f'dtype must be None or "bfloat16", got {dtype!r}')
+        if array.dtype != np.uint16 and not is_bfloat16(array, None):
+            raise ValueError(f'dtype="bfloat16" takes uint16 bits or ml_dtypes.bfloat16 scores, got dtype {array.dtype}')
+        return True
+    return array.dtype.name == "bfloat16" and array.dtype.itemsize == 2
+
+
+def bfloat16_bits(array, name: str, shape: tuple) -> np.ndarray:
+    """The uint16 bits of bfloat16 `array` (a view when it is C-contiguous), of exactly `shape`."""
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    return np.ascontiguousarray(array).view(np.uint16)
+
+
 def as_array(array) -> np.ndarray:
     """`array` as an ndarray (itself when it is one: the common case costs one type test)."""
     return array if type(array) is _ndarray else np.asarray(array)

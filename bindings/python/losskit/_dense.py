@@ -36,7 +36,8 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
           reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
           square_k=1.0, square_m=1.0, hope=None, fear=None, hope_scale=None, fear_scale=None,
           angular_scale=None, angular_margin=None, z_loss=0.0, softcap=None, threads=0,
-          with_grad=True, grad_out=None, with_hessian=False) -> DenseResult:
+          with_grad=True, grad_out=None, with_hessian=False, dtype=None,
+          grad_dtype=None) -> DenseResult:
     """Loss and gradient of every example of a batch of class scores.
 
     Losses (``loss=``), per example, with scores s (k,), gold g, costs c[j] = cost_scale *
@@ -101,6 +102,12 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
       grad_out: an (n, k) C-contiguous array of the computing dtype to write the gradient into
         (returned as grad), so that a training loop can reuse one buffer instead of allocating
         one per call. Left untouched when the call fails.
+      dtype: "bfloat16" reads scores given as raw uint16 bits as bfloat16 (lk_dense_bf16);
+        ml_dtypes.bfloat16 scores are read so without it. The computation is lk_dense_f32's on
+        the scores widened (exactly) to float32: cost, weight and the loss are float32.
+      grad_dtype: with bfloat16 scores, the gradient's type: None (bfloat16, the scores' own
+        dtype: ml_dtypes.bfloat16 or uint16 bits, each rounded once from the float32 gradient)
+        or "float32" (that float32 gradient itself).
       with_hessian: True also returns the diagonal of the Hessian of the loss w.r.t. the scores
         (lk_dense_hessian_*): p(1 - p) for "log", q(1 - q) of the cost-augmented softmax for
         "softmax_margin", p(c - R)(1 - 2p) for "risk", the difference of two such terms for
@@ -118,11 +125,20 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         names the argument and the index, and status / name give the lk_status.
     """
     s = c.as_array(scores)
-    dtype = c.float_dtype(s)
+    bfloat16 = c.is_bfloat16(s, dtype)
+    if grad_dtype is not None and (not bfloat16 or grad_dtype != "float32"):
+        raise ValueError(f'grad_dtype must be None, or "float32" with bfloat16 scores, got {grad_dtype!r}')
+    dtype = c.F32 if bfloat16 else c.float_dtype(s)
     if s.ndim != 2:
         raise ValueError(f"scores must be 2-D (n, k), got shape {s.shape}")
     n, k = s.shape
-    s = c.as_float(s, dtype, "scores", (n, k))
+    if bfloat16:
+        if with_hessian:
+            raise ValueError("with_hessian=True is not available for bfloat16 scores")
+        scores_dtype = s.dtype
+        s = c.bfloat16_bits(s, "scores", (n, k))
+    else:
+        s = c.as_float(s, dtype, "scores", (n, k))
     g = c.as_labels(gold, "gold", (n,))
 
     layout, cost_array = c.dense_costs(cost, cost_layout, n, k, dtype)
@@ -137,6 +153,17 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
         square_k=square_k, square_m=square_m, hope=hope, fear=fear, hope_scale=hope_scale,
         fear_scale=fear_scale, angular_scale=angular_scale, angular_margin=angular_margin,
         z_loss=z_loss, softcap=softcap))
+    out = np.empty(n if reduction == "none" else 1, dtype=dtype)
+    if bfloat16:
+        wide = grad_dtype == "float32"
+        grad = c.gradient_buffer(grad_out if wide or grad_out is None else c.as_array(grad_out).view(np.uint16),
+                                 with_grad, (n, k), c.F32 if wide else np.dtype(np.uint16), s)
+        lib.lk_dense_bf16(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array),
+                          c.address(w), c.address(out), None if wide else c.address(grad),
+                          c.address(grad) if wide else None)
+        if grad is not None and not wide:
+            grad = grad.view(scores_dtype)
+        return DenseResult(out if reduction == "none" else out[0], grad)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     grad = c.gradient_buffer(grad_out, with_grad, (n, k), dtype, s)
     if with_hessian:

@@ -299,6 +299,7 @@ _PROTOTYPES = [
     ("lk_options_init_size", [_opt, _i32, ctypes.c_size_t], _i32),
     ("lk_dense_f32", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_dense_f64", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p], _i32),
+    ("lk_dense_bf16", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_lists_f32", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_lists_f64", [_opt, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
     ("lk_dense_hessian_f32", [_opt, _i64, _i64, _p, _p, _p, _p, _p, _p, _p], _i32),
