@@ -16,7 +16,9 @@ Conventions:
   - Tensors must be on the CPU (LossKit computes on the CPU); a CUDA tensor is a ValueError.
     Contiguous CPU tensors are read in place (``Tensor.numpy()``), others are made contiguous.
   - float64 is computed in double, float32 in float; float16 and bfloat16 are computed in
-    float32, and the loss and gradient are returned in the input's dtype.
+    float32, and the loss and gradient are returned in the input's dtype. Dense rows read
+    bfloat16 scores in place (lk_dense_bf16: no float32 copy); their gradient is kept in float32
+    and rounded once to bfloat16 after the upstream gradient is applied.
   - reduction "mean" and "sum" return a scalar, "none" one loss per example; each composes with
     autograd under any upstream gradient. For "none" the gradient of example i is scaled by its
     own upstream entry g_i. Parameters shared by the examples (a chain's transitions, start and
@@ -65,6 +67,17 @@ def _array(t, name: str):
     if not t.is_contiguous():
         t = t.contiguous()
     return t.numpy()
+
+
+def _bfloat16_bits(t, name: str) -> np.ndarray:
+    """A CPU bfloat16 tensor's bits as a uint16 NumPy array, in place when it is contiguous."""
+    if t.device.type != "cpu":
+        raise ValueError(f"{name} is on {t.device}: LossKit computes on the CPU; move the inputs "
+                         "with .cpu() (the loss and its gradient come back on the CPU)")
+    t = t.detach()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 def _data(t, name: str):
@@ -136,9 +149,16 @@ class _DenseFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores, gold, cost, weight, reduction, options, track):
         need = track and ctx.needs_input_grad[0]
-        r = _dense.dense(_array(scores, "scores"), _data(gold, "gold"), cost=_data(cost, "cost"),
-                         weight=_data(weight, "weight"), reduction=reduction, with_grad=need,
-                         **options)
+        if scores.dtype == torch.bfloat16:
+            # lk_dense_bf16 on the bits (no float32 copy of the scores); the gradient in float32,
+            # rounded once to bfloat16 after the upstream gradient is applied (backward).
+            r = _dense.dense(_bfloat16_bits(scores, "scores"), _data(gold, "gold"), cost=_data(cost, "cost"),
+                             weight=_data(weight, "weight"), reduction=reduction, with_grad=need,
+                             dtype="bfloat16", grad_dtype="float32" if need else None, **options)
+        else:
+            r = _dense.dense(_array(scores, "scores"), _data(gold, "gold"), cost=_data(cost, "cost"),
+                             weight=_data(weight, "weight"), reduction=reduction, with_grad=need,
+                             **options)
         ctx.reduction, ctx.dtype = reduction, scores.dtype
         ctx.grad = torch.from_numpy(r.grad) if need else None
         return _loss_tensor(r.loss, scores.dtype)

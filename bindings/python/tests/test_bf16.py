@@ -194,3 +194,35 @@ def test_loss_only_and_threads_agree():
     c = losskit.dense(s, gold, with_grad=False)
     assert a.loss == b.loss == c.loss and c.grad is None
     np.testing.assert_array_equal(a.grad.view(np.uint16), b.grad.view(np.uint16))
+
+
+def test_torch_bfloat16_scores():
+    """losskit.torch.dense on a bfloat16 tensor: lk_dense_bf16 on its bits. The loss is the
+    float32 loss on the widened scores rounded to bfloat16; the gradient is the float32 gradient
+    times the upstream gradient, rounded once (ml_dtypes' rounding as the reference); and
+    PyTorch's own bfloat16 cross_entropy agrees within bfloat16's precision (a peer)."""
+    import torch
+    import torch.nn.functional as F
+
+    import losskit.torch as lkt
+
+    rng = np.random.default_rng(17)
+    n, k = 12, 300
+    s16 = bf16_scores(rng, n, k)
+    gold = rng.integers(0, k, n)
+    for reduction, upstream in (("mean", 1.0), ("sum", 0.37), ("none", None)):
+        t = torch.from_numpy(s16.view(np.int16).copy()).view(torch.bfloat16).requires_grad_()
+        loss = lkt.dense(t, torch.from_numpy(gold), reduction=reduction)
+        assert loss.dtype == torch.bfloat16
+        up = torch.from_numpy(rng.uniform(0.5, 2, n).astype(np.float32)) if upstream is None \
+            else torch.tensor(upstream, dtype=torch.float32)
+        loss.backward(up.to(torch.bfloat16))
+        ref = losskit.dense(s16.astype(np.float32), gold, reduction=reduction)
+        np.testing.assert_array_equal(loss.detach().float().numpy(),
+                                      np.asarray(ref.loss, dtype=np.float32).astype(BF16).astype(np.float32))
+        g = up.to(torch.bfloat16).float().numpy()
+        g = g.reshape(-1, 1) if reduction == "none" else g
+        expected = (ref.grad * g).astype(np.float32).astype(BF16)
+        np.testing.assert_array_equal(t.grad.view(torch.int16).numpy().view(np.uint16), expected.view(np.uint16))
+        peer = F.cross_entropy(t.detach(), torch.from_numpy(gold), reduction=reduction)
+        np.testing.assert_allclose(loss.detach().float().numpy(), peer.float().numpy(), rtol=2 ** -7)
