@@ -39,6 +39,10 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
 
     @inline(__always) func isIgnored(_ i: Int) -> Bool { ignoreLabel.map { gold[i] == $0 } ?? false }
 
+    /// Whether some example is read (neither ignored nor of zero weight): the rows of scratch
+    /// are allocated only then.
+    var readsAny: Bool { (0..<batch.count).contains { !isIgnored($0) && !batch.hasZeroWeight($0) } }
+
     /// What the values phase leaves to the computing pass: the mean's denominator, whether each
     /// chunk passed the screen, and the survey of each example read in a chunk that did not.
     struct Checked {
@@ -61,7 +65,7 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                      check: (_ i: Int, _ scores: UnsafePointer<T>, _ screened: Bool) throws(Failure) -> RowSurvey<T>?)
         throws(Failure) -> Checked
     {
-        let widened = try Scratch<T>(scores.isWidened ? threads * longest : 0, "the widened scores")
+        let widened = try Scratch<T>(scores.isWidened && readsAny ? threads * longest : 0, "the widened scores")
         defer { widened.free() }
         let surveys = try Scratch<RowSurvey<T>>(batch.count, "the surveys of the examples")
         var complete = false
@@ -103,17 +107,19 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
              hess: UnsafeMutablePointer<T>?) throws(Failure) {
         let recipe = options.recipe, shaping = options.shaping
         let writesGradient = sink.isWritten
+        // No row of scratch when no example is read (as huge as k may be then).
+        let rowLength = readsAny ? longest : 0
         let widenedRows = (scores.isWidened ? 1 : 0) + (sink.needsScratch ? 1 : 0)
-        let widened = try Scratch<T>(threads * widenedRows * longest, "the widened scores and their gradient")
+        let widened = try Scratch<T>(threads * widenedRows * rowLength, "the widened scores and their gradient")
         defer { widened.free() }
-        let scratchRow = recipe.needsScratchRow(gradient: writesGradient, hessian: hess != nil) ? longest : 0
+        let scratchRow = recipe.needsScratchRow(gradient: writesGradient, hessian: hess != nil) ? rowLength : 0
         let scratch = try Scratch<T>(threads * scratchRow, "the exps of a second log-sum-exp term")
         defer { scratch.free() }
         // Softcap and z-loss (Shaping): the capped row, its slopes, the exps of lse(s').
-        let shapingRows = shaping.scratchRows(gradient: writesGradient) * longest
+        let shapingRows = shaping.scratchRows(gradient: writesGradient) * rowLength
         let shaped = try Scratch<T>(threads * shapingRows, "the capped scores, their slopes and the z-loss's exps")
         defer { shaped.free() }
-        let rerunRows = shaping.isActive && writesGradient ? Shaping.rerunRows * longest : 0
+        let rerunRows = shaping.isActive && writesGradient ? Shaping.rerunRows * rowLength : 0
         let reruns = try Scratch<Double>(threads * rerunRows, "the rows of a rerun in double (softcap, z-loss)")
         defer { reruns.free() }
         let partials = try Scratch<Double>(Batch<T>.partialCount(chunks.count), "the per-chunk sums")
@@ -128,9 +134,9 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
             evaluate: { i, coefficient, worker, chunk in
                 let first = layout.start(i), count = layout.count(i)
                 let row = scratchRow > 0 ? scratch.base + worker * scratchRow : nil
-                let widenedRow = widened.base + worker * widenedRows * longest
+                let widenedRow = widened.base + worker * widenedRows * rowLength
                 let raw = scores.span(first, count, into: widenedRow)
-                let gradientRow = sink.row(first, scratch: widenedRow + (scores.isWidened ? longest : 0))
+                let gradientRow = sink.row(first, scratch: widenedRow + (scores.isWidened ? rowLength : 0))
                 var rowScores = raw
                 var validated = checked.screened[chunk] ? nil : checked.surveys[i]
                 let shapingRow = shaped.base + worker * shapingRows
@@ -176,10 +182,14 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                         for j in 0..<count { wide[j] = rowScores[j].asDouble }
                         let rowCosts = costs(i)
                         if let rowCosts { for j in 0..<count { wideCosts[j] = rowCosts[j].asDouble } }
+                        // Surveyed afresh: its masked classes (K, the max) as the row's own.
+                        let (maximum, argmax, unmasked, hasNaN) = RowKernel.survey(UnsafePointer(wide), count: count,
+                                                                                   SurveyAll.self)
                         let again = FlatCandidates<Double>(
                             scores: UnsafePointer(wide), count: count, goldIndex: gold(i),
                             costs: rowCosts == nil ? nil : UnsafePointer(wideCosts), costScale: options.costScale,
-                            gradient: into, scratch: rerun + 3 * count, validated: nil)
+                            gradient: into, scratch: rerun + 3 * count,
+                            validated: RowSurvey(maximum: hasNaN ? .nan : maximum, argmax: argmax, unmasked: unmasked))
                         _ = recipe.loss(onFlat: again, gradientTimes: unit)
                     }
                 }
@@ -194,7 +204,7 @@ struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
                 guard !shaping.isActive else { return nil }
                 let first = layout.start(i), count = layout.count(i)
                 let example = FlatCandidates(
-                    scores: scores.span(first, count, into: widened.base + worker * widenedRows * longest),
+                    scores: scores.span(first, count, into: widened.base + worker * widenedRows * rowLength),
                     count: count, goldIndex: gold(i),
                     costs: costs(i), costScale: options.costScale, gradient: nil, scratch: nil,
                     validated: checked.screened[chunk] ? nil : checked.surveys[i])

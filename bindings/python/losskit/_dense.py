@@ -156,8 +156,13 @@ def dense(scores, gold, *, loss="log", cost=None, cost_layout=None, weight=None,
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
     if bfloat16:
         wide = grad_dtype == "float32"
-        grad = c.gradient_buffer(grad_out if wide or grad_out is None else c.as_array(grad_out).view(np.uint16),
-                                 with_grad, (n, k), c.F32 if wide else np.dtype(np.uint16), s)
+        if grad_out is not None and not wide:
+            grad_out = c.as_array(grad_out)
+            if grad_out.dtype != np.uint16 and not c.is_bfloat16(grad_out, None):
+                raise ValueError("grad_out must be a bfloat16 (or uint16) array for bfloat16 scores, "
+                                 f"got dtype {grad_out.dtype}")
+            grad_out = grad_out.view(np.uint16)
+        grad = c.gradient_buffer(grad_out, with_grad, (n, k), c.F32 if wide else np.dtype(np.uint16), s)
         lib.lk_dense_bf16(ctypes.byref(opt), n, k, c.address(s), c.address(g), c.address(cost_array),
                           c.address(w), c.address(out), None if wide else c.address(grad),
                           c.address(grad) if wide else None)

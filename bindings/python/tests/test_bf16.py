@@ -60,8 +60,6 @@ def _with_costs(config, rng, n, k):
 def test_bf16_is_float32_on_the_widened_scores(config, reduction, k):
     """Loss and grad_f32 bit for bit as lk_dense_f32 on the widened scores; the bfloat16 gradient
     is ml_dtypes' rounding of that gradient (k: tails of the 16-lane widening and narrowing)."""
-    if k == 1 and config["loss"] in ("squentropy",):
-        pytest.skip("k = 1: nothing beyond the gold")  # covered by test_dense's K = 1 cases
     rng = np.random.default_rng(k * 31 + len(config))
     n = 9
     s = bf16_scores(rng, n, k)
@@ -226,3 +224,35 @@ def test_torch_bfloat16_scores():
         np.testing.assert_array_equal(t.grad.view(torch.int16).numpy().view(np.uint16), expected.view(np.uint16))
         peer = F.cross_entropy(t.detach(), torch.from_numpy(gold), reduction=reduction)
         np.testing.assert_allclose(loss.detach().float().numpy(), peer.float().numpy(), rtol=2 ** -7)
+
+
+def test_grad_out_of_the_wrong_dtype_is_refused():
+    """Found by review: a float32 grad_out took bfloat16 bits (viewed as uint16 before its dtype
+    was checked)."""
+    s = np.zeros((1, 4), dtype=BF16)
+    with pytest.raises(ValueError, match="bfloat16"):
+        losskit.dense(s, [0], grad_out=np.zeros((1, 2), np.float32))
+    with pytest.raises(ValueError, match="bfloat16"):
+        losskit.dense(s, [0], grad_out=np.zeros((1, 4), np.float32))
+    out = np.zeros((1, 4), dtype=BF16)
+    r = losskit.dense(s, [0], grad_out=out)
+    assert r.grad.base is out or np.shares_memory(r.grad, out)
+    r32 = losskit.dense(s, [0], grad_dtype="float32", grad_out=np.zeros((1, 4), np.float32))
+    np.testing.assert_array_equal(r32.grad.astype(BF16).view(np.uint16), out.view(np.uint16))
+
+
+def test_nothing_read_allocates_nothing():
+    """Found by review: with every row ignored, lk_dense_f32 reads nothing and allocates nothing,
+    whatever k; the bfloat16 call allocated threads * k widened floats and failed (LK_ERR_ALLOC)
+    for k = 1e18. Both succeed with a loss of 0 now (buffers of 8 values: never read)."""
+    o = _native.init_options(_native.LOSSES["log"])
+    gold = np.array([-100], dtype=np.int32)
+    k = 10 ** 18
+    small16 = np.zeros(8, dtype=np.uint16)
+    small32 = np.zeros(8, dtype=np.float32)
+    for fn, scores in ((lib.lk_dense_f32, small32), (lib.lk_dense_bf16, small16)):
+        out = np.full(1, -7.0, dtype=np.float32)
+        args = [ctypes.byref(o), 1, k, _common.address(scores), _common.address(gold), None, None,
+                _common.address(out), None]
+        fn(*(args + [None] if fn is lib.lk_dense_bf16 else args))
+        assert out[0] == 0

@@ -940,3 +940,33 @@ def test_z_loss_and_square_loss_terms_beyond_the_type(dtype, kappa, m, lam, cap,
         terms = abs(mpmath.mpf(weight) * 2 * mpmath.mpf(kappa) * (sp - mpmath.mpf(m)) * slope) \
             + abs(mpmath.mpf(weight) * 2 * mpmath.mpf(lam) * sp * slope)
         assert abs(got - expected) <= 8 * U[dtype] * (abs(expected) + terms), (got, expected)
+
+
+# The rerun of Shaping.finish on rows with a masked class: its K (unmasked classes) must be the
+# row's own. Found by review of the first rerun in double, which treated the row as unmasked:
+# the squared entry x 2/3, and the z-loss case with the wrong sign.
+MASKED_RERUN = [
+    (np.float64, "squared", [0.0, 1.7e308, -np.inf], dict(softcap=1e308), 3.0),
+    (np.float64, "squentropy", [0.0, 1.7e308, 0.0, -np.inf], dict(softcap=1e308), 3.0),
+    (np.float64, "squared", [1.0, -np.inf], dict(square_k=1e308, square_m=2.7, z_loss=1.6e308), 1.0),
+    (np.float32, "squared", [1.0, -np.inf], dict(square_k=3e38, square_m=2.0, z_loss=2.9e38), 1.0),
+]
+
+
+@pytest.mark.parametrize("dtype, loss, scores, options, weight", MASKED_RERUN)
+def test_shaped_rerun_keeps_masked_classes(dtype, loss, scores, options, weight):
+    """Expected: the same call without the masked column (a masked class changes nothing else),
+    whose entries are checked against mpmath by the tests above; the masked entry is 0."""
+    s = np.array([scores], dtype=dtype)
+    kw = dict(options, weight=np.array([weight], dtype=dtype), reduction="sum")
+    r = losskit.dense(s, [0], loss=loss, **kw)
+    unmasked = np.isfinite(s[0])
+    ref = losskit.dense(s[:, unmasked], [0], loss=loss, **kw)
+    np.testing.assert_array_equal(r.grad[0, unmasked], ref.grad[0])
+    assert (r.grad[0, ~unmasked] == 0).all()
+    # The z-loss case in closed form: w (2 kappa (1 - M) + 2 lambda) (lse = s' = 1, p = 1).
+    if "z_loss" in options:
+        square = weight * 2 * mpmath.mpf(options["square_k"]) * (1 - mpmath.mpf(options["square_m"]))
+        z = weight * 2 * mpmath.mpf(options["z_loss"])
+        # The sum cancels: u times the terms' magnitudes.
+        assert abs(float(r.grad[0, 0]) - float(square + z)) <= 8 * U[dtype] * float(abs(square) + abs(z))
