@@ -8,10 +8,12 @@ Measured, each a median over --repeats calls after one warm-up, at --threads thr
 
   time      loss + gradient, bfloat16 (gradient in bfloat16) and float32; their ratio
   accuracy  against the float64 call on the same (widened) values: the loss's relative error and
-            the largest relative error of a gradient entry (|g| > 1e-30), for both
+            the largest relative error of a gradient entry (|g| > 1e-30), for both; for the fused
+            linear layer, d_x's and d_w's largest error over their largest entry (normwise: single
+            entries of d_w are sums that cancel)
 
-Usage: python3 bench/bf16.py [--shapes 4096x1000,1024x128256,4096x32000] [--threads 1]
-       [--repeats 5]
+Usage: python3 bench/bf16.py [--shapes 4096x1000,1024x128256,4096x32000]
+       [--linear 1024x1024x128256,4096x512x32000] [--threads 1] [--repeats 5]
 Ratios and medians are reported; no threshold is asserted (this machine is noisy).
 """
 
@@ -68,17 +70,49 @@ def dense(n: int, k: int, threads: int, repeats: int) -> None:
           f"f32 loss {e32[0]:.1e}, gradient {e32[1]:.1e} (relative, largest entry)")
 
 
+def linear(n: int, d: int, k: int, threads: int, repeats: int) -> None:
+    import ml_dtypes
+    import losskit
+
+    rng = np.random.default_rng(0)
+    x16 = rng.standard_normal((n, d), dtype=np.float32).astype(ml_dtypes.bfloat16)
+    w16 = (rng.standard_normal((k, d), dtype=np.float32) / np.sqrt(d)).astype(ml_dtypes.bfloat16)
+    x32, w32 = x16.astype(np.float32), w16.astype(np.float32)
+    gold = rng.integers(0, k, n).astype(np.int32)
+    t16 = median_time(lambda: losskit.linear(x16, w16, gold, threads=threads), repeats)
+    t32 = median_time(lambda: losskit.linear(x32, w32, gold, threads=threads), repeats)
+    ref = losskit.linear(x32.astype(np.float64), w32.astype(np.float64), gold, threads=threads)
+    got16 = losskit.linear(x16, w16, gold, threads=threads)
+    got32 = losskit.linear(x32, w32, gold, threads=threads)
+
+    def normwise(got, name):
+        e = getattr(ref, name)
+        return float(np.abs(np.asarray(getattr(got, name), dtype=np.float64) - e).max() / np.abs(e).max())
+
+    print(f"linear log loss n {n}, d {d}, k {k}, {threads} thread(s): bf16 {t16:.2f} s, f32 {t32:.2f} s "
+          f"(bf16 / f32 = {t16 / t32:.2f})")
+    print(f"  vs float64 (normwise): bf16 loss {abs(float(got16.loss) - ref.loss) / ref.loss:.1e}, "
+          f"d_x {normwise(got16, 'd_x'):.1e}, d_w {normwise(got16, 'd_w'):.1e}; f32 loss "
+          f"{abs(float(got32.loss) - ref.loss) / ref.loss:.1e}, d_x {normwise(got32, 'd_x'):.1e}, "
+          f"d_w {normwise(got32, 'd_w'):.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="4096x1000,1024x128256,4096x32000")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--linear", default="",
+                        help="fused linear shapes n x d x k, e.g. 1024x1024x128256,4096x512x32000")
     args = parser.parse_args()
     import losskit
     print(f"losskit {losskit.__version__} ({losskit.cpu_level()}), numpy {np.__version__}")
-    for shape in args.shapes.split(","):
+    for shape in filter(None, args.shapes.split(",")):
         n, k = (int(v) for v in shape.split("x"))
         dense(n, k, args.threads, args.repeats)
+    for shape in filter(None, args.linear.split(",")):
+        n, d, k = (int(v) for v in shape.split("x"))
+        linear(n, d, k, args.threads, args.repeats)
 
 
 if __name__ == "__main__":

@@ -881,6 +881,28 @@ lk_status lk_linear_f64(const lk_options *opt, int64_t n, int64_t d, int64_t k,
                         const double *cost, const double *weight, double *loss,
                         double *d_x, double *d_w, double *d_b);
 
+/* As lk_linear_f32, with x and w in bfloat16 (lk_dense_bf16's format): lk_linear_f32 on them
+ * widened to float (exact), with the same checks, errors, options and loss bits. Beyond
+ * lk_linear_f32's scratch, the rows of x read are widened at once (n*d floats) and w a class
+ * tile at a time (256*d floats), and d_x (n*d floats) and a tile of d_w (256*d floats) are
+ * formed in float before they are narrowed when no float buffer is given for them: nothing of
+ * size k*d or n*k is allocated.
+ *
+ * d_x and d_w (lk_linear_f32's, in float) go to d_x_f32 and d_w_f32 as they are, and/or to d_x
+ * and d_w rounded once to bfloat16 (to nearest even: 2^-8 relative beyond the float gradient's
+ * own error); each pair's buffers may be NULL, one or both. bias, cost, weight, loss and d_b are
+ * float.
+ *
+ * @param x        n*d bfloat16, row-major; required when n > 0.
+ * @param w        k*d bfloat16, row-major; required when n > 0.
+ * @param d_x      n*d bfloat16, or NULL.   @param d_x_f32  n*d float, or NULL.
+ * @param d_w      k*d bfloat16, or NULL.   @param d_w_f32  k*d float, or NULL.
+ * @return as lk_linear_f32. Since 0.3.0. */
+lk_status lk_linear_bf16(const lk_options *opt, int64_t n, int64_t d, int64_t k,
+                         const uint16_t *x, const uint16_t *w, const float *bias, const int32_t *gold,
+                         const float *cost, const float *weight, float *loss,
+                         uint16_t *d_x, uint16_t *d_w, float *d_b, float *d_x_f32, float *d_w_f32);
+
 /* ============================================================================================
  * Vocabulary-parallel dense rows — classes split across processes.
  * ========================================================================================== */

@@ -304,7 +304,7 @@ enum {
     E_VERSION, E_STATUS_NAME, E_LAST_ERROR, E_OPTIONS_INIT, E_DENSE32, E_DENSE64, E_LISTS32,
     E_LISTS64, E_CHAIN32, E_CHAIN64, E_VITERBI32, E_VITERBI64, E_MARGINALS32, E_MARGINALS64,
     E_LSOFTMAX32, E_LSOFTMAX64, E_DENSE_HESSIAN32, E_DENSE_HESSIAN64, E_LISTS_HESSIAN32,
-    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_VOCAB32, E_VOCAB64, E_DENSE_BF16, E_COUNT
+    E_LISTS_HESSIAN64, E_LINEAR32, E_LINEAR64, E_VOCAB32, E_VOCAB64, E_DENSE_BF16, E_LINEAR_BF16, E_COUNT
 };
 static const char *entry_names[E_COUNT] = {
     "lk_version+number+cpu_level", "lk_status_name", "lk_last_error", "lk_options_init",
@@ -312,7 +312,7 @@ static const char *entry_names[E_COUNT] = {
     "lk_chain_f64", "lk_chain_viterbi_f32", "lk_chain_viterbi_f64", "lk_chain_marginals_f32",
     "lk_chain_marginals_f64", "lk_lsoftmax_f32", "lk_lsoftmax_f64", "lk_dense_hessian_f32",
     "lk_dense_hessian_f64", "lk_lists_hessian_f32", "lk_lists_hessian_f64", "lk_linear_f32", "lk_linear_f64",
-    "lk_vocab_dense_f32", "lk_vocab_dense_f64", "lk_dense_bf16",
+    "lk_vocab_dense_f32", "lk_vocab_dense_f64", "lk_dense_bf16", "lk_linear_bf16",
 };
 static uint64_t calls[E_COUNT], oks[E_COUNT], skipped[E_COUNT];
 
@@ -889,6 +889,19 @@ done:
     free(opt.p);
 }
 
+/* On success, each bfloat16 gradient entry must be its float twin rounded to nearest even (a NaN
+ * stays a NaN), when both were asked for. */
+static void check_narrowed(int entry, lk_status st, const uint16_t *b16, const float *f32, int64_t m, const char *name) {
+    if (st != LK_OK || !b16 || !f32) return;
+    for (int64_t i = 0; i < m; i++)
+        if (b16[i] != bf16_bits(f32[i]) && !(f32[i] != f32[i] && bf16_value(b16[i]) != bf16_value(b16[i]))) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s[%lld] = 0x%04x is not %s_f32's %.9g rounded to bfloat16 (0x%04x)", name,
+                     (long long)i, b16[i], name, f32[i], bf16_bits(f32[i]));
+            fail(entry, msg);
+        }
+}
+
 /* lk_dense_bf16: lk_dense_f32's inputs with the scores in bfloat16, and a bfloat16 gradient beside
  * the float one. The header makes it lk_dense_f32 on the widened scores: the infinite-loss and
  * inf-pair checks run on those, and on success each bfloat16 gradient entry must be the float
@@ -935,14 +948,7 @@ static void run_dense_bf16(Reader *r) {
     note_inf_pair(&call, &opt, st, loss, F32, n, dense_again, &args);
     check(entry, &call, &opt, 1, st, 0);
     check_finite_losses(entry, &call, &opt, st, F32, n, k, NULL, scores ? wide : NULL, gold, cost, weight, loss);
-    if (st == LK_OK && grad && grad_f32)
-        for (int64_t i = 0; i < elems_of(&call, grad); i++)
-            if (grad[i] != bf16_bits(grad_f32[i]) && !(grad_f32[i] != grad_f32[i] && bf16_value(grad[i]) != bf16_value(grad[i]))) {
-                char msg[160];
-                snprintf(msg, sizeof msg, "grad[%lld] = 0x%04x is not grad_f32's %.9g rounded to bfloat16 (0x%04x)",
-                         (long long)i, grad[i], grad_f32[i], bf16_bits(grad_f32[i]));
-                fail(entry, msg);
-            }
+    check_narrowed(entry, st, grad, grad_f32, elems_of(&call, grad), "grad");
     free(wide);
 done:
     free_call(&call);
@@ -1279,6 +1285,59 @@ done:
     free(opt.p);
 }
 
+/* lk_linear_bf16: lk_linear_f32's inputs with x and w in bfloat16, d_x and d_w in bfloat16 beside
+ * their float twins (each pointer may be NULL). */
+static void run_linear_bf16(Reader *r) {
+    int entry = E_LINEAR_BF16;
+    Opt opt;
+    options(r, &opt, 1);
+    Call call;
+    begin_call(&call, r);
+    int64_t n = size_arg(r, 5), d = size_arg(r, 5), k = size_arg(r, 5);
+    int64_t rows = n > 0 ? n : 0;
+    int read = n > 0;
+    int32_t layout = opt.o.cost_layout;
+    /* The byte sizes are lk_linear_f32's (4 bytes an element for x and w too). */
+    Count xc = read ? cnt2(F32, n, d) : (Count){0, 0}, wc = read ? cnt2(F32, k, d) : (Count){0, 0};
+    uint16_t *x = buf(&call, xc, BF16, 0, "x");
+    uint16_t *w = buf(&call, wc, BF16, 0, "w");
+    float *bias = buf(&call, cnt1(F32, k > 0 ? k : 0), F32, 0, "bias");
+    int32_t *gold = buf(&call, cnt1(I32, rows), I32, 0, "gold");
+    Count cc = layout == LK_COST_PER_EXAMPLE ? cnt2(F32, rows, k)
+             : layout == LK_COST_CLASS_MATRIX && read ? cnt2(F32, k, k) : (Count){0, 0};
+    if (cc.bad && !(opt.p && reads_costs(&opt.o))) cc = (Count){SMALL_ELEMS, 0};
+    float *cost = buf(&call, cc, F32, 0, "cost");
+    float *weight = buf(&call, cnt1(F32, rows), F32, 0, "weight");
+    float *loss = buf(&call, cnt1(F32, opt.o.reduction == LK_REDUCE_NONE ? rows : 1), F32, 1, "loss");
+    uint16_t *d_x = buf(&call, xc, BF16, 1, "d_x");
+    uint16_t *d_w = buf(&call, cnt2(F32, k, d), BF16, 1, "d_w");
+    float *d_b = buf(&call, cnt1(F32, k > 0 ? k : 0), F32, 1, "d_b");
+    float *d_x_f32 = buf(&call, xc, F32, 1, "d_x_f32");
+    float *d_w_f32 = buf(&call, cnt2(F32, k, d), F32, 1, "d_w_f32");
+    if (n < 0 || d < 0 || k < 0 || (n > 0 && (d == 0 || k == 0))) call.impossible = 1;
+    if (!call.impossible && n > 0 && (double)n * (double)d * (double)k > LSOFTMAX_WORK_CAP) call.skip = 1;
+    if (call.skip && !call.impossible) {
+        skipped[entry]++;
+        goto done;
+    }
+    fill_values(&call, r, x, BF16, 0);
+    fill_values(&call, r, w, BF16, 0);
+    fill_values(&call, r, bias, F32, 0);
+    for (int64_t i = 0; i < elems_of(&call, gold); i++) gold[i] = label(r, k, opt.o.ignore_label);
+    fill_values(&call, r, cost, F32, 0);
+    fill_values(&call, r, weight, F32, 1);
+    size_args(&call, 3, (const char *[]){"n", "d", "k"}, (int64_t[]){n, d, k});
+    before_call(entry, &call, &opt);
+    lk_status st = lk_linear_bf16(opt.p, n, d, k, x, w, bias, gold, cost, weight, loss, d_x, d_w, d_b, d_x_f32,
+                                  d_w_f32);
+    check(entry, &call, &opt, 1, st, 0);
+    check_narrowed(entry, st, d_x, d_x_f32, elems_of(&call, d_x), "d_x");
+    check_narrowed(entry, st, d_w, d_w_f32, elems_of(&call, d_w), "d_w");
+done:
+    free_call(&call);
+    free(opt.p);
+}
+
 /* lk_vocab_dense_*: the options of dense rows, a phase (0 and 4 are invalid), n, k and a shard
  * [k_offset, k_offset + k_local) of any size. The reduced statistics a phase reads are either
  * bytes of the input (any values: the phase must refuse what phases 1 and 2 cannot produce, and
@@ -1385,7 +1444,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * same inputs and one more output), L-Softmax into the fused linear layer + loss (its
      * shapes, then a bias and costs), and chain marginals into vocabulary-parallel dense rows;
      * the seeds of the other entry points keep their call. dense_f32's bytes 28, 40 and 52 (mod
-     * 64; no older seed has them) are bfloat16 dense rows. */
+     * 64; no older seed has them) are bfloat16 dense rows, and the fused linear layer's (L-Softmax
+     * f32's with the top bit) 154, 166, 178 and 190 are the bfloat16 one. */
     int hessian = first >= 128;
     switch (entry) {
     case E_DENSE32: if (b >= 28) run_dense_bf16(&r); else run_dense(&r, F32, hessian); break;
@@ -1398,7 +1458,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case E_VITERBI64: run_decode(&r, F64, 0); break;
     case E_MARGINALS32: if (hessian) run_vocab(&r, F32); else run_decode(&r, F32, 1); break;
     case E_MARGINALS64: if (hessian) run_vocab(&r, F64); else run_decode(&r, F64, 1); break;
-    case E_LSOFTMAX32: if (hessian) run_linear(&r, F32); else run_lsoftmax(&r, F32); break;
+    case E_LSOFTMAX32:
+        if (hessian && b >= 26) run_linear_bf16(&r);
+        else if (hessian) run_linear(&r, F32);
+        else run_lsoftmax(&r, F32);
+        break;
     case E_LSOFTMAX64: if (hessian) run_linear(&r, F64); else run_lsoftmax(&r, F64); break;
     default: run_small(&r, entry); break;
     }

@@ -53,6 +53,10 @@ def hand_made():
         ("dense_bf16_small", [E["dense_f32"] + 24] + plain_opts + no_nulls + [2, 3]),
         ("dense_bf16_z_loss_softcap", [E["dense_f32"] + 36, 0xce, 3, 0, 3, 8, 32] + no_nulls + [2, 3]),
         ("dense_bf16_k_2_62", [E["dense_f32"] + 48] + plain_opts + no_nulls + [1, SIZE["2^62"]]),
+        # The bfloat16 fused linear layer (L-Softmax f32's byte + 12 with the top bit): n = 3,
+        # d = 2, k = 4, and d = 2^62.
+        ("linear_bf16_small", [0x80 | (E["lsoftmax_f32"] + 12), 0, 3, 0] + no_nulls + [3, 2, 4]),
+        ("linear_bf16_d_2_62", [0x80 | (E["lsoftmax_f32"] + 24)] + plain_opts + no_nulls + [1, SIZE["2^62"], 4]),
         # The fused linear layer: n = 3, d = 2, k = 4 (softmax-margin), and d = 2^62 (an
         # impossible size, found before anything is read).
         ("linear_f64_small", [0x80 | E["lsoftmax_f64"], 0, 3, 0] + no_nulls + [3, 2, 4]),
@@ -118,6 +122,9 @@ def main():
     for length in (12, 48, 160):
         inputs.append((f"dense_bf16_random_{length}",
                        bytes([E["dense_f32"] + 24] + [rng.randrange(256) for _ in range(length)])))
+    for length in (12, 48, 160):
+        inputs.append((f"linear_bf16_random_{length}",
+                       bytes([0x80 | (E["lsoftmax_f32"] + 12)] + [rng.randrange(256) for _ in range(length)])))
     inputs += [(name, bytes(data)) for name, data in hand_made()]
     inputs += [(f"found_{name}", bytes.fromhex(data)) for name, data in FOUND]
     for name, data in inputs:

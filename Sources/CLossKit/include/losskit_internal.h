@@ -50,6 +50,7 @@
     X(lk_lsoftmax_f64) \
     X(lk_linear_f32) \
     X(lk_linear_f64) \
+    X(lk_linear_bf16) \
     X(lk_vocab_dense_f32) \
     X(lk_vocab_dense_f64)
 

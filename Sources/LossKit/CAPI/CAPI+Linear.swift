@@ -36,3 +36,21 @@ public func lk_linear_f64(
                            weight: weight, loss: loss, dX: dX, dW: dW, dB: dB)
     }
 }
+
+@c @implementation
+public func lk_linear_bf16(
+    _ opt: UnsafePointer<lk_options>?, _ n: Int64, _ d: Int64, _ k: Int64,
+    _ x: UnsafePointer<UInt16>?, _ w: UnsafePointer<UInt16>?, _ bias: UnsafePointer<Float>?,
+    _ gold: UnsafePointer<Int32>?, _ cost: UnsafePointer<Float>?, _ weight: UnsafePointer<Float>?,
+    _ loss: UnsafeMutablePointer<Float>?, _ dX: UnsafeMutablePointer<UInt16>?,
+    _ dW: UnsafeMutablePointer<UInt16>?, _ dB: UnsafeMutablePointer<Float>?,
+    _ dXF32: UnsafeMutablePointer<Float>?, _ dWF32: UnsafeMutablePointer<Float>?
+) -> lk_status {
+    if let forward = losskit_forward_lk_linear_bf16() {
+        return forward(opt, n, d, k, x, w, bias, gold, cost, weight, loss, dX, dW, dB, dXF32, dWF32)
+    }
+    return report { () throws(Failure) in
+        try Linear.compute(opt, n: n, d: d, k: k, bfloat16: x, w: w, bias: bias, gold: gold, cost: cost,
+                           weight: weight, loss: loss, dX: dX, dW: dW, dB: dB, dXFloat: dXF32, dWFloat: dWF32)
+    }
+}

@@ -51,9 +51,10 @@ enum BFloat16 {
     }
 }
 
-/// The scores of a batch as the loss code reads them: values of T in place, or bfloat16 bits
-/// widened a row at a time into a scratch row (T = Float: lk_dense_bf16). Exactly one is set.
-struct ScoreSource<T: StorageFloat> {
+/// An input as the loss code reads it (scores, features, class weights): values of T in place,
+/// or bfloat16 bits widened a row at a time into a scratch row (T = Float: lk_dense_bf16,
+/// lk_linear_bf16). Exactly one is set.
+struct Source<T: StorageFloat> {
     let values: UnsafePointer<T>?
     let bfloat16: UnsafePointer<UInt16>?
 
@@ -65,6 +66,12 @@ struct ScoreSource<T: StorageFloat> {
     /// Whether a read needs a scratch row (`span`'s `into`).
     var isWidened: Bool { values == nil }
 
+    /// The values first ..< first + count copied (or widened) into `into`.
+    @inline(__always) func copy(_ first: Int, _ count: Int, into: UnsafeMutablePointer<T>) {
+        if let values { into.update(from: values + first, count: count); return }
+        _ = span(first, count, into: into)
+    }
+
     /// The values first ..< first + count: in place, or widened into `into` (count values).
     @inline(__always) func span(_ first: Int, _ count: Int, into: UnsafeMutablePointer<T>?) -> UnsafePointer<T> {
         if let values { return values + first }
@@ -74,9 +81,10 @@ struct ScoreSource<T: StorageFloat> {
     }
 }
 
-/// Where a batch's gradient goes: values of T in place (`values`, NULL for none), and/or bfloat16
-/// bits narrowed from them (T = Float: lk_dense_bf16's grad beside grad_f32). With bfloat16 and no
-/// float buffer, each row is computed in a scratch row (`row`'s `scratch`) and narrowed from it.
+/// Where a gradient goes: values of T in place (`values`, NULL for none), and/or bfloat16 bits
+/// narrowed from them (T = Float: lk_dense_bf16's grad beside grad_f32, lk_linear_bf16's d_x and
+/// d_w beside their float buffers). With bfloat16 and no float buffer, each row is computed in a
+/// scratch row (`row`'s `scratch`) and narrowed from it.
 struct GradientSink<T: StorageFloat> {
     let values: UnsafeMutablePointer<T>?
     let bfloat16: UnsafeMutablePointer<UInt16>?

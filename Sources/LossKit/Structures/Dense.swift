@@ -4,7 +4,7 @@ import CLossKit
 /// row (or `ignore_label`), costs per `cost_layout`. Each row is a `FlatCandidates`.
 /// `hess` (lk_dense_hessian_*) receives the diagonal of the Hessian (Hessian.swift); the checks
 /// are those of lk_dense_*, whether or not it is given. lk_dense_bf16 is lk_dense_f32 on its
-/// scores widened row by row, its gradient narrowed row by row (ScoreSource, GradientSink).
+/// scores widened row by row, its gradient narrowed row by row (Source, GradientSink).
 enum Dense {
     static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n: Int64, k: Int64,
@@ -12,7 +12,7 @@ enum Dense {
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: UnsafeMutablePointer<T>?,
         hess: UnsafeMutablePointer<T>? = nil
     ) throws(Failure) {
-        try compute(opt, n: n, k: k, scores: scores.map { ScoreSource($0) }, gold: gold, cost: cost, weight: weight,
+        try compute(opt, n: n, k: k, scores: scores.map { Source($0) }, gold: gold, cost: cost, weight: weight,
                     loss: loss, grad: GradientSink(grad), hess: hess)
     }
 
@@ -22,13 +22,13 @@ enum Dense {
         weight: UnsafePointer<Float>?, loss: UnsafeMutablePointer<Float>?, grad: UnsafeMutablePointer<UInt16>?,
         gradFloat: UnsafeMutablePointer<Float>?
     ) throws(Failure) {
-        try compute(opt, n: n, k: k, scores: scores.map { ScoreSource(bfloat16: $0) }, gold: gold, cost: cost,
+        try compute(opt, n: n, k: k, scores: scores.map { Source(bfloat16: $0) }, gold: gold, cost: cost,
                     weight: weight, loss: loss, grad: GradientSink(gradFloat, bfloat16: grad), hess: nil)
     }
 
     private static func compute<T: StorageFloat>(
         _ opt: UnsafePointer<lk_options>?, n: Int64, k: Int64,
-        scores: ScoreSource<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
+        scores: Source<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?,
         weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?, grad: GradientSink<T>,
         hess: UnsafeMutablePointer<T>?
     ) throws(Failure) {
@@ -50,7 +50,7 @@ enum Dense {
     struct Call<T: StorageFloat>: CallChecks {
         let options: Options
         let n: Int64, k: Int64
-        let scores: ScoreSource<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?
+        let scores: Source<T>?, gold: UnsafePointer<Int32>?, cost: UnsafePointer<T>?
         let weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?
 
         var examples: Int64 { n }

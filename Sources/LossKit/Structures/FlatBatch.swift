@@ -28,7 +28,7 @@ struct ListLayout: FlatLayout {
 struct FlatBatch<T: StorageFloat, Layout: FlatLayout> {
     let layout: Layout
     /// In place, or bfloat16 widened row by row (then never screened a chunk at once).
-    let scores: ScoreSource<T>
+    let scores: Source<T>
     let batch: Batch<T>
     let gold: UnsafePointer<Int32>
     /// The label that marks an example ignored (dense rows: ignore_label), or nil when none is

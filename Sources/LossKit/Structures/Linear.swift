@@ -82,6 +82,30 @@ enum Linear {
         cost: UnsafePointer<T>?, weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
         dX: UnsafeMutablePointer<T>?, dW: UnsafeMutablePointer<T>?, dB: UnsafeMutablePointer<T>?
     ) throws(Failure) {
+        try compute(opt, n: n, d: d, k: k, x: x.map { Source($0) }, w: w.map { Source($0) }, bias: bias, gold: gold,
+                    cost: cost, weight: weight, loss: loss, dX: GradientSink(dX), dW: GradientSink(dW), dB: dB)
+    }
+
+    /// lk_linear_bf16: lk_linear_f32 on x and w widened (x's rows read at once, w a class tile at
+    /// a time), d_x and d_w narrowed from their float values.
+    static func compute(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, d: Int64, k: Int64,
+        bfloat16 x: UnsafePointer<UInt16>?, w: UnsafePointer<UInt16>?, bias: UnsafePointer<Float>?,
+        gold: UnsafePointer<Int32>?, cost: UnsafePointer<Float>?, weight: UnsafePointer<Float>?,
+        loss: UnsafeMutablePointer<Float>?, dX: UnsafeMutablePointer<UInt16>?, dW: UnsafeMutablePointer<UInt16>?,
+        dB: UnsafeMutablePointer<Float>?, dXFloat: UnsafeMutablePointer<Float>?, dWFloat: UnsafeMutablePointer<Float>?
+    ) throws(Failure) {
+        try compute(opt, n: n, d: d, k: k, x: x.map { Source(bfloat16: $0) }, w: w.map { Source(bfloat16: $0) },
+                    bias: bias, gold: gold, cost: cost, weight: weight, loss: loss,
+                    dX: GradientSink(dXFloat, bfloat16: dX), dW: GradientSink(dWFloat, bfloat16: dW), dB: dB)
+    }
+
+    private static func compute<T: StorageFloat>(
+        _ opt: UnsafePointer<lk_options>?, n: Int64, d: Int64, k: Int64,
+        x: Source<T>?, w: Source<T>?, bias: UnsafePointer<T>?, gold: UnsafePointer<Int32>?,
+        cost: UnsafePointer<T>?, weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?,
+        dX: GradientSink<T>, dW: GradientSink<T>, dB: UnsafeMutablePointer<T>?
+    ) throws(Failure) {
         let options = try Options.parse(opt, for: .dense, computingIn: T.self)
         let lossKind = try Loss(options.recipe)
         let call = Call(options: options, n: n, d: d, k: k, x: x, w: w, bias: bias, gold: gold, cost: cost,
@@ -95,9 +119,10 @@ enum Linear {
         let ignore = options.ignoreLabel
         let isRead = { (i: Int) in gold[i] != ignore && !batch.hasZeroWeight(i) }
 
-        // The rows read, compacted when some are not (their x is not read: it may be anything).
+        // The rows read, compacted when some are not (their x is not read: it may be anything),
+        // and always when x is widened (bfloat16).
         let active = checked.active
-        let compact = active < n
+        let compact = active < n || x.isWidened
         let rowsOf = try Scratch<Int>(Swift.max(active, 1), "the rows that are read")
         defer { rowsOf.free() }
         let xsCopy = try Scratch<T>(compact ? active * d : 0, "the rows of x that are read")
@@ -105,10 +130,10 @@ enum Linear {
         var r = 0
         for i in 0..<n where isRead(i) {
             rowsOf[r] = i
-            if compact { (xsCopy.base + r * d).update(from: x + i * d, count: d) }
+            if compact { x.copy(i * d, d, into: xsCopy.base + r * d) }
             r += 1
         }
-        let xs = compact ? UnsafePointer(xsCopy.base) : x
+        let xs = compact ? UnsafePointer(xsCopy.base) : x.values!
         let m = active
         let tile = Swift.min(classTile, k)
         let threads = Swift.min(Parallel.available(requested: options.threads),
@@ -117,13 +142,19 @@ enum Linear {
         defer { logits.free() }
         let wt = try Scratch<T>(d * tile, "one class tile of w, transposed")
         defer { wt.free() }
+        let wTile = try Scratch<T>(w.isWidened ? d * tile : 0, "one class tile of w, widened")
+        defer { wTile.free() }
+        let dWTile = try Scratch<T>(dW.needsScratch ? d * tile : 0, "one class tile of d_w before narrowing")
+        defer { dWTile.free() }
         let packs = try Scratch<T>(threads * MatrixKernel.packSize, "the packed blocks of the products")
         defer { packs.free() }
         let terms = try Scratch<RowTerms>(Swift.max(m, 1), "each row's running terms")
         defer { terms.free() }
         terms.base.initialize(repeating: RowTerms(), count: Swift.max(m, 1))
-        let dXs = try Scratch<T>(compact && dX != nil ? m * d : 0, "the gradient of the rows of x read")
+        let dXs = try Scratch<T>(compact && dX.isWritten ? m * d : 0, "the gradient of the rows of x read")
         defer { dXs.free() }
+        let dXRow = try Scratch<T>(dX.needsScratch ? d : 0, "a row of d_x before narrowing")
+        defer { dXRow.free() }
 
         // Each thread takes one run of rows (at least rowBlock) and one run of a tile's classes:
         // a product packs its block of b once per call, so the fewer calls the better. Every
@@ -152,11 +183,14 @@ enum Linear {
                                      width: width, out: logits.base, outRow: width, rows: rows, accumulate: false,
                                      pack: packs.base + worker * MatrixKernel.packSize)
         }
-        func transposeTile(_ c0: Int, _ width: Int) {
+        /// The tile's rows of w (widened if need be) into wt, transposed; returns those rows.
+        func transposeTile(_ c0: Int, _ width: Int) -> UnsafePointer<T> {
+            let rows = w.span(c0 * d, width * d, into: wTile.base)
             for c in 0..<width {
-                let row = w + (c0 + c) * d
+                let row = rows + c * d
                 for t in 0..<d { wt[t * width + c] = row[t] }
             }
+            return rows
         }
         let zLossApart = shaping.zLoss != 0 && (lossKind.fearIsMax || costWeight != 0)
         let kk = Double(k)
@@ -165,7 +199,7 @@ enum Linear {
         var c0 = 0
         while c0 < k {
             let width = Swift.min(tile, k - c0)
-            transposeTile(c0, width)
+            _ = transposeTile(c0, width)
             Parallel.forEach(chunks: rowBlocks, threads: productThreads) { block, worker in
                 let rows = (block * rowsPerChunk)..<Swift.min(m, (block + 1) * rowsPerChunk)
                 logitsOf(rows, width: width, worker: worker)
@@ -242,7 +276,7 @@ enum Linear {
                   isIgnored: { gold[$0] == ignore }, skip: { _ in },
                   evaluate: { i, _, _, _ in values[compactRow[i]] })
 
-        guard dX != nil || dW != nil || dB != nil else { return }
+        guard dX.isWritten || dW.isWritten || dB != nil else { return }
         // The gradient's units 2^-shift: G = coefficient dloss/ds', and the products' partial sums,
         // bounded by (sum of the coefficients) (2 + 2 eps + 2 lambda max|lse|) max(|x|, |w|, 1) d,
         // stay finite; stored outputs are scaled back exactly (+-inf where they overflow).
@@ -263,11 +297,11 @@ enum Linear {
         let shift = Swift.max(0, boundTop - limit)
 
         // The second pass: G tile by tile; d_x (+)= G w_C by rows, d_w[C] = G^T x and d_b[C] by classes.
-        let dXOut = compact ? dXs.base : dX
+        let dXOut = !dX.isWritten ? nil : compact ? dXs.base : dX.values
         c0 = 0
         while c0 < k {
             let width = Swift.min(tile, k - c0)
-            transposeTile(c0, width)
+            let wRows = transposeTile(c0, width)
             let first = c0 == 0
             Parallel.forEach(chunks: rowBlocks, threads: productThreads) { block, worker in
                 let rows = (block * rowsPerChunk)..<Swift.min(m, (block + 1) * rowsPerChunk)
@@ -309,26 +343,27 @@ enum Linear {
                 }
                 if let out = dXOut {
                     MatrixKernel.combineRows(a: UnsafePointer(logits.base), aRow: width, aColumn: 1, depth: width,
-                                             b: w + c0 * d, bRow: d, width: d, out: out, outRow: d, rows: rows,
+                                             b: wRows, bRow: d, width: d, out: out, outRow: d, rows: rows,
                                              accumulate: !first, pack: packs.base + worker * MatrixKernel.packSize)
                 }
             }
-            if dW != nil || dB != nil {
+            if dW.isWritten || dB != nil {
                 let classThreads = Parallel.threads(
                     requested: options.threads, elements: Int(Swift.min(Double(m) * Double(width) * Double(d) / 8, 1e15)),
                     chunks: (width + 15) / 16)
                 let perChunk = (width + classThreads - 1) / classThreads
                 Parallel.forEach(chunks: (width + perChunk - 1) / perChunk, threads: classThreads) { chunk, worker in
                     let classes = (chunk * perChunk)..<Swift.min(width, (chunk + 1) * perChunk)
-                    if let dW {
+                    if let out = dW.row(c0 * d, scratch: dWTile.base) {
                         MatrixKernel.combineRows(a: UnsafePointer(logits.base), aRow: 1, aColumn: width, depth: m,
-                                                 b: xs, bRow: d, width: d, out: dW + c0 * d, outRow: d, rows: classes,
+                                                 b: xs, bRow: d, width: d, out: out, outRow: d, rows: classes,
                                                  accumulate: false, pack: packs.base + worker * MatrixKernel.packSize)
                         if shift > 0 {
                             for e in (classes.lowerBound * d)..<(classes.upperBound * d) {
-                                dW[c0 * d + e] = T(rounding: scalbn(dW[c0 * d + e].asDouble, shift))
+                                out[e] = T(rounding: scalbn(out[e].asDouble, shift))
                             }
                         }
+                        dW.commit(c0 * d + classes.lowerBound * d, classes.count * d, out + classes.lowerBound * d)
                     }
                     if let dB {
                         for c in classes {
@@ -341,18 +376,20 @@ enum Linear {
             }
             c0 += width
         }
-        if let dX {
+        if dX.isWritten {
             if compact {
                 for i in 0..<n {
                     let r = compactRow[i]
-                    if r < 0 { (dX + i * d).update(repeating: 0, count: d); continue }
-                    for t in 0..<d { dX[i * d + t] = T(rounding: scalbn(dXs[r * d + t].asDouble, shift)) }
+                    if r < 0 { dX.zero(i * d, d); continue }
+                    let row = dX.row(i * d, scratch: dXRow.base)!
+                    for t in 0..<d { row[t] = T(rounding: scalbn(dXs[r * d + t].asDouble, shift)) }
+                    dX.commit(i * d, d, row)
                 }
-            } else if shift > 0 {
+            } else if shift > 0, let dX = dX.values {
                 for e in 0..<(n * d) { dX[e] = T(rounding: scalbn(dX[e].asDouble, shift)) }
             }
         }
-        if m == 0 { dW?.update(repeating: 0, count: k * d); dB?.update(repeating: 0, count: k) }
+        if m == 0 { dW.zero(0, k * d); dB?.update(repeating: 0, count: k) }
     }
 }
 
@@ -362,16 +399,16 @@ extension Linear {
     struct Call<T: StorageFloat>: CallChecks {
         let options: Options
         let n: Int64, d: Int64, k: Int64
-        let x: UnsafePointer<T>?, w: UnsafePointer<T>?, bias: UnsafePointer<T>?, gold: UnsafePointer<Int32>?
+        let x: Source<T>?, w: Source<T>?, bias: UnsafePointer<T>?, gold: UnsafePointer<Int32>?
         let cost: UnsafePointer<T>?, weight: UnsafePointer<T>?, loss: UnsafeMutablePointer<T>?
-        let dW: UnsafeMutablePointer<T>?, dB: UnsafeMutablePointer<T>?
+        let dW: GradientSink<T>, dB: UnsafeMutablePointer<T>?
 
         var examples: Int64 { n }
         var layout: CostLayout { options.recipe.readsCosts ? options.costLayout : .zeroOne }
 
         func checkPointers() throws(Failure) {
-            try Validation.require(x, "x")
-            try Validation.require(w, "w")
+            try Validation.require(x?.address, "x")
+            try Validation.require(w?.address, "w")
             try Validation.require(gold, "gold")
             if layout != .zeroOne, cost == nil {
                 throw .null("cost is NULL, but this loss reads costs and opt->cost_layout is "
@@ -381,7 +418,7 @@ extension Linear {
 
         struct Shape {
             let n: Int, d: Int, k: Int
-            let x: UnsafePointer<T>, w: UnsafePointer<T>, gold: UnsafePointer<Int32>
+            let x: Source<T>, w: Source<T>, gold: UnsafePointer<Int32>
             let batch: Batch<T>
         }
 
@@ -407,7 +444,7 @@ extension Linear {
         func writeEmptyBatch() {
             Batch<T>.writeEmpty(loss, options.reduction)
             let (k, d) = (Int(Swift.max(k, 0)), Int(Swift.max(d, 0)))
-            dW?.update(repeating: 0, count: k * d)
+            dW.zero(0, k * d)
             dB?.update(repeating: 0, count: k)
         }
 
@@ -430,6 +467,9 @@ extension Linear {
             let (n, d, k, x, w, gold, batch) = (shape.n, shape.d, shape.k, shape.x, shape.w, shape.gold, shape.batch)
             let ignore = options.ignoreLabel
             var largest = 0.0
+            // A row of x or w widened (bfloat16) before it is scanned.
+            let row = try Scratch<T>(x.isWidened || w.isWidened ? d : 0, "a widened row of x or w")
+            defer { row.free() }
             func scan(_ p: UnsafePointer<T>, count: Int, _ name: (Int) -> String) throws(Failure) {
                 for j in 0..<count {
                     let v = p[j].asDouble
@@ -442,7 +482,7 @@ extension Linear {
             for i in 0..<n where gold[i] != ignore {
                 try batch.checkWeight(i)
                 if batch.hasZeroWeight(i) { continue }
-                try scan(x + i * d, count: d) { t in "x[\(i), \(t)]" }
+                try scan(x.span(i * d, d, into: row.base), count: d) { t in "x[\(i), \(t)]" }
                 active += 1
                 if layout != .zeroOne, let cost {
                     let row = layout == .perExample ? i : Int(gold[i])
@@ -454,7 +494,7 @@ extension Linear {
                     }
                 }
             }
-            for j in 0..<k { try scan(w + j * d, count: d) { t in "w[\(j), \(t)]" } }
+            for j in 0..<k { try scan(w.span(j * d, d, into: row.base), count: d) { t in "w[\(j), \(t)]" } }
             if let bias { try scan(bias, count: k) { j in "bias[\(j)]" } }
             let counted = try batch.denominator(isIgnored: { gold[$0] == ignore })
             return Checked(shape: shape, active: active, counted: counted, largestInput: largest)

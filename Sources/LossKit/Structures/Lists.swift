@@ -126,7 +126,7 @@ enum Lists {
             var complete = false
             defer { if !complete { chunkStarts.free() } }
             let chunks = Chunks(starts: chunkStarts.base, count: chunkCount, examples: batch.count)
-            let lists = FlatBatch(layout: layout, scores: ScoreSource(scores), batch: batch, gold: gold, ignoreLabel: nil,
+            let lists = FlatBatch(layout: layout, scores: Source(scores), batch: batch, gold: gold, ignoreLabel: nil,
                                   chunks: chunks,
                                   threads: Parallel.threads(requested: options.threads,
                                                             elements: layout.start(batch.count),

@@ -28,7 +28,7 @@ class LinearResult(NamedTuple):
 def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, weight=None,
            reduction="mean", cost_scale=1.0, ignore_label=-100, label_smoothing=0.0,
            hope=None, fear=None, hope_scale=None, fear_scale=None, z_loss=0.0, softcap=None,
-           threads=0, with_grad=True) -> LinearResult:
+           threads=0, with_grad=True, dtype=None, grad_dtype=None) -> LinearResult:
     """The dense loss of the logits x @ w.T + bias, and its gradients w.r.t. x, w and bias,
     computed tile by tile without the (n, k) logits (the fused "linear + cross-entropy" of large
     vocabularies): ``losskit.dense(x @ w.T + bias, gold, ...)`` for these losses:
@@ -50,6 +50,12 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
       loss, cost, cost_layout, weight, reduction, cost_scale, ignore_label, label_smoothing,
       hope, fear, hope_scale, fear_scale, z_loss, softcap, threads: as for ``losskit.dense``.
       with_grad: False skips the gradients.
+      dtype: "bfloat16" reads x and w given as raw uint16 bits as bfloat16 (lk_linear_bf16);
+        ml_dtypes.bfloat16 arrays are read so without it (both must be bfloat16 then). The
+        computation is lk_linear_f32's on the widened values: bias, cost, weight, the loss and
+        d_b are float32.
+      grad_dtype: with bfloat16 x and w, the type of d_x and d_w: None (bfloat16, the inputs'
+        own dtype, each rounded once from float32) or "float32".
 
     Returns:
       LinearResult(loss, d_x, d_w, d_b).
@@ -58,7 +64,20 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
       ValueError / LossKitError as ``losskit.dense`` (a loss outside the list above is
       LK_ERR_UNSUPPORTED; a non-finite x, w or bias, or a logit that overflows, LK_ERR_DOMAIN).
     """
-    xa, wa, dtype, n, d, k = c.features_and_weights(x, w)
+    xa0, wa0 = c.as_array(x), c.as_array(w)
+    bfloat16 = c.is_bfloat16(xa0, dtype)
+    if bfloat16 != c.is_bfloat16(wa0, dtype if bfloat16 else None):
+        raise ValueError(f"x and w must both be bfloat16 or neither, got dtypes {xa0.dtype} and {wa0.dtype}")
+    if grad_dtype is not None and (not bfloat16 or grad_dtype != "float32"):
+        raise ValueError(f'grad_dtype must be None, or "float32" with bfloat16 x and w, got {grad_dtype!r}')
+    if bfloat16:
+        if xa0.ndim != 2 or wa0.ndim != 2 or wa0.shape[1] != xa0.shape[1]:
+            raise ValueError(f"x must be (n, d) and w (k, d), got shapes {xa0.shape} and {wa0.shape}")
+        (n, d), k = xa0.shape, wa0.shape[0]
+        kind = xa0.dtype
+        xa, wa, dtype = c.bfloat16_bits(xa0, "x", (n, d)), c.bfloat16_bits(wa0, "w", (k, d)), c.F32
+    else:
+        xa, wa, dtype, n, d, k = c.features_and_weights(xa0, wa0)
     ba = None if bias is None else c.as_float(bias, dtype, "bias", (k,))
     g = c.as_labels(gold, "gold", (n,))
     layout, cost_array = c.dense_costs(cost, cost_layout, n, k, dtype)
@@ -67,6 +86,20 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
                               ignore_label=ignore_label, layout=layout, label_smoothing=label_smoothing, hope=hope,
                               fear=fear, hope_scale=hope_scale, fear_scale=fear_scale, z_loss=z_loss, softcap=softcap)
     out = np.empty(n if reduction == "none" else 1, dtype=dtype)
+    if bfloat16:
+        grads = np.dtype(np.float32) if grad_dtype == "float32" else np.dtype(np.uint16)
+        d_x = np.empty((n, d), dtype=grads) if with_grad else None
+        d_w = np.empty((k, d), dtype=grads) if with_grad else None
+        d_b = np.empty(k, dtype=dtype) if with_grad and ba is not None else None
+        wide = grads == np.float32
+        address = c.address
+        lib.lk_linear_bf16(ctypes.byref(opt), n, d, k, address(xa), address(wa), address(ba), address(g),
+                           address(cost_array), address(wt), address(out),
+                           None if wide else address(d_x), None if wide else address(d_w), address(d_b),
+                           address(d_x) if wide else None, address(d_w) if wide else None)
+        if with_grad and not wide:
+            d_x, d_w = d_x.view(kind), d_w.view(kind)
+        return LinearResult(out if reduction == "none" else out[0], d_x, d_w, d_b)
     d_x = np.empty((n, d), dtype=dtype) if with_grad else None
     d_w = np.empty((k, d), dtype=dtype) if with_grad else None
     d_b = np.empty(k, dtype=dtype) if with_grad and ba is not None else None

@@ -316,6 +316,7 @@ _PROTOTYPES = [
     ("lk_lsoftmax_f64", [_opt, _i64, _i64, _i64] + [_p] * 7, _i32),
     ("lk_linear_f32", [_opt, _i64, _i64, _i64] + [_p] * 10, _i32),
     ("lk_linear_f64", [_opt, _i64, _i64, _i64] + [_p] * 10, _i32),
+    ("lk_linear_bf16", [_opt, _i64, _i64, _i64] + [_p] * 12, _i32),
     ("lk_vocab_dense_f32", [_opt, _i32, _i64, _i64, _i64, _i64] + [_p] * 9, _i32),
     ("lk_vocab_dense_f64", [_opt, _i32, _i64, _i64, _i64, _i64] + [_p] * 9, _i32),
 ]

@@ -256,3 +256,102 @@ def test_nothing_read_allocates_nothing():
                 _common.address(out), None]
         fn(*(args + [None] if fn is lib.lk_dense_bf16 else args))
         assert out[0] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The fused linear layer + loss in bfloat16 (lk_linear_bf16)
+# ------------------------------------------------------------------------------------------------
+
+LINEAR_CONFIGS = [
+    dict(loss="log"),
+    dict(loss="log", label_smoothing=0.1, z_loss=1e-3),
+    dict(loss="softmax_margin", cost_scale=2.0),
+    dict(loss="hinge"),
+    dict(loss="perceptron"),
+    dict(loss="log", softcap=5.0),
+]
+
+
+@pytest.mark.parametrize("config", LINEAR_CONFIGS, ids=lambda c: "-".join(f"{v}" for v in c.values()))
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("ignored", [False, True])
+def test_linear_bf16_is_float32_on_the_widened_inputs(config, reduction, ignored):
+    """lk_linear_bf16 against lk_linear_f32 on x and w widened: the loss, d_b, d_x_f32 and d_w_f32
+    bit for bit, d_x and d_w ml_dtypes' rounding of those; k = 600 spans three class tiles (256)
+    and n = 70 two row blocks (64); ignored rows take the compacting path of both."""
+    rng = np.random.default_rng(len(config) * 7 + ignored)
+    n, d, k = 70, 24, 600
+    x = (rng.standard_normal((n, d)) * 0.7).astype(np.float32).astype(BF16)
+    w = (rng.standard_normal((k, d)) * 0.3).astype(np.float32).astype(BF16)
+    b = rng.standard_normal(k).astype(np.float32)
+    gold = rng.integers(0, k, n).astype(np.int32)
+    if ignored:
+        gold[::5] = -100
+    kw = dict(config, bias=b, reduction=reduction)
+    if config["loss"] == "softmax_margin":
+        kw.update(cost=rng.uniform(0, 1, (n, k)).astype(np.float32), cost_layout="per_example")
+    ref = losskit.linear(x.astype(np.float32), w.astype(np.float32), gold, **kw)
+    got = losskit.linear(x, w, gold, **kw)
+    got32 = losskit.linear(x, w, gold, grad_dtype="float32", **kw)
+    np.testing.assert_array_equal(np.asarray(got.loss).view(np.uint32), np.asarray(ref.loss).view(np.uint32))
+    for a, e in ((got32.d_x, ref.d_x), (got32.d_w, ref.d_w), (got.d_b, ref.d_b), (got32.d_b, ref.d_b)):
+        np.testing.assert_array_equal(a.view(np.uint32), e.view(np.uint32))
+    assert got.d_x.dtype == BF16 and got.d_w.dtype == BF16
+    np.testing.assert_array_equal(got.d_x.view(np.uint16), ref.d_x.astype(BF16).view(np.uint16))
+    np.testing.assert_array_equal(got.d_w.view(np.uint16), ref.d_w.astype(BF16).view(np.uint16))
+    # Raw bits with dtype="bfloat16" give the same.
+    raw = losskit.linear(x.view(np.uint16), w.view(np.uint16), gold, dtype="bfloat16", **kw)
+    np.testing.assert_array_equal(raw.d_w, got.d_w.view(np.uint16))
+
+
+def test_linear_bf16_errors_and_mixed_dtypes():
+    x = np.zeros((2, 3), dtype=BF16)
+    w = np.zeros((4, 3), dtype=BF16)
+    w[2, 1] = np.inf
+    with pytest.raises(losskit.LossKitError) as b16:
+        losskit.linear(x, w, [0, 1])
+    with pytest.raises(losskit.LossKitError) as f32:
+        losskit.linear(x.astype(np.float32), w.astype(np.float32), [0, 1])
+    assert str(b16.value) == str(f32.value) and "w[2, 1]" in str(b16.value)
+    with pytest.raises(ValueError, match="both be bfloat16"):
+        losskit.linear(x, np.zeros((4, 3), np.float32), [0, 1])
+    # Outputs untouched on error (through the C entry point itself).
+    o = _native.init_options(_native.LOSSES["log"])
+    g = np.array([0, 1], dtype=np.int32)
+    dx = np.full((2, 3), 0x1234, dtype=np.uint16)
+    dw32 = np.full((4, 3), 7.5, dtype=np.float32)
+    out = np.full(1, -7.0, dtype=np.float32)
+    with pytest.raises(losskit.LossKitError, match=r"w\[2, 1\]"):
+        lib.lk_linear_bf16(ctypes.byref(o), 2, 3, 4, _common.address(x.view(np.uint16)),
+                           _common.address(w.view(np.uint16)), None, _common.address(g), None, None,
+                           _common.address(out), _common.address(dx), None, None, None, _common.address(dw32))
+    assert out[0] == -7.0 and (dx == 0x1234).all() and (dw32 == 7.5).all()
+
+
+def test_linear_bf16_accuracy_against_float64():
+    """Measured: lk_linear_bf16 against lk_linear_f64 on the same widened x and w (W8's d, fewer
+    classes): the loss is float32's; d_x and d_w within bfloat16's 2^-8 of each entry plus
+    float32's error."""
+    rng = np.random.default_rng(23)
+    n, d, k = 128, 256, 2000
+    x = (rng.standard_normal((n, d))).astype(np.float32).astype(BF16)
+    w = (rng.standard_normal((k, d)) / 16).astype(np.float32).astype(BF16)
+    gold = rng.integers(0, k, n)
+    ref = losskit.linear(x.astype(np.float64), w.astype(np.float64), gold)
+    got = losskit.linear(x, w, gold)
+    got32 = losskit.linear(x, w, gold, grad_dtype="float32")
+    loss_error = abs(float(got.loss) - ref.loss) / ref.loss
+    assert loss_error <= 64 * 2.0 ** -24
+    worst = {}
+    for name in ("d_x", "d_w"):
+        e = getattr(ref, name)
+        g16 = getattr(got, name).astype(np.float64)
+        g32 = getattr(got32, name).astype(np.float64)
+        f32_error = np.abs(g32 - e)
+        assert (np.abs(g16 - e) <= 2.0 ** -8 * np.abs(e) + 2 * f32_error + 2.0 ** -133).all()
+        # Normwise (largest error over the largest entry): single entries of d_w are sums that
+        # cancel, where float32's own relative error is large too.
+        worst[name] = float(np.abs(g16 - e).max() / np.abs(e).max())
+        worst[name + " f32"] = float(f32_error.max() / np.abs(e).max())
+    print(f"\nlk_linear_bf16 vs float64 (n = {n}, d = {d}, k = {k}), normwise: loss {loss_error:.1e}; "
+          + ", ".join(f"{key} {v:.1e}" for key, v in worst.items()))
