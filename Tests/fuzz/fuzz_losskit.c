@@ -199,6 +199,8 @@ typedef struct {
     int inf_pair;   /* the weighted losses include +inf and -inf (a NaN total is then documented) */
     uint8_t nulls;  /* which pointers (in order of creation) are passed as NULL */
     int null_on;
+    int shifted_nulls; /* pointers by order of creation, 8 and up on bit (order + 4) % 8 (below) */
+    int created;       /* buf() calls so far, NULL or not */
     int nsizes;
     const char *size_names[4];
     int64_t sizes[4];
@@ -252,7 +254,14 @@ static int is_poison(const Buf *b, int64_t i) {
 static void *buf(Call *call, Count c, int type, int out, const char *name) {
     int idx = call->nb;
     if (call->nb >= MAX_BUFS) abort();
-    int is_null = call->null_on && ((call->nulls >> (idx % 8)) & 1);
+    /* One byte of bits for every pointer: bit idx % 8 of the idx-th pointer that is not NULL, so
+     * that with more than 8 a late pointer shares an early one's bit. An entry point whose late
+     * outputs must vary apart from its early inputs (lk_linear_bf16: d_w and d_w_f32 shared x's
+     * and gold's bits, so d_w alone needed a NULL gold) numbers its pointers by creation and
+     * shifts those from 8 on by 4; older entry points keep their mapping (and their seeds' calls). */
+    int order = call->created++;
+    int bit = !call->shifted_nulls ? idx % 8 : order >= 8 ? (order + 4) % 8 : order;
+    int is_null = call->null_on && ((call->nulls >> bit) & 1);
     if (is_null) return NULL;
     int64_t elems = c.elems;
     if (c.bad) {
@@ -1293,6 +1302,7 @@ static void run_linear_bf16(Reader *r) {
     options(r, &opt, 1);
     Call call;
     begin_call(&call, r);
+    call.shifted_nulls = 1; /* d_w, d_b, d_x_f32, d_w_f32 take cost's, weight's, loss's, d_x's bits */
     int64_t n = size_arg(r, 5), d = size_arg(r, 5), k = size_arg(r, 5);
     int64_t rows = n > 0 ? n : 0;
     int read = n > 0;

@@ -56,6 +56,9 @@ def hand_made():
         # The bfloat16 fused linear layer (L-Softmax f32's byte + 12 with the top bit): n = 3,
         # d = 2, k = 4, and d = 2^62.
         ("linear_bf16_small", [0x80 | (E["lsoftmax_f32"] + 12), 0, 3, 0] + no_nulls + [3, 2, 4]),
+        # ... with d_x and d_w_f32 NULL (null_on, bit 7: shifted, d_w_f32 shares d_x's bit), so
+        # that d_w is formed in its scratch tile and narrowed.
+        ("linear_bf16_d_w_alone", [0x80 | (E["lsoftmax_f32"] + 12), 0, 3, 0, 192, 0x80, 3, 2, 4]),
         ("linear_bf16_d_2_62", [0x80 | (E["lsoftmax_f32"] + 24)] + plain_opts + no_nulls + [1, SIZE["2^62"], 4]),
         # The fused linear layer: n = 3, d = 2, k = 4 (softmax-margin), and d = 2^62 (an
         # impossible size, found before anything is read).

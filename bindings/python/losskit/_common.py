@@ -234,14 +234,15 @@ def float_dtype(scores) -> np.dtype:
     return F64 if double else F32
 
 
-def is_bfloat16(array, dtype) -> bool:
-    """Whether scores are bfloat16: an ml_dtypes.bfloat16 array (or any 2-byte dtype of that name,
+def is_bfloat16(array, dtype, name: str = "scores") -> bool:
+    """Whether an input is bfloat16: an ml_dtypes.bfloat16 array (or any 2-byte dtype of that name,
     without importing ml_dtypes), or raw uint16 bits with dtype="bfloat16". NumPy has no bfloat16."""
     if dtype is not None:
         if dtype != "bfloat16":
             raise ValueError(f'dtype must be None or "bfloat16", got {dtype!r}')
         if array.dtype != np.uint16 and not is_bfloat16(array, None):
-            raise ValueError(f'dtype="bfloat16" takes uint16 bits or ml_dtypes.bfloat16 scores, got dtype {array.dtype}')
+            raise ValueError(f'dtype="bfloat16" takes uint16 bits or ml_dtypes.bfloat16 arrays; {name} has '
+                             f'dtype {array.dtype}')
         return True
     return array.dtype.name == "bfloat16" and array.dtype.itemsize == 2
 

@@ -65,8 +65,8 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
       LK_ERR_UNSUPPORTED; a non-finite x, w or bias, or a logit that overflows, LK_ERR_DOMAIN).
     """
     xa0, wa0 = c.as_array(x), c.as_array(w)
-    bfloat16 = c.is_bfloat16(xa0, dtype)
-    if bfloat16 != c.is_bfloat16(wa0, dtype if bfloat16 else None):
+    bfloat16 = c.is_bfloat16(xa0, dtype, "x")
+    if bfloat16 != c.is_bfloat16(wa0, dtype if bfloat16 else None, "w"):
         raise ValueError(f"x and w must both be bfloat16 or neither, got dtypes {xa0.dtype} and {wa0.dtype}")
     if grad_dtype is not None and (not bfloat16 or grad_dtype != "float32"):
         raise ValueError(f'grad_dtype must be None, or "float32" with bfloat16 x and w, got {grad_dtype!r}')
@@ -74,7 +74,6 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
         if xa0.ndim != 2 or wa0.ndim != 2 or wa0.shape[1] != xa0.shape[1]:
             raise ValueError(f"x must be (n, d) and w (k, d), got shapes {xa0.shape} and {wa0.shape}")
         (n, d), k = xa0.shape, wa0.shape[0]
-        kind = xa0.dtype
         xa, wa, dtype = c.bfloat16_bits(xa0, "x", (n, d)), c.bfloat16_bits(wa0, "w", (k, d)), c.F32
     else:
         xa, wa, dtype, n, d, k = c.features_and_weights(xa0, wa0)
@@ -98,7 +97,7 @@ def linear(x, w, gold, *, bias=None, loss="log", cost=None, cost_layout=None, we
                            None if wide else address(d_x), None if wide else address(d_w), address(d_b),
                            address(d_x) if wide else None, address(d_w) if wide else None)
         if with_grad and not wide:
-            d_x, d_w = d_x.view(kind), d_w.view(kind)
+            d_x, d_w = d_x.view(xa0.dtype), d_w.view(wa0.dtype)  # each as its input
         return LinearResult(out if reduction == "none" else out[0], d_x, d_w, d_b)
     d_x = np.empty((n, d), dtype=dtype) if with_grad else None
     d_w = np.empty((k, d), dtype=dtype) if with_grad else None

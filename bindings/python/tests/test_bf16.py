@@ -315,6 +315,12 @@ def test_linear_bf16_errors_and_mixed_dtypes():
     assert str(b16.value) == str(f32.value) and "w[2, 1]" in str(b16.value)
     with pytest.raises(ValueError, match="both be bfloat16"):
         losskit.linear(x, np.zeros((4, 3), np.float32), [0, 1])
+    with pytest.raises(ValueError, match="w has dtype float32"):
+        losskit.linear(x.view(np.uint16), np.zeros((4, 3), np.float32), [0, 1], dtype="bfloat16")
+    # Raw bits for x, ml_dtypes for w: each gradient in its input's dtype (found by review).
+    w_ok = np.ones((4, 3), dtype=BF16)
+    mixed = losskit.linear(x.view(np.uint16), w_ok, [0, 1], dtype="bfloat16")
+    assert mixed.d_x.dtype == np.uint16 and mixed.d_w.dtype == BF16
     # Outputs untouched on error (through the C entry point itself).
     o = _native.init_options(_native.LOSSES["log"])
     g = np.array([0, 1], dtype=np.int32)
