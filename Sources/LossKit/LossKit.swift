@@ -34,7 +34,10 @@
 //                   that the caller's MAX and SUM all-reduces combine, three phases)
 //   Kernels/        the vector kernels, written once over the storage type (StorageFloat: Float or
 //                   Double and its SIMD vector, exp): rows (RowKernels), tag vectors of the chains
-//                   (TagVectors), matrix products (MatrixKernels)
+//                   (TagVectors), matrix products (MatrixKernels); bfloat16 storage (BFloat16:
+//                   an input read in place or widened a row at a time, `Source`, and a gradient
+//                   written in place or narrowed from float, `GradientSink`, so that the _bf16
+//                   entry points are the float code on widened rows)
 //   Runtime/        lk_options to a validated Options (Options); the order of the checks, into
 //                   which each structure plugs its own (Validation); the value checks of flat
 //                   candidates (FlatValidation); weights, ignored examples, reductions and the
@@ -57,15 +60,17 @@
 // beyond double but its weighted loss is not, Batch.run asks the structure's `weighted` closure
 // for coefficient x (F - H), formed from halved parts.
 //
-// NUMERICS. Values are read in the input type and vector kernels compute in it; sums over
-// candidates accumulate in the input type within blocks of 32 vectors and in double across
-// blocks; sums over the batch, and every value a result is formed from (a term's shift and rest,
-// a denominator), are double. A log-sum-exp is kept as the pair (m, log1p(sum_{j != argmax}
-// exp(v_j - m))) centred on the argmax, so that the difference of two terms near zero keeps its
-// digits; p - 1 at an argmax is formed as -rest / (1 + rest). Where a sum of finite terms could
-// overflow (weights times losses, costs near the largest value), a second sum in scaled units
-// stands by. Nothing reachable from C traps: sizes are checked with overflow-reporting arithmetic,
-// byte sizes must exist, every index is validated before the computing pass.
+// NUMERICS. Values are read in the input type (bfloat16: widened to float) and vector kernels
+// compute in it; sums over candidates accumulate in the input type within blocks of 32 vectors
+// and in double across blocks; sums over the batch, and every value a result is formed from (a
+// term's shift and rest, a denominator), are double. A log-sum-exp is kept as the pair (m,
+// log1p(sum_{j != argmax} exp(v_j - m))) centred on the argmax, so that the difference of two
+// terms near zero keeps its digits; p - 1 at an argmax is formed as -rest / (1 + rest). Where a
+// sum of finite terms could overflow (weights times losses, costs near the largest value), a
+// second sum in scaled units stands by; where a gradient entry's terms overflow the type
+// (softcap, z-loss: Shaping.finish), the loss is rerun in double with a power-of-two
+// coefficient. Nothing reachable from C traps: sizes are checked with overflow-reporting
+// arithmetic, byte sizes must exist, every index is validated before the computing pass.
 //
 // DUPLICATION ON PURPOSE. The kernels exist once per CPU level (the same source compiled three
 // times) and are generic over Float / Double, except the vector exp, written per type (its
