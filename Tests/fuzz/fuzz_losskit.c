@@ -815,7 +815,11 @@ static void check_finite_example(int entry, const lk_options *o, int type, int64
             if (s[j] != -INFINITY) mean += s[j] / unmasked;
         value = weight * (logl(total) - s[g] + (long double)o->label_smoothing * (s[g] - mean));
     } else {
-        value = weight * (term_value(fear, 1, alpha, s, c, m, g, oracle) - term_value(hope, -1, alpha, s, c, m, g, oracle));
+        long double f = term_value(fear, 1, alpha, s, c, m, g, oracle), h = term_value(hope, -1, alpha, s, c, m, g, oracle);
+        /* Terms that cancel beyond long double's 64 bits (scores plus costs near FLT_MAX, whose
+         * difference is a few units): the model cannot tell the loss, so it says nothing. */
+        if (fabsl(f - h) < fmaxl(fabsl(f), fabsl(h)) * 0x1p-56L) goto done;
+        value = weight * (f - h);
     }
     long double largest = type == F32 ? FLT_MAX : DBL_MAX;
     if (isfinite(value) && fabsl(value) < largest * (1 - 0x1p-20L)) {

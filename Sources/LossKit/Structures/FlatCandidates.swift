@@ -509,12 +509,19 @@ extension FlatCandidates {
         return sums
     }
 
-    /// The mean of the unmasked scores summed as parts s[y] / K (finite: each part is), for a
-    /// sum of the scores that overflows; a scalar pass, taken only then.
+    /// The mean of the unmasked scores summed as parts s[y] / K, for a sum of the scores that
+    /// overflows; a scalar pass, taken only then. Kept within the lowest and highest score, where
+    /// the mean is: the parts' roundings alone took K scores of DBL_MAX past DBL_MAX (+inf, and a
+    /// loss of -inf where it is log K; found by fuzzing).
     func meanOfUnmaskedScores(_ k: Double) -> Double {
-        var mean = 0.0
-        for y in 0..<count where scores[y] != -.infinity { mean += scores[y].asDouble / k }
-        return mean
+        var mean = 0.0, lowest = Double.infinity, highest = -Double.infinity
+        for y in 0..<count where scores[y] != -.infinity {
+            let v = scores[y].asDouble
+            mean += v / k
+            lowest = Swift.min(lowest, v)
+            highest = Swift.max(highest, v)
+        }
+        return Swift.min(Swift.max(mean, lowest), highest)
     }
 
     /// SETS the gold's gradient to `value`.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 from pathlib import Path
 
 import mpmath
@@ -970,3 +971,16 @@ def test_shaped_rerun_keeps_masked_classes(dtype, loss, scores, options, weight)
         z = weight * 2 * mpmath.mpf(options["z_loss"])
         # The sum cancels: u times the terms' magnitudes.
         assert abs(float(r.grad[0, 0]) - float(square + z)) <= 8 * U[dtype] * float(abs(square) + abs(z))
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_label_smoothing_on_rows_of_dbl_max(k):
+    """Found by fuzzing (fuzzrun18): a row of k scores DBL_MAX under label smoothing. The sum of
+    the scores overflows, and the mean summed in parts DBL_MAX / k rounded past DBL_MAX (+inf),
+    so the loss was -inf. Closed form: lse - s[g] + eps (s[g] - mean) = log k."""
+    big = float(np.finfo(np.float64).max)
+    s = np.full((1, k), big)
+    r = losskit.dense(s, [k - 1], loss="log", label_smoothing=1e-8, weight=np.array([2.25]), reduction="none")
+    expected = 2.25 * math.log(k)
+    assert abs(r.loss[0] - expected) <= 8 * U[np.float64] * expected
+    assert np.isfinite(r.grad).all()
