@@ -156,7 +156,10 @@ enum Recipe: Equatable {
             // The sum of the scores (or what is formed from it) beyond the double range, where
             // the mean and the loss need not be: the mean summed in parts s[y] / K, the loss in eighths.
             let mean = x.meanOfUnmaskedScores(k)
-            let eighths = log / 8 + epsilon * (goldScore / 8 - mean / 8)
+            // lse - s[g] itself may be beyond double where the loss is not (DBL_MAX against a
+            // gold of -1e300, which the smoothing term pulls back; found by fuzzing): in eighths too.
+            let logEighth = log.isFinite ? log / 8 : x.weightedFearMinusHope(fear: .logSumExp(0), hope: .gold, weight: 0.125)
+            let eighths = logEighth + epsilon * (goldScore / 8 - mean / 8)
             return eighths.isFinite ? 8 * eighths : value
         case .squared(let kappa, let target):
             let k = Double(x.unmaskedCount)

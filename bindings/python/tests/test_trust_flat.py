@@ -984,3 +984,19 @@ def test_label_smoothing_on_rows_of_dbl_max(k):
     expected = 2.25 * math.log(k)
     assert abs(r.loss[0] - expected) <= 8 * U[np.float64] * expected
     assert np.isfinite(r.grad).all()
+
+
+def test_label_smoothing_pulls_an_overflowing_log_loss_back():
+    """Found by fuzzing (fuzzrun18): lse(s) - s[g] beyond DBL_MAX (a score of DBL_MAX, a gold of
+    -1e300) while eps (s[g] - mean) brings the loss back below it: +inf was returned. mpmath."""
+    big = float(np.finfo(np.float64).max)
+    s = np.array([[big, -1e300, -1e300, -1e300, -1e300, -1e300]])
+    eps = 0.9375
+    r = losskit.dense(s, [2], loss="log", label_smoothing=eps, reduction="none")
+    with mpmath.workdps(60):
+        v = [mpmath.mpf(float(t)) for t in s[0]]
+        top = max(v)
+        lse = top + mpmath.log(sum(mpmath.exp(t - top) for t in v))
+        exact_loss = lse - v[2] + eps * (v[2] - sum(v) / len(v))
+    assert float(exact_loss) < big
+    assert abs(r.loss[0] - float(exact_loss)) <= 8 * U[np.float64] * big
